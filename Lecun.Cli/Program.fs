@@ -1,0 +1,57 @@
+module Lecun.Cli.Program
+
+open System
+open Argu
+open Lecun.Cli.Output
+
+type CountParamsArgs =
+    | Json
+
+    interface IArgParserTemplate with
+        member a.Usage =
+            match a with
+            | Json -> "print the table as JSON."
+
+[<HelpFlags("--help", "-h")>]
+type CliArgs =
+    | [<CliPrefix(CliPrefix.None)>] Count_Params of ParseResults<CountParamsArgs>
+    | [<Inherit>] Verbose
+
+    interface IArgParserTemplate with
+        member a.Usage =
+            match a with
+            | Count_Params _ -> "per-layer units, connections, parameters and MACs of the 1989 network."
+            | Verbose -> "show stack traces on errors."
+
+let private dispatch (args: ParseResults<CliArgs>) =
+    match args.GetSubCommand() with
+    | Count_Params a -> CountParams.run (a.Contains CountParamsArgs.Json)
+    | Verbose -> fail "no command given (try --help)"
+
+/// Runs one command line and returns the exit code: 0 done, 1 the work failed, 2 bad usage.
+let run (argv: string array) =
+    let verbose = argv |> Array.contains "--verbose"
+    let parser = ArgumentParser.Create<CliArgs>(programName = "lecun")
+    try
+        try
+            let parsed = parser.ParseCommandLine(argv, raiseOnUsage = true)
+            dispatch parsed
+        with
+        | :? ArguParseException as e when e.ErrorCode = ErrorCode.HelpText ->
+            printfn "%s" e.Message
+            0
+        | UserError message ->
+            eprintfn "error: %s" message
+            1
+        | :? ArguParseException as e ->
+            eprintfn "%s" e.Message
+            2
+        | e ->
+            eprintfn "error: %s" e.Message
+            if verbose then eprintfn "%O" e
+            1
+    finally
+        Console.Out.Flush()
+
+[<EntryPoint>]
+let main argv = run argv
