@@ -1,0 +1,267 @@
+/// The forward and backward passes: each layer a `*Forward`/`*Backward` pair over the flat parameter
+/// buffer, with explicit shapes. Locally-connected layers are im2col + GEMM, dense layers GEMV/GEMM.
+namespace Lecun.Model
+
+open System
+open Lecun.Native.Backends
+open Lecun.Native.Kernels
+
+/// The squashing function of hidden or output units.
+type Activation =
+    | Tanh
+    /// 1.7159 tanh(2a/3), as LeCun's later papers use.
+    | ScaledTanh
+    | Relu
+    /// No squashing (the linear outputs of softmax cross-entropy).
+    | Identity
+
+/// A run of input planes that a group of output planes reads consecutively: one GEMM each way.
+type PlaneRun =
+    { /// First row of the run in the im2col matrix (input plane * k * k).
+      ColRow: int
+      /// First column of the run in a plane's [reads * k * k] weight row.
+      WeightColumn: int
+      /// Rows (= weight columns) in the run.
+      Length: int }
+
+/// Consecutive output planes with the same connection-table row: they share their GEMMs.
+type PlaneGroup = { FirstPlane: int; Planes: int; Runs: PlaneRun list }
+
+type LayerPlan =
+    { Geometry: LayerGeometry
+      /// Plane groups of a locally-connected layer (empty for dense layers).
+      Groups: PlaneGroup list
+      Activation: Activation }
+
+/// The network as the engine runs it: a layout plus the activation of each layer.
+type Network =
+    { Layout: NetLayout
+      Plans: LayerPlan array }
+
+module Network =
+    let private groupsOf (l: LocalSpec) =
+        let kk = l.Kernel * l.Kernel
+        let runsOf (row: int list) =
+            // Split the row into maximal runs of consecutive planes: [0..7] is one run, [0..3; 8..11] two.
+            row
+            |> List.indexed
+            |> List.fold (fun runs (j, c) ->
+                match runs with
+                | (j0, c0, len) :: rest when c0 + len = c -> (j0, c0, len + 1) :: rest
+                | _ -> (j, c, 1) :: runs) []
+            |> List.rev
+            |> List.map (fun (j, c, len) -> { ColRow = c * kk; WeightColumn = j * kk; Length = len * kk })
+        l.Table
+        |> List.indexed
+        |> List.fold (fun groups (p, row) ->
+            match groups with
+            | (first, count, r) :: rest when r = row -> (first, count + 1, r) :: rest
+            | _ -> (p, 1, row) :: groups) []
+        |> List.rev
+        |> List.map (fun (first, count, row) -> { FirstPlane = first; Planes = count; Runs = runsOf row })
+
+    /// Builds the engine's view of a layout: `hidden` on every hidden layer, `output` on the last.
+    let create (layout: NetLayout) (hidden: Activation) (output: Activation) =
+        let last = List.length layout.Layers - 1
+        { Layout = layout
+          Plans =
+            layout.Layers
+            |> List.mapi (fun i g ->
+                { Geometry = g
+                  Groups = (match g.Spec with Local l -> groupsOf l | Dense _ -> [])
+                  Activation = if i = last then output else hidden })
+            |> Array.ofList }
+
+    /// The 1989 network: tanh everywhere, the outputs included.
+    let lecun1989 = create Layout.lecun1989 Tanh Tanh
+
+/// Buffers for a forward pass of up to `Capacity` examples and a backward pass of one example.
+/// Allocated once; the passes themselves allocate nothing.
+type Workspace =
+    { Capacity: int
+      /// Each layer's outputs, [Capacity, units].
+      Outputs: float32 array array
+      /// Each locally-connected layer's im2col matrix, [inPlanes * k * k, Capacity * outPositions].
+      Cols: float32 array array
+      /// GEMM results of a batched locally-connected layer, [planes, Capacity * positions], before
+      /// they are transposed to example-major order.
+      Staging: float32 array array
+      /// Gradient of the loss with respect to each layer's pre-activation, one example.
+      DeltaPre: float32 array array
+      /// Gradient with respect to each layer's input, one example.
+      DeltaIn: float32 array array
+      /// Gradient with respect to each locally-connected layer's im2col matrix, one example.
+      DeltaCols: float32 array array }
+
+module Workspace =
+    let create (net: Network) (capacity: int) =
+        let plans = net.Plans
+        let colsSize (p: LayerPlan) count =
+            match p.Geometry.Spec, p.Geometry.InShape, p.Geometry.OutShape with
+            | Local l, [ inPlanes; _; _ ], [ _; oh; ow ] -> inPlanes * l.Kernel * l.Kernel * count * oh * ow
+            | _ -> 0
+        { Capacity = capacity
+          Outputs = plans |> Array.map (fun p -> Array.zeroCreate (capacity * p.Geometry.Units))
+          Cols = plans |> Array.map (fun p -> Array.zeroCreate (colsSize p capacity))
+          Staging =
+            plans
+            |> Array.map (fun p ->
+                match p.Geometry.Spec with
+                | Local _ when capacity > 1 -> Array.zeroCreate (capacity * p.Geometry.Units)
+                | _ -> Array.empty)
+          DeltaPre = plans |> Array.map (fun p -> Array.zeroCreate p.Geometry.Units)
+          DeltaIn = plans |> Array.map (fun p -> Array.zeroCreate p.Geometry.InUnits)
+          DeltaCols = plans |> Array.map (fun p -> Array.zeroCreate (colsSize p 1)) }
+
+module Layers =
+    let inline private ro (a: float32 array) (offset: int) (length: int) = ReadOnlySpan<float32>(a, offset, length)
+    let inline private rw (a: float32 array) (offset: int) (length: int) = Span<float32>(a, offset, length)
+
+    let private localDims (g: LayerGeometry) =
+        match g.Spec, g.InShape, g.OutShape with
+        | Local l, [ inPlanes; ih; iw ], [ planes; oh; ow ] -> struct (l, inPlanes, ih, iw, planes, oh * ow)
+        | _ -> invalidArg "g" $"{g.Name} is not a locally-connected layer"
+
+    /// y = act(a) in place over `count` examples of a layer's output buffer.
+    let activationForward (backend: IBackend) (act: Activation) (y: float32 array) (length: int) =
+        match act with
+        | Tanh -> backend.Tanh(ro y 0 length, rw y 0 length)
+        | ScaledTanh ->
+            let s = rw y 0 length
+            Numerics.Tensors.TensorPrimitives.Multiply(s, Elementwise.ScaledTanhS, s)
+            backend.Tanh(s, s)
+            Numerics.Tensors.TensorPrimitives.Multiply(s, Elementwise.ScaledTanhA, s)
+        | Relu -> Elementwise.ReluForward(ro y 0 length, rw y 0 length)
+        | Identity -> ()
+
+    /// dPre = act'(pre) * dY, written through the unit's output y.
+    let activationBackward (act: Activation) (y: float32 array) (dy: float32 array) (dPre: float32 array) (units: int) =
+        match act with
+        | Tanh -> Elementwise.TanhBackward(ro y 0 units, ro dy 0 units, rw dPre 0 units)
+        | ScaledTanh ->
+            // y = A tanh(S a)  =>  dy/da = S (A - y^2 / A)
+            let a, s = Elementwise.ScaledTanhA, Elementwise.ScaledTanhS
+            for i in 0 .. units - 1 do
+                dPre.[i] <- s * (a - y.[i] * y.[i] / a) * dy.[i]
+        | Relu -> Elementwise.ReluBackward(ro y 0 units, ro dy 0 units, rw dPre 0 units)
+        | Identity -> Array.blit dy 0 dPre 0 units
+
+    /// Locally-connected forward for `count` examples: x [count, inPlanes, ih, iw] -> out [count, planes, oh, ow].
+    let localForward (backend: IBackend) (g: LayerGeometry) (groups: PlaneGroup list) (parameters: float32 array)
+                     (x: float32 array) (xOffset: int) (count: int) (cols: float32 array) (staging: float32 array) (out: float32 array) =
+        let struct (l, inPlanes, ih, iw, planes, n) = localDims g
+        let inSize = inPlanes * ih * iw
+        let ld = count * n
+        for b in 0 .. count - 1 do
+            Im2Col.Forward(ro x (xOffset + b * inSize) inSize, inPlanes, ih, iw, l.Kernel, l.Stride, l.Padding, l.PadValue, cols, b * n, ld)
+        // One example's GEMM lands in place; a batch's lands plane-major and is transposed after.
+        let target = if count = 1 then out else staging
+        let fanIn = g.FanIn
+        for grp in groups do
+            let mutable beta = 0.0f
+            for run in grp.Runs do
+                backend.Gemm(false, false, grp.Planes, ld, run.Length, 1.0f,
+                             ro parameters (g.Weight.Offset + grp.FirstPlane * fanIn + run.WeightColumn) (grp.Planes * fanIn - run.WeightColumn),
+                             fanIn, ro cols (run.ColRow * ld) (run.Length * ld), ld,
+                             beta, rw target (grp.FirstPlane * ld) (grp.Planes * ld), ld)
+                beta <- 1.0f
+        if count > 1 then
+            for p in 0 .. planes - 1 do
+                for b in 0 .. count - 1 do
+                    Array.blit staging (p * ld + b * n) out ((b * planes + p) * n) n
+        let units = g.Units
+        for b in 0 .. count - 1 do
+            let o = rw out (b * units) units
+            Numerics.Tensors.TensorPrimitives.Add(o, ro parameters g.Bias.Offset units, o)
+
+    /// Dense forward for `count` examples: x [count, in] -> out [count, units] = x @ W + b.
+    let denseForward (backend: IBackend) (g: LayerGeometry) (parameters: float32 array)
+                     (x: float32 array) (xOffset: int) (count: int) (out: float32 array) =
+        let fanIn, units = g.FanIn, g.Units
+        let w = ro parameters g.Weight.Offset g.Weight.Length
+        if count = 1 then backend.Gemv(true, fanIn, units, 1.0f, w, units, ro x xOffset fanIn, 0.0f, rw out 0 units)
+        else backend.Gemm(false, false, count, units, fanIn, 1.0f, ro x xOffset (count * fanIn), fanIn, w, units, 0.0f, rw out 0 (count * units), units)
+        for b in 0 .. count - 1 do
+            let o = rw out (b * units) units
+            Numerics.Tensors.TensorPrimitives.Add(o, ro parameters g.Bias.Offset units, o)
+
+    /// Locally-connected backward of one example. Weight and bias gradients are written into `grad`
+    /// (added when `accumulate`); the gradient with respect to the input goes to dIn when `needInput`.
+    let localBackward (backend: IBackend) (g: LayerGeometry) (groups: PlaneGroup list) (parameters: float32 array)
+                      (cols: float32 array) (dPre: float32 array) (grad: float32 array) (accumulate: bool)
+                      (needInput: bool) (dCols: float32 array) (dIn: float32 array) =
+        let struct (l, inPlanes, ih, iw, _, n) = localDims g
+        let fanIn = g.FanIn
+        let beta = if accumulate then 1.0f else 0.0f
+        let units = g.Units
+        let gb = rw grad g.Bias.Offset units
+        if accumulate then Numerics.Tensors.TensorPrimitives.Add(gb, ReadOnlySpan dPre, gb)
+        else Array.blit dPre 0 grad g.Bias.Offset units
+        for grp in groups do
+            for run in grp.Runs do
+                // dW[group planes, run columns] = dPre[group planes, positions] @ cols[run rows, positions]^T
+                backend.Gemm(false, true, grp.Planes, run.Length, n, 1.0f,
+                             ro dPre (grp.FirstPlane * n) (grp.Planes * n), n, ro cols (run.ColRow * n) (run.Length * n), n,
+                             beta, rw grad (g.Weight.Offset + grp.FirstPlane * fanIn + run.WeightColumn) (grp.Planes * fanIn - run.WeightColumn), fanIn)
+        if needInput then
+            Array.Clear dCols
+            for grp in groups do
+                for run in grp.Runs do
+                    // dCols[run rows, positions] += W[group planes, run columns]^T @ dPre[group planes, positions]
+                    backend.Gemm(true, false, run.Length, n, grp.Planes, 1.0f,
+                                 ro parameters (g.Weight.Offset + grp.FirstPlane * fanIn + run.WeightColumn) (grp.Planes * fanIn - run.WeightColumn), fanIn,
+                                 ro dPre (grp.FirstPlane * n) (grp.Planes * n), n, 1.0f, rw dCols (run.ColRow * n) (run.Length * n), n)
+            Im2Col.Backward(ReadOnlySpan dCols, inPlanes, ih, iw, l.Kernel, l.Stride, l.Padding, Span dIn)
+
+    /// Dense backward of one example: dW = x^T dPre, db = dPre, dIn = W dPre.
+    let denseBackward (backend: IBackend) (g: LayerGeometry) (parameters: float32 array) (x: float32 array) (xOffset: int)
+                      (dPre: float32 array) (grad: float32 array) (accumulate: bool) (needInput: bool) (dIn: float32 array) =
+        let fanIn, units = g.FanIn, g.Units
+        let beta = if accumulate then 1.0f else 0.0f
+        backend.Gemm(false, false, fanIn, units, 1, 1.0f, ro x xOffset fanIn, 1, ReadOnlySpan dPre, units,
+                     beta, rw grad g.Weight.Offset g.Weight.Length, units)
+        let gb = rw grad g.Bias.Offset units
+        if accumulate then Numerics.Tensors.TensorPrimitives.Add(gb, ReadOnlySpan dPre, gb)
+        else Array.blit dPre 0 grad g.Bias.Offset units
+        if needInput then
+            backend.Gemv(false, fanIn, units, 1.0f, ro parameters g.Weight.Offset g.Weight.Length, units, ReadOnlySpan dPre, 0.0f, Span dIn)
+
+module Forward =
+    /// Runs `count` examples (images at x[xOffset..], input-sized each) through the network; the last
+    /// layer's outputs are ws.Outputs[last], [count, outputs].
+    let run (backend: IBackend) (net: Network) (parameters: float32 array) (ws: Workspace) (x: float32 array) (xOffset: int) (count: int) =
+        if count > ws.Capacity then invalidArg "count" $"{count} examples exceed the workspace capacity {ws.Capacity}"
+        let mutable input, inputOffset = x, xOffset
+        for i in 0 .. net.Plans.Length - 1 do
+            let plan = net.Plans.[i]
+            let g = plan.Geometry
+            let out = ws.Outputs.[i]
+            match g.Spec with
+            | Local _ -> Layers.localForward backend g plan.Groups parameters input inputOffset count ws.Cols.[i] ws.Staging.[i] out
+            | Dense _ -> Layers.denseForward backend g parameters input inputOffset count out
+            Layers.activationForward backend plan.Activation out (count * g.Units)
+            input <- out
+            inputOffset <- 0
+
+    /// The output layer's values of the last forward pass.
+    let outputs (net: Network) (ws: Workspace) = ws.Outputs.[net.Plans.Length - 1]
+
+module Backward =
+    /// Back-propagates dOut (the loss gradient with respect to the network's outputs) for the one example
+    /// of the last forward pass (run with count = 1 on the same workspace) into `grad`.
+    let run (backend: IBackend) (net: Network) (parameters: float32 array) (ws: Workspace)
+            (x: float32 array) (xOffset: int) (dOut: float32 array) (grad: float32 array) (accumulate: bool) =
+        let last = net.Plans.Length - 1
+        let mutable dY = dOut
+        for i in last .. -1 .. 0 do
+            let plan = net.Plans.[i]
+            let g = plan.Geometry
+            let dPre = ws.DeltaPre.[i]
+            Layers.activationBackward plan.Activation ws.Outputs.[i] dY dPre g.Units
+            let input = if i = 0 then x else ws.Outputs.[i - 1]
+            let inputOffset = if i = 0 then xOffset else 0
+            let needInput = i > 0
+            match g.Spec with
+            | Local _ -> Layers.localBackward backend g plan.Groups parameters ws.Cols.[i] dPre grad accumulate needInput ws.DeltaCols.[i] ws.DeltaIn.[i]
+            | Dense _ -> Layers.denseBackward backend g parameters input inputOffset dPre grad accumulate needInput ws.DeltaIn.[i]
+            dY <- ws.DeltaIn.[i]

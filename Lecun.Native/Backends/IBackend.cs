@@ -1,0 +1,41 @@
+namespace Lecun.Native.Backends;
+
+/// <summary>
+/// The few dense operations the layers need, row-major, in the spirit of CBLAS.
+/// One implementation per provider (MKL, managed), chosen once at start-up.
+/// A beta of 0 means the output is overwritten and never read (so it may hold garbage).
+/// </summary>
+public interface IBackend
+{
+    string Name { get; }
+
+    /// <summary>C[m,n] = alpha * op(A)[m,k] * op(B)[k,n] + beta * C[m,n].</summary>
+    void Gemm(bool transA, bool transB, int m, int n, int k, float alpha,
+        ReadOnlySpan<float> a, int lda, ReadOnlySpan<float> b, int ldb, float beta, Span<float> c, int ldc);
+
+    /// <summary>y[m or n] = alpha * op(A) * x + beta * y, with A stored [m,n].</summary>
+    void Gemv(bool transA, int m, int n, float alpha, ReadOnlySpan<float> a, int lda,
+        ReadOnlySpan<float> x, float beta, Span<float> y);
+
+    /// <summary>y = tanh(x) elementwise (x and y may be the same span).</summary>
+    void Tanh(ReadOnlySpan<float> x, Span<float> y);
+}
+
+/// <summary>Argument checks shared by the providers: a wrong size is a bug, caught before native code runs.</summary>
+internal static class Check
+{
+    public static void Matrix(string name, int length, bool trans, int rows, int cols, int ld)
+    {
+        // op(X) is rows x cols; stored row-major it is rows x cols (no trans) or cols x rows (trans).
+        int storedRows = trans ? cols : rows, storedCols = trans ? rows : cols;
+        if (storedRows == 0 || storedCols == 0) return;
+        if (ld < storedCols) throw new ArgumentException($"{name}: leading dimension {ld} < {storedCols} columns");
+        long needed = (long)(storedRows - 1) * ld + storedCols;
+        if (length < needed) throw new ArgumentException($"{name}: span of {length} floats, needs {needed}");
+    }
+
+    public static void Vector(string name, int length, int needed)
+    {
+        if (length < needed) throw new ArgumentException($"{name}: span of {length} floats, needs {needed}");
+    }
+}

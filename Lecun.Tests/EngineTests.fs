@@ -1,0 +1,211 @@
+module Lecun.Tests.EngineTests
+
+open System
+open Expecto
+open FsCheck
+open FsCheck.FSharp
+open Lecun.Native.Backends
+open Lecun.Native.Kernels
+open Lecun.Model
+
+let private requireMkl = Environment.GetEnvironmentVariable "LECUN_REQUIRE_MKL" = "1"
+
+/// Every backend this machine has, by name; MKL's absence is reported by the "MKL loads" test.
+let backends () =
+    [ yield Backend.Managed
+      if not (isNull Backend.Mkl) then yield Backend.Mkl ]
+
+let randomImage (rng: Rng) = Array.init 256 (fun _ -> rng.NextFloat32() * 2.0f - 1.0f)
+
+let private toDouble (a: float32 array) = Array.map float a
+
+/// |a - b| <= tol * max(|b|, scale): relative, with the group's largest magnitude as the floor so that
+/// entries that are nearly zero by cancellation are judged against the size of their neighbours.
+let expectClose (tol: float) (actual: float array) (expected: float array) (what: string) =
+    let scale = expected |> Array.map abs |> Array.max |> max 1e-12
+    let worst =
+        Array.map2 (fun a b -> abs (a - b) / max (abs b) scale) actual expected |> Array.max
+    Expect.isLessThanOrEqual worst tol $"{what}: worst relative error {worst:E2}"
+
+let private layerValues (net: Network) (ws: Workspace) (i: int) =
+    ws.Outputs.[i].[0 .. net.Plans.[i].Geometry.Units - 1] |> toDouble
+
+let private referenceLayer (net: Network) (e: Reference.Evaluation) (i: int) =
+    let start = net.Layout.InputSize + (net.Plans.[0 .. i - 1] |> Array.sumBy (fun p -> p.Geometry.Units))
+    e.Values.[start .. start + net.Plans.[i].Geometry.Units - 1]
+
+/// Engine gradient of one example (forward at count 1, loss gradient, backward).
+let engineGradient (backend: IBackend) (net: Network) (loss: Loss) (p: float32 array) (x: float32 array) (label: int) =
+    let ws = Workspace.create net 1
+    let grad = Array.zeroCreate<float32> p.Length
+    let dOut = Array.zeroCreate<float32> net.Layout.OutputSize
+    Forward.run backend net p ws x 0 1
+    Loss.gradient loss (Forward.outputs net ws) 0 net.Layout.OutputSize label dOut
+    Backward.run backend net p ws x 0 dOut grad false
+    grad
+
+let private variants =
+    [ "tanh / mse (the paper)", Network.lecun1989, Mse
+      "scaled tanh / mse-half", Network.create Layout.lecun1989 ScaledTanh ScaledTanh, MseHalf
+      "relu / linear softmax cross-entropy", Network.create Layout.lecun1989 Relu Identity, SoftmaxCrossEntropy ]
+
+let private graph = ConnectionGraph.build Layout.lecun1989
+
+/// Parameters with small random biases too, so every bias gradient path is exercised.
+let private randomParameters seed =
+    let p = Init.lecun1989 Layout.lecun1989 seed
+    let rng = Rng(uint64 seed + 99UL)
+    p |> Array.map (fun v -> if v = 0.0f then (rng.NextFloat32() - 0.5f) * 0.2f else v)
+
+[<Tests>]
+let tests =
+    testList "engine" [
+        test "MKL loads when required" {
+            match Backend.MklUnavailableReason with
+            | null -> Expect.isNotNull Backend.Mkl "MKL backend"
+            | reason when requireMkl -> failtestf "LECUN_REQUIRE_MKL=1 but %s" reason
+            | reason -> skiptestf "MKL not available (%s); set LECUN_REQUIRE_MKL=1 to make this a failure" reason
+        }
+
+        testList "every backend agrees with the scalar reference" [
+            for name, net, loss in variants do
+                testPropertyWithConfig { FsCheckConfig.defaultConfig with maxTest = 6 } name <| fun (seed: uint16) (label: byte) ->
+                    let label = int label % 10
+                    let p = randomParameters (int seed)
+                    let x = randomImage (Rng(uint64 seed))
+                    let reference = Reference.forward net graph (toDouble p) (toDouble x)
+                    let refGrad = Reference.gradient loss net graph (toDouble p) (toDouble x) label
+                    for backend in backends () do
+                        let ws = Workspace.create net 1
+                        Forward.run backend net p ws x 0 1
+                        for i in 0 .. net.Plans.Length - 1 do
+                            expectClose 1e-5 (layerValues net ws i) (referenceLayer net reference i) $"{backend.Name} {net.Plans.[i].Geometry.Name} outputs"
+                        let grad = engineGradient backend net loss p x label
+                        for v in net.Layout.Views do
+                            let slice (a: 'a array) = a.[v.Offset .. v.Offset + v.Length - 1]
+                            expectClose 1e-5 (slice grad |> toDouble) (slice refGrad) $"{backend.Name} d{v.Name}"
+        ]
+
+        testList "gradients equal central finite differences in float64" [
+            for name, net, loss in variants do
+                testPropertyWithConfig { FsCheckConfig.defaultConfig with maxTest = 3 } name <| fun (seed: uint16) ->
+                    let label = int seed % 10
+                    let p = randomParameters (int seed)
+                    let x = randomImage (Rng(uint64 seed + 7UL))
+                    let grad = engineGradient Backend.Managed net loss p x label |> toDouble
+                    let pd = toDouble p
+                    let lossAt (q: float array) = Reference.lossExact loss (Reference.outputs net (Reference.forward net graph q (toDouble x))) label
+                    let rng = Rng(uint64 seed)
+                    for v in net.Layout.Views do
+                        // 12 parameters of every tensor, drawn at random.
+                        let picks = Array.init 12 (fun _ -> v.Offset + rng.NextInt v.Length)
+                        let h = 1e-6
+                        let fd =
+                            picks |> Array.map (fun i ->
+                                let q = Array.copy pd
+                                q.[i] <- pd.[i] + h
+                                let up = lossAt q
+                                q.[i] <- pd.[i] - h
+                                (up - lossAt q) / (2.0 * h))
+                        let ours = picks |> Array.map (fun i -> grad.[i])
+                        // The reference gradient sets the scale, so a tensor whose sampled entries all
+                        // vanish is not judged on rounding noise alone.
+                        let scale = v.Offset + v.Length - 1 |> fun e -> grad.[v.Offset .. e] |> Array.map abs |> Array.max
+                        let worst = Array.map2 (fun a b -> abs (a - b) / max (abs b) (max scale 1e-9)) ours fd |> Array.max
+                        Expect.isLessThanOrEqual worst 1e-4 $"{v.Name}: worst relative error {worst:E2}"
+        ]
+
+        testCase "a batched forward pass equals per-example passes" <| fun () ->
+            let net = Network.lecun1989
+            let p = randomParameters 3
+            let rng = Rng 5UL
+            let count = 37
+            let xs = Array.init count (fun _ -> randomImage rng) |> Array.concat
+            for backend in backends () do
+                let batch = Workspace.create net count
+                Forward.run backend net p batch xs 0 count
+                let one = Workspace.create net 1
+                for b in 0 .. count - 1 do
+                    Forward.run backend net p one xs (b * 256) 1
+                    for i in 0 .. net.Plans.Length - 1 do
+                        let units = net.Plans.[i].Geometry.Units
+                        let batched = batch.Outputs.[i].[b * units .. (b + 1) * units - 1] |> toDouble
+                        expectClose 1e-6 batched (layerValues net one i) $"{backend.Name} example {b} layer {i}"
+
+        testCase "changing an H1 plane that an H2 plane does not read leaves that H2 plane unchanged" <| fun () ->
+            let net = Network.lecun1989
+            let layout = net.Layout
+            let p = randomParameters 11
+            let x = randomImage (Rng 12UL)
+            for backend in backends () do
+                let ws = Workspace.create net 1
+                let h2Of (q: float32 array) =
+                    Forward.run backend net q ws x 0 1
+                    Array.copy ws.Outputs.[1]
+                let before = h2Of p
+                // H1 plane 9 feeds H2 planes 4-11 only (the block table).
+                let q = Array.copy p
+                let h1w, h1b = layout.View "H1w", layout.View "H1b"
+                for i in 0 .. 24 do q.[h1w.Offset + 9 * 25 + i] <- q.[h1w.Offset + 9 * 25 + i] + 0.5f
+                for i in 0 .. 63 do q.[h1b.Offset + 9 * 64 + i] <- 0.3f
+                let after = h2Of q
+                for plane in 0 .. 3 do
+                    Expect.sequenceEqual after.[plane * 16 .. plane * 16 + 15] before.[plane * 16 .. plane * 16 + 15] $"{backend.Name} H2 plane {plane}"
+                for plane in 4 .. 11 do
+                    Expect.notEqual after.[plane * 16 .. plane * 16 + 15] before.[plane * 16 .. plane * 16 + 15] $"{backend.Name} H2 plane {plane} reads H1 plane 9"
+
+        testCase "the pad value reaches the border units" <| fun () ->
+            for padValue in [ -1.0f; 0.5f ] do
+                let spec =
+                    { Spec.lecun1989 with
+                        Layers = Spec.lecun1989.Layers |> List.map (function Local l -> Local { l with PadValue = padValue } | d -> d) }
+                let net = Network.create (Layout.create spec) Tanh Tanh
+                let p = Array.zeroCreate<float32> net.Layout.ParamCount
+                // One tap at the top-left of plane 0's kernel: unit (0,0) sees padding there, unit (1,1) sees pixel (0,0).
+                p.[(net.Layout.View "H1w").Offset] <- 1.0f
+                let x = randomImage (Rng 1UL)
+                for backend in backends () do
+                    let ws = Workspace.create net 1
+                    Forward.run backend net p ws x 0 1
+                    let h1 = ws.Outputs.[0]
+                    Expect.floatClose { absolute = 1e-6; relative = 1e-6 } (float h1.[0]) (tanh (float padValue)) $"{backend.Name} border unit, pad {padValue}"
+                    Expect.floatClose { absolute = 1e-6; relative = 1e-6 } (float h1.[9]) (tanh (float x.[0])) $"{backend.Name} inner unit reads pixel (0,0)"
+
+        testProperty "im2col and col2im are adjoint" <| fun (seed: uint16) ->
+            let rng = Rng(uint64 seed)
+            let planes, h, w = 1 + rng.NextInt 3, 1 + rng.NextInt 9, 1 + rng.NextInt 9
+            let pad = rng.NextInt 3
+            let k = 1 + rng.NextInt(min 5 (min h w + 2 * pad))
+            let stride = 1 + rng.NextInt 3
+            let n = Im2Col.OutputSide(h, k, stride, pad) * Im2Col.OutputSide(w, k, stride, pad)
+            let x = Array.init (planes * h * w) (fun _ -> rng.NextFloat32() - 0.5f)
+            let c = Array.init (planes * k * k * n) (fun _ -> rng.NextFloat32() - 0.5f)
+            let cols = Array.zeroCreate (planes * k * k * n)
+            // Pad value 0 makes im2col linear, so <im2col x, c> = <x, col2im c>.
+            Im2Col.Forward(ReadOnlySpan x, planes, h, w, k, stride, pad, 0.0f, Span cols, 0, n)
+            let back = Array.zeroCreate (planes * h * w)
+            Im2Col.Backward(ReadOnlySpan c, planes, h, w, k, stride, pad, Span back)
+            let lhs = Array.map2 (fun a b -> float a * float b) cols c |> Array.sum
+            let rhs = Array.map2 (fun a b -> float a * float b) x back |> Array.sum
+            Expect.floatClose Accuracy.medium lhs rhs "adjoint"
+
+        testList "initialization" [
+            test "the same seed gives bit-identical parameters, another seed different ones" {
+                let a, b, c = Init.lecun1989 Layout.lecun1989 42, Init.lecun1989 Layout.lecun1989 42, Init.lecun1989 Layout.lecun1989 43
+                Expect.sequenceEqual a b "same seed"
+                Expect.notEqual a c "different seed"
+            }
+            test "weights lie within 2.4/sqrt(fan-in); hidden biases 0, output biases -1" {
+                let layout = Layout.lecun1989
+                let p = Init.lecun1989 layout 1
+                for g in layout.Layers do
+                    let bound = 2.4f / sqrt (float32 g.FanIn)
+                    let w = p.[g.Weight.Offset .. g.Weight.Offset + g.Weight.Length - 1]
+                    Expect.all w (fun v -> abs v <= bound) $"{g.Name} within bound"
+                    Expect.isGreaterThan (Array.max w) (0.9f * bound) $"{g.Name} fills its range"
+                    Expect.isLessThan (Array.min w) (-0.9f * bound) $"{g.Name} fills its range"
+                    let b = p.[g.Bias.Offset .. g.Bias.Offset + g.Bias.Length - 1]
+                    Expect.allEqual b (if g.Name = "out" then -1.0f else 0.0f) $"{g.Name} biases"
+            }
+        ]
+    ]
