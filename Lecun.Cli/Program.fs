@@ -14,17 +14,26 @@ type CountParamsArgs =
 
 [<HelpFlags("--help", "-h")>]
 type CliArgs =
+    | [<CliPrefix(CliPrefix.None)>] Train of ParseResults<TrainCommand.TrainArgs>
+    | [<CliPrefix(CliPrefix.None)>] Eval of ParseResults<EvalCommand.EvalArgs>
+    | [<CliPrefix(CliPrefix.None)>] Predict of ParseResults<EvalCommand.PredictArgs>
     | [<CliPrefix(CliPrefix.None)>] Count_Params of ParseResults<CountParamsArgs>
     | [<Inherit>] Verbose
 
     interface IArgParserTemplate with
         member a.Usage =
             match a with
+            | Train _ -> "train the network (default: the paper's 23-pass experiment on its USPS digits)."
+            | Eval _ -> "loss, error, misses and confusion matrix of a checkpoint on a data split."
+            | Predict _ -> "classify digits in files with a checkpoint."
             | Count_Params _ -> "per-layer units, connections, parameters and MACs of the 1989 network."
             | Verbose -> "show stack traces on errors."
 
 let private dispatch (args: ParseResults<CliArgs>) =
     match args.GetSubCommand() with
+    | Train a -> TrainCommand.run a
+    | Eval a -> EvalCommand.runEval a
+    | Predict a -> EvalCommand.runPredict a
     | Count_Params a -> CountParams.run (a.Contains CountParamsArgs.Json)
     | Verbose -> fail "no command given (try --help)"
 

@@ -10,6 +10,13 @@ type Loss =
     | SoftmaxCrossEntropy
 
 module Loss =
+    let names = [ Mse, "mse"; MseHalf, "mse-half"; SoftmaxCrossEntropy, "softmax-ce" ]
+    let name (l: Loss) = names |> List.find (fst >> (=) l) |> snd
+    let parse (text: string) =
+        match names |> List.tryFind (snd >> (=) text) with
+        | Some (l, _) -> Ok l
+        | None -> Error $"""unknown loss '{text}' (known: {names |> List.map snd |> String.concat ", "})"""
+
     let inline private target (label: int) (k: int) = if k = label then 1.0f else -1.0f
 
     /// Loss of one example whose `outputs` values start at y[offset].

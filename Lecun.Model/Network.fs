@@ -15,6 +15,14 @@ type Activation =
     /// No squashing (the linear outputs of softmax cross-entropy).
     | Identity
 
+module Activation =
+    let names = [ Tanh, "tanh"; ScaledTanh, "scaled-tanh"; Relu, "relu"; Identity, "identity" ]
+    let name (a: Activation) = names |> List.find (fst >> (=) a) |> snd
+    let parse (text: string) =
+        match names |> List.tryFind (snd >> (=) text) with
+        | Some (a, _) -> Ok a
+        | None -> Error $"""unknown activation '{text}' (known: {names |> List.map snd |> String.concat ", "})"""
+
 /// A run of input planes that a group of output planes reads consecutively: one GEMM each way.
 type PlaneRun =
     { /// First row of the run in the im2col matrix (input plane * k * k).

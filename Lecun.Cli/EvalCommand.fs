@@ -1,0 +1,127 @@
+/// `eval` and `predict`: a saved checkpoint measured on a split, or applied to digits in files.
+module Lecun.Cli.EvalCommand
+
+open System
+open System.Text.Json.Nodes
+open Argu
+open Lecun.Model
+open Lecun.Cli.Output
+
+type EvalArgs =
+    | [<Mandatory>] Model of file: string
+    | Data_Set of name: string
+    | Data of dir: string
+    | Split of name: string
+    | Backend of name: string
+    | Json
+
+    interface IArgParserTemplate with
+        member a.Usage =
+            match a with
+            | Model _ -> "checkpoint (model.safetensors) to evaluate."
+            | Data_Set _ -> "usps (default) or mnist-sim."
+            | Data _ -> "folder holding the data sets."
+            | Split _ -> "test (default) or train."
+            | Backend _ -> "mkl or managed."
+            | Json -> "print the result as JSON."
+
+type PredictArgs =
+    | [<Mandatory>] Model of file: string
+    | Backend of name: string
+    | Json
+    | [<MainCommand; Last>] Inputs of files: string list
+
+    interface IArgParserTemplate with
+        member a.Usage =
+            match a with
+            | Model _ -> "checkpoint (model.safetensors) to apply."
+            | Backend _ -> "mkl or managed."
+            | Json -> "print the result as JSON."
+            | Inputs _ -> "digit files: 16x16 PGM or PNG, or text with rows of 256 values in [-1,1] (a leading label is allowed)."
+
+/// Loads a checkpoint and the network that produced it (activations and loss from its metadata).
+let loadModel (file: string) =
+    let parameters, metadata = Checkpoint.load file Layout.lecun1989 |> orFail
+    let get key fallback = metadata |> Map.tryFind key |> Option.defaultValue fallback
+    let parseIn key parse fallback =
+        match parse (get key fallback) with
+        | Ok v -> v
+        | Error e -> fail $"{file}: metadata '{key}': {e}"
+    let hidden = parseIn "hidden" Activation.parse "tanh"
+    let output = parseIn "output" Activation.parse "tanh"
+    let loss = parseIn "loss" Loss.parse "mse"
+    Network.create Layout.lecun1989 hidden output, loss, parameters, metadata
+
+let confusionMatrix (labels: int array) (predictions: int array) =
+    let m = Array2D.zeroCreate 10 10
+    Array.iter2 (fun t p -> m.[t, p] <- m.[t, p] + 1) labels predictions
+    m
+
+let private confusionText (m: int[,]) =
+    let header = "true\\pred" + String.Join("", [ for p in 0..9 -> $"{p,6}" ])
+    let rows = [ for t in 0..9 -> $"{t,9}" + String.Join("", [ for p in 0..9 -> (if m.[t, p] = 0 then "     ." else $"{m.[t, p],6}") ]) ]
+    String.Join("\n", header :: rows)
+
+let runEval (args: ParseResults<EvalArgs>) =
+    let file = args.GetResult EvalArgs.Model
+    let split = args.GetResult(Split, "test")
+    if split <> "test" && split <> "train" then fail $"--split must be train or test, got '{split}'"
+    let net, loss, parameters, _ = loadModel file
+    let backend = TrainCommand.chooseBackend (args.TryGetResult EvalArgs.Backend)
+    let dataSet = args.GetResult(EvalArgs.Data_Set, "usps")
+    let data = Data.load dataSet (args.TryGetResult EvalArgs.Data) |> orFail
+    let digits = if split = "test" then data.Test else data.Train
+    let result = Evaluate.split backend net loss parameters (Workspace.create net Evaluate.batch) digits
+    let m = confusionMatrix digits.Labels result.Predictions
+    let metrics = result.Metrics
+    if args.Contains EvalArgs.Json then
+        let matrix = JsonArray([| for t in 0..9 -> JsonArray([| for p in 0..9 -> JsonValue.Create m.[t, p] :> JsonNode |]) :> JsonNode |])
+        let json =
+            JsonObject(
+                dict [ "model", JsonValue.Create file :> JsonNode
+                       "data_set", JsonValue.Create dataSet
+                       "split", JsonValue.Create split
+                       "count", JsonValue.Create digits.Count
+                       "loss", JsonValue.Create metrics.Loss
+                       "error", JsonValue.Create metrics.Error
+                       "misses", JsonValue.Create metrics.Misses
+                       "confusion", matrix ])
+        printfn "%s" (json.ToJsonString jsonOptions)
+    else
+        printfn "%s %s (%d digits): loss %s error %.2f%% misses %d" dataSet split digits.Count (TrainCommand.formatLoss metrics.Loss) metrics.Error metrics.Misses
+        printfn ""
+        printfn "%s" (confusionText m)
+    0
+
+let runPredict (args: ParseResults<PredictArgs>) =
+    let file = args.GetResult PredictArgs.Model
+    let inputs = args.GetResult(Inputs, [])
+    if inputs.IsEmpty then fail "predict needs at least one digit file"
+    let net, _, parameters, _ = loadModel file
+    let backend = TrainCommand.chooseBackend (args.TryGetResult PredictArgs.Backend)
+    let digits =
+        [ for input in inputs do
+              let read = DigitFiles.read input |> orFail
+              for i, (image, label) in List.indexed read ->
+                  (if read.Length = 1 then input else $"{input}:{i + 1}"), image, label ]
+    let ws = Workspace.create net 1
+    let results =
+        [ for name, image, label in digits ->
+              Forward.run backend net parameters ws image 0 1
+              let y = (Forward.outputs net ws).[0 .. net.Layout.OutputSize - 1]
+              name, Loss.argmax y 0 y.Length, y, label ]
+    if args.Contains PredictArgs.Json then
+        let item (name: string, cls: int, y: float32 array, label: int option) =
+            JsonObject(
+                dict [ "input", JsonValue.Create name :> JsonNode
+                       "class", JsonValue.Create cls
+                       "scores", JsonArray(y |> Array.map (fun v -> JsonValue.Create(float v) :> JsonNode))
+                       "label", (match label with Some l -> JsonValue.Create l :> JsonNode | None -> null) ])
+            :> JsonNode
+        printfn "%s" (JsonArray(results |> List.map item |> Array.ofList).ToJsonString jsonOptions)
+    else
+        for name, cls, y, label in results do
+            let scores = y |> Array.map (fun v -> v.ToString("+0.000;-0.000", Globalization.CultureInfo.InvariantCulture)) |> String.concat " "
+            let known = match label with Some l -> $"  (label {l})" | None -> ""
+            printfn "%s: class %d  scores [%s]%s" name cls scores known
+    0

@@ -1,0 +1,133 @@
+module Lecun.Tests.TrainTests
+
+open System
+open System.IO
+open Expecto
+open Lecun.Native.Backends
+open Lecun.Model
+
+/// The paper's digits, found through the project's data search path (../shared/data in CI).
+let usps = lazy (Data.load "usps" None |> function Ok d -> d | Error e -> failwith e)
+
+let subset (d: Dataset) (count: int) =
+    { d with Images = d.Images.[0 .. count * Dataset.Pixels - 1]; Labels = d.Labels.[0 .. count - 1] }
+
+/// A small run: 1000 training and 500 test digits of USPS.
+let small () =
+    let d = usps.Force()
+    { d with Train = subset d.Train 1000; Test = subset d.Test 500 }
+
+let private quiet = fun (_: int) (_: int) -> ()
+
+[<Tests>]
+let tests =
+    testList "training" [
+        test "a short run lowers loss and error below stated bounds" {
+            let data = small ()
+            let recipe = { Recipe.lecun1989 with Passes = 4 }
+            let net = Recipe.network recipe
+            let initial = Init.lecun1989 net.Layout recipe.Seed
+            let before = Evaluate.split Backend.Managed net recipe.Loss initial (Workspace.create net 64) data.Train
+            let result = Train.run Backend.Managed recipe data initial quiet ignore
+            let last = List.last result.Passes
+            Expect.isLessThan last.Train.Loss (before.Metrics.Loss / 5.0) "training loss falls at least fivefold"
+            Expect.isLessThan last.Train.Error 5.0 "train error below 5% after 4 passes on 1000 digits"
+            Expect.isLessThan last.Test.Error 15.0 "test error below 15%"
+            Expect.isGreaterThan before.Metrics.Error 60.0 "the untrained network is near chance"
+        }
+
+        test "two runs with the same seed give identical metrics and weights" {
+            let data = small ()
+            let recipe = { Recipe.lecun1989 with Passes = 2 }
+            for backend in EngineTests.backends () do
+                let once () = Train.run backend recipe data (Init.lecun1989 Layout.lecun1989 recipe.Seed) quiet ignore
+                let a, b = once (), once ()
+                Expect.equal (a.Passes |> List.map (fun p -> p.Train, p.Test)) (b.Passes |> List.map (fun p -> p.Train, p.Test)) $"{backend.Name} metrics"
+                Expect.sequenceEqual a.Parameters b.Parameters $"{backend.Name} weights bit-identical"
+        }
+
+        test "mkl and managed train to the same weights within float32 rounding" {
+            let data = small ()
+            let recipe = { Recipe.lecun1989 with Passes = 1 }
+            match EngineTests.backends () with
+            | [ managed; mkl ] ->
+                let initial = Init.lecun1989 Layout.lecun1989 recipe.Seed
+                let a = Train.run managed recipe data initial quiet ignore
+                let b = Train.run mkl recipe data initial quiet ignore
+                EngineTests.expectClose 1e-3 (Array.map float a.Parameters) (Array.map float b.Parameters) "weights after 1000 SGD steps"
+            | _ -> skiptest "MKL not available (the 'MKL loads when required' test reports why)"
+        }
+
+        test "per-example training allocates nothing" {
+            let data = small ()
+            let recipe = Recipe.lecun1989
+            for backend in EngineTests.backends () do
+                let net = Recipe.network recipe
+                let p = Init.lecun1989 net.Layout 1
+                let ws = Workspace.create net 1
+                let grad = Array.zeroCreate p.Length
+                let dOut = Array.zeroCreate 10
+                let pass () = Train.trainOnePass backend net recipe p ws grad dOut data.Train ignore
+                pass () // warm up: JIT and tiering
+                let before = GC.GetAllocatedBytesForCurrentThread()
+                pass ()
+                let allocated = GC.GetAllocatedBytesForCurrentThread() - before
+                Expect.equal allocated 0L $"{backend.Name}: bytes allocated in 1000 presentations"
+        }
+
+        test "minibatch SGD on the averaged gradient equals one step on the mean gradient" {
+            let data = small ()
+            let net = Network.lecun1989
+            let p0 = Init.lecun1989 net.Layout 5
+            let recipe = { Recipe.lecun1989 with BatchSize = 4; LearningRate = 0.1f }
+            let four = { data.Train with Images = data.Train.Images.[0 .. 4 * 256 - 1]; Labels = data.Train.Labels.[0..3] }
+            let p = Array.copy p0
+            Train.trainOnePass Backend.Managed net recipe p (Workspace.create net 1) (Array.zeroCreate p.Length) (Array.zeroCreate 10) four ignore
+            // By hand: the mean of four per-example gradients at p0.
+            let mean = Array.zeroCreate<float> p0.Length
+            for i in 0..3 do
+                let g = EngineTests.engineGradient Backend.Managed net Mse p0 (four.Image(i).ToArray()) four.Labels.[i]
+                for j in 0 .. g.Length - 1 do mean.[j] <- mean.[j] + float g.[j] / 4.0
+            let expected = Array.map2 (fun (w: float32) g -> float w - 0.1 * g) p0 mean
+            EngineTests.expectClose 1e-6 (Array.map float p) expected "weights after one minibatch step"
+        }
+    ]
+
+/// Runs the command line in-process, capturing stdout and stderr.
+let runCli (args: string list) =
+    let out, err = new StringWriter(), new StringWriter()
+    let oldOut, oldErr = Console.Out, Console.Error
+    Console.SetOut out
+    Console.SetError err
+    try
+        let code = Lecun.Cli.Program.run (Array.ofList args)
+        code, out.ToString(), err.ToString()
+    finally
+        Console.SetOut oldOut
+        Console.SetError oldErr
+
+[<Tests>]
+let cliTests =
+    testSequenced <| testList "command line" [
+        for args, fragment in
+            [ [ "train"; "--passes"; "many" ], "--passes"
+              [ "train"; "--passes"; "0" ], "--passes must be at least 1"
+              [ "train"; "--lr"; "-1" ], "--lr must be a positive number"
+              [ "train"; "--recipe"; "lecun2025" ], "unknown recipe 'lecun2025'"
+              [ "train"; "--backend"; "gpu" ], "unknown backend 'gpu'"
+              [ "train"; "--data-set"; "cifar"; "--passes"; "1"; "--out"; Path.Combine(Path.GetTempPath(), "lecun-bad-set") ], "cifar"
+              [ "train"; "--init"; "/nonexistent/model.safetensors"; "--passes"; "1"; "--out"; Path.Combine(Path.GetTempPath(), "lecun-bad-init") ], "/nonexistent/model.safetensors"
+              [ "eval" ], "--model"
+              [ "frobnicate" ], "frobnicate" ] do
+            test (String.Join(" ", args)) {
+                let code, _, err = runCli args
+                Expect.notEqual code 0 "non-zero exit"
+                Expect.stringContains err fragment "the error names the problem"
+                Expect.isFalse (err.Contains "   at ") "no stack trace"
+            }
+        test "--help prints usage and succeeds" {
+            let code, out, _ = runCli [ "train"; "--help" ]
+            Expect.equal code 0 "exit code"
+            Expect.stringContains out "--batch-size" "usage lists the options"
+        }
+    ]
