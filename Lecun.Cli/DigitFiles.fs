@@ -174,7 +174,8 @@ let private readText (bytes: byte array) : Result<Digit list, string> =
         with :? DecoderFallbackException -> Error "neither a PGM, a PNG nor a text file"
     text
     |> Result.bind (fun text ->
-        text.Split('\n')
+        // Editors on Windows may start the file with a byte-order mark.
+        text.TrimStart('\uFEFF').Split('\n')
         |> Array.mapi (fun i line -> i + 1, line.Trim())
         // Blank lines and # comments let people annotate hand-made files.
         |> Array.filter (fun (_, line) -> line <> "" && not (line.StartsWith "#"))
