@@ -19,9 +19,9 @@ let private sansInstalled =
         (use t = SKTypeface.FromFamilyName sansFamily
          not (isNull t) && t.FamilyName = sansFamily)
 
-let private typeface (bold: bool) =
-    let style = if bold then SKFontStyle.Bold else SKFontStyle.Normal
-    if sansInstalled.Value then SKTypeface.FromFamilyName(sansFamily, style) else SKTypeface.Default
+let private regular = lazy (if sansInstalled.Value then SKTypeface.FromFamilyName sansFamily else SKTypeface.Default)
+let private bold = lazy (if sansInstalled.Value then SKTypeface.FromFamilyName(sansFamily, SKFontStyle.Bold) else SKTypeface.Default)
+let private typeface (isBold: bool) = if isBold then bold.Value else regular.Value
 
 let private newPlot () =
     let plot = new Plot()
@@ -76,12 +76,13 @@ let private lossPlot (passes: PassMetrics list) =
     let plot = newPlot ()
     let xs = passes |> List.map (fun p -> float p.Pass) |> Array.ofList
     // A loss of exactly 0 has no logarithm; 1e-12 is far below anything a run reports.
-    let log (v: float) = Math.Log10(max v 1e-12)
+    // A diverged run's NaN or infinite loss stays NaN: a gap in the line, left out of the range.
+    let log (v: float) = if Double.IsFinite v then Math.Log10(max v 1e-12) else nan
     addSeries plot xs (passes |> List.map (fun p -> log p.Train.Loss) |> Array.ofList) "train" trainColor MarkerShape.FilledCircle
     addSeries plot xs (passes |> List.map (fun p -> log p.Test.Loss) |> Array.ofList) "test" testColor MarkerShape.FilledSquare
     // Ticks cover the whole decades around the data; the view is the data plus a margin, so a
     // run that moves within one decade still fills the panel.
-    let logs = passes |> List.collect (fun p -> [ log p.Train.Loss; log p.Test.Loss ])
+    let logs = passes |> List.collect (fun p -> [ log p.Train.Loss; log p.Test.Loss ]) |> List.filter Double.IsFinite
     let low, high = if logs.IsEmpty then -3.0, 0.0 else List.min logs, List.max logs
     let margin = max 0.05 ((high - low) * 0.06)
     plot.Axes.Left.TickGenerator <- logTicks (int (Math.Floor low)) (int (Math.Ceiling high)) (high - low)

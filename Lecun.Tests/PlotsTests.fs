@@ -47,13 +47,16 @@ let tests =
                 Expect.equal (bitmap.Width, bitmap.Height) (1400, 544) "size")
         }
 
-        test "curves copes with no passes and with a zero loss" {
+        test "curves copes with no passes, a zero loss and a diverged run" {
             withTempDir (fun dir ->
                 let path = Path.Combine(dir, "curves.png")
                 Plots.curves "empty" [] path
                 (expectPng dir path).Dispose()
                 let zero = passes 3 |> List.map (fun p -> { p with Train = { p.Train with Loss = 0.0; Error = 0.0 } })
                 Plots.curves "zero" zero path
+                (expectPng dir path).Dispose()
+                let diverged = passes 5 |> List.map (fun p -> { p with Train = { p.Train with Loss = nan }; Test = { p.Test with Loss = infinity } })
+                Plots.curves "diverged" diverged path
                 (expectPng dir path).Dispose())
         }
 
