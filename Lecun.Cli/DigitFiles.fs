@@ -108,7 +108,8 @@ let private readPgm (bytes: byte array) : Result<Digit, string> =
 let private luminance (r: byte) (g: byte) (b: byte) (a: byte) =
     let alpha = float32 a / 255.0f
     let l = 0.299f * float32 r + 0.587f * float32 g + 0.114f * float32 b
-    l * alpha + 255.0f * (1.0f - alpha)
+    // The weights sum to 1 only up to float rounding; clamping keeps white at exactly -1.
+    Math.Clamp(l * alpha + 255.0f * (1.0f - alpha), 0.0f, 255.0f)
 
 let private readPng (bytes: byte array) : Result<Digit, string> =
     use codec = SKCodec.Create(new SKMemoryStream(bytes))
