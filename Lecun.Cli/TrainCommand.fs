@@ -22,6 +22,13 @@ type TrainArgs =
     | Batch_Size of size: int
     | Init of checkpoint: string
     | Out of dir: string
+    | Activation of name: string
+    | Loss of name: string
+    | Optimizer of name: string
+    | Shift of pixels: int
+    | Dropout of rate: float
+    | Seeds of count: int
+    | Jobs of count: int
 
     interface IArgParserTemplate with
         member a.Usage =
@@ -36,6 +43,13 @@ type TrainArgs =
             | Batch_Size _ -> "examples per update: 1 = the paper's per-example SGD (default), more = minibatch SGD on the averaged gradient."
             | Init _ -> "start from this checkpoint instead of a fresh initialization."
             | Out _ -> "folder for the run's files (default: a new folder under runs/)."
+            | Activation _ -> "tanh (the paper), scaled-tanh (1.7159 tanh(2a/3)) or relu, on every unit that is not a linear output."
+            | Loss _ -> "mse (mean over the 10 outputs, the paper), mse-half (half the summed squares) or softmax-ce (makes the outputs linear)."
+            | Optimizer _ -> "sgd, newton (the paper's diagonal Newton) or adamw (lr falling linearly to a third, weight decay 0.01)."
+            | Shift _ -> "random shifts of up to this many pixels on each presentation (0 = none)."
+            | Dropout _ -> "dropout rate on H3's input during training (0 = none)."
+            | Seeds _ -> "train this many seeds (seed, seed+1, ...) and report mean and spread of the final errors."
+            | Jobs _ -> "runs at a time with --seeds (default: one per core)."
 
 /// The paper's final figures (LeCun et al. 1989, on its 7291 + 2007 digits).
 let paperTrainError, paperTrainMisses, paperTestError, paperTestMisses = 0.14, 10, 5.0, 102
@@ -115,28 +129,67 @@ let recipeFrom (args: ParseResults<TrainArgs>) =
     if passes < 1 then fail $"--passes must be at least 1, got {passes}"
     if not (lr > 0.0 && Double.IsFinite lr) then fail $"--lr must be a positive number, got {lr}"
     if batch < 1 then fail $"--batch-size must be at least 1, got {batch}"
-    { recipe with Passes = passes; LearningRate = float32 lr; BatchSize = batch; Seed = args.GetResult(Seed, recipe.Seed) }
+    let recipe = { recipe with Passes = passes; LearningRate = float32 lr; BatchSize = batch; Seed = args.GetResult(Seed, recipe.Seed) }
+    let recipe =
+        match args.TryGetResult Loss with
+        | None -> recipe
+        | Some name ->
+            match Loss.parse name |> orFail with
+            | SoftmaxCrossEntropy -> { recipe with Loss = SoftmaxCrossEntropy; Output = Identity }
+            | loss -> { recipe with Loss = loss; Output = (if recipe.Output = Identity then recipe.Hidden else recipe.Output) }
+    let recipe =
+        match args.TryGetResult Activation with
+        | None -> recipe
+        | Some name ->
+            match Activation.parse name |> orFail with
+            | Identity -> fail "--activation identity would make the network linear; use tanh, scaled-tanh or relu"
+            | a -> { recipe with Hidden = a; Output = (if recipe.Output = Identity then Identity else a) }
+    let recipe =
+        match args.TryGetResult Optimizer with
+        | None -> recipe
+        | Some name ->
+            let pick (r: Recipe) = args.TryGetResult Lr |> Option.map float32 |> Option.defaultValue r.LearningRate
+            match name with
+            | "sgd" -> { recipe with Optimizer = Sgd; LearningRate = (args.TryGetResult Lr |> Option.map float32 |> Option.defaultValue Recipe.lecun1989.LearningRate) }
+            | "newton" -> { recipe with Optimizer = Recipe.newton1989.Optimizer; LearningRate = pick Recipe.newton1989 }
+            | "adamw" -> { recipe with Optimizer = Recipe.modern.Optimizer; LearningRate = pick Recipe.modern }
+            | other -> fail $"unknown optimizer '{other}' (known: sgd, newton, adamw)"
+    let shift = args.GetResult(Shift, recipe.Shift)
+    let dropout = args.GetResult(Dropout, float recipe.Dropout)
+    if shift < 0 || shift > 8 then fail $"--shift must be between 0 and 8 pixels, got {shift}"
+    if not (dropout >= 0.0 && dropout < 1.0) then fail $"--dropout must be in [0, 1), got {dropout}"
+    { recipe with Shift = shift; Dropout = float32 dropout }
 
-/// Trains with a live progress bar on a terminal, plain pass lines otherwise.
-let private trainWithProgress (backend: IBackend) (recipe: Recipe) (data: TrainTest) (initial: float32 array) =
-    let total = float (recipe.Passes * data.Train.Count)
+/// One line that says what a recipe does, for headers and metadata.
+let describe (r: Recipe) =
+    let optimizer =
+        match r.Optimizer with
+        | Sgd -> $"sgd lr {r.LearningRate}"
+        | Newton n -> $"diagonal newton eps {r.LearningRate} mu {n.Mu} ({n.Patterns} patterns)"
+        | AdamW a -> $"adamw lr {r.LearningRate}->{a.FinalLearningRate} wd {a.WeightDecay}"
+    let extras =
+        [ if r.Shift > 0 then $"shifts {r.Shift}px"
+          if r.Dropout > 0.0f then $"dropout {r.Dropout}" ]
+    String.concat ", " ([ $"{Activation.name r.Hidden}/{Activation.name r.Output}"; Loss.name r.Loss; optimizer; $"batch {r.BatchSize}"; $"{r.Passes} passes" ] @ extras)
+
+/// Runs jobs with one progress bar per run on a terminal, plain lines otherwise.
+let runWithProgress (backend: IBackend) (parallelism: int) (jobs: RunJob array) (label: int -> string) (printPasses: bool) =
     if isInteractive () then
         AnsiConsole
             .Progress()
             .AutoClear(true)
             .Columns(TaskDescriptionColumn(), ProgressBarColumn(), PercentageColumn(), ElapsedTimeColumn(), RemainingTimeColumn())
             .Start(fun ctx ->
-                let task = ctx.AddTask("training", true, total)
-                let run =
-                    Train.run backend recipe data initial
-                        (fun pass done' -> task.Value <- float ((pass - 1) * data.Train.Count + done'))
-                        (fun m ->
-                            task.Value <- float (m.Pass * data.Train.Count)
-                            task.Description <- $"pass {m.Pass}/{recipe.Passes}"
-                            AnsiConsole.WriteLine(passLine m))
-                run)
+                let tasks = jobs |> Array.mapi (fun j job -> ctx.AddTask(label j, true, float (job.Recipe.Passes * job.Data.Train.Count)))
+                Runs.run backend parallelism jobs
+                    (fun j pass done' -> tasks.[j].Value <- float ((pass - 1) * jobs.[j].Data.Train.Count + done'))
+                    (fun j m ->
+                        tasks.[j].Value <- float (m.Pass * jobs.[j].Data.Train.Count)
+                        if printPasses then AnsiConsole.WriteLine((if jobs.Length > 1 then label j + "  " else "") + passLine m)))
     else
-        Train.run backend recipe data initial (fun _ _ -> ()) (fun m -> printfn "%s" (passLine m))
+        let gate = obj ()
+        Runs.run backend parallelism jobs (fun _ _ _ -> ()) (fun j m ->
+            if printPasses then lock gate (fun () -> printfn "%s%s" (if jobs.Length > 1 then label j + "  " else "") (passLine m)))
 
 let finalTable (dataSet: string) (passes: PassMetrics list) =
     let last = List.last passes
@@ -147,32 +200,81 @@ let finalTable (dataSet: string) (passes: PassMetrics list) =
         row "LeCun et al. 1989" paperTrainError paperTrainMisses paperTestError paperTestMisses
         row $"this run ({dataSet}, pass {last.Pass})" last.Train.Error last.Train.Misses last.Test.Error last.Test.Misses ]
 
+/// The run's files, each written whole or not at all.
+let writeRunFiles (outDir: string) (recipe: Recipe) (dataSet: string) (backendName: string) (data: TrainTest) (result: TrainResult) =
+    let layout = Layout.lecun1989
+    let metadata =
+        checkpointMetadata recipe dataSet recipe.Passes |> Map.add "recipe_details" (describe recipe)
+    Checkpoint.save (Path.Combine(outDir, "model.safetensors")) layout result.Parameters metadata
+    AtomicFile.writeText (Path.Combine(outDir, "metrics.csv")) (metricsCsv result.Passes)
+    AtomicFile.writeText (Path.Combine(outDir, "metrics.json")) (metricsJson recipe dataSet backendName result.Seconds result.Passes)
+    Plots.curves $"{recipe.Name} on {dataSet}, seed {recipe.Seed}" result.Passes (Path.Combine(outDir, "curves.png"))
+    let missed = [| for i in 0 .. data.Test.Count - 1 do if result.TestPredictions.[i] <> data.Test.Labels.[i] then i |]
+    Plots.errorGallery $"{recipe.Name} on {dataSet}: misclassified test digits" (missed |> Array.map (fun i -> data.Test.Image(i).ToArray()))
+        (missed |> Array.map (fun i -> data.Test.Labels.[i])) (missed |> Array.map (fun i -> result.TestPredictions.[i])) (Path.Combine(outDir, "errors.png"))
+
+let private seedsJson (recipe: Recipe) (dataSet: string) (seconds: float) (results: (int * PassMetrics) array) =
+    let train = Runs.summarize (results |> Array.map (fun (_, m) -> m.Train.Error))
+    let test = Runs.summarize (results |> Array.map (fun (_, m) -> m.Test.Error))
+    let split (s: RunSummary) (misses: float) =
+        JsonObject(dict [ "error_mean", JsonValue.Create s.Mean :> JsonNode; "error_sd", JsonValue.Create s.Sd; "misses_mean", JsonValue.Create misses ]) :> JsonNode
+    let run (seed: int, m: PassMetrics) =
+        JsonObject(dict [ "seed", JsonValue.Create seed :> JsonNode; "train_error", JsonValue.Create m.Train.Error; "train_misses", JsonValue.Create m.Train.Misses
+                          "test_error", JsonValue.Create m.Test.Error; "test_misses", JsonValue.Create m.Test.Misses ]) :> JsonNode
+    JsonObject(
+        dict [ "recipe", JsonValue.Create recipe.Name :> JsonNode
+               "details", JsonValue.Create(describe recipe)
+               "data_set", JsonValue.Create dataSet
+               "seconds", JsonValue.Create seconds
+               "train", split train (results |> Array.averageBy (fun (_, m) -> float m.Train.Misses))
+               "test", split test (results |> Array.averageBy (fun (_, m) -> float m.Test.Misses))
+               "runs", JsonArray(results |> Array.map run) ])
+        .ToJsonString(jsonOptions)
+
 let run (args: ParseResults<TrainArgs>) =
     let recipe = recipeFrom args
     let dataSet = args.GetResult(Data_Set, "usps")
+    let seeds = args.GetResult(Seeds, 1)
+    let parallelism = args.GetResult(Jobs, Environment.ProcessorCount)
+    if seeds < 1 then fail $"--seeds must be at least 1, got {seeds}"
+    if parallelism < 1 then fail $"--jobs must be at least 1, got {parallelism}"
     let backend = chooseBackend (args.TryGetResult Backend)
     let outDir = args.TryGetResult Out |> Option.defaultWith (fun () -> defaultOutDir recipe)
     ensureWritableDir outDir
     let data = Data.load dataSet (args.TryGetResult Data) |> orFail
-    let net = Recipe.network recipe
-    let initial =
+    let layout = Layout.lecun1989
+    let initialFor seed =
         match args.TryGetResult Init with
-        | Some file -> Checkpoint.load file net.Layout |> orFail |> fst
-        | None -> Init.lecun1989 net.Layout recipe.Seed
-    printfn "training %s on %s (%d train, %d test digits), %d passes, lr %g, batch %d, seed %d, backend %s"
-        recipe.Name data.Source data.Train.Count data.Test.Count recipe.Passes recipe.LearningRate recipe.BatchSize recipe.Seed backend.Name
-    let result = trainWithProgress backend recipe data initial
+        | Some file -> Checkpoint.load file layout |> orFail |> fst
+        | None -> Init.lecun1989 layout seed
+    let jobs = [| for s in 0 .. seeds - 1 -> let r = { recipe with Seed = recipe.Seed + s } in { Recipe = r; Data = data; Initial = initialFor r.Seed } |]
+    printfn "training %s on %s (%d train, %d test digits): %s; seed %s; backend %s"
+        recipe.Name data.Source data.Train.Count data.Test.Count (describe recipe)
+        (if seeds = 1 then string recipe.Seed else $"{recipe.Seed}..{recipe.Seed + seeds - 1}") backend.Name
+    let clock = Diagnostics.Stopwatch.StartNew()
+    let results = runWithProgress backend parallelism jobs (fun j -> $"seed {jobs.[j].Recipe.Seed}") true
+    let seconds = clock.Elapsed.TotalSeconds
     printfn ""
-    printfn "%s" (finalTable dataSet result.Passes)
-    printfn "%d passes in %.2f s (%.0f presentations/s including evaluation)" recipe.Passes result.Seconds
-        (float (recipe.Passes * data.Train.Count) / result.Seconds)
-    // The run's files, each written whole or not at all.
-    Checkpoint.save (Path.Combine(outDir, "model.safetensors")) net.Layout result.Parameters (checkpointMetadata recipe dataSet recipe.Passes)
-    AtomicFile.writeText (Path.Combine(outDir, "metrics.csv")) (metricsCsv result.Passes)
-    AtomicFile.writeText (Path.Combine(outDir, "metrics.json")) (metricsJson recipe dataSet backend.Name result.Seconds result.Passes)
-    Plots.curves $"{recipe.Name} on {dataSet}" result.Passes (Path.Combine(outDir, "curves.png"))
-    let missed = [| for i in 0 .. data.Test.Count - 1 do if result.TestPredictions.[i] <> data.Test.Labels.[i] then i |]
-    Plots.errorGallery $"{recipe.Name} on {dataSet}: misclassified test digits" (missed |> Array.map (fun i -> data.Test.Image(i).ToArray()))
-        (missed |> Array.map (fun i -> data.Test.Labels.[i])) (missed |> Array.map (fun i -> result.TestPredictions.[i])) (Path.Combine(outDir, "errors.png"))
-    printfn "wrote %s: model.safetensors metrics.csv metrics.json curves.png errors.png" outDir
+    if seeds = 1 then
+        let result = results.[0]
+        printfn "%s" (finalTable dataSet result.Passes)
+        printfn "%d passes in %.2f s (%.0f presentations/s including evaluation)" recipe.Passes result.Seconds
+            (float (recipe.Passes * data.Train.Count) / result.Seconds)
+        writeRunFiles outDir recipe dataSet backend.Name data result
+        printfn "wrote %s: model.safetensors metrics.csv metrics.json curves.png errors.png" outDir
+    else
+        let finals = Array.map2 (fun (job: RunJob) (r: TrainResult) -> job.Recipe.Seed, List.last r.Passes) jobs results
+        printfn "%6s %9s %7s | %9s %7s" "seed" "train" "misses" "test" "misses"
+        for seed, m in finals do
+            printfn "%6d %8.2f%% %7d | %8.2f%% %7d" seed m.Train.Error m.Train.Misses m.Test.Error m.Test.Misses
+        let train = Runs.summarize (finals |> Array.map (fun (_, m) -> m.Train.Error))
+        let test = Runs.summarize (finals |> Array.map (fun (_, m) -> m.Test.Error))
+        printfn "%6s %5.2f±%.2f%% %7.1f | %5.2f±%.2f%% %7.1f   (mean ± sd over %d seeds)" "mean" train.Mean train.Sd
+            (finals |> Array.averageBy (fun (_, m) -> float m.Train.Misses)) test.Mean test.Sd
+            (finals |> Array.averageBy (fun (_, m) -> float m.Test.Misses)) seeds
+        printfn "%s %8.2f%% %7d | %8.2f%% %7d" "paper " paperTrainError paperTrainMisses paperTestError paperTestMisses
+        printfn "%d runs in %.1f s wall" seeds seconds
+        Array.iter2 (fun (job: RunJob) r -> writeRunFiles (Path.Combine(outDir, $"seed-{job.Recipe.Seed}")) job.Recipe dataSet backend.Name data r) jobs results
+        AtomicFile.writeText (Path.Combine(outDir, "seeds.json")) (seedsJson recipe dataSet seconds finals)
+        printfn "wrote %s: seeds.json and one folder per seed" outDir
     0

@@ -99,7 +99,12 @@ type Workspace =
       /// Gradient with respect to each layer's input, one example.
       DeltaIn: float32 array array
       /// Gradient with respect to each locally-connected layer's im2col matrix, one example.
-      DeltaCols: float32 array array }
+      DeltaCols: float32 array array
+      /// Dropout mask of each layer's output, one example: 0 (dropped) or 1/(1-rate) (kept). The caller
+      /// fills the mask of the layer it passes as `dropLayer`.
+      DropMask: float32 array array
+      /// A layer's output after its dropout mask, which the next layer reads.
+      Dropped: float32 array array }
 
 module Workspace =
     let create (net: Network) (capacity: int) =
@@ -119,7 +124,9 @@ module Workspace =
                 | _ -> Array.empty)
           DeltaPre = plans |> Array.map (fun p -> Array.zeroCreate p.Geometry.Units)
           DeltaIn = plans |> Array.map (fun p -> Array.zeroCreate p.Geometry.InUnits)
-          DeltaCols = plans |> Array.map (fun p -> Array.zeroCreate (colsSize p 1)) }
+          DeltaCols = plans |> Array.map (fun p -> Array.zeroCreate (colsSize p 1))
+          DropMask = plans |> Array.map (fun p -> Array.zeroCreate p.Geometry.Units)
+          Dropped = plans |> Array.map (fun p -> Array.zeroCreate p.Geometry.Units) }
 
 module Layers =
     let inline private ro (a: float32 array) (offset: int) (length: int) = ReadOnlySpan<float32>(a, offset, length)
@@ -235,11 +242,15 @@ module Layers =
             backend.Gemv(false, fanIn, units, 1.0f, ro parameters g.Weight.Offset g.Weight.Length, units, ReadOnlySpan dPre, 0.0f, Span dIn)
 
 module Forward =
-    /// Runs `count` examples (images at x[xOffset..], input-sized each) through the network; the last
-    /// layer's outputs are ws.Outputs[last], [count, outputs].
-    let run (backend: IBackend) (net: Network) (parameters: float32 array) (ws: Workspace) (x: float32 array) (xOffset: int) (count: int) =
+    /// Runs one training example with dropout after layer `dropLayer` (its mask in ws.DropMask), or
+    /// `count` examples without dropout when dropLayer is -1. Images start at x[xOffset..], input-sized
+    /// each; the last layer's outputs are ws.Outputs[last], [count, outputs].
+    let runWith (backend: IBackend) (net: Network) (parameters: float32 array) (ws: Workspace)
+                (x: float32 array) (xOffset: int) (count: int) (dropLayer: int) =
         if count > ws.Capacity then invalidArg "count" $"{count} examples exceed the workspace capacity {ws.Capacity}"
-        let mutable input, inputOffset = x, xOffset
+        if dropLayer >= 0 && count <> 1 then invalidArg "count" "dropout runs one example at a time"
+        let mutable input = x
+        let mutable inputOffset = xOffset
         for i in 0 .. net.Plans.Length - 1 do
             let plan = net.Plans.[i]
             let g = plan.Geometry
@@ -248,8 +259,14 @@ module Forward =
             | Local _ -> Layers.localForward backend g plan.Groups parameters input inputOffset count ws.Cols.[i] ws.Staging.[i] out
             | Dense _ -> Layers.denseForward backend g parameters input inputOffset count out
             Layers.activationForward backend plan.Activation out (count * g.Units)
-            input <- out
+            if i = dropLayer then
+                Numerics.Tensors.TensorPrimitives.Multiply(ReadOnlySpan(out, 0, g.Units), ReadOnlySpan ws.DropMask.[i], Span ws.Dropped.[i])
+                input <- ws.Dropped.[i]
+            else input <- out
             inputOffset <- 0
+
+    /// Runs `count` examples through the network, without dropout (evaluation and inference).
+    let run backend net parameters ws x xOffset count = runWith backend net parameters ws x xOffset count -1
 
     /// The output layer's values of the last forward pass.
     let outputs (net: Network) (ws: Workspace) = ws.Outputs.[net.Plans.Length - 1]
@@ -257,19 +274,26 @@ module Forward =
 module Backward =
     /// Back-propagates dOut (the loss gradient with respect to the network's outputs) for the one example
     /// of the last forward pass (run with count = 1 on the same workspace) into `grad`.
-    let run (backend: IBackend) (net: Network) (parameters: float32 array) (ws: Workspace)
-            (x: float32 array) (xOffset: int) (dOut: float32 array) (grad: float32 array) (accumulate: bool) =
+    /// `dropLayer` must be the one the forward pass used (-1 for none).
+    let runWith (backend: IBackend) (net: Network) (parameters: float32 array) (ws: Workspace)
+                (x: float32 array) (xOffset: int) (dOut: float32 array) (grad: float32 array) (accumulate: bool) (dropLayer: int) =
         let last = net.Plans.Length - 1
         let mutable dY = dOut
         for i in last .. -1 .. 0 do
             let plan = net.Plans.[i]
             let g = plan.Geometry
             let dPre = ws.DeltaPre.[i]
+            if i = dropLayer then
+                // The next layer saw mask * y: the gradient reaching y passes through the same mask.
+                Numerics.Tensors.TensorPrimitives.Multiply(ReadOnlySpan(dY, 0, g.Units), ReadOnlySpan ws.DropMask.[i], Span(dY, 0, g.Units))
             Layers.activationBackward plan.Activation ws.Outputs.[i] dY dPre g.Units
-            let input = if i = 0 then x else ws.Outputs.[i - 1]
+            let input = if i = 0 then x elif i - 1 = dropLayer then ws.Dropped.[i - 1] else ws.Outputs.[i - 1]
             let inputOffset = if i = 0 then xOffset else 0
             let needInput = i > 0
             match g.Spec with
             | Local _ -> Layers.localBackward backend g plan.Groups parameters ws.Cols.[i] dPre grad accumulate needInput ws.DeltaCols.[i] ws.DeltaIn.[i]
             | Dense _ -> Layers.denseBackward backend g parameters input inputOffset dPre grad accumulate needInput ws.DeltaIn.[i]
             dY <- ws.DeltaIn.[i]
+
+    let run backend net parameters ws x xOffset dOut grad accumulate =
+        runWith backend net parameters ws x xOffset dOut grad accumulate -1

@@ -65,9 +65,8 @@ let tests =
                 let net = Recipe.network recipe
                 let p = Init.lecun1989 net.Layout 1
                 let ws = Workspace.create net 1
-                let grad = Array.zeroCreate p.Length
-                let dOut = Array.zeroCreate 10
-                let pass () = Train.trainOnePass backend net recipe p ws grad dOut data.Train ignore
+                let state = Train.createState net recipe
+                let pass () = Train.trainOnePass backend net recipe 1 p ws state data.Train ignore
                 pass () // warm up: JIT and tiering
                 let before = GC.GetAllocatedBytesForCurrentThread()
                 pass ()
@@ -82,7 +81,7 @@ let tests =
             let recipe = { Recipe.lecun1989 with BatchSize = 4; LearningRate = 0.1f }
             let four = { data.Train with Images = data.Train.Images.[0 .. 4 * 256 - 1]; Labels = data.Train.Labels.[0..3] }
             let p = Array.copy p0
-            Train.trainOnePass Backend.Managed net recipe p (Workspace.create net 1) (Array.zeroCreate p.Length) (Array.zeroCreate 10) four ignore
+            Train.trainOnePass Backend.Managed net recipe 1 p (Workspace.create net 1) (Train.createState net recipe) four ignore
             // By hand: the mean of four per-example gradients at p0.
             let mean = Array.zeroCreate<float> p0.Length
             for i in 0..3 do

@@ -1,0 +1,34 @@
+/// Many independent training runs (seeds, ladder steps) spread over the cores. Each run owns its
+/// workspaces and generator, so its result does not depend on what runs beside it.
+namespace Lecun.Model
+
+open System.Threading.Tasks
+open Lecun.Native.Backends
+
+type RunJob =
+    { Recipe: Recipe
+      Data: TrainTest
+      Initial: float32 array }
+
+type RunSummary =
+    { Mean: float
+      Sd: float }
+
+module Runs =
+    /// Runs every job, at most `parallelism` at a time; results come back in job order.
+    let run (backend: IBackend) (parallelism: int) (jobs: RunJob array)
+            (onProgress: int -> int -> int -> unit) (onPass: int -> PassMetrics -> unit) =
+        let results = Array.zeroCreate jobs.Length
+        let options = ParallelOptions(MaxDegreeOfParallelism = max 1 parallelism)
+        Parallel.For(0, jobs.Length, options, fun j ->
+            let job = jobs.[j]
+            results.[j] <- Train.run backend job.Recipe job.Data job.Initial (onProgress j) (onPass j))
+        |> ignore
+        results
+
+    /// Mean and sample standard deviation (0 for a single value).
+    let summarize (values: float seq) =
+        let xs = Array.ofSeq values
+        let mean = Array.average xs
+        let sd = if xs.Length < 2 then 0.0 else sqrt ((xs |> Array.sumBy (fun x -> (x - mean) ** 2.0)) / float (xs.Length - 1))
+        { Mean = mean; Sd = sd }
