@@ -15,17 +15,20 @@ type CountParamsArgs =
 [<HelpFlags("--help", "-h")>]
 type CliArgs =
     | [<CliPrefix(CliPrefix.None)>] Count_Params of ParseResults<CountParamsArgs>
+    | [<CliPrefix(CliPrefix.None)>] Data of ParseResults<DataCommand.DataArgs>
     | [<Inherit>] Verbose
 
     interface IArgParserTemplate with
         member a.Usage =
             match a with
             | Count_Params _ -> "per-layer units, connections, parameters and MACs of the 1989 network."
+            | Data _ -> "data sets: info, verify, fetch, prepare."
             | Verbose -> "show stack traces on errors."
 
 let private dispatch (args: ParseResults<CliArgs>) =
     match args.GetSubCommand() with
     | Count_Params a -> CountParams.run (a.Contains CountParamsArgs.Json)
+    | Data a -> DataCommand.run a
     | Verbose -> fail "no command given (try --help)"
 
 /// Runs one command line and returns the exit code: 0 done, 1 the work failed, 2 bad usage.

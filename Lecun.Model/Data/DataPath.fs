@@ -181,3 +181,21 @@ module Data =
     /// Loads `usps` or `mnist-sim` (default draw seed); `dataDir` is `--data`, if given.
     let load (dataSet: string) (dataDir: string option) : Result<TrainTest, string> =
         loadSeeded dataSet dataDir MnistSim.defaultSeed
+
+    /// A content digest of a train/test pair, so two copies can be compared whatever their
+    /// formatting: SHA-256 over the train split then the test split, each as its labels (int32
+    /// little-endian) then its values (float32 little-endian), with -0 written as +0 (a copy
+    /// that prints -0.0000 as 0.0000 holds the same digits). Lowercase hex.
+    let digest (data: TrainTest) : string =
+        use hash = System.Security.Cryptography.IncrementalHash.CreateHash(System.Security.Cryptography.HashAlgorithmName.SHA256)
+        for d in [ data.Train; data.Test ] do
+            let labels = Array.zeroCreate<byte> (4 * d.Labels.Length)
+            d.Labels |> Array.iteri (fun i l -> System.Buffers.Binary.BinaryPrimitives.WriteInt32LittleEndian(labels.AsSpan(4 * i), l))
+            hash.AppendData labels
+            let values = Array.zeroCreate<byte> (4 * d.Images.Length)
+            d.Images
+            |> Array.iteri (fun i v ->
+                let v = if v = 0f then 0f else v
+                System.Buffers.Binary.BinaryPrimitives.WriteSingleLittleEndian(values.AsSpan(4 * i), v))
+            hash.AppendData values
+        Convert.ToHexStringLower(hash.GetHashAndReset())

@@ -5,6 +5,7 @@ namespace Lecun.Model
 open System
 open System.Globalization
 open System.Text
+open Lecun.Native.Text
 
 module Usps =
     let private values = Dataset.Pixels
@@ -14,10 +15,7 @@ module Usps =
     let trainClassCounts = [| 1194; 1005; 731; 658; 652; 556; 664; 645; 542; 644 |]
     let testClassCounts = [| 359; 264; 198; 166; 200; 160; 170; 147; 166; 177 |]
 
-    /// 10^k as float32, all exact for k <= 10 (5^10 < 2^24).
-    let private pow10 = Array.init 11 (fun k -> float32 (Math.Pow(10.0, float k)))
-
-    let inline private isSpace (b: byte) = b = 32uy || b = 9uy || b = 13uy
+    let inline private isSpace (b: byte) = DecimalText.IsSpace b
 
     /// A token as it appears in a message: printable ASCII, other bytes as '?', cut at 24 chars.
     let private shown (text: byte array) (start: int) (stop: int) =
@@ -25,37 +23,6 @@ module Usps =
         let chars = Array.init n (fun i -> let b = text[start + i] in if b >= 32uy && b < 127uy then char b else '?')
         let s = String(chars)
         if stop - start > n then s + "..." else s
-
-    /// Parses text[start..stop) as a float32 equal to Single.Parse of the same text.
-    /// Fast path (Clinger): a decimal with at most 10 fraction digits and a mantissa below 2^24 is
-    /// mantissa / 10^k with both operands exact in float32, and IEEE division rounds correctly,
-    /// so one division gives exactly the correctly rounded value Single.Parse returns. Anything
-    /// else (exponents, long mantissas, words like NaN) goes to Single.TryParse on the bytes.
-    /// Returns false when the text is not a number.
-    let private parseFloat (text: byte array) (start: int) (stop: int) (result: byref<float32>) =
-        let mutable i = start
-        let neg = text[i] = 45uy
-        if neg || text[i] = 43uy then i <- i + 1
-        let mutable mant = 0L
-        let mutable digits = 0
-        let mutable frac = 0
-        while i < stop && text[i] >= 48uy && text[i] <= 57uy && digits < 18 do
-            mant <- mant * 10L + int64 (text[i] - 48uy)
-            digits <- digits + 1
-            i <- i + 1
-        if i < stop && text[i] = 46uy then
-            i <- i + 1
-            while i < stop && text[i] >= 48uy && text[i] <= 57uy && digits < 18 do
-                mant <- mant * 10L + int64 (text[i] - 48uy)
-                digits <- digits + 1
-                frac <- frac + 1
-                i <- i + 1
-        if i = stop && digits > 0 && mant < (1L <<< 24) && frac <= 10 then
-            let v = float32 mant / pow10[frac]
-            result <- if neg then -v else v
-            true
-        else
-            Single.TryParse(ReadOnlySpan<byte>(text, start, stop - start), NumberStyles.Float, CultureInfo.InvariantCulture, &result)
 
     /// A label is a whole number 0..9, written `6`, `6.`, `6.0000` (a float with zero fraction).
     let private parseLabel (text: byte array) (start: int) (stop: int) : Result<int, string> =
@@ -121,25 +88,16 @@ module Usps =
                 | Ok label ->
                     labels[count] <- label
                     pos <- stop
-                    let baseIndex = count * values
+                    // The 256 values: the hot loop, in Lecun.Native (see DecimalText for why).
                     let mutable k = 0
-                    while isNull error && k < values do
-                        pos <- skipSpace pos
-                        if pos >= n || text[pos] = 10uy then
-                            error <- at line ($"expected 256 values after the label, found {k}")
-                        else
-                            let stop = tokenEnd pos
-                            let mutable v = 0f
-                            if not (parseFloat text pos stop &v) then
-                                error <- at line ($"value {k + 1}: '{shown text pos stop}' is not a number")
-                            elif not (Single.IsFinite v) then
-                                error <- at line ($"value {k + 1}: '{shown text pos stop}' is not a finite number")
-                            elif v < -1f || v > 1f then
-                                error <- at line ($"value {k + 1}: {shown text pos stop} is outside [-1, 1]")
-                            else
-                                images[baseIndex + k] <- v
-                                pos <- stop
-                                k <- k + 1
+                    let status = DecimalText.ParseRow(ReadOnlySpan<byte>(text), &pos, Span<float32>(images, count * values, values), -1f, 1f, &k)
+                    let token = if status = RowStatus.Full then "" else shown text pos (tokenEnd pos)
+                    match status with
+                    | RowStatus.Full -> ()
+                    | RowStatus.EndOfLine -> error <- at line $"expected 256 values after the label, found {k}"
+                    | RowStatus.NotANumber -> error <- at line $"value {k + 1}: '{token}' is not a number"
+                    | RowStatus.NotFinite -> error <- at line $"value {k + 1}: '{token}' is not a finite number"
+                    | _ -> error <- at line $"value {k + 1}: {token} is outside [-1, 1]"
                     if isNull error then
                         pos <- skipSpace pos
                         if pos < n && text[pos] <> 10uy then
