@@ -23,7 +23,7 @@ module RawFile =
         else
             let isize = BitConverter.ToUInt32(compressed, compressed.Length - 4)
             if int64 isize > int64 maxBytes then
-                Error $"{name}: corrupt or truncated gzip file (trailer claims {isize} uncompressed bytes)"
+                Error $"{name}: truncated or corrupt gzip file (the trailer claims {isize} uncompressed bytes)"
             else
                 try
                     use input = new MemoryStream(compressed, false)
