@@ -101,7 +101,7 @@ module Data =
 
     let mnistHowTo =
         let mirrors = String.concat " or " Fetch.mnistMirrors
-        $"download t10k-images-idx3-ubyte.gz and t10k-labels-idx1-ubyte.gz (and, for training digits drawn from MNIST's own training set, train-images-idx3-ubyte.gz and train-labels-idx1-ubyte.gz) from an MNIST mirrors such as {mirrors} into a mnist/ subfolder of one of these folders"
+        $"download t10k-images-idx3-ubyte.gz and t10k-labels-idx1-ubyte.gz (and, for training digits drawn from MNIST's own training set, train-images-idx3-ubyte.gz and train-labels-idx1-ubyte.gz) from an MNIST mirror such as {mirrors} into a mnist/ subfolder of one of these folders"
 
     /// Loads both USPS files (in parallel: they are independent) and checks that each is the
     /// whole split (digit and class counts), so a file cut at a line boundary is an error too.
