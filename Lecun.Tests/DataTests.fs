@@ -25,13 +25,14 @@ type TempDir() =
     interface IDisposable with
         member _.Dispose() = try Directory.Delete(path, true) with _ -> ()
 
-/// The shared data folder (../shared/data beside the repository), found like the program finds it.
+/// The data folder holding usps and MNIST ($LECUN_DATA, ./data or ../shared/data beside the
+/// repository), found as the program finds it.
 let private shared =
     lazy
-        (DataPath.placesFrom None None Environment.CurrentDirectory AppContext.BaseDirectory
+        (DataPath.places None
          |> DataPath.folders
          |> List.tryFind (fun d -> (DataPath.uspsFilesIn d).IsSome)
-         |> Option.defaultWith (fun () -> failwith "the shared data folder (../shared/data) is needed by these tests"))
+         |> Option.defaultWith (fun () -> failwith "these tests need the data (usps/ and mnist/ of ../shared/data, or $LECUN_DATA)"))
 
 let private uspsFiles () = DataPath.uspsFilesIn shared.Value |> Option.get
 
