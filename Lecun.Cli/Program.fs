@@ -18,6 +18,7 @@ type CliArgs =
     | [<CliPrefix(CliPrefix.None)>] Eval of ParseResults<EvalCommand.EvalArgs>
     | [<CliPrefix(CliPrefix.None)>] Predict of ParseResults<EvalCommand.PredictArgs>
     | [<CliPrefix(CliPrefix.None)>] Count_Params of ParseResults<CountParamsArgs>
+    | [<CliPrefix(CliPrefix.None)>] Data of ParseResults<DataCommand.DataArgs>
     | [<Inherit>] Verbose
 
     interface IArgParserTemplate with
@@ -27,6 +28,7 @@ type CliArgs =
             | Eval _ -> "loss, error, misses and confusion matrix of a checkpoint on a data split."
             | Predict _ -> "classify digits in files with a checkpoint."
             | Count_Params _ -> "per-layer units, connections, parameters and MACs of the 1989 network."
+            | Data _ -> "data sets: info, verify, fetch, prepare."
             | Verbose -> "show stack traces on errors."
 
 let private dispatch (args: ParseResults<CliArgs>) =
@@ -35,6 +37,7 @@ let private dispatch (args: ParseResults<CliArgs>) =
     | Eval a -> EvalCommand.runEval a
     | Predict a -> EvalCommand.runPredict a
     | Count_Params a -> CountParams.run (a.Contains CountParamsArgs.Json)
+    | Data a -> DataCommand.run a
     | Verbose -> fail "no command given (try --help)"
 
 /// Runs one command line and returns the exit code: 0 done, 1 the work failed, 2 bad usage.

@@ -1,0 +1,201 @@
+/// Where the data files are found, and loading a named data set from there.
+namespace Lecun.Model
+
+open System
+open System.IO
+open System.Threading.Tasks
+
+/// One place on the data search path.
+type DataPlace =
+    { /// How it was chosen: "--data", "$LECUN_DATA", "./data" or "../shared/data".
+      Origin: string
+      /// The folder, or None when the place is not set (no --data given, $LECUN_DATA unset).
+      Dir: string option }
+
+/// The MNIST IDX files found in one folder.
+type MnistFiles =
+    { Dir: string
+      TestImages: string
+      TestLabels: string
+      /// The MNIST training images and labels, when both are present.
+      Train: (string * string) option }
+
+module DataPath =
+    let repoMarker = "Lecun.Fast.sln"
+    let envVar = "LECUN_DATA"
+
+    /// The nearest folder at or above `start` that holds Lecun.Fast.sln.
+    let findRepoRoot (start: string) : string option =
+        let rec up (dir: DirectoryInfo) =
+            if isNull dir then None
+            elif File.Exists(Path.Combine(dir.FullName, repoMarker)) then Some dir.FullName
+            else up dir.Parent
+        try up (DirectoryInfo(Path.GetFullPath start)) with _ -> None
+
+    /// The search path, from its inputs (testable without touching the process environment).
+    /// `--data DIR` is exclusive: a user who names a folder means that folder, and a typo must
+    /// not silently fall back to other data. Without it: $LECUN_DATA, ./data, then
+    /// ../shared/data beside the repository root (found from the current folder and from the
+    /// program's own folder).
+    let placesFrom (dataDir: string option) (env: string option) (cwd: string) (baseDir: string) : DataPlace list =
+        match dataDir with
+        | Some dir -> [ { Origin = "--data"; Dir = Some(Path.GetFullPath(dir, cwd)) } ]
+        | None ->
+            let shared =
+                [ cwd; baseDir ]
+                |> List.choose findRepoRoot
+                |> List.distinct
+                |> List.map (fun root -> { Origin = "../shared/data"; Dir = Some(Path.GetFullPath(Path.Combine(root, "..", "shared", "data"))) })
+            [ { Origin = "$" + envVar; Dir = env |> Option.filter (String.IsNullOrWhiteSpace >> not) |> Option.map (fun d -> Path.GetFullPath(d, cwd)) }
+              { Origin = "./data"; Dir = Some(Path.GetFullPath(Path.Combine(cwd, "data"))) } ]
+            @ (if shared.IsEmpty then [ { Origin = "../shared/data"; Dir = None } ] else shared)
+
+    /// The search path of this process.
+    let places (dataDir: string option) : DataPlace list =
+        placesFrom dataDir (Environment.GetEnvironmentVariable envVar |> Option.ofObj) Environment.CurrentDirectory AppContext.BaseDirectory
+
+    /// Existing folders on the path, in search order, without repeats.
+    let folders (places: DataPlace list) : string list =
+        places |> List.choose (fun p -> p.Dir) |> List.filter Directory.Exists |> List.distinct
+
+    /// Every place, for messages: `--data /x (no such folder), $LECUN_DATA (not set), ...`.
+    let describe (places: DataPlace list) : string =
+        places
+        |> List.map (fun p ->
+            match p.Dir with
+            | None when p.Origin = "../shared/data" -> $"{p.Origin} (no {repoMarker} above the current or program folder)"
+            | None -> $"{p.Origin} (not set)"
+            | Some d when Directory.Exists d -> $"{p.Origin} = {d}"
+            | Some d -> $"{p.Origin} = {d} (no such folder)")
+        |> String.concat ", "
+
+    let uspsFilesIn (dir: string) : (string * string) option =
+        match Fetch.splitFileIn dir "train", Fetch.splitFileIn dir "test" with
+        | Some train, Some test -> Some(train, test)
+        | _ -> None
+
+    let private idxFileIn (dir: string) (name: string) =
+        [ Path.Combine(dir, "mnist", name + ".gz"); Path.Combine(dir, "mnist", name); Path.Combine(dir, name + ".gz"); Path.Combine(dir, name) ]
+        |> List.tryFind File.Exists
+
+    let mnistFilesIn (dir: string) : MnistFiles option =
+        match idxFileIn dir "t10k-images-idx3-ubyte", idxFileIn dir "t10k-labels-idx1-ubyte" with
+        | Some images, Some labels ->
+            let train =
+                match idxFileIn dir "train-images-idx3-ubyte", idxFileIn dir "train-labels-idx1-ubyte" with
+                | Some ti, Some tl -> Some(ti, tl)
+                | _ -> None
+            Some { Dir = dir; TestImages = images; TestLabels = labels; Train = train }
+        | _ -> None
+
+    let preparedFileIn (dir: string) (seed: int) : string option =
+        let path = Path.Combine(dir, "mnist-sim", MnistSim.fileName seed)
+        if File.Exists path then Some path else None
+
+/// Loading a data set by name: `Data.load "usps" None`.
+module Data =
+    let knownSets = [ "usps"; "mnist-sim" ]
+
+    let uspsHowTo =
+        $"get it with `lecun data fetch` (downloads zip.train.gz and zip.test.gz from the Elements of Statistical Learning data page, {Fetch.defaultBaseUrl}) or put usps/zip.train.gz and usps/zip.test.gz in one of these folders"
+
+    let mnistHowTo =
+        let mirrors = String.concat " or " Fetch.mnistMirrors
+        $"download t10k-images-idx3-ubyte.gz and t10k-labels-idx1-ubyte.gz (and, for training digits drawn from MNIST's own training set, train-images-idx3-ubyte.gz and train-labels-idx1-ubyte.gz) from an MNIST mirror such as {mirrors} into a mnist/ subfolder of one of these folders"
+
+    /// Loads both USPS files (in parallel: they are independent) and checks that each is the
+    /// whole split (digit and class counts), so a file cut at a line boundary is an error too.
+    let loadUspsFiles (trainPath: string) (testPath: string) : Result<Dataset * Dataset, string> =
+        let checkedLoad split path =
+            Usps.load path
+            |> Result.bind (fun d -> Usps.checkSplit split { d with Name = path } |> Result.map (fun () -> { d with Name = $"usps {split}" }))
+        let test = Task.Run(fun () -> checkedLoad "test" testPath)
+        let train = checkedLoad "train" trainPath
+        match train, test.Result with
+        | Ok tr, Ok te -> Ok(tr, te)
+        | Error e, _
+        | _, Error e -> Error e
+
+    let private notFound (what: string) (places: DataPlace list) (howTo: string) =
+        Error $"{what} not found; looked in {DataPath.describe places}; {howTo}"
+
+    let private loadUsps (places: DataPlace list) : Result<TrainTest, string> =
+        match DataPath.folders places |> List.tryPick DataPath.uspsFilesIn with
+        | None -> notFound "usps data (zip.train.gz, zip.test.gz)" places uspsHowTo
+        | Some (trainPath, testPath) ->
+            loadUspsFiles trainPath testPath
+            |> Result.map (fun (train, test) ->
+                { Train = train; Test = test; Source = $"usps from {Path.GetDirectoryName trainPath}" })
+
+    /// Builds mnist-sim in memory from the IDX files of one folder.
+    let buildMnistSim (files: MnistFiles) (seed: int) : Result<MnistSimSet, string> =
+        Idx.loadPair files.TestImages files.TestLabels
+        |> Result.bind (fun t10k ->
+            match files.Train with
+            | None -> MnistSim.build seed t10k None
+            | Some (images, labels) -> Idx.loadPair images labels |> Result.bind (fun train -> MnistSim.build seed t10k (Some train)))
+
+    let private describeSim (set: MnistSimSet) =
+        if set.TrainFromMnistTrain then $"seed {set.Seed}, train from MNIST training digits, test from t10k"
+        else $"seed {set.Seed}, train and test drawn disjointly from t10k"
+
+    let private toTrainTest (set: MnistSimSet) (origin: string) =
+        { Train = set.Train; Test = set.Test; Source = $"mnist-sim ({describeSim set}) {origin}" }
+
+    /// A prepared file is used when present, unless the MNIST files now found would give a
+    /// different set (training files added since it was prepared): then the set is built.
+    let private loadMnistSim (places: DataPlace list) (seed: int) : Result<TrainTest, string> =
+        let folders = DataPath.folders places
+        let sources = folders |> List.tryPick DataPath.mnistFilesIn
+        let prepared = folders |> List.tryPick (fun d -> DataPath.preparedFileIn d seed)
+        let fresh (p: MnistSimSet) =
+            match sources with
+            | Some files -> p.TrainFromMnistTrain = files.Train.IsSome
+            | None -> true
+        let build () =
+            match sources with
+            | None -> notFound "MNIST files for mnist-sim (t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz)" places mnistHowTo
+            | Some files -> buildMnistSim files seed |> Result.map (fun set -> toTrainTest set $"built from {files.Dir}")
+        match prepared with
+        | Some path ->
+            MnistSim.load path
+            |> Result.bind (fun set ->
+                if set.Seed <> seed then Error $"{path}: prepared with seed {set.Seed}, not {seed}; rebuild it with `lecun data prepare mnist-sim --seed {seed}`"
+                elif fresh set then Ok(toTrainTest set $"prepared in {path}")
+                else build ())
+        | None -> build ()
+
+    /// Loads a data set by name from the given search path; `seed` picks the mnist-sim draw.
+    let loadFrom (places: DataPlace list) (dataSet: string) (seed: int) : Result<TrainTest, string> =
+        match dataSet.Trim().ToLowerInvariant() with
+        | "usps" -> loadUsps places
+        | "mnist-sim" -> loadMnistSim places seed
+        | other ->
+            let known = String.concat ", " knownSets
+            Error $"unknown data set '{other}' (known: {known})"
+
+    /// Loads `usps` or `mnist-sim` (its draw seeded by `seed`); `dataDir` is `--data`, if given.
+    let loadSeeded (dataSet: string) (dataDir: string option) (seed: int) : Result<TrainTest, string> =
+        loadFrom (DataPath.places dataDir) dataSet seed
+
+    /// Loads `usps` or `mnist-sim` (default draw seed); `dataDir` is `--data`, if given.
+    let load (dataSet: string) (dataDir: string option) : Result<TrainTest, string> =
+        loadSeeded dataSet dataDir MnistSim.defaultSeed
+
+    /// A content digest of a train/test pair, so two copies can be compared whatever their
+    /// formatting: SHA-256 over the train split then the test split, each as its labels (int32
+    /// little-endian) then its values (float32 little-endian), with -0 written as +0 (a copy
+    /// that prints -0.0000 as 0.0000 holds the same digits). Lowercase hex.
+    let digest (data: TrainTest) : string =
+        use hash = System.Security.Cryptography.IncrementalHash.CreateHash(System.Security.Cryptography.HashAlgorithmName.SHA256)
+        for d in [ data.Train; data.Test ] do
+            let labels = Array.zeroCreate<byte> (4 * d.Labels.Length)
+            d.Labels |> Array.iteri (fun i l -> System.Buffers.Binary.BinaryPrimitives.WriteInt32LittleEndian(labels.AsSpan(4 * i), l))
+            hash.AppendData labels
+            let values = Array.zeroCreate<byte> (4 * d.Images.Length)
+            d.Images
+            |> Array.iteri (fun i v ->
+                let v = if v = 0f then 0f else v
+                System.Buffers.Binary.BinaryPrimitives.WriteSingleLittleEndian(values.AsSpan(4 * i), v))
+            hash.AppendData values
+        Convert.ToHexStringLower(hash.GetHashAndReset())
