@@ -64,6 +64,9 @@ public static class MklLibrary
         SetNativeEnvironmentDefault("MKL_THREADING_LAYER", "sequential");
         // MKL 2020 picks its slow generic code path on AMD CPUs unless told the CPU type (5 = AVX2).
         SetNativeEnvironmentDefault("MKL_DEBUG_CPU_TYPE", "5");
+        // Without a fixed code branch MKL's GEMM sums in an order that depends on how the GC happened to
+        // align the arrays, so the same seed could train to different weights. STRICT pins it.
+        SetNativeEnvironmentDefault("MKL_CBWR", "AVX2,STRICT");
         var root = Environment.GetEnvironmentVariable("MKLROOT");
         var candidates = root is null ? Candidates : Candidates.Prepend(Path.Combine(root, "lib", "intel64", "libmkl_rt.so"));
         foreach (var path in candidates)
