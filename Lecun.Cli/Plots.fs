@@ -201,3 +201,52 @@ let errorGallery (title: string) (images: float32 array array) (trueLabels: int 
         canvas.DrawText(truth, start, baseline, SKTextAlign.Left, font, black)
         canvas.DrawText(guess, start + w1, baseline, SKTextAlign.Left, font, red)
     AtomicFile.writeBytes path (encodePng surface)
+
+// ---------------------------------------------------------------- the 33-year ladder
+
+/// One row of the ladder: mean and standard deviation over seeds, and the essay's single-seed figure.
+type LadderPoint =
+    { Label: string
+      TrainMean: float
+      TrainSd: float
+      TestMean: float
+      TestSd: float
+      EssayTest: float option }
+
+/// Test (and train) error per step with error bars of one standard deviation over the seeds, and the
+/// essay's single-seed test error drawn beside each step for reference.
+let ladder (title: string) (points: LadderPoint list) (path: string) : unit =
+    use plot = newPlot ()
+    let xs = points |> List.mapi (fun i _ -> float i) |> Array.ofList
+    let series (ys: float array) (errs: float array) (label: string) (color: Color) (marker: MarkerShape) (offset: float) =
+        let x = xs |> Array.map (fun x -> x + offset)
+        let bars = plot.Add.ErrorBar(x, ys, errs)
+        bars.Color <- color
+        bars.LineWidth <- 2.0f
+        let s = plot.Add.Scatter(x, ys)
+        s.LegendText <- label
+        s.Color <- color
+        s.LineWidth <- 0.0f
+        s.MarkerShape <- marker
+        s.MarkerSize <- 9.0f
+    series (points |> List.map (fun p -> p.TestMean) |> Array.ofList) (points |> List.map (fun p -> p.TestSd) |> Array.ofList)
+        "test error (mean ± sd over seeds)" testColor MarkerShape.FilledSquare 0.0
+    series (points |> List.map (fun p -> p.TrainMean) |> Array.ofList) (points |> List.map (fun p -> p.TrainSd) |> Array.ofList)
+        "train error (mean ± sd)" trainColor MarkerShape.FilledCircle -0.12
+    let essay = points |> List.indexed |> List.choose (fun (i, p) -> p.EssayTest |> Option.map (fun e -> float i + 0.12, e))
+    if not essay.IsEmpty then
+        let s = plot.Add.Scatter(essay |> List.map fst |> Array.ofList, essay |> List.map snd |> Array.ofList)
+        s.LegendText <- "essay's test error (MNIST-sim, one seed)"
+        s.Color <- Colors.Gray
+        s.LineWidth <- 0.0f
+        s.MarkerShape <- MarkerShape.OpenDiamond
+        s.MarkerSize <- 11.0f
+    plot.Axes.Bottom.SetTicks(xs, points |> List.map (fun p -> p.Label) |> Array.ofList)
+    plot.Axes.AutoScale()
+    let limits = plot.Axes.GetLimits()
+    plot.Axes.SetLimits(-0.6, float (points.Length - 1) + 0.6, 0.0, max 1.0 (limits.Top * 1.08))
+    plot.Title title
+    plot.XLabel "step (0n: the paper's own optimizer beside step 0)"
+    plot.YLabel "error (%)"
+    plot.ShowLegend(Alignment.UpperRight) |> ignore
+    AtomicFile.writeBytes path (plot.GetImageBytes(900, 560, ImageFormat.Png))

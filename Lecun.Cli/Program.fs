@@ -17,6 +17,7 @@ type CliArgs =
     | [<CliPrefix(CliPrefix.None)>] Train of ParseResults<TrainCommand.TrainArgs>
     | [<CliPrefix(CliPrefix.None)>] Eval of ParseResults<EvalCommand.EvalArgs>
     | [<CliPrefix(CliPrefix.None)>] Predict of ParseResults<EvalCommand.PredictArgs>
+    | [<CliPrefix(CliPrefix.None)>] Ladder of ParseResults<LadderCommand.LadderArgs>
     | [<CliPrefix(CliPrefix.None)>] Count_Params of ParseResults<CountParamsArgs>
     | [<CliPrefix(CliPrefix.None)>] Data of ParseResults<DataCommand.DataArgs>
     | [<Inherit>] Verbose
@@ -27,6 +28,7 @@ type CliArgs =
             | Train _ -> "train the network (default: the paper's 23-pass experiment on its USPS digits)."
             | Eval _ -> "loss, error, misses and confusion matrix of a checkpoint on a data split."
             | Predict _ -> "classify digits in files with a checkpoint."
+            | Ladder _ -> "the essay's 33 years of improvements, one change per step, over seeds."
             | Count_Params _ -> "per-layer units, connections, parameters and MACs of the 1989 network."
             | Data _ -> "data sets: info, verify, fetch, prepare."
             | Verbose -> "show stack traces on errors."
@@ -36,6 +38,7 @@ let private dispatch (args: ParseResults<CliArgs>) =
     | Train a -> TrainCommand.run a
     | Eval a -> EvalCommand.runEval a
     | Predict a -> EvalCommand.runPredict a
+    | Ladder a -> LadderCommand.run a
     | Count_Params a -> CountParams.run (a.Contains CountParamsArgs.Json)
     | Data a -> DataCommand.run a
     | Verbose -> fail "no command given (try --help)"

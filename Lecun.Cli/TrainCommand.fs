@@ -27,6 +27,7 @@ type TrainArgs =
     | Optimizer of name: string
     | Shift of pixels: int
     | Dropout of rate: float
+    | Mu of damping: float
     | Seeds of count: int
     | Jobs of count: int
 
@@ -48,6 +49,7 @@ type TrainArgs =
             | Optimizer _ -> "sgd, newton (the paper's diagonal Newton) or adamw (lr falling linearly to a third, weight decay 0.01)."
             | Shift _ -> "random shifts of up to this many pixels on each presentation (0 = none)."
             | Dropout _ -> "dropout rate on H3's input during training (0 = none)."
+            | Mu _ -> "newton: the damping mu of the steps eps / (mu + h) (default 0.05); --lr sets eps."
             | Seeds _ -> "train this many seeds (seed, seed+1, ...) and report mean and spread of the final errors."
             | Jobs _ -> "runs at a time with --seeds (default: one per core)."
 
@@ -156,6 +158,12 @@ let recipeFrom (args: ParseResults<TrainArgs>) =
             | other -> fail $"unknown optimizer '{other}' (known: sgd, newton, adamw)"
     let shift = args.GetResult(Shift, recipe.Shift)
     let dropout = args.GetResult(Dropout, float recipe.Dropout)
+    let recipe =
+        match args.TryGetResult Mu, recipe.Optimizer with
+        | None, _ -> recipe
+        | Some mu, Newton n when mu > 0.0 -> { recipe with Optimizer = Newton { n with Mu = float32 mu } }
+        | Some mu, Newton _ -> fail $"--mu must be positive, got {mu}"
+        | Some _, _ -> fail "--mu applies to the newton optimizer only (use --recipe newton1989 or --optimizer newton)"
     if shift < 0 || shift > 8 then fail $"--shift must be between 0 and 8 pixels, got {shift}"
     if not (dropout >= 0.0 && dropout < 1.0) then fail $"--dropout must be in [0, 1), got {dropout}"
     { recipe with Shift = shift; Dropout = float32 dropout }

@@ -2,6 +2,7 @@
 /// workspaces and generator, so its result does not depend on what runs beside it.
 namespace Lecun.Model
 
+open System
 open System.Threading.Tasks
 open Lecun.Native.Backends
 
@@ -15,15 +16,22 @@ type RunSummary =
       Sd: float }
 
 module Runs =
-    /// Runs every job, at most `parallelism` at a time; results come back in job order.
+    /// Runs every job, at most `parallelism` at a time, longest first (so the cores finish together);
+    /// results come back in job order.
     let run (backend: IBackend) (parallelism: int) (jobs: RunJob array)
             (onProgress: int -> int -> int -> unit) (onPass: int -> PassMetrics -> unit) =
         let results = Array.zeroCreate jobs.Length
-        let options = ParallelOptions(MaxDegreeOfParallelism = max 1 parallelism)
-        Parallel.For(0, jobs.Length, options, fun j ->
-            let job = jobs.[j]
-            results.[j] <- Train.run backend job.Recipe job.Data job.Initial (onProgress j) (onPass j))
-        |> ignore
+        let order = jobs |> Array.mapi (fun j job -> j, job.Recipe.Passes * job.Data.Train.Count) |> Array.sortBy (fun (j, cost) -> -cost, j) |> Array.map fst
+        let mutable next = -1
+        let worker () =
+            let mutable k = Threading.Interlocked.Increment &next
+            while k < order.Length do
+                let j = order.[k]
+                let job = jobs.[j]
+                results.[j] <- Train.run backend job.Recipe job.Data job.Initial (onProgress j) (onPass j)
+                k <- Threading.Interlocked.Increment &next
+        let workers = Array.init (max 1 (min parallelism jobs.Length)) (fun _ -> Task.Factory.StartNew(worker, TaskCreationOptions.LongRunning))
+        Task.WaitAll workers
         results
 
     /// Mean and sample standard deviation (0 for a single value).

@@ -165,13 +165,32 @@ module Data =
                 else build ())
         | None -> build ()
 
+    /// Training digits of `mnist-sim-50k`, the essay's last step ("~50,000 MNIST training digits").
+    let largeTrainDigits = 50000
+
+    /// mnist-sim's test digits with up to 50,000 training digits drawn from MNIST's own training files.
+    let private loadMnistSimLarge (places: DataPlace list) (seed: int) : Result<TrainTest, string> =
+        match DataPath.folders places |> List.tryPick DataPath.mnistFilesIn with
+        | Some ({ Train = Some (images, labels) } as files) ->
+            Idx.loadPair files.TestImages files.TestLabels
+            |> Result.bind (fun t10k ->
+                Idx.loadPair images labels
+                |> Result.bind (fun (trainImages, trainLabels) ->
+                    MnistSim.buildSized seed (min largeTrainDigits trainImages.Count) t10k (Some(trainImages, trainLabels))))
+            |> Result.map (fun set ->
+                { Train = set.Train; Test = set.Test
+                  Source = $"mnist-sim-50k (seed {seed}, {set.Train.Count} training digits from MNIST's training files, test from t10k) built from {files.Dir}" })
+        | _ ->
+            notFound "the MNIST training files (train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz) for mnist-sim-50k" places mnistHowTo
+
     /// Loads a data set by name from the given search path; `seed` picks the mnist-sim draw.
     let loadFrom (places: DataPlace list) (dataSet: string) (seed: int) : Result<TrainTest, string> =
         match dataSet.Trim().ToLowerInvariant() with
         | "usps" -> loadUsps places
         | "mnist-sim" -> loadMnistSim places seed
+        | "mnist-sim-50k" -> loadMnistSimLarge places seed
         | other ->
-            let known = String.concat ", " knownSets
+            let known = String.concat ", " (knownSets @ [ "mnist-sim-50k" ])
             Error $"unknown data set '{other}' (known: {known})"
 
     /// Loads `usps` or `mnist-sim` (its draw seeded by `seed`); `dataDir` is `--data`, if given.

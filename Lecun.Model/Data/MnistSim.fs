@@ -109,11 +109,12 @@ module MnistSim =
                 out[p] <- out[p] / 127.5f - 1f)
         { Name = name; Images = out; Labels = chosen |> Array.map (fun i -> labels[i]) }
 
-    /// Builds the set from the t10k files and, when given, the MNIST training files.
-    let build (seed: int) (t10k: IdxImages * int array) (mnistTrain: (IdxImages * int array) option) : Result<MnistSimSet, string> =
+    /// Builds the set from the t10k files and, when given, `trainDigits` drawn from the MNIST training files.
+    let buildSized (seed: int) (trainDigits: int) (t10k: IdxImages * int array) (mnistTrain: (IdxImages * int array) option) : Result<MnistSimSet, string> =
         let testImages, testLabels = t10k
         match mnistTrain with
         | Some (trainImages, trainLabels) ->
+            let trainCount = trainDigits
             if trainImages.Count < trainCount then Error $"the MNIST training files hold {trainImages.Count} digits, mnist-sim needs {trainCount}"
             elif testImages.Count < testCount then Error $"the MNIST t10k files hold {testImages.Count} digits, mnist-sim needs {testCount}"
             else
@@ -135,6 +136,10 @@ module MnistSim =
                      TrainFromMnistTrain = false
                      Train = digits "mnist-sim train" testImages testLabels idx[.. trainCount - 1]
                      Test = digits "mnist-sim test" testImages testLabels idx[trainCount ..] }
+
+    /// The simulated 1989 set: 7291 training digits (from MNIST's training files when present).
+    let build (seed: int) (t10k: IdxImages * int array) (mnistTrain: (IdxImages * int array) option) =
+        buildSized seed trainCount t10k mnistTrain
 
     // Prepared file: everything little-endian.
     //   "LECUNSIM" | version u32 = 1 | seed i32 | fromTrain u32 (0/1) | trainCount u32 | testCount u32
