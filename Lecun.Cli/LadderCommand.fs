@@ -18,6 +18,7 @@ type LadderArgs =
     | Jobs of count: int
     | Backend of name: string
     | Out of dir: string
+    | Limit of digits: int
 
     interface IArgParserTemplate with
         member a.Usage =
@@ -30,6 +31,7 @@ type LadderArgs =
             | Jobs _ -> "runs at a time (default: one per core)."
             | Backend _ -> "mkl or managed."
             | Out _ -> "folder for ladder.json, ladder.csv and ladder.png (default: a new folder under runs/)."
+            | Limit _ -> "use only the first N digits of each split (a quick look; the figures are then not comparable)."
 
 type private StepResult =
     { Step: LadderStep
@@ -120,7 +122,17 @@ let run (args: ParseResults<LadderArgs>) =
     let selected = Ladder.steps dataSet |> List.filter (fun s -> List.contains (s.Label.TrimEnd 'n') wanted)
     let stepFiveWanted = List.contains "5" wanted
     // Each data set is loaded once; a step whose data cannot be found is skipped with the reason.
-    let loaded = selected |> List.map (fun s -> s.DataSet) |> List.distinct |> List.map (fun d -> d, Data.load d dataDir) |> Map.ofList
+    let limit = args.TryGetResult Limit
+    match limit with
+    | Some n when n < 10 -> fail $"--limit must be at least 10 digits, got {n}"
+    | _ -> ()
+    let limited (d: TrainTest) =
+        match limit with
+        | Some n -> { d with Train = d.Train.Take n; Test = d.Test.Take n; Source = $"{d.Source}, first {n} digits of each split" }
+        | None -> d
+    let loaded =
+        dataSet :: (selected |> List.map (fun s -> s.DataSet)) |> List.distinct
+        |> List.map (fun d -> d, Data.load d dataDir |> Result.map limited) |> Map.ofList
     match loaded.[dataSet] with
     | Error e -> fail e
     | Ok _ -> ()

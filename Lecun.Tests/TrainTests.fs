@@ -9,8 +9,7 @@ open Lecun.Model
 /// The paper's digits, found through the project's data search path (../shared/data in CI).
 let usps = lazy (Data.load "usps" None |> function Ok d -> d | Error e -> failwith e)
 
-let subset (d: Dataset) (count: int) =
-    { d with Images = d.Images.[0 .. count * Dataset.Pixels - 1]; Labels = d.Labels.[0 .. count - 1] }
+let subset (d: Dataset) (count: int) = d.Take count
 
 /// A small run: 1000 training and 500 test digits of USPS.
 let small () =
@@ -92,8 +91,12 @@ let tests =
         }
     ]
 
-/// Runs the command line in-process, capturing stdout and stderr.
+let private consoleGate = obj ()
+
+/// Runs the command line in-process, capturing stdout and stderr. Console is process-wide, so one
+/// command line runs at a time.
 let runCli (args: string list) =
+  lock consoleGate (fun () ->
     let out, err = new StringWriter(), new StringWriter()
     let oldOut, oldErr = Console.Out, Console.Error
     Console.SetOut out
@@ -103,11 +106,11 @@ let runCli (args: string list) =
         code, out.ToString(), err.ToString()
     finally
         Console.SetOut oldOut
-        Console.SetError oldErr
+        Console.SetError oldErr)
 
 [<Tests>]
 let cliTests =
-    testSequenced <| testList "command line" [
+    testSequencedGroup "console" <| testList "command line" [
         for args, fragment in
             [ [ "train"; "--passes"; "many" ], "--passes"
               [ "train"; "--passes"; "0" ], "--passes must be at least 1"

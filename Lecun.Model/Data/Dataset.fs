@@ -9,6 +9,11 @@ type Dataset =
 
     member d.Count = d.Labels.Length
     member d.Image(i: int) = System.ReadOnlySpan<float32>(d.Images, i * Dataset.Pixels, Dataset.Pixels)
+    /// The first n digits (all of them when there are fewer).
+    member d.Take(n: int) =
+        let n = min n d.Count
+        { d with Images = Array.sub d.Images 0 (n * Dataset.Pixels); Labels = Array.sub d.Labels 0 n }
+
     static member Side = 16
     static member Pixels = 256
 

@@ -1,0 +1,168 @@
+module Lecun.Tests.LadderTests
+
+open System
+open System.IO
+open System.Text.Json
+open Expecto
+open Argu
+open Lecun.Native.Backends
+open Lecun.Model
+
+/// The names of the recipe fields in which two recipes differ.
+let private differences (a: Recipe) (b: Recipe) =
+    [ if a.Passes <> b.Passes then "Passes"
+      if a.LearningRate <> b.LearningRate then "LearningRate"
+      if a.BatchSize <> b.BatchSize then "BatchSize"
+      if a.Hidden <> b.Hidden then "Hidden"
+      if a.Output <> b.Output then "Output"
+      if a.Loss <> b.Loss then "Loss"
+      if a.Optimizer <> b.Optimizer then "Optimizer"
+      if a.Dropout <> b.Dropout then "Dropout"
+      if a.Shift <> b.Shift then "Shift"
+      if a.Seed <> b.Seed then "Seed" ]
+    |> Set.ofList
+
+let private step (steps: LadderStep list) label = steps |> List.find (fun s -> s.Label = label)
+
+/// A temporary folder for one test, removed afterwards.
+let withTempDir (f: string -> unit) =
+    let dir = Path.Combine(Path.GetTempPath(), $"lecun-test-{Guid.NewGuid():N}")
+    Directory.CreateDirectory dir |> ignore
+    try f dir finally (try Directory.Delete(dir, true) with _ -> ())
+
+/// A data folder for mnist-sim: the shared t10k files, and (optionally) a small MNIST training file made
+/// from t10k's first 7,500 digits (enough for mnist-sim's 7,291; step 5 then uses all 7,500).
+let private mnistFolder (dir: string) (withTrain: bool) =
+    let shared =
+        DataPath.places None |> DataPath.folders |> List.tryPick DataPath.mnistFilesIn
+        |> Option.defaultWith (fun () -> failwith "the MNIST t10k files are not on the data search path")
+    let mnist = Path.Combine(dir, "mnist")
+    Directory.CreateDirectory mnist |> ignore
+    File.Copy(shared.TestImages, Path.Combine(mnist, Path.GetFileName shared.TestImages))
+    File.Copy(shared.TestLabels, Path.Combine(mnist, Path.GetFileName shared.TestLabels))
+    if withTrain then
+        let images, labels = Idx.loadPair shared.TestImages shared.TestLabels |> function Ok v -> v | Error e -> failwith e
+        let n = 7500
+        let be (v: int) = [| byte (v >>> 24); byte (v >>> 16); byte (v >>> 8); byte v |]
+        let pixels = images.Rows * images.Cols
+        File.WriteAllBytes(Path.Combine(mnist, "train-images-idx3-ubyte"),
+            Array.concat [ be 0x803; be n; be images.Rows; be images.Cols; images.Pixels.[0 .. n * pixels - 1] ])
+        File.WriteAllBytes(Path.Combine(mnist, "train-labels-idx1-ubyte"),
+            Array.concat [ be 0x801; be n; labels.[0 .. n - 1] |> Array.map byte ])
+
+[<Tests>]
+let tests =
+    testList "ladder" [
+        test "each step is the step before plus exactly its documented change" {
+            let steps = Ladder.steps "mnist-sim"
+            let expected =
+                [ "1", "0", set [ "Output"; "Loss"; "LearningRate" ]
+                  "2", "1", set [ "Optimizer"; "LearningRate" ]
+                  "3", "2", set [ "Shift"; "Passes" ]
+                  "4", "3", set [ "Dropout"; "Hidden"; "Passes" ]
+                  "5", "4", set [ "Passes" ] ]
+            for s, prev, changed in expected do
+                Expect.equal (differences (step steps prev).Recipe (step steps s).Recipe) changed $"step {s} vs {prev}"
+            Expect.equal (step steps "1").Recipe.Loss SoftmaxCrossEntropy "step 1 is cross-entropy"
+            Expect.equal (step steps "3").Recipe.Shift 1 "step 3 shifts by one pixel"
+            Expect.equal (step steps "5").DataSet "mnist-sim-50k" "step 5 adds MNIST training digits"
+            Expect.equal (step steps "4").DataSet "mnist-sim" "steps 0-4 stay on the ladder's data"
+            Expect.equal { (step steps "4").Recipe with Name = "modern" } Recipe.modern "step 4 is the modern recipe"
+            Expect.equal (step steps "0").Recipe Recipe.lecun1989 "step 0 is the paper's recipe"
+            Expect.equal (step steps "0n").Recipe Recipe.newton1989 "the side row is the paper's optimizer"
+            Expect.isFalse (Ladder.steps "usps" |> List.exists (fun s -> s.Label = "5")) "no step 5 on usps"
+        }
+
+        test "each step's command gives exactly its recipe through train" {
+            let parser = ArgumentParser.Create<Lecun.Cli.TrainCommand.TrainArgs>()
+            for s in Ladder.steps "mnist-sim" do
+                let flags = s.Flags |> List.collect (fun (k, v) -> [ k; v ]) |> Array.ofList
+                let recipe = Lecun.Cli.TrainCommand.recipeFrom (parser.ParseCommandLine flags)
+                Expect.equal (differences recipe s.Recipe) Set.empty $"step {s.Label}: {s.Command}"
+                Expect.stringStarts s.Command $"lecun train --data-set {s.DataSet} " "the command names the data set"
+        }
+
+        test "steps parse from ranges and lists; unknown steps are errors" {
+            Expect.equal (Ladder.parseSteps "0-4") (Ok [ "0"; "1"; "2"; "3"; "4" ]) "range"
+            Expect.equal (Ladder.parseSteps "4,0,2") (Ok [ "0"; "2"; "4" ]) "list"
+            Expect.equal (Ladder.parseSteps "all") (Ok [ "0"; "1"; "2"; "3"; "4"; "5" ]) "all"
+            for bad in [ "7"; "2-1"; "x"; "0,9" ] do
+                match Ladder.parseSteps bad with
+                | Error e -> Expect.stringContains e "unknown step" bad
+                | Ok _ -> failtestf "'%s' was accepted" bad
+        }
+
+        test "a seed gives the same results run in parallel or one after another; seeds differ" {
+            let data = TrainTests.small ()
+            let tiny = { data with Train = data.Train.Take 200; Test = data.Test.Take 100 }
+            let jobs =
+                [| for r in [ Recipe.lecun1989; Recipe.modern ] do
+                       for seed in [ 1; 2 ] ->
+                           { Recipe = { r with Passes = 2; Seed = seed }; Data = tiny; Initial = Init.lecun1989 Layout.lecun1989 seed } |]
+            let quiet = fun (_: int) (_: int) (_: int) -> ()
+            let parallel = Runs.run Backend.Managed 2 jobs quiet (fun _ _ -> ())
+            let serial = Runs.run Backend.Managed 1 jobs quiet (fun _ _ -> ())
+            for j in 0 .. jobs.Length - 1 do
+                Expect.sequenceEqual parallel.[j].Parameters serial.[j].Parameters $"job {j} weights"
+                Expect.equal (parallel.[j].Passes |> List.map (fun p -> p.Train, p.Test)) (serial.[j].Passes |> List.map (fun p -> p.Train, p.Test)) $"job {j} metrics"
+            Expect.notEqual jobs.[0].Initial jobs.[1].Initial "different seeds start from different weights"
+            Expect.notEqual parallel.[0].Parameters parallel.[1].Parameters "and end in different ones"
+        }
+
+        test "a tiny ladder runs end to end and writes its files" {
+            withTempDir (fun out ->
+                let code, stdout, err = TrainTests.runCli [ "ladder"; "--steps"; "0,1"; "--seeds"; "2"; "--limit"; "200"; "--out"; out ]
+                Expect.equal code 0 $"exit code (stderr: {err})"
+                for f in [ "ladder.json"; "ladder.csv"; "ladder.png" ] do
+                    Expect.isTrue (File.Exists(Path.Combine(out, f))) $"{f} written"
+                Expect.isEmpty (Directory.GetFiles(out, "*.tmp", SearchOption.AllDirectories)) "no temporary files left"
+                use doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(out, "ladder.json")))
+                let steps = doc.RootElement.GetProperty("steps").EnumerateArray() |> Seq.toList
+                Expect.equal (steps |> List.map (fun s -> s.GetProperty("step").GetString())) [ "0"; "0n"; "1" ] "steps run"
+                for s in steps do
+                    Expect.equal (s.GetProperty("runs").GetArrayLength()) 2 "two seeds each"
+                    Expect.isTrue (s.GetProperty("test").GetProperty("error_mean").GetDouble() >= 0.0) "test error"
+                    Expect.stringStarts (s.GetProperty("command").GetString()) "lecun train" "the command of the step"
+                Expect.stringContains stdout "lecun train --data-set usps --recipe lecun1989 --loss softmax-ce --lr 0.01" "the table names step 1's command"
+                let csv = File.ReadAllLines(Path.Combine(out, "ladder.csv"))
+                Expect.equal csv.Length 4 "header and three rows")
+        }
+
+        test "step 5 is skipped with a clear message when MNIST's training files are missing" {
+            withTempDir (fun dir ->
+                mnistFolder dir false
+                let out = Path.Combine(dir, "out")
+                let code, stdout, err = TrainTests.runCli [ "ladder"; "--data-set"; "mnist-sim"; "--data"; dir; "--steps"; "4,5"; "--seeds"; "1"; "--limit"; "100"; "--out"; out ]
+                Expect.equal code 0 $"exit code (stderr: {err})"
+                Expect.stringContains stdout "skipped" "the table lists step 5 as skipped"
+                Expect.stringContains stdout "train-images-idx3-ubyte" "and says which files are missing"
+                let json = File.ReadAllText(Path.Combine(out, "ladder.json"))
+                Expect.stringContains json "\"skipped\"" "ladder.json records the skip")
+        }
+
+        test "step 5 runs on a small MNIST training file made in the test" {
+            withTempDir (fun dir ->
+                mnistFolder dir true
+                let out = Path.Combine(dir, "out")
+                let code, _, err = TrainTests.runCli [ "ladder"; "--data-set"; "mnist-sim"; "--data"; dir; "--steps"; "5"; "--seeds"; "1"; "--limit"; "100"; "--out"; out ]
+                Expect.equal code 0 $"exit code (stderr: {err})"
+                use doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(out, "ladder.json")))
+                let steps = doc.RootElement.GetProperty("steps").EnumerateArray() |> Seq.toList
+                Expect.equal (steps |> List.map (fun s -> s.GetProperty("step").GetString())) [ "5" ] "step 5 ran"
+                Expect.equal (steps.Head.GetProperty("data_set").GetString()) "mnist-sim-50k" "on the large training set")
+        }
+
+        testSequenced <| testList "bad input" [
+            for args, fragment in
+                [ [ "ladder"; "--steps"; "9" ], "unknown step '9'"
+                  [ "ladder"; "--seeds"; "0" ], "--seeds must be at least 1"
+                  [ "ladder"; "--data-set"; "cifar" ], "unknown data set 'cifar'"
+                  [ "ladder"; "--out"; "/proc/forbidden/ladder" ], "cannot write to output folder" ] ->
+                test (String.Join(" ", args)) {
+                    let code, _, err = TrainTests.runCli args
+                    Expect.notEqual code 0 "non-zero exit"
+                    Expect.stringContains err fragment "a clear one-line error"
+                    Expect.isFalse (err.Contains "   at ") "no stack trace"
+                }
+        ]
+    ]
