@@ -49,7 +49,7 @@ type TrainArgs =
             | Optimizer _ -> "sgd, newton (the paper's diagonal Newton) or adamw (lr falling linearly to a third, weight decay 0.01)."
             | Shift _ -> "random shifts of up to this many pixels on each presentation (0 = none)."
             | Dropout _ -> "dropout rate on H3's input during training (0 = none)."
-            | Mu _ -> "newton: the damping mu of the steps eps / (mu + h) (default 0.05); --lr sets eps."
+            | Mu _ -> "newton: the damping mu of the steps eps / (mu + h) (default 0.02); --lr sets eps."
             | Seeds _ -> "train this many seeds (seed, seed+1, ...) and report mean and spread of the final errors."
             | Jobs _ -> "runs at a time with --seeds (default: one per core)."
 

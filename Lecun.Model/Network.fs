@@ -39,6 +39,8 @@ type LayerPlan =
     { Geometry: LayerGeometry
       /// Plane groups of a locally-connected layer (empty for dense layers).
       Groups: PlaneGroup list
+      /// How a locally-connected layer unfolds its input (None for dense layers).
+      Unfold: Im2ColPlan option
       Activation: Activation }
 
 /// The network as the engine runs it: a layout plus the activation of each layer.
@@ -77,6 +79,10 @@ module Network =
             |> List.mapi (fun i g ->
                 { Geometry = g
                   Groups = (match g.Spec with Local l -> groupsOf l | Dense _ -> [])
+                  Unfold =
+                    match g.Spec, g.InShape with
+                    | Local l, [ planes; h; w ] -> Some(Im2ColPlan(planes, h, w, l.Kernel, l.Stride, l.Padding))
+                    | _ -> None
                   Activation = if i = last then output else hidden })
             |> Array.ofList }
 
@@ -104,7 +110,9 @@ type Workspace =
       /// fills the mask of the layer it passes as `dropLayer`.
       DropMask: float32 array array
       /// A layer's output after its dropout mask, which the next layer reads.
-      Dropped: float32 array array }
+      Dropped: float32 array array
+      /// Scratch of each locally-connected layer's im2col (its input plus a pad slot).
+      UnfoldScratch: float32 array array }
 
 module Workspace =
     let create (net: Network) (capacity: int) =
@@ -126,7 +134,8 @@ module Workspace =
           DeltaIn = plans |> Array.map (fun p -> Array.zeroCreate p.Geometry.InUnits)
           DeltaCols = plans |> Array.map (fun p -> Array.zeroCreate (colsSize p 1))
           DropMask = plans |> Array.map (fun p -> Array.zeroCreate p.Geometry.Units)
-          Dropped = plans |> Array.map (fun p -> Array.zeroCreate p.Geometry.Units) }
+          Dropped = plans |> Array.map (fun p -> Array.zeroCreate p.Geometry.Units)
+          UnfoldScratch = plans |> Array.map (fun p -> match p.Unfold with Some u -> Array.zeroCreate u.ScratchSize | None -> Array.empty) }
 
 module Layers =
     let inline private ro (a: float32 array) (offset: int) (length: int) = ReadOnlySpan<float32>(a, offset, length)
@@ -162,13 +171,13 @@ module Layers =
         | Identity -> Array.blit dy 0 dPre 0 units
 
     /// Locally-connected forward for `count` examples: x [count, inPlanes, ih, iw] -> out [count, planes, oh, ow].
-    let localForward (backend: IBackend) (g: LayerGeometry) (groups: PlaneGroup list) (parameters: float32 array)
-                     (x: float32 array) (xOffset: int) (count: int) (cols: float32 array) (staging: float32 array) (out: float32 array) =
+    let localForward (backend: IBackend) (g: LayerGeometry) (groups: PlaneGroup list) (unfold: Im2ColPlan) (parameters: float32 array)
+                     (x: float32 array) (xOffset: int) (count: int) (cols: float32 array) (staging: float32 array) (scratch: float32 array) (out: float32 array) =
         let struct (l, inPlanes, ih, iw, planes, n) = localDims g
         let inSize = inPlanes * ih * iw
         let ld = count * n
         for b in 0 .. count - 1 do
-            Im2Col.Forward(ro x (xOffset + b * inSize) inSize, inPlanes, ih, iw, l.Kernel, l.Stride, l.Padding, l.PadValue, cols, b * n, ld)
+            unfold.Forward(ro x (xOffset + b * inSize) inSize, l.PadValue, Span cols, b * n, ld, Span scratch)
         // One example's GEMM lands in place; a batch's lands plane-major and is transposed after.
         let target = if count = 1 then out else staging
         let fanIn = g.FanIn
@@ -202,10 +211,10 @@ module Layers =
 
     /// Locally-connected backward of one example. Weight and bias gradients are written into `grad`
     /// (added when `accumulate`); the gradient with respect to the input goes to dIn when `needInput`.
-    let localBackward (backend: IBackend) (g: LayerGeometry) (groups: PlaneGroup list) (parameters: float32 array)
+    let localBackward (backend: IBackend) (g: LayerGeometry) (groups: PlaneGroup list) (unfold: Im2ColPlan) (parameters: float32 array)
                       (cols: float32 array) (dPre: float32 array) (grad: float32 array) (accumulate: bool)
-                      (needInput: bool) (dCols: float32 array) (dIn: float32 array) =
-        let struct (l, inPlanes, ih, iw, _, n) = localDims g
+                      (needInput: bool) (dCols: float32 array) (scratch: float32 array) (dIn: float32 array) =
+        let struct (_, _, _, _, _, n) = localDims g
         let fanIn = g.FanIn
         let beta = if accumulate then 1.0f else 0.0f
         let units = g.Units
@@ -226,7 +235,7 @@ module Layers =
                     backend.Gemm(true, false, run.Length, n, grp.Planes, 1.0f,
                                  ro parameters (g.Weight.Offset + grp.FirstPlane * fanIn + run.WeightColumn) (grp.Planes * fanIn - run.WeightColumn), fanIn,
                                  ro dPre (grp.FirstPlane * n) (grp.Planes * n), n, 1.0f, rw dCols (run.ColRow * n) (run.Length * n), n)
-            Im2Col.Backward(ReadOnlySpan dCols, inPlanes, ih, iw, l.Kernel, l.Stride, l.Padding, Span dIn)
+            unfold.Backward(ReadOnlySpan dCols, Span dIn, Span scratch)
 
     /// Dense backward of one example: dW = x^T dPre, db = dPre, dIn = W dPre.
     let denseBackward (backend: IBackend) (g: LayerGeometry) (parameters: float32 array) (x: float32 array) (xOffset: int)
@@ -256,7 +265,7 @@ module Forward =
             let g = plan.Geometry
             let out = ws.Outputs.[i]
             match g.Spec with
-            | Local _ -> Layers.localForward backend g plan.Groups parameters input inputOffset count ws.Cols.[i] ws.Staging.[i] out
+            | Local _ -> Layers.localForward backend g plan.Groups plan.Unfold.Value parameters input inputOffset count ws.Cols.[i] ws.Staging.[i] ws.UnfoldScratch.[i] out
             | Dense _ -> Layers.denseForward backend g parameters input inputOffset count out
             Layers.activationForward backend plan.Activation out (count * g.Units)
             if i = dropLayer then
@@ -291,7 +300,7 @@ module Backward =
             let inputOffset = if i = 0 then xOffset else 0
             let needInput = i > 0
             match g.Spec with
-            | Local _ -> Layers.localBackward backend g plan.Groups parameters ws.Cols.[i] dPre grad accumulate needInput ws.DeltaCols.[i] ws.DeltaIn.[i]
+            | Local _ -> Layers.localBackward backend g plan.Groups plan.Unfold.Value parameters ws.Cols.[i] dPre grad accumulate needInput ws.DeltaCols.[i] ws.UnfoldScratch.[i] ws.DeltaIn.[i]
             | Dense _ -> Layers.denseBackward backend g parameters input inputOffset dPre grad accumulate needInput ws.DeltaIn.[i]
             dY <- ws.DeltaIn.[i]
 

@@ -59,8 +59,8 @@ module Recipe =
     let newton1989 =
         { lecun1989 with
             Name = "newton1989"
-            LearningRate = 0.004f
-            Optimizer = Newton { Mu = 0.05f; Patterns = 500; Schedule = [ 1, 1.0f ] } }
+            LearningRate = 0.0015f
+            Optimizer = Newton { Mu = 0.02f; Patterns = 500; Schedule = [ 1, 1.0f ] } }
 
     /// What 33 years added, on the same network: ReLU, linear outputs with softmax cross-entropy,
     /// AdamW, shifts of up to one pixel, dropout 0.25 before H3, 80 passes.

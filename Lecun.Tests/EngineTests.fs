@@ -177,14 +177,16 @@ let tests =
             let pad = rng.NextInt 3
             let k = 1 + rng.NextInt(min 5 (min h w + 2 * pad))
             let stride = 1 + rng.NextInt 3
-            let n = Im2Col.OutputSide(h, k, stride, pad) * Im2Col.OutputSide(w, k, stride, pad)
+            let unfold = Im2ColPlan(planes, h, w, k, stride, pad)
+            let n = unfold.Positions
+            let scratch = Array.zeroCreate unfold.ScratchSize
             let x = Array.init (planes * h * w) (fun _ -> rng.NextFloat32() - 0.5f)
             let c = Array.init (planes * k * k * n) (fun _ -> rng.NextFloat32() - 0.5f)
             let cols = Array.zeroCreate (planes * k * k * n)
             // Pad value 0 makes im2col linear, so <im2col x, c> = <x, col2im c>.
-            Im2Col.Forward(ReadOnlySpan x, planes, h, w, k, stride, pad, 0.0f, Span cols, 0, n)
+            unfold.Forward(ReadOnlySpan x, 0.0f, Span cols, 0, n, Span scratch)
             let back = Array.zeroCreate (planes * h * w)
-            Im2Col.Backward(ReadOnlySpan c, planes, h, w, k, stride, pad, Span back)
+            unfold.Backward(ReadOnlySpan c, Span back, Span scratch)
             let lhs = Array.map2 (fun a b -> float a * float b) cols c |> Array.sum
             let rhs = Array.map2 (fun a b -> float a * float b) x back |> Array.sum
             Expect.floatClose Accuracy.medium lhs rhs "adjoint"

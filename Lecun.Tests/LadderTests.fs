@@ -100,13 +100,13 @@ let tests =
                        for seed in [ 1; 2 ] ->
                            { Recipe = { r with Passes = 2; Seed = seed }; Data = tiny; Initial = Init.lecun1989 Layout.lecun1989 seed } |]
             let quiet = fun (_: int) (_: int) (_: int) -> ()
-            let parallel = Runs.run Backend.Managed 2 jobs quiet (fun _ _ -> ())
+            let inParallel = Runs.run Backend.Managed 2 jobs quiet (fun _ _ -> ())
             let serial = Runs.run Backend.Managed 1 jobs quiet (fun _ _ -> ())
             for j in 0 .. jobs.Length - 1 do
-                Expect.sequenceEqual parallel.[j].Parameters serial.[j].Parameters $"job {j} weights"
-                Expect.equal (parallel.[j].Passes |> List.map (fun p -> p.Train, p.Test)) (serial.[j].Passes |> List.map (fun p -> p.Train, p.Test)) $"job {j} metrics"
+                Expect.sequenceEqual inParallel.[j].Parameters serial.[j].Parameters $"job {j} weights"
+                Expect.equal (inParallel.[j].Passes |> List.map (fun p -> p.Train, p.Test)) (serial.[j].Passes |> List.map (fun p -> p.Train, p.Test)) $"job {j} metrics"
             Expect.notEqual jobs.[0].Initial jobs.[1].Initial "different seeds start from different weights"
-            Expect.notEqual parallel.[0].Parameters parallel.[1].Parameters "and end in different ones"
+            Expect.notEqual inParallel.[0].Parameters inParallel.[1].Parameters "and end in different ones"
         }
 
         test "a tiny ladder runs end to end and writes its files" {

@@ -1,82 +1,101 @@
+using System.Runtime.CompilerServices;
+
 namespace Lecun.Native.Kernels;
 
 /// <summary>
 /// Unfolds strided k x k windows of constant-padded planes into columns, so a locally-connected
 /// layer becomes a matrix product: cols[(plane*k + ky)*k + kx, oy*outW + ox] =
-/// padded[plane, oy*stride + ky, ox*stride + kx], with positions outside the input holding padValue.
+/// padded[plane, oy*stride + ky, ox*stride + kx], where positions outside the input hold the pad value.
 /// </summary>
-public static class Im2Col
+/// <remarks>
+/// The geometry is fixed per layer, so the source of every column entry is worked out once: an index
+/// into the input, or the index one past its end for padding. Unfolding is then a branch-free gather
+/// from a copy of the input with the pad value appended, and its adjoint a scatter-add.
+/// </remarks>
+public sealed class Im2ColPlan
 {
+    readonly int[] _source;
+
+    public int Planes { get; }
+    public int Height { get; }
+    public int Width { get; }
+    public int Kernel { get; }
+    public int Stride { get; }
+    public int Pad { get; }
+    /// <summary>Rows of the column matrix: planes * k * k.</summary>
+    public int Rows { get; }
+    /// <summary>Output positions: columns of one example.</summary>
+    public int Positions { get; }
+    public int InputSize => Planes * Height * Width;
+
     public static int OutputSide(int side, int k, int stride, int pad) => (side + 2 * pad - k) / stride + 1;
 
-    /// <remarks>
-    /// The columns of one example start at column <paramref name="colOffset"/> of a matrix whose rows are
-    /// <paramref name="ld"/> floats long, so a batch fills one [planes*k*k, batch*positions] matrix.
-    /// </remarks>
-    public static void Forward(ReadOnlySpan<float> input, int planes, int height, int width,
-        int k, int stride, int pad, float padValue, Span<float> cols, int colOffset, int ld)
+    public Im2ColPlan(int planes, int height, int width, int k, int stride, int pad)
     {
+        if (planes <= 0 || height <= 0 || width <= 0 || k <= 0 || stride <= 0 || pad < 0)
+            throw new ArgumentException("im2col: sizes must be positive");
+        Planes = planes; Height = height; Width = width; Kernel = k; Stride = stride; Pad = pad;
         int oh = OutputSide(height, k, stride, pad), ow = OutputSide(width, k, stride, pad);
-        int n = oh * ow;
-        if (input.Length < planes * height * width || colOffset + n > ld || cols.Length < (planes * k * k - 1) * ld + colOffset + n)
-            throw new ArgumentException("im2col: span too small");
-        int row = 0;
+        if (oh <= 0 || ow <= 0) throw new ArgumentException("im2col: the kernel does not fit the padded input");
+        Rows = planes * k * k;
+        Positions = oh * ow;
+        _source = new int[Rows * Positions];
+        int padSlot = InputSize, i = 0;
         for (int c = 0; c < planes; c++)
+        for (int ky = 0; ky < k; ky++)
+        for (int kx = 0; kx < k; kx++)
+        for (int oy = 0; oy < oh; oy++)
+        for (int ox = 0; ox < ow; ox++)
         {
-            var plane = input.Slice(c * height * width, height * width);
-            for (int ky = 0; ky < k; ky++)
-            for (int kx = 0; kx < k; kx++, row++)
+            int y = oy * stride + ky - pad, x = ox * stride + kx - pad;
+            _source[i++] = (uint)y < (uint)height && (uint)x < (uint)width ? (c * height + y) * width + x : padSlot;
+        }
+    }
+
+    /// <summary>Floats of scratch that Forward and Backward need: the input plus one pad slot.</summary>
+    public int ScratchSize => InputSize + 1;
+
+    /// <summary>
+    /// Unfolds one example. Its columns start at column <paramref name="colOffset"/> of a matrix whose
+    /// rows are <paramref name="ld"/> floats long, so a batch fills one [Rows, batch * Positions] matrix.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public unsafe void Forward(ReadOnlySpan<float> input, float padValue, Span<float> cols, int colOffset, int ld, Span<float> scratch)
+    {
+        int n = Positions;
+        if (input.Length < InputSize || scratch.Length < ScratchSize || colOffset + n > ld || cols.Length < (Rows - 1) * ld + colOffset + n)
+            throw new ArgumentException("im2col: span too small");
+        input.Slice(0, InputSize).CopyTo(scratch);
+        scratch[InputSize] = padValue;
+        fixed (float* src = scratch, dst0 = cols)
+        fixed (int* index0 = _source)
+        {
+            int* index = index0;
+            for (int r = 0; r < Rows; r++)
             {
-                var dst = cols.Slice(row * ld + colOffset, n);
-                for (int oy = 0; oy < oh; oy++)
-                {
-                    int y = oy * stride + ky - pad;
-                    var dstRow = dst.Slice(oy * ow, ow);
-                    if ((uint)y >= (uint)height) { dstRow.Fill(padValue); continue; }
-                    var src = plane.Slice(y * width, width);
-                    for (int ox = 0; ox < ow; ox++)
-                    {
-                        int x = ox * stride + kx - pad;
-                        dstRow[ox] = (uint)x < (uint)width ? src[x] : padValue;
-                    }
-                }
+                float* dst = dst0 + (long)r * ld + colOffset;
+                for (int j = 0; j < n; j++) dst[j] = src[index[j]];
+                index += n;
             }
         }
     }
 
     /// <summary>
-    /// The adjoint of <see cref="Forward"/>: dInput[plane, y, x] = sum of the dCols entries that read
-    /// (y, x). Entries that read padding are dropped (the pad is a constant, not an input).
-    /// dInput is overwritten.
+    /// The adjoint of <see cref="Forward"/> for one example (columns [Rows, Positions]): dInput[i] is the
+    /// sum of the column entries that read input i; entries that read padding are dropped. Overwrites dInput.
     /// </summary>
-    public static void Backward(ReadOnlySpan<float> dCols, int planes, int height, int width,
-        int k, int stride, int pad, Span<float> dInput)
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public unsafe void Backward(ReadOnlySpan<float> dCols, Span<float> dInput, Span<float> scratch)
     {
-        int oh = OutputSide(height, k, stride, pad), ow = OutputSide(width, k, stride, pad);
-        int n = oh * ow;
-        if (dInput.Length < planes * height * width || dCols.Length < planes * k * k * n)
+        int total = Rows * Positions;
+        if (dCols.Length < total || dInput.Length < InputSize || scratch.Length < ScratchSize)
             throw new ArgumentException("col2im: span too small");
-        dInput.Slice(0, planes * height * width).Clear();
-        int row = 0;
-        for (int c = 0; c < planes; c++)
+        scratch.Slice(0, ScratchSize).Clear();
+        fixed (float* acc = scratch, src = dCols)
+        fixed (int* index = _source)
         {
-            var plane = dInput.Slice(c * height * width, height * width);
-            for (int ky = 0; ky < k; ky++)
-            for (int kx = 0; kx < k; kx++, row++)
-            {
-                var src = dCols.Slice(row * n, n);
-                for (int oy = 0; oy < oh; oy++)
-                {
-                    int y = oy * stride + ky - pad;
-                    if ((uint)y >= (uint)height) continue;
-                    var dst = plane.Slice(y * width, width);
-                    for (int ox = 0; ox < ow; ox++)
-                    {
-                        int x = ox * stride + kx - pad;
-                        if ((uint)x < (uint)width) dst[x] += src[oy * ow + ox];
-                    }
-                }
-            }
+            for (int i = 0; i < total; i++) acc[index[i]] += src[i];
         }
+        scratch.Slice(0, InputSize).CopyTo(dInput);
     }
 }
