@@ -132,7 +132,8 @@ module Workspace =
                 | _ -> Array.empty)
           DeltaPre = plans |> Array.map (fun p -> Array.zeroCreate p.Geometry.Units)
           DeltaIn = plans |> Array.map (fun p -> Array.zeroCreate p.Geometry.InUnits)
-          DeltaCols = plans |> Array.map (fun p -> Array.zeroCreate (colsSize p 1))
+          // One float more than the columns: col2im reads a zero there (see Im2ColPlan.Backward).
+          DeltaCols = plans |> Array.map (fun p -> match p.Unfold with Some u -> Array.zeroCreate u.ColumnsWithZero | None -> Array.empty)
           DropMask = plans |> Array.map (fun p -> Array.zeroCreate p.Geometry.Units)
           Dropped = plans |> Array.map (fun p -> Array.zeroCreate p.Geometry.Units)
           UnfoldScratch = plans |> Array.map (fun p -> match p.Unfold with Some u -> Array.zeroCreate u.ScratchSize | None -> Array.empty) }
@@ -147,13 +148,13 @@ module Layers =
         | _ -> invalidArg "g" $"{g.Name} is not a locally-connected layer"
 
     /// y = act(a) in place over `count` examples of a layer's output buffer.
-    let activationForward (backend: IBackend) (act: Activation) (y: float32 array) (length: int) =
+    let activationForward (act: Activation) (y: float32 array) (length: int) =
         match act with
-        | Tanh -> backend.Tanh(ro y 0 length, rw y 0 length)
+        | Tanh -> FastTanh.Apply(ro y 0 length, rw y 0 length)
         | ScaledTanh ->
             let s = rw y 0 length
             Numerics.Tensors.TensorPrimitives.Multiply(s, Elementwise.ScaledTanhS, s)
-            backend.Tanh(s, s)
+            FastTanh.Apply(s, s)
             Numerics.Tensors.TensorPrimitives.Multiply(s, Elementwise.ScaledTanhA, s)
         | Relu -> Elementwise.ReluForward(ro y 0 length, rw y 0 length)
         | Identity -> ()
@@ -213,7 +214,7 @@ module Layers =
     /// (added when `accumulate`); the gradient with respect to the input goes to dIn when `needInput`.
     let localBackward (backend: IBackend) (g: LayerGeometry) (groups: PlaneGroup list) (unfold: Im2ColPlan) (parameters: float32 array)
                       (cols: float32 array) (dPre: float32 array) (grad: float32 array) (accumulate: bool)
-                      (needInput: bool) (dCols: float32 array) (scratch: float32 array) (dIn: float32 array) =
+                      (needInput: bool) (dCols: float32 array) (dIn: float32 array) =
         let struct (_, _, _, _, _, n) = localDims g
         let fanIn = g.FanIn
         let beta = if accumulate then 1.0f else 0.0f
@@ -235,7 +236,7 @@ module Layers =
                     backend.Gemm(true, false, run.Length, n, grp.Planes, 1.0f,
                                  ro parameters (g.Weight.Offset + grp.FirstPlane * fanIn + run.WeightColumn) (grp.Planes * fanIn - run.WeightColumn), fanIn,
                                  ro dPre (grp.FirstPlane * n) (grp.Planes * n), n, 1.0f, rw dCols (run.ColRow * n) (run.Length * n), n)
-            unfold.Backward(ReadOnlySpan dCols, Span dIn, Span scratch)
+            unfold.Backward(ReadOnlySpan dCols, Span dIn)
 
     /// Dense backward of one example: dW = x^T dPre, db = dPre, dIn = W dPre.
     let denseBackward (backend: IBackend) (g: LayerGeometry) (parameters: float32 array) (x: float32 array) (xOffset: int)
@@ -267,7 +268,7 @@ module Forward =
             match g.Spec with
             | Local _ -> Layers.localForward backend g plan.Groups plan.Unfold.Value parameters input inputOffset count ws.Cols.[i] ws.Staging.[i] ws.UnfoldScratch.[i] out
             | Dense _ -> Layers.denseForward backend g parameters input inputOffset count out
-            Layers.activationForward backend plan.Activation out (count * g.Units)
+            Layers.activationForward plan.Activation out (count * g.Units)
             if i = dropLayer then
                 Numerics.Tensors.TensorPrimitives.Multiply(ReadOnlySpan(out, 0, g.Units), ReadOnlySpan ws.DropMask.[i], Span ws.Dropped.[i])
                 input <- ws.Dropped.[i]
@@ -300,7 +301,7 @@ module Backward =
             let inputOffset = if i = 0 then xOffset else 0
             let needInput = i > 0
             match g.Spec with
-            | Local _ -> Layers.localBackward backend g plan.Groups plan.Unfold.Value parameters ws.Cols.[i] dPre grad accumulate needInput ws.DeltaCols.[i] ws.UnfoldScratch.[i] ws.DeltaIn.[i]
+            | Local _ -> Layers.localBackward backend g plan.Groups plan.Unfold.Value parameters ws.Cols.[i] dPre grad accumulate needInput ws.DeltaCols.[i] ws.DeltaIn.[i]
             | Dense _ -> Layers.denseBackward backend g parameters input inputOffset dPre grad accumulate needInput ws.DeltaIn.[i]
             dY <- ws.DeltaIn.[i]
 

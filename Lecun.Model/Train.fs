@@ -100,8 +100,9 @@ module Recipe =
 type SplitEvaluation = { Metrics: SplitMetrics; Predictions: int array }
 
 module Evaluate =
-    /// Batch size of evaluation: large enough for MKL to pay off, small enough to stay in cache.
-    let batch = 256
+    /// Batch size of evaluation. Measured per digit (MKL, AVX-512 EPYC): 3.6 us at 4, 4.3 at 8, 5.1 at 16, 7.3 at 256;
+    /// the im2col matrices of larger batches outgrow the caches.
+    let batch = 8
 
     /// Loss, error and misses of a whole data set, evaluated in batches on the given workspace.
     let split (backend: IBackend) (net: Network) (loss: Loss) (parameters: float32 array) (ws: Workspace) (data: Dataset) =

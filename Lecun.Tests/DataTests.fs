@@ -453,7 +453,7 @@ let tests =
                 Expect.stringContains e "ElemStatLearn/datasets" "public location"
                 Expect.stringContains (errorOf (Data.loadFrom places "mnist-sim" 1)) "mnist" "MNIST mirrors"
                 let e = errorOf (Data.loadFrom [] "cifar" 1)
-                Expect.equal e "unknown data set 'cifar' (known: usps, mnist-sim)" "unknown name"
+                Expect.equal e "unknown data set 'cifar' (known: usps, mnist-sim, mnist-sim-50k)" "unknown name"
             }
             test "a truncated copy on the path is an error, not a smaller data set" {
                 use dir = new TempDir()

@@ -15,6 +15,12 @@ namespace Lecun.Native.Kernels;
 public sealed class Im2ColPlan
 {
     readonly int[] _source;
+    // The inverse of _source, for the adjoint: the column entries that read input i are
+    // _readers[i*_maxReaders ..], padded with the index one past the columns (a zero the caller
+    // provides). Summing them per input keeps the sums in registers, where a scatter-add would wait on
+    // its own stores, and the fixed count keeps the loop free of mispredicted exits.
+    readonly int[] _readers;
+    readonly int _maxReaders;
 
     public int Planes { get; }
     public int Height { get; }
@@ -50,9 +56,20 @@ public sealed class Im2ColPlan
             int y = oy * stride + ky - pad, x = ox * stride + kx - pad;
             _source[i++] = (uint)y < (uint)height && (uint)x < (uint)width ? (c * height + y) * width + x : padSlot;
         }
+        var count = new int[InputSize];
+        foreach (var s in _source) if (s != padSlot) count[s]++;
+        _maxReaders = count.Length == 0 ? 0 : count.Max();
+        _readers = new int[InputSize * _maxReaders];
+        Array.Fill(_readers, _source.Length);
+        Array.Clear(count);
+        for (int e = 0; e < _source.Length; e++)
+            if (_source[e] != padSlot) _readers[_source[e] * _maxReaders + count[_source[e]]++] = e;
     }
 
-    /// <summary>Floats of scratch that Forward and Backward need: the input plus one pad slot.</summary>
+    /// <summary>Floats Backward reads from its column matrix: Rows * Positions, then one zero.</summary>
+    public int ColumnsWithZero => Rows * Positions + 1;
+
+    /// <summary>Floats of scratch that Forward needs: the input plus one pad slot.</summary>
     public int ScratchSize => InputSize + 1;
 
     /// <summary>
@@ -81,21 +98,28 @@ public sealed class Im2ColPlan
     }
 
     /// <summary>
-    /// The adjoint of <see cref="Forward"/> for one example (columns [Rows, Positions]): dInput[i] is the
-    /// sum of the column entries that read input i; entries that read padding are dropped. Overwrites dInput.
+    /// The adjoint of <see cref="Forward"/> for one example: dInput[i] is the sum of the column entries
+    /// that read input i, in column order; entries that read padding are dropped. dCols holds the
+    /// [Rows, Positions] columns followed by one 0 (<see cref="ColumnsWithZero"/> floats). Overwrites dInput.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public unsafe void Backward(ReadOnlySpan<float> dCols, Span<float> dInput, Span<float> scratch)
+    public unsafe void Backward(ReadOnlySpan<float> dCols, Span<float> dInput)
     {
-        int total = Rows * Positions;
-        if (dCols.Length < total || dInput.Length < InputSize || scratch.Length < ScratchSize)
+        int zero = Rows * Positions;
+        if (dCols.Length < zero + 1 || dInput.Length < InputSize)
             throw new ArgumentException("col2im: span too small");
-        scratch.Slice(0, ScratchSize).Clear();
-        fixed (float* acc = scratch, src = dCols)
-        fixed (int* index = _source)
+        if (dCols[zero] != 0f) throw new ArgumentException("col2im: the float after the columns must be 0");
+        int r = _maxReaders;
+        fixed (float* src = dCols, dst = dInput)
+        fixed (int* readers = _readers)
         {
-            for (int i = 0; i < total; i++) acc[index[i]] += src[i];
+            int* e = readers;
+            for (int i = 0; i < InputSize; i++, e += r)
+            {
+                float sum = 0f;
+                for (int j = 0; j < r; j++) sum += src[e[j]];
+                dst[i] = sum;
+            }
         }
-        scratch.Slice(0, InputSize).CopyTo(dInput);
     }
 }

@@ -1,0 +1,182 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+
+namespace Lecun.Native.Kernels;
+
+/// <summary>
+/// Register-blocked matrix products for the tiny matrices of one example (12x25 by 25x64 and the like),
+/// where a library call costs more than the arithmetic. Four rows of C are computed together, so each
+/// row of B is loaded once per four rows and the four accumulator chains hide the FMA latency.
+/// A is addressed with two strides, A(i,p) = a[i*ai + p*ap], which covers A and its transpose.
+/// </summary>
+public static unsafe class SmallGemm
+{
+    /// <summary>C[m,n] = alpha * A(m x k) * B[k,n] + beta * C, B and C row-major.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void ProductAB(int m, int n, int k, float alpha, float* a, int ai, int ap, float* b, int ldb, float beta, float* c, int ldc)
+    {
+        int i = 0;
+        for (; i + 4 <= m; i += 4) Rows4(n, k, alpha, a + (long)i * ai, ai, ap, b, ldb, beta, c + (long)i * ldc, ldc);
+        for (; i < m; i++) Row1(n, k, alpha, a + (long)i * ai, ap, b, ldb, beta, c + (long)i * ldc);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static Vector512<float> Finish512(Vector512<float> acc, float alpha, float beta, float* c) =>
+        beta == 0f ? acc * alpha : acc * alpha + Vector512.Load(c) * beta;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static Vector256<float> Finish256(Vector256<float> acc, float alpha, float beta, float* c) =>
+        beta == 0f ? acc * alpha : acc * alpha + Vector256.Load(c) * beta;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static float Finish(float acc, float alpha, float beta, float* c) => beta == 0f ? acc * alpha : acc * alpha + *c * beta;
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void Rows4(int n, int k, float alpha, float* a, int ai, int ap, float* b, int ldb, float beta, float* c, int ldc)
+    {
+        float* a0 = a, a1 = a + ai, a2 = a + 2 * ai, a3 = a + 3 * ai;
+        float* c0 = c, c1 = c + ldc, c2 = c + 2 * ldc, c3 = c + 3 * ldc;
+        int j = 0;
+        for (; j + 32 <= n; j += 32)
+        {
+            Vector512<float> x0 = default, y0 = default, x1 = default, y1 = default, x2 = default, y2 = default, x3 = default, y3 = default;
+            float* bp = b + j;
+            for (int p = 0; p < k; p++, bp += ldb)
+            {
+                var u = Vector512.Load(bp);
+                var v = Vector512.Load(bp + 16);
+                long o = (long)p * ap;
+                var s0 = Vector512.Create(a0[o]); x0 = Vector512.FusedMultiplyAdd(s0, u, x0); y0 = Vector512.FusedMultiplyAdd(s0, v, y0);
+                var s1 = Vector512.Create(a1[o]); x1 = Vector512.FusedMultiplyAdd(s1, u, x1); y1 = Vector512.FusedMultiplyAdd(s1, v, y1);
+                var s2 = Vector512.Create(a2[o]); x2 = Vector512.FusedMultiplyAdd(s2, u, x2); y2 = Vector512.FusedMultiplyAdd(s2, v, y2);
+                var s3 = Vector512.Create(a3[o]); x3 = Vector512.FusedMultiplyAdd(s3, u, x3); y3 = Vector512.FusedMultiplyAdd(s3, v, y3);
+            }
+            Vector512.Store(Finish512(x0, alpha, beta, c0 + j), c0 + j); Vector512.Store(Finish512(y0, alpha, beta, c0 + j + 16), c0 + j + 16);
+            Vector512.Store(Finish512(x1, alpha, beta, c1 + j), c1 + j); Vector512.Store(Finish512(y1, alpha, beta, c1 + j + 16), c1 + j + 16);
+            Vector512.Store(Finish512(x2, alpha, beta, c2 + j), c2 + j); Vector512.Store(Finish512(y2, alpha, beta, c2 + j + 16), c2 + j + 16);
+            Vector512.Store(Finish512(x3, alpha, beta, c3 + j), c3 + j); Vector512.Store(Finish512(y3, alpha, beta, c3 + j + 16), c3 + j + 16);
+        }
+        for (; j + 16 <= n; j += 16)
+        {
+            Vector512<float> x0 = default, x1 = default, x2 = default, x3 = default;
+            float* bp = b + j;
+            for (int p = 0; p < k; p++, bp += ldb)
+            {
+                var u = Vector512.Load(bp);
+                long o = (long)p * ap;
+                x0 = Vector512.FusedMultiplyAdd(Vector512.Create(a0[o]), u, x0);
+                x1 = Vector512.FusedMultiplyAdd(Vector512.Create(a1[o]), u, x1);
+                x2 = Vector512.FusedMultiplyAdd(Vector512.Create(a2[o]), u, x2);
+                x3 = Vector512.FusedMultiplyAdd(Vector512.Create(a3[o]), u, x3);
+            }
+            Vector512.Store(Finish512(x0, alpha, beta, c0 + j), c0 + j);
+            Vector512.Store(Finish512(x1, alpha, beta, c1 + j), c1 + j);
+            Vector512.Store(Finish512(x2, alpha, beta, c2 + j), c2 + j);
+            Vector512.Store(Finish512(x3, alpha, beta, c3 + j), c3 + j);
+        }
+        if (j < n && n >= 16)
+        {
+            // The last partial block: recompute the 16 columns that end at n and keep only the new
+            // ones, so no column is updated twice (that would apply beta twice).
+            int start = n - 16;
+            var fresh = TailMask(j - start);
+            Vector512<float> x0 = default, x1 = default, x2 = default, x3 = default;
+            float* bp = b + start;
+            for (int p = 0; p < k; p++, bp += ldb)
+            {
+                var u = Vector512.Load(bp);
+                long o = (long)p * ap;
+                x0 = Vector512.FusedMultiplyAdd(Vector512.Create(a0[o]), u, x0);
+                x1 = Vector512.FusedMultiplyAdd(Vector512.Create(a1[o]), u, x1);
+                x2 = Vector512.FusedMultiplyAdd(Vector512.Create(a2[o]), u, x2);
+                x3 = Vector512.FusedMultiplyAdd(Vector512.Create(a3[o]), u, x3);
+            }
+            StoreFresh(x0, alpha, beta, c0 + start, fresh); StoreFresh(x1, alpha, beta, c1 + start, fresh);
+            StoreFresh(x2, alpha, beta, c2 + start, fresh); StoreFresh(x3, alpha, beta, c3 + start, fresh);
+            j = n;
+        }
+        for (; j < n; j++)
+        {
+            float s0 = 0f, s1 = 0f, s2 = 0f, s3 = 0f;
+            float* bp = b + j;
+            for (int p = 0; p < k; p++, bp += ldb)
+            {
+                long o = (long)p * ap;
+                float u = *bp;
+                s0 = MathF.FusedMultiplyAdd(a0[o], u, s0); s1 = MathF.FusedMultiplyAdd(a1[o], u, s1);
+                s2 = MathF.FusedMultiplyAdd(a2[o], u, s2); s3 = MathF.FusedMultiplyAdd(a3[o], u, s3);
+            }
+            c0[j] = Finish(s0, alpha, beta, c0 + j); c1[j] = Finish(s1, alpha, beta, c1 + j);
+            c2[j] = Finish(s2, alpha, beta, c2 + j); c3[j] = Finish(s3, alpha, beta, c3 + j);
+        }
+    }
+
+    /// <summary>Lanes at or after `first` are set: the columns a tail block has not written yet.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static Vector512<float> TailMask(int first) =>
+        Vector512.GreaterThanOrEqual(Vector512<int>.Indices, Vector512.Create(first)).AsSingle();
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void StoreFresh(Vector512<float> acc, float alpha, float beta, float* c, Vector512<float> fresh)
+    {
+        var old = Vector512.Load(c);
+        Vector512.Store(Vector512.ConditionalSelect(fresh, Finish512(acc, alpha, beta, c), old), c);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void Row1(int n, int k, float alpha, float* a, int ap, float* b, int ldb, float beta, float* c)
+    {
+        int j = 0;
+        for (; j + 16 <= n; j += 16)
+        {
+            Vector512<float> x = default;
+            float* bp = b + j;
+            for (int p = 0; p < k; p++, bp += ldb) x = Vector512.FusedMultiplyAdd(Vector512.Create(a[(long)p * ap]), Vector512.Load(bp), x);
+            Vector512.Store(Finish512(x, alpha, beta, c + j), c + j);
+        }
+        if (j < n && n >= 16)
+        {
+            int start = n - 16;
+            Vector512<float> x = default;
+            float* bp = b + start;
+            for (int p = 0; p < k; p++, bp += ldb) x = Vector512.FusedMultiplyAdd(Vector512.Create(a[(long)p * ap]), Vector512.Load(bp), x);
+            StoreFresh(x, alpha, beta, c + start, TailMask(j - start));
+            j = n;
+        }
+        for (; j < n; j++)
+        {
+            float s = 0f;
+            float* bp = b + j;
+            for (int p = 0; p < k; p++, bp += ldb) s = MathF.FusedMultiplyAdd(a[(long)p * ap], *bp, s);
+            c[j] = Finish(s, alpha, beta, c + j);
+        }
+    }
+
+    /// <summary>C[m,n] = alpha * A[m,k] * B[n,k]^T + beta * C: dot products of contiguous rows.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void ProductABt(int m, int n, int k, float alpha, float* a, int lda, float* b, int ldb, float beta, float* c, int ldc)
+    {
+        for (int i = 0; i < m; i++)
+        {
+            float* ar = a + (long)i * lda;
+            float* cr = c + (long)i * ldc;
+            for (int j = 0; j < n; j++) cr[j] = Finish(Dot(ar, b + (long)j * ldb, k), alpha, beta, cr + j);
+        }
+    }
+
+    /// <summary>Dot product with a fixed summation order (lanes, then the lanes' sum, then the tail).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static float Dot(float* x, float* y, int k)
+    {
+        int p = 0;
+        float s = 0f;
+        if (k >= 16)
+        {
+            var acc = Vector512<float>.Zero;
+            for (; p + 16 <= k; p += 16) acc = Vector512.FusedMultiplyAdd(Vector512.Load(x + p), Vector512.Load(y + p), acc);
+            s = Vector512.Sum(acc);
+        }
+        for (; p < k; p++) s = MathF.FusedMultiplyAdd(x[p], y[p], s);
+        return s;
+    }
+}
