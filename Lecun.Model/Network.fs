@@ -97,6 +97,8 @@ type Workspace =
       Outputs: float32 array array
       /// Each locally-connected layer's im2col matrix, [inPlanes * k * k, Capacity * outPositions].
       Cols: float32 array array
+      /// The same for one example, transposed: [outPositions, inPlanes * k * k] (for the weight gradient).
+      ColsT: float32 array array
       /// GEMM results of a batched locally-connected layer, [planes, Capacity * positions], before
       /// they are transposed to example-major order.
       Staging: float32 array array
@@ -104,7 +106,8 @@ type Workspace =
       DeltaPre: float32 array array
       /// Gradient with respect to each layer's input, one example.
       DeltaIn: float32 array array
-      /// Gradient with respect to each locally-connected layer's im2col matrix, one example.
+      /// Gradient with respect to each locally-connected layer's im2col matrix, one example, in the
+      /// transposed layout [outPositions, inPlanes * k * k].
       DeltaCols: float32 array array
       /// Dropout mask of each layer's output, one example: 0 (dropped) or 1/(1-rate) (kept). The caller
       /// fills the mask of the layer it passes as `dropLayer`.
@@ -124,6 +127,7 @@ module Workspace =
         { Capacity = capacity
           Outputs = plans |> Array.map (fun p -> Array.zeroCreate (capacity * p.Geometry.Units))
           Cols = plans |> Array.map (fun p -> Array.zeroCreate (colsSize p capacity))
+          ColsT = plans |> Array.map (fun p -> Array.zeroCreate (colsSize p 1))
           Staging =
             plans
             |> Array.map (fun p ->
@@ -172,13 +176,17 @@ module Layers =
         | Identity -> Array.blit dy 0 dPre 0 units
 
     /// Locally-connected forward for `count` examples: x [count, inPlanes, ih, iw] -> out [count, planes, oh, ow].
+    /// One example (count = 1) also fills colsT, the transposed columns its backward pass reads.
     let localForward (backend: IBackend) (g: LayerGeometry) (groups: PlaneGroup list) (unfold: Im2ColPlan) (parameters: float32 array)
-                     (x: float32 array) (xOffset: int) (count: int) (cols: float32 array) (staging: float32 array) (scratch: float32 array) (out: float32 array) =
+                     (x: float32 array) (xOffset: int) (count: int) (cols: float32 array) (colsT: float32 array) (staging: float32 array)
+                     (scratch: float32 array) (out: float32 array) =
         let struct (l, inPlanes, ih, iw, planes, n) = localDims g
         let inSize = inPlanes * ih * iw
         let ld = count * n
-        for b in 0 .. count - 1 do
-            unfold.Forward(ro x (xOffset + b * inSize) inSize, l.PadValue, Span cols, b * n, ld, Span scratch)
+        if count = 1 then unfold.Forward(ro x xOffset inSize, l.PadValue, Span cols, 0, ld, Span scratch, Span colsT)
+        else
+            for b in 0 .. count - 1 do
+                unfold.Forward(ro x (xOffset + b * inSize) inSize, l.PadValue, Span cols, b * n, ld, Span scratch)
         // One example's GEMM lands in place; a batch's lands plane-major and is transposed after.
         let target = if count = 1 then out else staging
         let fanIn = g.FanIn
@@ -212,31 +220,36 @@ module Layers =
 
     /// Locally-connected backward of one example. Weight and bias gradients are written into `grad`
     /// (added when `accumulate`); the gradient with respect to the input goes to dIn when `needInput`.
+    /// Both products run on the transposed columns, so each is a plain A*B or A^T*B:
+    ///   dW[group planes, run] = dPre[group planes, positions] @ colsT[positions, run]
+    ///   dColsT[positions, run] += dPre[group planes, positions]^T @ W[group planes, run]
     let localBackward (backend: IBackend) (g: LayerGeometry) (groups: PlaneGroup list) (unfold: Im2ColPlan) (parameters: float32 array)
-                      (cols: float32 array) (dPre: float32 array) (grad: float32 array) (accumulate: bool)
-                      (needInput: bool) (dCols: float32 array) (dIn: float32 array) =
+                      (colsT: float32 array) (dPre: float32 array) (grad: float32 array) (accumulate: bool)
+                      (needInput: bool) (dColsT: float32 array) (dIn: float32 array) =
         let struct (_, _, _, _, _, n) = localDims g
+        let rows = unfold.Rows
         let fanIn = g.FanIn
         let beta = if accumulate then 1.0f else 0.0f
         let units = g.Units
         let gb = rw grad g.Bias.Offset units
-        if accumulate then Numerics.Tensors.TensorPrimitives.Add(gb, ReadOnlySpan dPre, gb)
+        if accumulate then Numerics.Tensors.TensorPrimitives.Add(gb, ReadOnlySpan(dPre, 0, units), gb)
         else Array.blit dPre 0 grad g.Bias.Offset units
         for grp in groups do
             for run in grp.Runs do
-                // dW[group planes, run columns] = dPre[group planes, positions] @ cols[run rows, positions]^T
-                backend.Gemm(false, true, grp.Planes, run.Length, n, 1.0f,
-                             ro dPre (grp.FirstPlane * n) (grp.Planes * n), n, ro cols (run.ColRow * n) (run.Length * n), n,
+                backend.Gemm(false, false, grp.Planes, run.Length, n, 1.0f,
+                             ro dPre (grp.FirstPlane * n) (grp.Planes * n), n,
+                             ro colsT run.ColRow ((n - 1) * rows + run.Length), rows,
                              beta, rw grad (g.Weight.Offset + grp.FirstPlane * fanIn + run.WeightColumn) (grp.Planes * fanIn - run.WeightColumn), fanIn)
         if needInput then
-            Array.Clear dCols
+            // Clears the columns and the zero after them that col2im reads.
+            Array.Clear dColsT
             for grp in groups do
                 for run in grp.Runs do
-                    // dCols[run rows, positions] += W[group planes, run columns]^T @ dPre[group planes, positions]
-                    backend.Gemm(true, false, run.Length, n, grp.Planes, 1.0f,
+                    backend.Gemm(true, false, n, run.Length, grp.Planes, 1.0f,
+                                 ro dPre (grp.FirstPlane * n) (grp.Planes * n), n,
                                  ro parameters (g.Weight.Offset + grp.FirstPlane * fanIn + run.WeightColumn) (grp.Planes * fanIn - run.WeightColumn), fanIn,
-                                 ro dPre (grp.FirstPlane * n) (grp.Planes * n), n, 1.0f, rw dCols (run.ColRow * n) (run.Length * n), n)
-            unfold.Backward(ReadOnlySpan dCols, Span dIn)
+                                 1.0f, rw dColsT run.ColRow ((n - 1) * rows + run.Length), rows)
+            unfold.Backward(ReadOnlySpan dColsT, Span dIn, true)
 
     /// Dense backward of one example: dW = x^T dPre, db = dPre, dIn = W dPre.
     let denseBackward (backend: IBackend) (g: LayerGeometry) (parameters: float32 array) (x: float32 array) (xOffset: int)
@@ -266,7 +279,7 @@ module Forward =
             let g = plan.Geometry
             let out = ws.Outputs.[i]
             match g.Spec with
-            | Local _ -> Layers.localForward backend g plan.Groups plan.Unfold.Value parameters input inputOffset count ws.Cols.[i] ws.Staging.[i] ws.UnfoldScratch.[i] out
+            | Local _ -> Layers.localForward backend g plan.Groups plan.Unfold.Value parameters input inputOffset count ws.Cols.[i] ws.ColsT.[i] ws.Staging.[i] ws.UnfoldScratch.[i] out
             | Dense _ -> Layers.denseForward backend g parameters input inputOffset count out
             Layers.activationForward plan.Activation out (count * g.Units)
             if i = dropLayer then
@@ -301,7 +314,7 @@ module Backward =
             let inputOffset = if i = 0 then xOffset else 0
             let needInput = i > 0
             match g.Spec with
-            | Local _ -> Layers.localBackward backend g plan.Groups plan.Unfold.Value parameters ws.Cols.[i] dPre grad accumulate needInput ws.DeltaCols.[i] ws.DeltaIn.[i]
+            | Local _ -> Layers.localBackward backend g plan.Groups plan.Unfold.Value parameters ws.ColsT.[i] dPre grad accumulate needInput ws.DeltaCols.[i] ws.DeltaIn.[i]
             | Dense _ -> Layers.denseBackward backend g parameters input inputOffset dPre grad accumulate needInput ws.DeltaIn.[i]
             dY <- ws.DeltaIn.[i]
 

@@ -54,7 +54,7 @@ let estimateDiagonal (backend: IBackend) (net: Network) (loss: Loss) (parameters
     let hessian = Array.zeroCreate<float32> parameters.Length
     let outputs = net.Layout.OutputSize
     let scratch =
-        { SquaredCols = ws.Cols |> Array.map (fun c -> Array.zeroCreate c.Length)
+        { SquaredCols = ws.ColsT |> Array.map (fun c -> Array.zeroCreate c.Length)
           SquaredInputs = net.Plans |> Array.map (fun p -> Array.zeroCreate p.Geometry.InUnits)
           Curvature = Array.zeroCreate outputs }
     for n in 0 .. count - 1 do
@@ -75,7 +75,7 @@ let estimateDiagonal (backend: IBackend) (net: Network) (loss: Loss) (parameters
             match g.Spec with
             | Local _ ->
                 let sqCols = scratch.SquaredCols.[i]
-                TensorPrimitives.Multiply(ReadOnlySpan ws.Cols.[i], ReadOnlySpan ws.Cols.[i], Span sqCols)
+                TensorPrimitives.Multiply(ReadOnlySpan ws.ColsT.[i], ReadOnlySpan ws.ColsT.[i], Span sqCols)
                 Layers.localBackward backend g plan.Groups plan.Unfold.Value squaredWeights sqCols hPre hessian true (i > 0) ws.DeltaCols.[i] ws.DeltaIn.[i]
             | Dense _ -> Layers.denseBackward backend g squaredWeights sqIn 0 hPre hessian true (i > 0) ws.DeltaIn.[i]
             hY <- ws.DeltaIn.[i]

@@ -223,6 +223,8 @@ module Train =
 
     /// Trains from `initial` for recipe.Passes passes, evaluating both splits after each pass.
     /// `onProgress pass presentations` reports within a pass; `onPass` after each pass's evaluation.
+    /// Each pass is evaluated on a snapshot of the weights on another core while the next pass trains,
+    /// so evaluation costs no training time; both callbacks run on the calling thread.
     let run (backend: IBackend) (recipe: Recipe) (data: TrainTest) (initial: float32 array)
             (onProgress: int -> int -> unit) (onPass: PassMetrics -> unit) =
         if recipe.Passes < 0 then invalidArg "recipe" "passes must not be negative"
@@ -230,15 +232,28 @@ module Train =
         let parameters = Array.copy initial
         let ws = Workspace.create net 1
         let state = createState net recipe
-        let evalWorkspaces = Array.init 2 (fun _ -> Workspace.create net Evaluate.batch)
+        let evalWorkspace = Workspace.create net Evaluate.batch
+        // Two snapshots: one being evaluated while the next pass fills the other.
+        let snapshots = Array.init 2 (fun _ -> Array.zeroCreate<float32> parameters.Length)
         let clock = Stopwatch.StartNew()
+        let mutable pending : Task<SplitEvaluation array> option = None
         let mutable testPredictions = Array.empty
-        let passes =
-            [ for pass in 1 .. recipe.Passes do
-                  trainOnePass backend net recipe pass parameters ws state data.Train (onProgress pass)
-                  let results = Evaluate.splits backend net recipe.Loss parameters evalWorkspaces [| data.Train; data.Test |]
-                  testPredictions <- results.[1].Predictions
-                  let metrics = { Pass = pass; Train = results.[0].Metrics; Test = results.[1].Metrics; Seconds = clock.Elapsed.TotalSeconds }
-                  onPass metrics
-                  yield metrics ]
-        { Parameters = parameters; Passes = passes; Seconds = clock.Elapsed.TotalSeconds; TestPredictions = testPredictions }
+        let passes = ResizeArray()
+        let report (task: Task<SplitEvaluation array>) (pass: int) =
+            let results = task.Result
+            testPredictions <- results.[1].Predictions
+            let metrics = { Pass = pass; Train = results.[0].Metrics; Test = results.[1].Metrics; Seconds = clock.Elapsed.TotalSeconds }
+            passes.Add metrics
+            onPass metrics
+        for pass in 1 .. recipe.Passes do
+            trainOnePass backend net recipe pass parameters ws state data.Train (onProgress pass)
+            // The previous pass's evaluation has had a whole pass of time; it is done or nearly so.
+            pending |> Option.iter (fun t -> report t (pass - 1))
+            let snapshot = snapshots.[pass % 2]
+            Array.blit parameters 0 snapshot 0 parameters.Length
+            pending <-
+                Some(Task.Run(fun () ->
+                    [| Evaluate.split backend net recipe.Loss snapshot evalWorkspace data.Train
+                       Evaluate.split backend net recipe.Loss snapshot evalWorkspace data.Test |]))
+        pending |> Option.iter (fun t -> report t recipe.Passes)
+        { Parameters = parameters; Passes = List.ofSeq passes; Seconds = clock.Elapsed.TotalSeconds; TestPredictions = testPredictions }

@@ -20,6 +20,7 @@ public sealed class Im2ColPlan
     // provides). Summing them per input keeps the sums in registers, where a scatter-add would wait on
     // its own stores, and the fixed count keeps the loop free of mispredicted exits.
     readonly int[] _readers;
+    readonly int[] _readersTransposed;
     readonly int _maxReaders;
 
     public int Planes { get; }
@@ -64,6 +65,8 @@ public sealed class Im2ColPlan
         Array.Clear(count);
         for (int e = 0; e < _source.Length; e++)
             if (_source[e] != padSlot) _readers[_source[e] * _maxReaders + count[_source[e]]++] = e;
+        // The same entries addressed in the transposed layout: (row r, position n) lives at n*Rows + r.
+        _readersTransposed = _readers.Select(e => e == _source.Length ? e : e % Positions * Rows + e / Positions).ToArray();
     }
 
     /// <summary>Floats Backward reads from its column matrix: Rows * Positions, then one zero.</summary>
@@ -77,21 +80,39 @@ public sealed class Im2ColPlan
     /// rows are <paramref name="ld"/> floats long, so a batch fills one [Rows, batch * Positions] matrix.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public unsafe void Forward(ReadOnlySpan<float> input, float padValue, Span<float> cols, int colOffset, int ld, Span<float> scratch)
+    public unsafe void Forward(ReadOnlySpan<float> input, float padValue, Span<float> cols, int colOffset, int ld, Span<float> scratch) =>
+        Forward(input, padValue, cols, colOffset, ld, scratch, Span<float>.Empty);
+
+    /// <summary>
+    /// As <see cref="Forward(ReadOnlySpan{float}, float, Span{float}, int, int, Span{float})"/>, and also writes
+    /// the transposed columns colsT[position, row] when <paramref name="colsT"/> is not empty: the layout in
+    /// which a layer's weight gradient is a plain matrix product.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public unsafe void Forward(ReadOnlySpan<float> input, float padValue, Span<float> cols, int colOffset, int ld, Span<float> scratch, Span<float> colsT)
     {
         int n = Positions;
         if (input.Length < InputSize || scratch.Length < ScratchSize || colOffset + n > ld || cols.Length < (Rows - 1) * ld + colOffset + n)
             throw new ArgumentException("im2col: span too small");
+        bool transposed = !colsT.IsEmpty;
+        if (transposed && colsT.Length < Rows * n) throw new ArgumentException("im2col: transposed span too small");
         input.Slice(0, InputSize).CopyTo(scratch);
         scratch[InputSize] = padValue;
-        fixed (float* src = scratch, dst0 = cols)
+        fixed (float* src = scratch, dst0 = cols, t0 = colsT)
         fixed (int* index0 = _source)
         {
             int* index = index0;
-            for (int r = 0; r < Rows; r++)
+            int rows = Rows;
+            for (int r = 0; r < rows; r++)
             {
                 float* dst = dst0 + (long)r * ld + colOffset;
-                for (int j = 0; j < n; j++) dst[j] = src[index[j]];
+                if (transposed)
+                {
+                    float* t = t0 + r;
+                    for (int j = 0; j < n; j++) { float v = src[index[j]]; dst[j] = v; t[(long)j * rows] = v; }
+                }
+                else
+                    for (int j = 0; j < n; j++) dst[j] = src[index[j]];
                 index += n;
             }
         }
@@ -102,8 +123,14 @@ public sealed class Im2ColPlan
     /// that read input i, in column order; entries that read padding are dropped. dCols holds the
     /// [Rows, Positions] columns followed by one 0 (<see cref="ColumnsWithZero"/> floats). Overwrites dInput.
     /// </summary>
+    public void Backward(ReadOnlySpan<float> dCols, Span<float> dInput) => Backward(dCols, dInput, transposed: false);
+
+    /// <summary>
+    /// The adjoint of <see cref="Forward"/>, reading the column gradient in [Rows, Positions] layout or,
+    /// when <paramref name="transposed"/>, in [Positions, Rows] layout; followed by one 0 either way.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public unsafe void Backward(ReadOnlySpan<float> dCols, Span<float> dInput)
+    public unsafe void Backward(ReadOnlySpan<float> dCols, Span<float> dInput, bool transposed)
     {
         int zero = Rows * Positions;
         if (dCols.Length < zero + 1 || dInput.Length < InputSize)
@@ -111,7 +138,7 @@ public sealed class Im2ColPlan
         if (dCols[zero] != 0f) throw new ArgumentException("col2im: the float after the columns must be 0");
         int r = _maxReaders;
         fixed (float* src = dCols, dst = dInput)
-        fixed (int* readers = _readers)
+        fixed (int* readers = transposed ? _readersTransposed : _readers)
         {
             int* e = readers;
             for (int i = 0; i < InputSize; i++, e += r)
