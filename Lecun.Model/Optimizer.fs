@@ -31,11 +31,4 @@ let adamWStep (lr: float32) (weightDecay: float32) (beta1: float32) (beta2: floa
     let bias1 = 1.0f - float32 (Math.Pow(float beta1, t))
     let bias2Sqrt = float32 (sqrt (1.0 - Math.Pow(float beta2, t)))
     let decay = 1.0f - lr * weightDecay
-    let stepSize = lr / bias1
-    let m, v = state.M, state.V
-    for i in 0 .. parameters.Length - 1 do
-        let g = grad.[i]
-        m.[i] <- beta1 * m.[i] + (1.0f - beta1) * g
-        v.[i] <- beta2 * v.[i] + (1.0f - beta2) * g * g
-        let denom = sqrt v.[i] / bias2Sqrt + epsilon
-        parameters.[i] <- parameters.[i] * decay - stepSize * m.[i] / denom
+    Lecun.Native.Kernels.AdamW.Step(Span parameters, ReadOnlySpan grad, Span state.M, Span state.V, decay, lr / bias1, beta1, beta2, bias2Sqrt, epsilon)
