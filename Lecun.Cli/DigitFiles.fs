@@ -21,13 +21,6 @@ let private pixels = Dataset.Pixels
 
 let private ofPixel (maxval: int) (p: int) = 1.0f - 2.0f * float32 p / float32 maxval
 
-let rec private traverse f items =
-    match items with
-    | [] -> Ok []
-    | x :: rest ->
-        match f x with
-        | Error e -> Error e
-        | Ok y -> traverse f rest |> Result.map (fun ys -> y :: ys)
 
 // ---------------------------------------------------------------- PGM
 
@@ -78,7 +71,7 @@ let private readPgm (bytes: byte array) : Result<Digit, string> =
             elif available > expected then Error $"{available - expected} bytes after the {side}x{side} raster"
             else
                 [ 0 .. pixels - 1 ]
-                |> traverse (fun i ->
+                |> Results.traverse (fun i ->
                     let p = if width = 1 then int bytes[start + i] else (int bytes[start + 2 * i] <<< 8) ||| int bytes[start + 2 * i + 1]
                     checkRange i p)
                 |> Result.map (fun values -> Array.ofList values, None)
@@ -95,7 +88,7 @@ let private readPgm (bytes: byte array) : Result<Digit, string> =
                 values
                 |> List.ofArray
                 |> List.indexed
-                |> traverse (fun (i, v) ->
+                |> Results.traverse (fun (i, v) ->
                     match parseInt v with
                     | Some p -> checkRange i p
                     | None -> Error $"pixel {i} is \"{v}\", not a non-negative integer")
@@ -142,7 +135,7 @@ let private parseLine (lineNumber: int) (line: string) : Result<Digit, string> =
             fields
             |> List.ofArray
             |> List.indexed
-            |> traverse (fun (i, f) ->
+            |> Results.traverse (fun (i, f) ->
                 match Double.TryParse(f, NumberStyles.Float, CultureInfo.InvariantCulture) with
                 | true, v when Double.IsFinite v -> Ok v
                 | _ -> Error $"{at}, value {i + 1}: \"{f}\" is not a finite number")
@@ -181,7 +174,7 @@ let private readText (bytes: byte array) : Result<Digit list, string> =
         // Blank lines and # comments let people annotate hand-made files.
         |> Array.filter (fun (_, line) -> line <> "" && not (line.StartsWith "#"))
         |> List.ofArray
-        |> traverse (fun (n, line) -> parseLine n line)
+        |> Results.traverse (fun (n, line) -> parseLine n line)
         |> Result.bind (function
             | [] -> Error "no digits in the file (expected rows of 256 numbers)"
             | digits -> Ok digits))

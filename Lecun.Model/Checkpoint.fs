@@ -79,13 +79,6 @@ module Checkpoint =
     // Small Result helpers so the checks below read as a sequence of refusals.
     let private check condition message = if condition then Ok() else Error message
 
-    let rec private traverse f items =
-        match items with
-        | [] -> Ok []
-        | x :: rest ->
-            match f x with
-            | Error e -> Error e
-            | Ok y -> traverse f rest |> Result.map (fun ys -> y :: ys)
 
     let private nonNegativeInts (name: string) (field: string) (element: JsonElement) =
         if element.ValueKind <> JsonValueKind.Array then
@@ -93,7 +86,7 @@ module Checkpoint =
         else
             element.EnumerateArray()
             |> List.ofSeq
-            |> traverse (fun e ->
+            |> Results.traverse (fun e ->
                 match e.ValueKind, e.TryGetInt64() with
                 | JsonValueKind.Number, (true, v) when v >= 0L -> Ok v
                 | _ -> Error $"tensor {name}: {field} holds {e.GetRawText()}, not a non-negative integer")
@@ -125,7 +118,7 @@ module Checkpoint =
         else
             element.EnumerateObject()
             |> List.ofSeq
-            |> traverse (fun p ->
+            |> Results.traverse (fun p ->
                 if p.Value.ValueKind = JsonValueKind.String then Ok(p.Name, p.Value.GetString())
                 else Error $"{metadataKey} entry {p.Name} is not a string")
             |> Result.map Map.ofList
@@ -155,7 +148,7 @@ module Checkpoint =
                     |> Result.bind (fun metadata ->
                         props
                         |> List.filter (fun p -> p.Name <> metadataKey)
-                        |> traverse (fun p -> parseEntry p.Name p.Value)
+                        |> Results.traverse (fun p -> parseEntry p.Name p.Value)
                         |> Result.map (fun entries -> metadata, entries)))
 
     /// Checks the tensor entries against the layout and the data section: same names, F32, same
@@ -194,7 +187,7 @@ module Checkpoint =
             let used = entries |> List.sumBy (fun e -> e.End - e.Begin)
             check (used = dataLength) $"data section is {dataLength} bytes but the tensors cover {used}"
         names
-        |> Result.bind (fun () -> traverse each entries |> Result.map ignore)
+        |> Result.bind (fun () -> Results.traverse each entries |> Result.map ignore)
         |> Result.bind overlaps
         |> Result.bind coverage
 
@@ -203,7 +196,7 @@ module Checkpoint =
     let private readParameters (layout: NetLayout) (data: ReadOnlyMemory<byte>) (entries: Entry list) =
         let parameters = Array.zeroCreate<float32> layout.ParamCount
         entries
-        |> traverse (fun e ->
+        |> Results.traverse (fun e ->
             let view = layout.View e.Name
             let bytes = data.Span.Slice(int e.Begin, view.Length * 4)
             let mutable bad = -1

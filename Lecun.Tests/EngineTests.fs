@@ -211,3 +211,17 @@ let tests =
             }
         ]
     ]
+
+[<Tests>]
+let rngTests =
+    testList "rng" [
+        test "SplitMix64 gives the published reference stream" {
+            // Vigna's splitmix64.c with state 0: the first output is 0xE220A8397B1DCDAF.
+            Expect.equal (Rng(0UL).NextUInt64()) 0xE220A8397B1DCDAFUL "first output from seed 0"
+        }
+        testProperty "NextInt stays in range and reaches every value" <| fun (seed: uint64) ->
+            let rng = Rng seed
+            let draws = Array.init 2000 (fun _ -> rng.NextInt 7)
+            Expect.all draws (fun v -> v >= 0 && v < 7) "in [0, 7)"
+            Expect.equal (Array.distinct draws |> Array.sort) [| 0..6 |] "all values drawn"
+    ]

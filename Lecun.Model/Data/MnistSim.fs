@@ -42,33 +42,6 @@ module Resample =
                 let bottom = src[row1 + c0] * w0 + src[row1 + c1] * w1
                 dst[dstOffset + y * dstW + x] <- top * h0 + bottom * h1
 
-/// PCG32 (O'Neill 2014, pcg32_srandom_r / pcg32_random_r): a tiny generator whose output is
-/// fixed by its definition, so a seed draws the same digits on every machine and .NET version
-/// (System.Random(seed) promises no such thing across versions).
-type Pcg32(seed: uint64, stream: uint64) =
-    let inc = (stream <<< 1) ||| 1UL
-    let mutable state = 0UL
-    let step () = state <- state * 6364136223846793005UL + inc
-    do
-        step ()
-        state <- state + seed
-        step ()
-
-    member _.NextUInt32() =
-        let old = state
-        step ()
-        let xorshifted = uint32 (((old >>> 18) ^^^ old) >>> 27)
-        let rot = int (old >>> 59)
-        (xorshifted >>> rot) ||| (xorshifted <<< ((-rot) &&& 31))
-
-    /// Uniform in [0, bound) without modulo bias (rejects the top partial range).
-    member g.NextBelow(bound: int) =
-        let b = uint32 bound
-        let threshold = (0u - b) % b
-        let mutable r = g.NextUInt32()
-        while r < threshold do r <- g.NextUInt32()
-        int (r % b)
-
 /// A built or prepared mnist-sim set.
 type MnistSimSet =
     { Seed: int
@@ -83,10 +56,10 @@ module MnistSim =
     let trainCount, testCount = 7291, 2007
 
     /// The first k of a uniformly random permutation of 0..n-1 (partial Fisher-Yates).
-    let draw (rng: Pcg32) (n: int) (k: int) : int array =
+    let draw (rng: Rng) (n: int) (k: int) : int array =
         let idx = Array.init n id
         for i in 0 .. k - 1 do
-            let j = i + rng.NextBelow(n - i)
+            let j = i + rng.NextInt(n - i)
             let t = idx[i]
             idx[i] <- idx[j]
             idx[j] <- t
@@ -119,8 +92,8 @@ module MnistSim =
             elif testImages.Count < testCount then Error $"the MNIST t10k files hold {testImages.Count} digits, mnist-sim needs {testCount}"
             else
                 // Two independent streams of the same seed: one per source file.
-                let trainIdx = draw (Pcg32(uint64 seed, 1UL)) trainImages.Count trainCount
-                let testIdx = draw (Pcg32(uint64 seed, 2UL)) testImages.Count testCount
+                let trainIdx = draw (Rng.Derive(uint64 seed, 1UL)) trainImages.Count trainCount
+                let testIdx = draw (Rng.Derive(uint64 seed, 2UL)) testImages.Count testCount
                 Ok { Seed = seed
                      TrainFromMnistTrain = true
                      Train = digits "mnist-sim train" trainImages trainLabels trainIdx
@@ -131,7 +104,7 @@ module MnistSim =
                 Error $"the MNIST t10k files hold {testImages.Count} digits, mnist-sim needs {needed} when the MNIST training files are absent"
             else
                 // One permutation, split in two: the splits cannot share a digit.
-                let idx = draw (Pcg32(uint64 seed, 0UL)) testImages.Count needed
+                let idx = draw (Rng.Derive(uint64 seed, 0UL)) testImages.Count needed
                 Ok { Seed = seed
                      TrainFromMnistTrain = false
                      Train = digits "mnist-sim train" testImages testLabels idx[.. trainCount - 1]

@@ -23,6 +23,14 @@ public interface IBackend
 /// <summary>Argument checks shared by the providers: a wrong size is a bug, caught before native code runs.</summary>
 internal static class Check
 {
+    /// <summary>The spans of C = op(A) op(B) hold the matrices their sizes and leading dimensions say.</summary>
+    public static void Gemm(int aLength, bool transA, int bLength, bool transB, int cLength, int m, int n, int k, int lda, int ldb, int ldc)
+    {
+        Matrix("A", aLength, transA, m, k, lda);
+        Matrix("B", bLength, transB, k, n, ldb);
+        Matrix("C", cLength, false, m, n, ldc);
+    }
+
     public static void Matrix(string name, int length, bool trans, int rows, int cols, int ld)
     {
         // op(X) is rows x cols; stored row-major it is rows x cols (no trans) or cols x rows (trans).

@@ -14,9 +14,7 @@ public sealed class ManagedBackend : IBackend
     public unsafe void Gemm(bool transA, bool transB, int m, int n, int k, float alpha,
         ReadOnlySpan<float> a, int lda, ReadOnlySpan<float> b, int ldb, float beta, Span<float> c, int ldc)
     {
-        Check.Matrix("A", a.Length, transA, m, k, lda);
-        Check.Matrix("B", b.Length, transB, k, n, ldb);
-        Check.Matrix("C", c.Length, false, m, n, ldc);
+        Check.Gemm(a.Length, transA, b.Length, transB, c.Length, m, n, k, lda, ldb, ldc);
         if (m == 0 || n == 0) return;
         fixed (float* pa = a, pb = b, pc = c)
         {
