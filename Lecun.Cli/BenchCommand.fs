@@ -118,6 +118,8 @@ type BackendFigures =
       TrainPresentationsPerSecond: float
       TrainSamples: float array
       TrainPresentationsTimed: int
+      /// Untimed passes before the timed ones (until the JIT's tiers settle).
+      TrainWarmupPasses: int
       /// gen 0, 1, 2 collections during the timed training passes (process-wide).
       TrainCollections: int array
       /// Bytes allocated by the training thread during the timed passes.
@@ -135,27 +137,56 @@ module private Measure =
 
     let seconds (start: int64) = Stopwatch.GetElapsedTime(start).TotalSeconds
 
-    /// Per-example SGD (the paper's recipe) on the training digits: `warmup` untimed passes, then
-    /// `repeat` timed ones; presentations/s of each timed pass, and the GC activity across them.
-    let training (backend: IBackend) (train: Dataset) (warmup: int) (repeat: int) =
+    /// How long to warm up: the JIT's tiers (tier 0, instrumented, optimized) take a few passes to settle.
+    type WarmUp =
+        { MinRuns: int
+          MinSeconds: float
+          /// Warm-up stops here even when the timings have not settled.
+          MaxSeconds: float }
+
+    /// Runs `run` until it has run `MinRuns` times for `MinSeconds` and its last two timings agree within 5%
+    /// (or `MaxSeconds` have passed). Returns the runs and the fastest run's seconds.
+    let warmUp (w: WarmUp) (run: unit -> unit) =
+        let clock = Stopwatch.GetTimestamp()
+        let mutable runs = 0
+        let mutable last = Double.PositiveInfinity
+        let mutable previous = Double.PositiveInfinity
+        let mutable best = Double.PositiveInfinity
+        let settled () = runs >= w.MinRuns && seconds clock >= w.MinSeconds && abs (last - previous) <= 0.05 * previous
+        while runs < 1 || (not (settled ()) && seconds clock < w.MaxSeconds) do
+            let start = Stopwatch.GetTimestamp()
+            run ()
+            previous <- last
+            last <- seconds start
+            best <- min best last
+            runs <- runs + 1
+        runs, best
+
+    /// Per-example SGD (the paper's recipe) on the training digits: untimed passes until the speed settles,
+    /// then `repeat` timed ones; presentations/s of each timed pass, the GC activity across them, and
+    /// the warm-up passes.
+    let training (backend: IBackend) (train: Dataset) (warm: WarmUp) (repeat: int) =
         let recipe = Recipe.lecun1989
         let net = Recipe.network recipe
         let parameters = Init.lecun1989 net.Layout recipe.Seed
         let ws = Workspace.create net 1
         let state = Train.createState net recipe
         let progress: int -> unit = ignore
-        for pass in 1 .. warmup do
-            Train.trainOnePass backend net recipe pass parameters ws state train progress
+        let mutable pass = 0
+        let warmupPasses, _ =
+            warmUp warm (fun () ->
+                pass <- pass + 1
+                Train.trainOnePass backend net recipe pass parameters ws state train progress)
         let samples = Array.zeroCreate<float> repeat
         let gcBefore = Array.init 3 GC.CollectionCount
         let bytesBefore = GC.GetAllocatedBytesForCurrentThread()
         for r in 0 .. repeat - 1 do
             let start = Stopwatch.GetTimestamp()
-            Train.trainOnePass backend net recipe (warmup + r + 1) parameters ws state train progress
+            Train.trainOnePass backend net recipe (warmupPasses + r + 1) parameters ws state train progress
             samples.[r] <- float train.Count / seconds start
         let bytes = GC.GetAllocatedBytesForCurrentThread() - bytesBefore
         let collections = Array.init 3 (fun g -> GC.CollectionCount g - gcBefore.[g])
-        samples, collections, bytes
+        samples, collections, bytes, warmupPasses
 
     /// Classifies digits [first, first+count) in batches; returns a checksum of the predictions.
     let recognize (backend: IBackend) (net: Network) (parameters: float32 array) (ws: Workspace) (images: float32 array) (first: int) (count: int) =
@@ -172,23 +203,16 @@ module private Measure =
             start <- start + n
         sum
 
-    /// Sweeps over the digits per timed repetition so that one lasts at least `minSeconds` (warms up too).
-    let calibrate (sweep: unit -> int) (minSeconds: float) =
-        let mutable perSweep = Double.MaxValue
-        let warm = Stopwatch.GetTimestamp()
-        let mutable runs = 0
-        while runs < 3 || seconds warm < minSeconds do
-            let start = Stopwatch.GetTimestamp()
-            sweep () |> ignore
-            perSweep <- min perSweep (seconds start)
-            runs <- runs + 1
+    /// Warms up, then says how many sweeps over the digits make one timed repetition last `minSeconds`.
+    let calibrate (warm: WarmUp) (sweep: unit -> int) (minSeconds: float) =
+        let _, perSweep = warmUp warm (fun () -> sweep () |> ignore)
         max 1 (int (ceil (minSeconds / perSweep)))
 
     /// Recognition on the calling thread, `batch` digits per forward pass: digits/s per repetition.
-    let oneCore (backend: IBackend) (net: Network) (parameters: float32 array) (test: Dataset) (batch: int) (minSeconds: float) (repeat: int) =
+    let oneCore (backend: IBackend) (net: Network) (parameters: float32 array) (test: Dataset) (batch: int) (warm: WarmUp) (minSeconds: float) (repeat: int) =
         let ws = Workspace.create net batch
         let sweep () = recognize backend net parameters ws test.Images 0 test.Count
-        let sweeps = calibrate sweep minSeconds
+        let sweeps = calibrate warm sweep minSeconds
         Array.init repeat (fun _ ->
             let start = Stopwatch.GetTimestamp()
             for _ in 1 .. sweeps do sweep () |> ignore
@@ -196,11 +220,11 @@ module private Measure =
 
     /// Recognition on `threads` threads, each with its own workspace and its own contiguous share of the
     /// digits, started together; digits/s of all threads per repetition (the first run is a warm-up).
-    let allCores (backend: IBackend) (net: Network) (parameters: float32 array) (test: Dataset) (batch: int) (threads: int) (minSeconds: float) (repeat: int) =
+    let allCores (backend: IBackend) (net: Network) (parameters: float32 array) (test: Dataset) (batch: int) (threads: int) (warm: WarmUp) (minSeconds: float) (repeat: int) =
         let bounds = Array.init (threads + 1) (fun t -> t * test.Count / threads)
         let workspaces = Array.init threads (fun _ -> Workspace.create net batch)
         let share t () = recognize backend net parameters workspaces.[t] test.Images bounds.[t] (bounds.[t + 1] - bounds.[t])
-        let sweeps = calibrate (share 0) minSeconds
+        let sweeps = calibrate warm (share 0) minSeconds
         let runOnce () =
             use ready = new Barrier(threads + 1)
             let workers =
@@ -241,22 +265,25 @@ let private backendsFor (name: string option) =
 
 type private Settings =
     { Repeat: int
-      WarmupPasses: int
+      TrainWarmUp: Measure.WarmUp
+      InferWarmUp: Measure.WarmUp
+      /// Length of one timed recognition repetition.
       MinSeconds: float }
 
 let private measure (settings: Settings) (data: TrainTest) (backend: IBackend) =
     let net = Network.lecun1989
-    let trainSamples, collections, bytes = Measure.training backend data.Train settings.WarmupPasses settings.Repeat
+    let trainSamples, collections, bytes, warmupPasses = Measure.training backend data.Train settings.TrainWarmUp settings.Repeat
     // Recognition uses the trained-from-seed weights' shapes only; its cost does not depend on their values.
     let parameters = Init.lecun1989 net.Layout Recipe.lecun1989.Seed
-    let single = Measure.oneCore backend net parameters data.Test 1 settings.MinSeconds settings.Repeat
-    let batched = Measure.oneCore backend net parameters data.Test Evaluate.batch settings.MinSeconds settings.Repeat
+    let single = Measure.oneCore backend net parameters data.Test 1 settings.InferWarmUp settings.MinSeconds settings.Repeat
+    let batched = Measure.oneCore backend net parameters data.Test Evaluate.batch settings.InferWarmUp settings.MinSeconds settings.Repeat
     let cores = Environment.ProcessorCount
-    let all = Measure.allCores backend net parameters data.Test Evaluate.batch cores settings.MinSeconds settings.Repeat
+    let all = Measure.allCores backend net parameters data.Test Evaluate.batch cores settings.InferWarmUp settings.MinSeconds settings.Repeat
     { Backend = backend.Name
       TrainPresentationsPerSecond = Measure.median trainSamples
       TrainSamples = trainSamples
       TrainPresentationsTimed = settings.Repeat * data.Train.Count
+      TrainWarmupPasses = warmupPasses
       TrainCollections = collections
       TrainAllocatedBytes = bytes
       SingleDigitsPerSecond = Measure.median single
@@ -294,7 +321,7 @@ let private table (layout: NetLayout) (m: Machine) (settings: Settings) (data: T
     line $"FMA peak: {peakText}; {m.PeakSource}"
     line $"MACs counted: {Macs.describe layout}"
     line $"1989: SUN-4/260 with DSP, {si Paper.peakMacsPerSecond} MAC/s peak; {thousands Paper.presentations} presentations in 3 days; 10-12 digits/s, 30 on normalized digits."
-    line $"data: {data.Source} ({data.Train.Count} train, {data.Test.Count} test digits); median of {settings.Repeat} repetition(s) after warm-up"
+    line $"data: {data.Source} ({data.Train.Count} train, {data.Test.Count} test digits); median of {settings.Repeat} repetition(s) after warm-up (until the timings settle)"
     for f in figures do
         line ""
         line $"backend {f.Backend}"
@@ -307,7 +334,7 @@ let private table (layout: NetLayout) (m: Machine) (settings: Settings) (data: T
         for a, b, c, d in all do
             line ($"{a.PadRight w1}  {b.PadLeft w2}  {c.PadLeft w3}  {d.PadLeft w4}".TrimEnd())
         let c = f.TrainCollections
-        line $"GC during the timed training ({thousands f.TrainPresentationsTimed} presentations): collections gen0/1/2 {c.[0]}/{c.[1]}/{c.[2]}, allocated {f.TrainAllocatedBytes} bytes"
+        line $"GC during the timed training ({thousands f.TrainPresentationsTimed} presentations, after {f.TrainWarmupPasses} warm-up passes): collections gen0/1/2 {c.[0]}/{c.[1]}/{c.[2]}, allocated {f.TrainAllocatedBytes} bytes"
     line ""
     line "* derived: the 1989 rate times the MACs counted above; its share is of the DSP's 12.5 M MAC/s peak."
     if figures |> List.exists (fun f -> f.Backend = "mkl") then
@@ -334,6 +361,7 @@ let private toJson (layout: NetLayout) (m: Machine) (settings: Settings) (data: 
               "train_macs_per_s", num (f.TrainPresentationsPerSecond * trainMacs)
               "train_peak_share", opt (shareOf (f.TrainPresentationsPerSecond * trainMacs) 1)
               "train_presentations_timed", int' f.TrainPresentationsTimed
+              "train_warmup_passes", int' f.TrainWarmupPasses
               "train_gc_collections", JsonArray(f.TrainCollections |> Array.map int')
               "train_allocated_bytes", (JsonValue.Create f.TrainAllocatedBytes :> JsonNode)
               "infer_one_at_a_time_digits_per_s", num f.SingleDigitsPerSecond
@@ -392,7 +420,17 @@ let run (args: ParseResults<BenchArgs>) =
     let backends = backendsFor (args.TryGetResult Backend)
     let data = Data.load "usps" (args.TryGetResult Data) |> orFail
     let machine = Machine.detect peakOverride
-    let settings = { Repeat = repeat; WarmupPasses = 1; MinSeconds = if quick then 0.02 else 0.3 }
+    let settings =
+        if quick then
+            { Repeat = repeat
+              TrainWarmUp = { MinRuns = 1; MinSeconds = 0.0; MaxSeconds = 0.0 }
+              InferWarmUp = { MinRuns = 3; MinSeconds = 0.0; MaxSeconds = 0.0 }
+              MinSeconds = 0.02 }
+        else
+            { Repeat = repeat
+              TrainWarmUp = { MinRuns = 3; MinSeconds = 1.0; MaxSeconds = 10.0 }
+              InferWarmUp = { MinRuns = 3; MinSeconds = 0.5; MaxSeconds = 5.0 }
+              MinSeconds = 0.3 }
     let json = args.Contains Json
     let figures =
         backends

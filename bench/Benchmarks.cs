@@ -51,7 +51,7 @@ public class PerExample
     public void SgdUpdate() => Optimizer.sgdStep(1e-9f, _parameters, _grad);
 
     /// <summary>One training presentation of the paper's recipe, cycling through the digits.</summary>
-    [Benchmark(Baseline = true)]
+    [Benchmark]
     public void Presentation()
     {
         int i = _next;

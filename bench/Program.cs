@@ -45,8 +45,7 @@ public static class Program
         if (Backend.Mkl is null)
             Console.WriteLine($"note: MKL is not available ({Backend.MklUnavailableReason}); benchmarking the managed backend only.");
         var config = DefaultConfig.Instance
-            .AddColumn(new PerDigitColumn(false), new PerDigitColumn(true))
-            .WithOptions(ConfigOptions.JoinSummary);
+            .AddColumn(new PerDigitColumn(false), new PerDigitColumn(true));
         // A short job by default (the whole suite in a few minutes); --job on the command line replaces it.
         bool jobGiven = args.Any(a => a is "--job" or "-j" || a.StartsWith("--job=", StringComparison.Ordinal));
         if (!jobGiven)
