@@ -336,9 +336,13 @@ let private table (layout: NetLayout) (m: Machine) (settings: Settings) (data: T
         let c = f.TrainCollections
         line $"GC during the timed training ({thousands f.TrainPresentationsTimed} presentations, after {f.TrainWarmupPasses} warm-up passes): collections gen0/1/2 {c.[0]}/{c.[1]}/{c.[2]}, allocated {f.TrainAllocatedBytes} bytes"
     line ""
+    let bestTrain = figures |> List.maxBy (fun f -> f.TrainPresentationsPerSecond)
+    let bestInfer = figures |> List.maxBy (fun f -> f.AllCoresDigitsPerSecond)
+    line $"best: training {rate bestTrain.TrainPresentationsPerSecond} presentations/s ({bestTrain.Backend}, 1 core), recognition {rate bestInfer.AllCoresDigitsPerSecond} digits/s ({bestInfer.Backend}, {m.Cores} cores)"
     line "* derived: the 1989 rate times the MACs counted above; its share is of the DSP's 12.5 M MAC/s peak."
     if figures |> List.exists (fun f -> f.Backend = "mkl") then
-        line "note: MKL runs sequentially on its AVX2 code branch (MKL_CBWR=AVX2,STRICT, for bit-reproducible training)."
+        let cbwr = Environment.GetEnvironmentVariable "MKL_CBWR" |> Option.ofObj |> Option.defaultValue "AVX2,STRICT"
+        line $"note: MKL runs sequentially with MKL_CBWR={cbwr} (the engine pins a code branch for bit-reproducible training); small products run on the managed kernels."
     sb.ToString()
 
 let private toJson (layout: NetLayout) (m: Machine) (settings: Settings) (data: TrainTest) (figures: BackendFigures list) =
