@@ -20,6 +20,7 @@ type CliArgs =
     | [<CliPrefix(CliPrefix.None)>] Ladder of ParseResults<LadderCommand.LadderArgs>
     | [<CliPrefix(CliPrefix.None)>] Count_Params of ParseResults<CountParamsArgs>
     | [<CliPrefix(CliPrefix.None)>] Data of ParseResults<DataCommand.DataArgs>
+    | [<CliPrefix(CliPrefix.None)>] Bench of ParseResults<BenchCommand.BenchArgs>
     | [<Inherit>] Verbose
 
     interface IArgParserTemplate with
@@ -31,6 +32,7 @@ type CliArgs =
             | Ladder _ -> "the essay's 33 years of improvements, one change per step, over seeds."
             | Count_Params _ -> "per-layer units, connections, parameters and MACs of the 1989 network."
             | Data _ -> "data sets: info, verify, fetch, prepare."
+            | Bench _ -> "throughput on this machine (training, recognition, MAC/s, share of FMA peak) against the 1989 workstation."
             | Verbose -> "show stack traces on errors."
 
 let private dispatch (args: ParseResults<CliArgs>) =
@@ -41,6 +43,7 @@ let private dispatch (args: ParseResults<CliArgs>) =
     | Ladder a -> LadderCommand.run a
     | Count_Params a -> CountParams.run (a.Contains CountParamsArgs.Json)
     | Data a -> DataCommand.run a
+    | Bench a -> BenchCommand.run a
     | Verbose -> fail "no command given (try --help)"
 
 /// Runs one command line and returns the exit code: 0 done, 1 the work failed, 2 bad usage.
