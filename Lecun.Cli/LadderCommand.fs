@@ -158,8 +158,7 @@ let run (args: ParseResults<LadderArgs>) =
     let label j = let s, job = jobs.[j] in $"step {s.Label} seed {job.Recipe.Seed}"
     let results =
         if isInteractive () then
-            AnsiConsole.Progress().AutoClear(true)
-                .Columns(TaskDescriptionColumn(), ProgressBarColumn(), PercentageColumn(), ElapsedTimeColumn(), RemainingTimeColumn())
+            progressDisplay()
                 .Start(fun ctx ->
                     let task = ctx.AddTask($"ladder ({jobs.Length} runs)", true, float totalPresentations)
                     let counts = Array.zeroCreate<int> jobs.Length

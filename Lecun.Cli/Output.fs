@@ -18,6 +18,15 @@ let orFail (result: Result<'a, string>) =
 let isInteractive () =
     not Console.IsOutputRedirected && isNull (Environment.GetEnvironmentVariable "CI")
 
+/// The live progress display of long work: description, bar, percentage, elapsed and remaining time,
+/// cleared when done (the per-pass lines printed meanwhile stay).
+let progressDisplay () =
+    Spectre.Console.AnsiConsole
+        .Progress()
+        .AutoClear(true)
+        .Columns(Spectre.Console.TaskDescriptionColumn(), Spectre.Console.ProgressBarColumn(), Spectre.Console.PercentageColumn(),
+                 Spectre.Console.ElapsedTimeColumn(), Spectre.Console.RemainingTimeColumn())
+
 let jsonOptions = JsonSerializerOptions(WriteIndented = true)
 
 /// Formats a count with thousands separators, as the paper's tables do.

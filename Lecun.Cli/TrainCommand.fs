@@ -183,10 +183,7 @@ let describe (r: Recipe) =
 /// Runs jobs with one progress bar per run on a terminal, plain lines otherwise.
 let runWithProgress (backend: IBackend) (parallelism: int) (jobs: RunJob array) (label: int -> string) (printPasses: bool) =
     if isInteractive () then
-        AnsiConsole
-            .Progress()
-            .AutoClear(true)
-            .Columns(TaskDescriptionColumn(), ProgressBarColumn(), PercentageColumn(), ElapsedTimeColumn(), RemainingTimeColumn())
+        progressDisplay()
             .Start(fun ctx ->
                 let tasks = jobs |> Array.mapi (fun j job -> ctx.AddTask(label j, true, float (job.Recipe.Passes * job.Data.Train.Count)))
                 Runs.run backend parallelism jobs
