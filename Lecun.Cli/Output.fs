@@ -3,6 +3,7 @@ module Lecun.Cli.Output
 
 open System
 open System.Text.Json
+open Spectre.Console
 
 /// A problem the user can fix (bad input, missing file): printed as one line, exit code 1.
 exception UserError of string
@@ -20,12 +21,10 @@ let isInteractive () =
 
 /// The live progress display of long work: description, bar, percentage, elapsed and remaining time,
 /// cleared when done (the per-pass lines printed meanwhile stay).
-let progressDisplay () =
-    Spectre.Console.AnsiConsole
-        .Progress()
-        .AutoClear(true)
-        .Columns(Spectre.Console.TaskDescriptionColumn(), Spectre.Console.ProgressBarColumn(), Spectre.Console.PercentageColumn(),
-                 Spectre.Console.ElapsedTimeColumn(), Spectre.Console.RemainingTimeColumn())
+let progressDisplay () : Progress =
+    let columns: ProgressColumn array =
+        [| TaskDescriptionColumn(); ProgressBarColumn(); PercentageColumn(); ElapsedTimeColumn(); RemainingTimeColumn() |]
+    AnsiConsole.Progress().AutoClear(true).Columns(columns)
 
 let jsonOptions = JsonSerializerOptions(WriteIndented = true)
 

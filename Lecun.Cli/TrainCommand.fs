@@ -257,7 +257,7 @@ let run (args: ParseResults<TrainArgs>) =
         recipe.Name data.Source data.Train.Count data.Test.Count (describe recipe)
         (if seeds = 1 then string recipe.Seed else $"{recipe.Seed}..{recipe.Seed + seeds - 1}") backend.Name
     let clock = Diagnostics.Stopwatch.StartNew()
-    let results = runWithProgress backend parallelism jobs (fun j -> $"seed {jobs.[j].Recipe.Seed}") true
+    let results = runWithProgress backend parallelism jobs (fun j -> if seeds = 1 then "training" else $"seed {jobs.[j].Recipe.Seed}") true
     let seconds = clock.Elapsed.TotalSeconds
     printfn ""
     if seeds = 1 then
