@@ -9,7 +9,8 @@ public enum CblasTranspose { NoTrans = 111, Trans = 112 }
 
 /// <summary>
 /// Thin bindings to Intel MKL's single dynamic library (libmkl_rt), named as in the C API.
-/// Blittable arguments only, so calls cost no marshaling; Span overloads live in <see cref="Blas"/>.
+/// Blittable arguments only, so calls cost no marshaling; the Span overloads are the MKL provider
+/// (<see cref="Backends.MklBackend"/>) and <see cref="Vml"/>.
 /// </summary>
 public static unsafe partial class MklNative
 {
@@ -119,5 +120,17 @@ public static class MklLibrary
         var text = new ReadOnlySpan<byte>(buffer, 256);
         var end = text.IndexOf((byte)0);
         return System.Text.Encoding.ASCII.GetString(end < 0 ? text : text[..end]).Trim();
+    }
+}
+
+/// <summary>Span overloads of the MKL vector-math bindings.</summary>
+public static unsafe class Vml
+{
+    /// <summary>r = tanh(a), by MKL's vsTanh.</summary>
+    public static void Tanh(ReadOnlySpan<float> a, Span<float> r)
+    {
+        if (r.Length < a.Length) throw new ArgumentException("vsTanh: output span too small");
+        if (a.Length == 0) return;
+        fixed (float* pa = a, pr = r) MklNative.vsTanh(a.Length, pa, pr);
     }
 }

@@ -1,0 +1,116 @@
+/// The SIMD kernels against plain float64 arithmetic, on shapes chosen to reach every vector block
+/// and tail, not just the 1989 network's.
+module Lecun.Tests.KernelTests
+
+open System
+open Expecto
+open FsCheck
+open FsCheck.FSharp
+open Lecun.Native.Backends
+open Lecun.Native.Kernels
+open Lecun.Model
+
+type GemmCase =
+    { TransA: bool; TransB: bool; M: int; N: int; K: int; Alpha: float32; Beta: float32; Pad: int; Seed: uint64 }
+
+let private genGemm =
+    gen {
+        let! transA = Gen.elements [ false; true ]
+        let! transB = Gen.elements [ false; true ]
+        // Up to 70 columns: 32-, 16-wide blocks, masked tails and scalar columns all occur.
+        let! m = Gen.choose (1, 13)
+        let! n = Gen.choose (1, 70)
+        let! k = Gen.choose (1, 40)
+        let! alpha = Gen.elements [ 1.0f; -0.5f; 2.0f ]
+        let! beta = Gen.elements [ 0.0f; 1.0f; 0.25f ]
+        let! pad = Gen.choose (0, 3)
+        let! seed = Gen.choose (0, 100000)
+        return { TransA = transA; TransB = transB; M = m; N = n; K = k; Alpha = alpha; Beta = beta; Pad = pad; Seed = uint64 seed }
+    }
+
+type KernelGen =
+    static member Gemm() = Arb.fromGen genGemm
+
+let private config = { FsCheckConfig.defaultConfig with arbitrary = [ typeof<KernelGen> ]; maxTest = 300 }
+
+[<Tests>]
+let tests =
+    testList "kernels" [
+        testPropertyWithConfig config "every backend's GEMM equals the float64 product, any shape, transposes, alpha, beta, padding" <| fun (c: GemmCase) ->
+            let rng = Rng c.Seed
+            let rows trans r cols = if trans then cols else r
+            let colsOf trans r cols = if trans then r else cols
+            // Stored shapes, with `Pad` extra floats per row (leading dimension > columns).
+            let aRows, aCols = rows c.TransA c.M c.K, colsOf c.TransA c.M c.K
+            let bRows, bCols = rows c.TransB c.K c.N, colsOf c.TransB c.K c.N
+            let lda, ldb, ldc = aCols + c.Pad, bCols + c.Pad, c.N + c.Pad
+            let fill n = Array.init n (fun _ -> rng.NextFloat32() * 2.0f - 1.0f)
+            let a, b, c0 = fill (aRows * lda), fill (bRows * ldb), fill (c.M * ldc)
+            let aAt i p = float (if c.TransA then a.[p * lda + i] else a.[i * lda + p])
+            let bAt p j = float (if c.TransB then b.[j * ldb + p] else b.[p * ldb + j])
+            for backend in EngineTests.backends () do
+                let out = Array.copy c0
+                backend.Gemm(c.TransA, c.TransB, c.M, c.N, c.K, c.Alpha, ReadOnlySpan a, lda, ReadOnlySpan b, ldb, c.Beta, Span out, ldc)
+                for i in 0 .. c.M - 1 do
+                    for j in 0 .. ldc - 1 do
+                        if j < c.N then
+                            let dot = Seq.sum (seq { for p in 0 .. c.K - 1 -> aAt i p * bAt p j })
+                            let expected = float c.Alpha * dot + (if c.Beta = 0.0f then 0.0 else float c.Beta * float c0.[i * ldc + j])
+                            Expect.floatClose { absolute = 1e-5; relative = 1e-5 } (float out.[i * ldc + j]) expected
+                                $"{backend.Name} C[{i},{j}] of {c}"
+                        else
+                            Expect.equal out.[i * ldc + j] c0.[i * ldc + j] $"{backend.Name} wrote past the row into C[{i},{j}]"
+
+        test "FastTanh is within 5e-7 relative of tanh on [-10, 10], and odd" {
+            let mutable worst = 0.0
+            for step in -200000 .. 200000 do
+                let x = float32 step * 5e-5f
+                let t = Math.Tanh(float x)
+                let e = abs (float (FastTanh.Scalar x) - t) / max (abs t) 1e-30
+                worst <- max worst e
+                Expect.equal (FastTanh.Scalar -x) (-(FastTanh.Scalar x)) "odd"
+            Expect.isLessThan worst 5e-7 "max relative error"
+            // Past the clamp at 7.9 the result stays at tanh(7.9), 2.4e-7 below 1.
+            Expect.isLessThanOrEqual (1.0 - float (FastTanh.Scalar 50.0f)) 3e-7 "saturates"
+            Expect.isLessThanOrEqual (FastTanh.Scalar 50.0f) 1.0f "never above 1"
+        }
+
+        testProperty "FastTanh gives the same bits in vector lanes and in the scalar tail" <| fun (seed: uint64) (offset: byte) ->
+            let rng = Rng seed
+            let n = 16 + int offset % 40
+            let x = Array.init n (fun _ -> (rng.NextFloat32() - 0.5f) * 12.0f)
+            let y = Array.zeroCreate n
+            FastTanh.Apply(ReadOnlySpan x, Span y)
+            Expect.sequenceEqual y (x |> Array.map FastTanh.Scalar) "vector path = scalar path"
+
+        test "FastTanh agrees with MKL's vsTanh" {
+            match Backend.MklUnavailableReason with
+            | null ->
+                let x = Array.init 4096 (fun i -> float32 (i - 2048) * 0.005f)
+                let ours = Array.zeroCreate x.Length
+                FastTanh.Apply(ReadOnlySpan x, Span ours)
+                let mkl = Array.zeroCreate x.Length
+                Lecun.Native.Mkl.Vml.Tanh(ReadOnlySpan x, Span mkl)
+                EngineTests.expectClose 1e-6 (Array.map float ours) (Array.map float mkl) "tanh"
+            | reason -> skiptestf "MKL not available (%s)" reason
+        }
+
+        testProperty "the AdamW kernel equals the float64 update in vector lanes and tail alike" <| fun (seed: uint64) ->
+            let rng = Rng seed
+            let n = 37 // two 16-wide vectors and a 5-element tail
+            let p = Array.init n (fun _ -> rng.NextFloat32() - 0.5f)
+            let state = Optimizer.AdamState.create n
+            let expected = Array.map float p
+            let m, v = Array.zeroCreate n, Array.zeroCreate n
+            let lr, wd, b1, b2, eps = 1e-3, 0.01, 0.9, 0.999, 1e-8
+            for step in 1..3 do
+                let g = Array.init n (fun _ -> rng.NextFloat32() - 0.5f)
+                Optimizer.adamWStep (float32 lr) (float32 wd) (float32 b1) (float32 b2) (float32 eps) state p g
+                for i in 0 .. n - 1 do
+                    let gi = float g.[i]
+                    m.[i] <- b1 * m.[i] + (1.0 - b1) * gi
+                    v.[i] <- b2 * v.[i] + (1.0 - b2) * gi * gi
+                    let t = float step
+                    expected.[i] <- expected.[i] * (1.0 - lr * wd) - lr * (m.[i] / (1.0 - b1 ** t)) / (sqrt (v.[i] / (1.0 - b2 ** t)) + eps)
+            EngineTests.expectClose 1e-5 (Array.map float p) expected "parameters after 3 steps"
+    ]
