@@ -126,11 +126,6 @@ module Evaluate =
         { Metrics = { Loss = lossSum / float n; Error = 100.0 * float misses / float n; Misses = misses; Count = data.Count }
           Predictions = predictions }
 
-    /// Evaluates several splits at once, one per core (each with its own workspace).
-    let splits (backend: IBackend) (net: Network) (loss: Loss) (parameters: float32 array) (workspaces: Workspace array) (data: Dataset array) =
-        let results = Array.zeroCreate data.Length
-        Parallel.For(0, data.Length, fun i -> results.[i] <- split backend net loss parameters workspaces.[i] data.[i]) |> ignore
-        results
 
 type TrainResult =
     { Parameters: float32 array

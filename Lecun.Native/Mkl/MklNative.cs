@@ -25,20 +25,11 @@ public static unsafe partial class MklNative
         int m, int n, float alpha, float* a, int lda, float* x, int incX, float beta, float* y, int incY);
 
     [LibraryImport(Library)]
-    public static partial void cblas_saxpy(int n, float alpha, float* x, int incX, float* y, int incY);
-
-    [LibraryImport(Library)]
     public static partial void vsTanh(int n, float* a, float* r);
 
     /// <summary>MKL_THREADING_INTEL = 0, SEQUENTIAL = 1, PGI = 2, GNU = 3, TBB = 4 (mkl_service.h).</summary>
     [LibraryImport(Library, EntryPoint = "MKL_Set_Threading_Layer")]
     public static partial int MKL_Set_Threading_Layer(int code);
-
-    [LibraryImport(Library, EntryPoint = "MKL_Get_Max_Threads")]
-    public static partial int MKL_Get_Max_Threads();
-
-    [LibraryImport(Library, EntryPoint = "MKL_Get_Version_String")]
-    public static partial void MKL_Get_Version_String(byte* buffer, int length);
 
     public const int ThreadingSequential = 1;
 }
@@ -113,14 +104,6 @@ public static class MklLibrary
         }
     }
 
-    public static unsafe string Version()
-    {
-        var buffer = stackalloc byte[256];
-        MklNative.MKL_Get_Version_String(buffer, 256);
-        var text = new ReadOnlySpan<byte>(buffer, 256);
-        var end = text.IndexOf((byte)0);
-        return System.Text.Encoding.ASCII.GetString(end < 0 ? text : text[..end]).Trim();
-    }
 }
 
 /// <summary>Span overloads of the MKL vector-math bindings.</summary>
