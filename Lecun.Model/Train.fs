@@ -100,8 +100,8 @@ module Recipe =
 type SplitEvaluation = { Metrics: SplitMetrics; Predictions: int array }
 
 module Evaluate =
-    /// Batch size of evaluation. Measured per digit (MKL, AVX-512 EPYC): 3.6 us at 4, 4.3 at 8, 5.1 at 16, 7.3 at 256;
-    /// the im2col matrices of larger batches outgrow the caches.
+    /// Batch size of evaluation: small batches keep their im2col matrices in cache (BenchmarkDotNet,
+    /// managed, per digit: 3.5 us at 32, 4.7 at 256, 7.9 at 2007; `bench`: 308k digits/s per core at 8).
     let batch = 8
 
     /// Loss, error and misses of a whole data set, evaluated in batches on the given workspace.
@@ -125,7 +125,6 @@ module Evaluate =
         let n = max data.Count 1
         { Metrics = { Loss = lossSum / float n; Error = 100.0 * float misses / float n; Misses = misses; Count = data.Count }
           Predictions = predictions }
-
 
 type TrainResult =
     { Parameters: float32 array
