@@ -97,7 +97,8 @@ type Workspace =
       Outputs: float32 array array
       /// Each locally-connected layer's im2col matrix, [inPlanes * k * k, Capacity * outPositions].
       Cols: float32 array array
-      /// The same for one example, transposed: [outPositions, inPlanes * k * k] (for the weight gradient).
+      /// The same for one example, transposed: [outPositions, inPlanes * k * k] (for the weight gradient),
+      /// followed by the few floats of slack that im2col's vector stores may run into.
       ColsT: float32 array array
       /// GEMM results of a batched locally-connected layer, [planes, Capacity * positions], before
       /// they are transposed to example-major order.
@@ -127,7 +128,7 @@ module Workspace =
         { Capacity = capacity
           Outputs = plans |> Array.map (fun p -> Array.zeroCreate (capacity * p.Geometry.Units))
           Cols = plans |> Array.map (fun p -> Array.zeroCreate (colsSize p capacity))
-          ColsT = plans |> Array.map (fun p -> Array.zeroCreate (colsSize p 1))
+          ColsT = plans |> Array.map (fun p -> match p.Unfold with Some u -> Array.zeroCreate u.TransposedSize | None -> Array.empty)
           Staging =
             plans
             |> Array.map (fun p ->
@@ -183,7 +184,7 @@ module Layers =
         let struct (l, inPlanes, ih, iw, planes, n) = localDims g
         let inSize = inPlanes * ih * iw
         let ld = count * n
-        if count = 1 then unfold.Forward(ro x xOffset inSize, l.PadValue, Span cols, 0, ld, Span scratch, Span colsT)
+        if count = 1 then unfold.ForwardBoth(ro x xOffset inSize, l.PadValue, Span cols, Span colsT, Span scratch)
         else
             for b in 0 .. count - 1 do
                 unfold.Forward(ro x (xOffset + b * inSize) inSize, l.PadValue, Span cols, b * n, ld, Span scratch)

@@ -133,3 +133,38 @@ let tests =
                     expected.[i] <- expected.[i] * (1.0 - lr * wd) - lr * (m.[i] / (1.0 - b1 ** t)) / (sqrt (v.[i] / (1.0 - b2 ** t)) + eps)
             EngineTests.expectClose 1e-5 (Array.map float p) expected "parameters after 3 steps"
     ]
+
+[<Tests>]
+let unfoldTests =
+    testList "im2col" [
+        testProperty "ForwardBoth writes the same columns as the scalar gather, in both layouts" <| fun (seed: uint64) (shape: byte) ->
+            let rng = Rng seed
+            // The 1989 network's shapes (vector path) and random ones (some take the fallback).
+            let planes, side, k, stride, pad =
+                match int shape % 4 with
+                | 0 -> 1, 16, 5, 2, 2
+                | 1 -> 12, 8, 5, 2, 2
+                | _ -> 1 + rng.NextInt 3, 3 + rng.NextInt 14, 1 + rng.NextInt 5, 1 + rng.NextInt 3, rng.NextInt 3
+            let k = min k (side + 2 * pad)
+            let plan = Im2ColPlan(planes, side, side, k, stride, pad)
+            let x = Array.init plan.InputSize (fun _ -> rng.NextFloat32() * 2.0f - 1.0f)
+            let n, rows = plan.Positions, plan.Rows
+            let expected = Array.zeroCreate (rows * n)
+            plan.Forward(ReadOnlySpan x, -1.0f, Span expected, 0, n, Span(Array.zeroCreate plan.ScratchSize))
+            let cols = Array.zeroCreate (rows * n)
+            let colsT = Array.zeroCreate plan.TransposedSize
+            plan.ForwardBoth(ReadOnlySpan x, -1.0f, Span cols, Span colsT, Span(Array.zeroCreate plan.ScratchSize))
+            Expect.sequenceEqual cols expected "cols"
+            for r in 0 .. rows - 1 do
+                for p in 0 .. n - 1 do
+                    Expect.equal colsT.[p * rows + r] expected.[r * n + p] $"colsT[{p},{r}]"
+
+        test "Transpose16 transposes" {
+            let m = Array.init 256 float32
+            let t = Array.zeroCreate 256
+            Im2ColPlan.Transpose16(ReadOnlySpan m, Span t)
+            for i in 0..15 do
+                for j in 0..15 do
+                    Expect.equal t.[i * 16 + j] m.[j * 16 + i] $"[{i},{j}]"
+        }
+    ]

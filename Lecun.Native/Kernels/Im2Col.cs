@@ -1,4 +1,6 @@
 using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace Lecun.Native.Kernels;
 
@@ -72,30 +74,40 @@ public sealed class Im2ColPlan
     /// <summary>Floats Backward reads from its column matrix: Rows * Positions, then one zero.</summary>
     public int ColumnsWithZero => Rows * Positions + 1;
 
-    /// <summary>Floats of scratch that Forward needs: the input plus one pad slot.</summary>
-    public int ScratchSize => InputSize + 1;
+    int PaddedHeight => Height + 2 * Pad;
+    int PaddedWidth => Width + 2 * Pad;
+
+    /// <summary>Floats a vector load or store may run past the end of a buffer (see ForwardBoth).</summary>
+    public const int Slack = 16;
+
+    /// <summary>Floats of scratch that Forward and ForwardBoth need.</summary>
+    public int ScratchSize => Math.Max(InputSize + 1, Planes * PaddedHeight * PaddedWidth + Slack);
+
+    /// <summary>Floats of the transposed column buffer of ForwardBoth: [Positions, Rows] and slack.</summary>
+    public int TransposedSize => Rows * Positions + Slack;
+
+    // The vectorised path: 16x16 register transposes need whole tiles of 16 positions, and each kernel
+    // row of a window must fit one 8-float load.
+    bool VectorPath => Avx512F.IsSupported && Positions % 16 == 0 && Kernel <= 8;
 
     /// <summary>
     /// Unfolds one example. Its columns start at column <paramref name="colOffset"/> of a matrix whose
     /// rows are <paramref name="ld"/> floats long, so a batch fills one [Rows, batch * Positions] matrix.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public unsafe void Forward(ReadOnlySpan<float> input, float padValue, Span<float> cols, int colOffset, int ld, Span<float> scratch) =>
-        Forward(input, padValue, cols, colOffset, ld, scratch, Span<float>.Empty);
-
-    /// <summary>
-    /// As <see cref="Forward(ReadOnlySpan{float}, float, Span{float}, int, int, Span{float})"/>, and also writes
-    /// the transposed columns colsT[position, row] when <paramref name="colsT"/> is not empty: the layout in
-    /// which a layer's weight gradient is a plain matrix product.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public unsafe void Forward(ReadOnlySpan<float> input, float padValue, Span<float> cols, int colOffset, int ld, Span<float> scratch, Span<float> colsT)
+    public void Forward(ReadOnlySpan<float> input, float padValue, Span<float> cols, int colOffset, int ld, Span<float> scratch)
     {
         int n = Positions;
-        if (input.Length < InputSize || scratch.Length < ScratchSize || colOffset + n > ld || cols.Length < (Rows - 1) * ld + colOffset + n)
+        if (input.Length < InputSize || scratch.Length < InputSize + 1 || colOffset + n > ld || cols.Length < (Rows - 1) * ld + colOffset + n)
             throw new ArgumentException("im2col: span too small");
+        Gather(input, padValue, cols, colOffset, ld, scratch, Span<float>.Empty);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    unsafe void Gather(ReadOnlySpan<float> input, float padValue, Span<float> cols, int colOffset, int ld, Span<float> scratch, Span<float> colsT)
+    {
+        int n = Positions;
         bool transposed = !colsT.IsEmpty;
-        if (transposed && colsT.Length < Rows * n) throw new ArgumentException("im2col: transposed span too small");
         input.Slice(0, InputSize).CopyTo(scratch);
         scratch[InputSize] = padValue;
         fixed (float* src = scratch, dst0 = cols, t0 = colsT)
@@ -114,6 +126,105 @@ public sealed class Im2ColPlan
                 else
                     for (int j = 0; j < n; j++) dst[j] = src[index[j]];
                 index += n;
+            }
+        }
+    }
+
+    /// <summary>
+    /// Unfolds one example into both layouts: cols [Rows, Positions] for the forward product and
+    /// colsT [Positions, Rows] for the weight gradient. colsT must hold <see cref="TransposedSize"/> floats.
+    /// </summary>
+    /// <remarks>
+    /// With AVX-512 the input is first copied into a padded buffer; each window row of colsT is then
+    /// one contiguous 8-float copy, and cols comes from colsT by 16x16 register transposes. A scalar
+    /// gather stores every value twice, one float at a time; this stores vectors.
+    /// </remarks>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public unsafe void ForwardBoth(ReadOnlySpan<float> input, float padValue, Span<float> cols, Span<float> colsT, Span<float> scratch)
+    {
+        int n = Positions, rows = Rows;
+        if (input.Length < InputSize || scratch.Length < ScratchSize || cols.Length < rows * n || colsT.Length < TransposedSize)
+            throw new ArgumentException("im2col: span too small");
+        if (!VectorPath)
+        {
+            Gather(input, padValue, cols, 0, n, scratch, colsT);
+            return;
+        }
+        int ph = PaddedHeight, pw = PaddedWidth, plane = ph * pw, k = Kernel, s = Stride;
+        int ow = OutputSide(Width, k, s, Pad);
+        scratch.Slice(0, Planes * plane + Slack).Fill(padValue);
+        fixed (float* padded = scratch, t0 = colsT, c0 = cols, x0 = input)
+        {
+            // Rows are short (8 or 16 floats here): plain vector copies, no per-row library call.
+            for (int c = 0; c < Planes; c++)
+            for (int y = 0; y < Height; y++)
+            {
+                float* from = x0 + (c * Height + y) * Width;
+                float* to = padded + c * plane + (y + Pad) * pw + Pad;
+                int x = 0;
+                for (; x + 8 <= Width; x += 8) Vector256.Store(Vector256.Load(from + x), to + x);
+                for (; x < Width; x++) to[x] = from[x];
+            }
+            // colsT[position, (c*k + ky)*k + kx] = padded[c, oy*s + ky, ox*s + kx]: a window row is k
+            // contiguous floats. Each 8-float store runs past its k values into the next row's place,
+            // which is written after it (addresses only increase), or into the slack.
+            float* d = t0;
+            for (int p = 0; p < n; p++)
+            {
+                int oy = p / ow, ox = p - oy * ow;
+                for (int c = 0; c < Planes; c++)
+                {
+                    float* src = padded + c * plane + oy * s * pw + ox * s;
+                    for (int ky = 0; ky < k; ky++, d += k, src += pw)
+                        Vector256.Store(Vector256.Load(src), d);
+                }
+            }
+            // cols = colsT transposed, 16 positions by 16 rows at a time.
+            var tile = stackalloc Vector512<float>[16];
+            for (int p0 = 0; p0 < n; p0 += 16)
+            for (int r0 = 0; r0 < rows; r0 += 16)
+            {
+                for (int i = 0; i < 16; i++) tile[i] = Vector512.Load(t0 + (long)(p0 + i) * rows + r0);
+                Transpose16(tile);
+                int count = Math.Min(16, rows - r0);
+                for (int j = 0; j < count; j++) Vector512.Store(tile[j], c0 + (long)(r0 + j) * n + p0);
+            }
+        }
+    }
+
+    // Index vectors of the 16x16 transpose: stage h swaps the off-diagonal h x h blocks of every
+    // 2h x 2h block; row i (bit h clear) keeps lanes with bit h clear and takes row i+h's lanes l-h.
+    static readonly Vector512<int>[] KeepLow = new[] { 8, 4, 2, 1 }.Select(h => Vector512.Create(Enumerable.Range(0, 16).Select(l => (l & h) == 0 ? l : 16 + l - h).ToArray())).ToArray();
+    static readonly Vector512<int>[] KeepHigh = new[] { 8, 4, 2, 1 }.Select(h => Vector512.Create(Enumerable.Range(0, 16).Select(l => (l & h) == 0 ? l + h : 16 + l).ToArray())).ToArray();
+
+    /// <summary>result = tile^T for a row-major 16x16 tile (needs AVX-512).</summary>
+    public static unsafe void Transpose16(ReadOnlySpan<float> tile, Span<float> result)
+    {
+        if (tile.Length < 256 || result.Length < 256) throw new ArgumentException("transpose: 256 floats expected");
+        var rows = stackalloc Vector512<float>[16];
+        fixed (float* src = tile, dst = result)
+        {
+            for (int i = 0; i < 16; i++) rows[i] = Vector512.Load(src + 16 * i);
+            Transpose16(rows);
+            for (int i = 0; i < 16; i++) Vector512.Store(rows[i], dst + 16 * i);
+        }
+    }
+
+    /// <summary>Transposes a 16x16 float tile held as 16 row vectors, in place.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static unsafe void Transpose16(Vector512<float>* rows)
+    {
+        for (int stage = 0, h = 8; h >= 1; stage++, h >>= 1)
+        {
+            var low = KeepLow[stage];
+            var high = KeepHigh[stage];
+            for (int i = 0; i < 16; i++)
+            {
+                if ((i & h) != 0) continue;
+                var a = rows[i];
+                var b = rows[i + h];
+                rows[i] = Avx512F.PermuteVar16x32x2(a, low, b);
+                rows[i + h] = Avx512F.PermuteVar16x32x2(a, high, b);
             }
         }
     }
