@@ -260,7 +260,8 @@ let private backendsFor (name: string option) =
     match name |> Option.map (fun s -> s.Trim().ToLowerInvariant()) with
     | None | Some "all" ->
         if isNull Backend.Mkl then eprintfn "note: MKL is not available (%s); measuring the managed backend only." Backend.MklUnavailableReason
-        [ (match Backend.Mkl with null -> None | mkl -> Some mkl); Some Backend.Managed ] |> List.choose id
+        // MKL, the default backend, first.
+        List.rev (List.ofSeq Backend.Available)
     | Some one -> [ TrainCommand.chooseBackend (Some one) ]
 
 type private Settings =

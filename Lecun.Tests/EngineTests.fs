@@ -10,10 +10,8 @@ open Lecun.Model
 
 let private requireMkl = Environment.GetEnvironmentVariable "LECUN_REQUIRE_MKL" = "1"
 
-/// Every backend this machine has, by name; MKL's absence is reported by the "MKL loads" test.
-let backends () =
-    [ yield Backend.Managed
-      if not (isNull Backend.Mkl) then yield Backend.Mkl ]
+/// Every backend this machine has; MKL's absence is reported by the "MKL loads" test.
+let backends () = List.ofSeq Backend.Available
 
 let randomImage (rng: Rng) = Array.init 256 (fun _ -> rng.NextFloat32() * 2.0f - 1.0f)
 

@@ -8,11 +8,7 @@ namespace Lecun.Bench;
 public static class Fixture
 {
     /// <summary>Names of the backends available here (MKL only when libmkl_rt loads).</summary>
-    public static IEnumerable<string> BackendNames()
-    {
-        if (Backend.Mkl is not null) yield return "mkl";
-        yield return "managed";
-    }
+    public static IEnumerable<string> BackendNames() => Backend.Available.Reverse().Select(b => b.Name);
 
     public static IBackend Get(string name) => Backend.Choose(name, _ => { });
 

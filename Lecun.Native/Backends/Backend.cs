@@ -22,6 +22,10 @@ public static class Backend
     /// <summary>The MKL provider, or null when MKL cannot be loaded.</summary>
     public static IBackend? Mkl => MklInstance.Value;
 
+    /// <summary>Every provider this machine has: managed always, MKL when libmkl_rt loads.</summary>
+    public static IReadOnlyList<IBackend> Available =>
+        Mkl is { } mkl ? new[] { Managed, mkl } : new[] { Managed };
+
     /// <summary>
     /// The provider for a name ("mkl", "managed") or the default (null: MKL when available).
     /// Asking for MKL explicitly when it is missing is an error; the default falls back with one warning.
