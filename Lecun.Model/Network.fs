@@ -41,6 +41,8 @@ type LayerPlan =
       Groups: PlaneGroup list
       /// How a locally-connected layer unfolds its input (None for dense layers).
       Unfold: Im2ColPlan option
+      /// The column-gradient products of localBackward, for Im2ColPlan.InputGradient.
+      InputSegments: int array
       Activation: Activation }
 
 /// The network as the engine runs it: a layout plus the activation of each layer.
@@ -70,6 +72,14 @@ module Network =
         |> List.rev
         |> List.map (fun (first, count, row) -> { FirstPlane = first; Planes = count; Runs = runsOf row })
 
+    /// The column-gradient products of localBackward in the order it runs them, as Im2ColPlan.InputGradient
+    /// reads them: (first plane, planes, first input plane, input planes, weight column) for each.
+    let private inputSegments (l: LocalSpec) (groups: PlaneGroup list) =
+        let kk = l.Kernel * l.Kernel
+        [| for grp in groups do
+             for run in grp.Runs do
+                 yield! [| grp.FirstPlane; grp.Planes; run.ColRow / kk; run.Length / kk; run.WeightColumn |] |]
+
     /// Builds the engine's view of a layout: `hidden` on every hidden layer, `output` on the last.
     let create (layout: NetLayout) (hidden: Activation) (output: Activation) =
         let last = List.length layout.Layers - 1
@@ -77,12 +87,14 @@ module Network =
           Plans =
             layout.Layers
             |> List.mapi (fun i g ->
+                let groups = match g.Spec with Local l -> groupsOf l | Dense _ -> []
                 { Geometry = g
-                  Groups = (match g.Spec with Local l -> groupsOf l | Dense _ -> [])
+                  Groups = groups
                   Unfold =
                     match g.Spec, g.InShape with
                     | Local l, [ planes; h; w ] -> Some(Im2ColPlan(planes, h, w, l.Kernel, l.Stride, l.Padding))
                     | _ -> None
+                  InputSegments = match g.Spec with Local l -> inputSegments l groups | Dense _ -> Array.empty
                   Activation = if i = last then output else hidden })
             |> Array.ofList }
 
@@ -107,8 +119,9 @@ type Workspace =
       DeltaPre: float32 array array
       /// Gradient with respect to each layer's input, one example.
       DeltaIn: float32 array array
-      /// Gradient with respect to each locally-connected layer's im2col matrix, one example, in the
-      /// transposed layout [outPositions, inPlanes * k * k].
+      /// Gradient with respect to each locally-connected layer's im2col matrix, one example,
+      /// [inPlanes * k * k, outPositions], and the zero col2im reads after it; the scratch of
+      /// Im2ColPlan.InputGradient where that runs instead.
       DeltaCols: float32 array array
       /// Dropout mask of each layer's output, one example: 0 (dropped) or 1/(1-rate) (kept). The caller
       /// fills the mask of the layer it passes as `dropLayer`.
@@ -138,7 +151,12 @@ module Workspace =
           DeltaPre = plans |> Array.map (fun p -> Array.zeroCreate p.Geometry.Units)
           DeltaIn = plans |> Array.map (fun p -> Array.zeroCreate p.Geometry.InUnits)
           // One float more than the columns: col2im reads a zero there (see Im2ColPlan.Backward).
-          DeltaCols = plans |> Array.map (fun p -> match p.Unfold with Some u -> Array.zeroCreate u.ColumnsWithZero | None -> Array.empty)
+          DeltaCols =
+            plans
+            |> Array.map (fun p ->
+                match p.Unfold, p.Geometry.OutShape with
+                | Some u, planes :: _ -> Array.zeroCreate (max u.ColumnsWithZero (u.InputGradientScratch planes))
+                | _ -> Array.empty)
           DropMask = plans |> Array.map (fun p -> Array.zeroCreate p.Geometry.Units)
           Dropped = plans |> Array.map (fun p -> Array.zeroCreate p.Geometry.Units)
           UnfoldScratch = plans |> Array.map (fun p -> match p.Unfold with Some u -> Array.zeroCreate u.ScratchSize | None -> Array.empty) }
@@ -221,12 +239,13 @@ module Layers =
 
     /// Locally-connected backward of one example. Weight and bias gradients are written into `grad`
     /// (added when `accumulate`); the gradient with respect to the input goes to dIn when `needInput`.
-    /// Both products run on the transposed columns, so each is a plain A*B or A^T*B:
+    /// Both products are a plain A*B or A^T*B:
     ///   dW[group planes, run] = dPre[group planes, positions] @ colsT[positions, run]
-    ///   dColsT[positions, run] += dPre[group planes, positions]^T @ W[group planes, run]
-    let localBackward (backend: IBackend) (g: LayerGeometry) (groups: PlaneGroup list) (unfold: Im2ColPlan) (parameters: float32 array)
+    ///   dCols[run, positions] += W[group planes, run]^T @ dPre[group planes, positions]
+    let localBackward (backend: IBackend) (plan: LayerPlan) (parameters: float32 array)
                       (colsT: float32 array) (dPre: float32 array) (grad: float32 array) (accumulate: bool)
-                      (needInput: bool) (dColsT: float32 array) (dIn: float32 array) =
+                      (needInput: bool) (dCols: float32 array) (dIn: float32 array) =
+        let g, groups, unfold = plan.Geometry, plan.Groups, plan.Unfold.Value
         let struct (_, _, _, _, _, n) = localDims g
         let rows = unfold.Rows
         let fanIn = g.FanIn
@@ -241,16 +260,20 @@ module Layers =
                              ro dPre (grp.FirstPlane * n) (grp.Planes * n), n,
                              ro colsT run.ColRow ((n - 1) * rows + run.Length), rows,
                              beta, rw grad (g.Weight.Offset + grp.FirstPlane * fanIn + run.WeightColumn) (grp.Planes * fanIn - run.WeightColumn), fanIn)
-        if needInput then
+        if needInput && unfold.FusesInputGradient then
+            let planes = List.head g.OutShape
+            unfold.InputGradient(ro parameters g.Weight.Offset g.Weight.Length, fanIn, ro dPre 0 units, planes,
+                                 ReadOnlySpan plan.InputSegments, Span dCols, Span dIn)
+        elif needInput then
             // Clears the columns and the zero after them that col2im reads.
-            Array.Clear dColsT
+            Array.Clear dCols
             for grp in groups do
                 for run in grp.Runs do
-                    backend.Gemm(true, false, n, run.Length, grp.Planes, 1.0f,
+                    backend.Gemm(true, false, run.Length, n, grp.Planes, 1.0f,
+                                 ro parameters (g.Weight.Offset + grp.FirstPlane * fanIn + run.WeightColumn) ((grp.Planes - 1) * fanIn + run.Length), fanIn,
                                  ro dPre (grp.FirstPlane * n) (grp.Planes * n), n,
-                                 ro parameters (g.Weight.Offset + grp.FirstPlane * fanIn + run.WeightColumn) (grp.Planes * fanIn - run.WeightColumn), fanIn,
-                                 1.0f, rw dColsT run.ColRow ((n - 1) * rows + run.Length), rows)
-            unfold.Backward(ReadOnlySpan dColsT, Span dIn, true)
+                                 1.0f, rw dCols (run.ColRow * n) (run.Length * n), n)
+            unfold.Backward(ReadOnlySpan dCols, Span dIn)
 
     /// Dense backward of one example: dW = x^T dPre, db = dPre, dIn = W dPre.
     let denseBackward (backend: IBackend) (g: LayerGeometry) (parameters: float32 array) (x: float32 array) (xOffset: int)
@@ -315,7 +338,7 @@ module Backward =
             let inputOffset = if i = 0 then xOffset else 0
             let needInput = i > 0
             match g.Spec with
-            | Local _ -> Layers.localBackward backend g plan.Groups plan.Unfold.Value parameters ws.ColsT.[i] dPre grad accumulate needInput ws.DeltaCols.[i] ws.DeltaIn.[i]
+            | Local _ -> Layers.localBackward backend plan parameters ws.ColsT.[i] dPre grad accumulate needInput ws.DeltaCols.[i] ws.DeltaIn.[i]
             | Dense _ -> Layers.denseBackward backend g parameters input inputOffset dPre grad accumulate needInput ws.DeltaIn.[i]
             dY <- ws.DeltaIn.[i]
 

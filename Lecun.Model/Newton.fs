@@ -76,7 +76,7 @@ let estimateDiagonal (backend: IBackend) (net: Network) (loss: Loss) (parameters
             | Local _ ->
                 let sqCols = scratch.SquaredCols.[i]
                 TensorPrimitives.Multiply(ReadOnlySpan ws.ColsT.[i], ReadOnlySpan ws.ColsT.[i], Span sqCols)
-                Layers.localBackward backend g plan.Groups plan.Unfold.Value squaredWeights sqCols hPre hessian true (i > 0) ws.DeltaCols.[i] ws.DeltaIn.[i]
+                Layers.localBackward backend plan squaredWeights sqCols hPre hessian true (i > 0) ws.DeltaCols.[i] ws.DeltaIn.[i]
             | Dense _ -> Layers.denseBackward backend g squaredWeights sqIn 0 hPre hessian true (i > 0) ws.DeltaIn.[i]
             hY <- ws.DeltaIn.[i]
     if count > 0 then TensorPrimitives.Multiply(ReadOnlySpan hessian, 1.0f / float32 count, Span hessian)

@@ -142,23 +142,54 @@ let tests =
             EngineTests.expectClose 1e-5 (Array.map float p) expected "parameters after 3 steps"
     ]
 
+/// A random unfold geometry: the 1989 network's two (shape 0 and 1), ones the permute path takes
+/// (16 output positions with the stride tiling the input; shapes 2 and 4 stride 2, 3 and 5 stride 1),
+/// and arbitrary ones (many take the general gather).
+let unfoldShape (rng: Rng) (shape: int) =
+    match shape % 8 with
+    | 0 -> 1, 16, 5, 2, 2
+    | 1 -> 12, 8, 5, 2, 2
+    | 2 | 4 ->
+        let pad = rng.NextInt 3
+        1 + rng.NextInt 3, 8, 2 * pad + 1 + rng.NextInt 2, 2, pad
+    | 3 | 5 ->
+        let pad = rng.NextInt 3
+        1 + rng.NextInt 3, 4, 2 * pad + 1, 1, pad
+    | _ ->
+        let side, pad = 3 + rng.NextInt 14, rng.NextInt 3
+        1 + rng.NextInt 3, side, min (1 + rng.NextInt 5) (side + 2 * pad), 1 + rng.NextInt 3, pad
+
+/// The input index column entry (row r, position p) reads, or None for padding.
+let sourceOf (plan: Im2ColPlan) r p =
+    let k = plan.Kernel
+    let ow = Im2ColPlan.OutputSide(plan.Width, k, plan.Stride, plan.Pad)
+    let c, ky, kx = r / (k * k), r / k % k, r % k
+    let y, x = p / ow * plan.Stride + ky - plan.Pad, p % ow * plan.Stride + kx - plan.Pad
+    if y >= 0 && y < plan.Height && x >= 0 && x < plan.Width then Some((c * plan.Height + y) * plan.Width + x) else None
+
+/// cols[r, p] straight from the definition: the padded input under each window.
+let columnsByDefinition (plan: Im2ColPlan) (x: float32 array) (padValue: float32) =
+    Array.init (plan.Rows * plan.Positions) (fun e ->
+        match sourceOf plan (e / plan.Positions) (e % plan.Positions) with
+        | Some i -> x.[i]
+        | None -> padValue)
+
 [<Tests>]
 let unfoldTests =
     testList "im2col" [
-        testProperty "ForwardBoth writes the same columns as the scalar gather, in both layouts" <| fun (seed: uint64) (shape: byte) ->
+        testProperty "Forward and ForwardBoth write the columns of the definition, in both layouts" <| fun (seed: uint64) (shape: byte) ->
             let rng = Rng seed
-            // The 1989 network's shapes (vector path) and random ones (some take the fallback).
-            let planes, side, k, stride, pad =
-                match int shape % 4 with
-                | 0 -> 1, 16, 5, 2, 2
-                | 1 -> 12, 8, 5, 2, 2
-                | _ -> 1 + rng.NextInt 3, 3 + rng.NextInt 14, 1 + rng.NextInt 5, 1 + rng.NextInt 3, rng.NextInt 3
-            let k = min k (side + 2 * pad)
+            let planes, side, k, stride, pad = unfoldShape rng (int shape)
             let plan = Im2ColPlan(planes, side, side, k, stride, pad)
             let x = Array.init plan.InputSize (fun _ -> rng.NextFloat32() * 2.0f - 1.0f)
             let n, rows = plan.Positions, plan.Rows
-            let expected = Array.zeroCreate (rows * n)
-            plan.Forward(ReadOnlySpan x, -1.0f, Span expected, 0, n, Span(Array.zeroCreate plan.ScratchSize))
+            let expected = columnsByDefinition plan x -1.0f
+            // One example in the middle of a batch of three: its columns at offset n of rows 3n long.
+            let batch = Array.zeroCreate (rows * 3 * n)
+            plan.Forward(ReadOnlySpan x, -1.0f, Span batch, n, 3 * n, Span(Array.zeroCreate plan.ScratchSize))
+            for r in 0 .. rows - 1 do
+                for p in 0 .. n - 1 do
+                    Expect.equal batch.[r * 3 * n + n + p] expected.[r * n + p] $"batched cols[{r},{p}]"
             let cols = Array.zeroCreate (rows * n)
             let colsT = Array.zeroCreate plan.TransposedSize
             plan.ForwardBoth(ReadOnlySpan x, -1.0f, Span cols, Span colsT, Span(Array.zeroCreate plan.ScratchSize))
@@ -166,6 +197,56 @@ let unfoldTests =
             for r in 0 .. rows - 1 do
                 for p in 0 .. n - 1 do
                     Expect.equal colsT.[p * rows + r] expected.[r * n + p] $"colsT[{p},{r}]"
+
+        testProperty "col2im sums the entries that read each input, in column order, bit for bit" <| fun (seed: uint64) (shape: byte) ->
+            let rng = Rng seed
+            let planes, side, k, stride, pad = unfoldShape rng (int shape)
+            let plan = Im2ColPlan(planes, side, side, k, stride, pad)
+            let n, rows = plan.Positions, plan.Rows
+            let dCols = Array.init (rows * n + 1) (fun i -> if i = rows * n then 0.0f else rng.NextFloat32() - 0.5f)
+            let expected = Array.zeroCreate plan.InputSize
+            for r in 0 .. rows - 1 do
+                for p in 0 .. n - 1 do
+                    match sourceOf plan r p with
+                    | Some i -> expected.[i] <- expected.[i] + dCols.[r * n + p]
+                    | None -> ()
+            let dIn = Array.create plan.InputSize nanf
+            plan.Backward(ReadOnlySpan dCols, Span dIn)
+            Expect.sequenceEqual dIn expected "dInput"
+
+        testProperty "the fused input gradient equals the column-gradient products and col2im, bit for bit" <| fun (seed: uint64) (shape: byte) ->
+            let rng = Rng seed
+            // Geometries of the permute path (16 output positions, the stride tiling the input) with random
+            // connection tables: a local layer of 1-13 planes reading runs of its 1-5 input planes.
+            let inPlanes = 1 + rng.NextInt 5
+            let planes = 1 + rng.NextInt 13
+            let _, side, k, stride, pad = unfoldShape rng (2 + 2 * (int shape % 2))
+            let reads = 1 + rng.NextInt inPlanes
+            let table = List.init planes (fun _ -> List.sort (List.take reads (List.sortBy (fun _ -> rng.NextInt 1000) [ 0 .. inPlanes - 1 ])))
+            let spec =
+                { Input = { Planes = inPlanes; Height = side; Width = side }
+                  Layers = [ Local { Name = "L"; Planes = planes; Kernel = k; Stride = stride; Padding = pad; PadValue = -1.0f; Table = table } ] }
+            let net = Network.create (Layout.create spec) Tanh Tanh
+            let plan = net.Plans.[0]
+            let unfold = plan.Unfold.Value
+            Expect.isTrue unfold.FusesInputGradient "the geometry takes the permute path"
+            let g = plan.Geometry
+            let n, kk = unfold.Positions, k * k
+            let w = Array.init g.Weight.Length (fun _ -> rng.NextFloat32() - 0.5f)
+            let dPre = Array.init g.Units (fun _ -> rng.NextFloat32() - 0.5f)
+            let dCols = Array.zeroCreate unfold.ColumnsWithZero
+            let segments = plan.InputSegments
+            for s in 0 .. 5 .. segments.Length - 1 do
+                let p0, count, c0, inputs, column = segments.[s], segments.[s + 1], segments.[s + 2], segments.[s + 3], segments.[s + 4]
+                Backend.Managed.Gemm(true, false, inputs * kk, n, count, 1.0f,
+                                     ReadOnlySpan(w, p0 * g.FanIn + column, (count - 1) * g.FanIn + inputs * kk), g.FanIn,
+                                     ReadOnlySpan(dPre, p0 * n, count * n), n, 1.0f, Span(dCols, c0 * kk * n, inputs * kk * n), n)
+            let expected = Array.zeroCreate unfold.InputSize
+            unfold.Backward(ReadOnlySpan dCols, Span expected)
+            let dIn = Array.create unfold.InputSize nanf
+            unfold.InputGradient(ReadOnlySpan w, g.FanIn, ReadOnlySpan dPre, planes, ReadOnlySpan segments,
+                                 Span(Array.zeroCreate (unfold.InputGradientScratch planes)), Span dIn)
+            Expect.sequenceEqual dIn expected "dInput"
 
         test "Transpose16 transposes" {
             let m = Array.init 256 float32

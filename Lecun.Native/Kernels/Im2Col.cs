@@ -22,8 +22,9 @@ public sealed class Im2ColPlan
     // provides). Summing them per input keeps the sums in registers, where a scatter-add would wait on
     // its own stores, and the fixed count keeps the loop free of mispredicted exits.
     readonly int[] _readers;
-    readonly int[] _readersTransposed;
     readonly int _maxReaders;
+    // Register permutes instead of the gather and scatter-add, where the geometry allows (see PhaseUnfold).
+    readonly PhaseUnfold? _phase;
 
     public int Planes { get; }
     public int Height { get; }
@@ -67,8 +68,7 @@ public sealed class Im2ColPlan
         Array.Clear(count);
         for (int e = 0; e < _source.Length; e++)
             if (_source[e] != padSlot) _readers[_source[e] * _maxReaders + count[_source[e]]++] = e;
-        // The same entries addressed in the transposed layout: (row r, position n) lives at n*Rows + r.
-        _readersTransposed = _readers.Select(e => e == _source.Length ? e : e % Positions * Rows + e / Positions).ToArray();
+        if (PhaseUnfold.Fits(planes, height, width, k, stride, pad)) _phase = new PhaseUnfold(planes, height, width, k, stride, pad);
     }
 
     /// <summary>Floats Backward reads from its column matrix: Rows * Positions, then one zero.</summary>
@@ -95,11 +95,16 @@ public sealed class Im2ColPlan
     /// rows are <paramref name="ld"/> floats long, so a batch fills one [Rows, batch * Positions] matrix.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public void Forward(ReadOnlySpan<float> input, float padValue, Span<float> cols, int colOffset, int ld, Span<float> scratch)
+    public unsafe void Forward(ReadOnlySpan<float> input, float padValue, Span<float> cols, int colOffset, int ld, Span<float> scratch)
     {
         int n = Positions;
         if (input.Length < InputSize || scratch.Length < InputSize + 1 || colOffset + n > ld || cols.Length < (Rows - 1) * ld + colOffset + n)
             throw new ArgumentException("im2col: span too small");
+        if (_phase != null)
+        {
+            fixed (float* x = input, c = cols) _phase.Unfold(x, padValue, c + colOffset, ld);
+            return;
+        }
         Gather(input, padValue, cols, colOffset, ld, scratch, Span<float>.Empty);
     }
 
@@ -145,6 +150,15 @@ public sealed class Im2ColPlan
         int n = Positions, rows = Rows;
         if (input.Length < InputSize || scratch.Length < ScratchSize || cols.Length < rows * n || colsT.Length < TransposedSize)
             throw new ArgumentException("im2col: span too small");
+        if (_phase != null)
+        {
+            fixed (float* x = input, c = cols, t = colsT)
+            {
+                _phase.Unfold(x, padValue, c, n);
+                TransposeColumns(c, t);
+            }
+            return;
+        }
         if (!VectorPath)
         {
             Gather(input, padValue, cols, 0, n, scratch, colsT);
@@ -180,53 +194,133 @@ public sealed class Im2ColPlan
                 }
             }
             // cols = colsT transposed, 16 positions by 16 rows at a time.
-            var tile = stackalloc Vector512<float>[16];
             for (int p0 = 0; p0 < n; p0 += 16)
             for (int r0 = 0; r0 < rows; r0 += 16)
-            {
-                for (int i = 0; i < 16; i++) tile[i] = Vector512.Load(t0 + (long)(p0 + i) * rows + r0);
-                Transpose16(tile);
-                int count = Math.Min(16, rows - r0);
-                for (int j = 0; j < count; j++) Vector512.Store(tile[j], c0 + (long)(r0 + j) * n + p0);
-            }
+                Transpose16(t0 + (long)p0 * rows + r0, rows, 16, c0 + (long)r0 * n + p0, n, Math.Min(16, rows - r0), 16);
         }
     }
 
-    // Index vectors of the 16x16 transpose: stage h swaps the off-diagonal h x h blocks of every
-    // 2h x 2h block; row i (bit h clear) keeps lanes with bit h clear and takes row i+h's lanes l-h.
-    static readonly Vector512<int>[] KeepLow = new[] { 8, 4, 2, 1 }.Select(h => Vector512.Create(Enumerable.Range(0, 16).Select(l => (l & h) == 0 ? l : 16 + l - h).ToArray())).ToArray();
-    static readonly Vector512<int>[] KeepHigh = new[] { 8, 4, 2, 1 }.Select(h => Vector512.Create(Enumerable.Range(0, 16).Select(l => (l & h) == 0 ? l + h : 16 + l).ToArray())).ToArray();
+    // colsT = cols^T for 16 positions, 16 rows at a time; the last tile writes only its rows' floats.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    unsafe void TransposeColumns(float* cols, float* colsT)
+    {
+        int rows = Rows;
+        for (int r0 = 0; r0 < rows; r0 += 16)
+        {
+            int count = Math.Min(16, rows - r0);
+            Transpose16(cols + (long)r0 * 16, 16, count, colsT + r0, rows, 16, count);
+        }
+    }
 
     /// <summary>result = tile^T for a row-major 16x16 tile (needs AVX-512).</summary>
     public static unsafe void Transpose16(ReadOnlySpan<float> tile, Span<float> result)
     {
         if (tile.Length < 256 || result.Length < 256) throw new ArgumentException("transpose: 256 floats expected");
-        var rows = stackalloc Vector512<float>[16];
-        fixed (float* src = tile, dst = result)
-        {
-            for (int i = 0; i < 16; i++) rows[i] = Vector512.Load(src + 16 * i);
-            Transpose16(rows);
-            for (int i = 0; i < 16; i++) Vector512.Store(rows[i], dst + 16 * i);
-        }
+        fixed (float* src = tile, dst = result) Transpose16(src, 16, 16, dst, 16, 16, 16);
     }
 
-    /// <summary>Transposes a 16x16 float tile held as 16 row vectors, in place.</summary>
+    /// <summary>
+    /// Writes the first <paramref name="dstCols"/> floats of the first <paramref name="dstRows"/> rows of
+    /// the transpose of a 16x16 tile whose first <paramref name="srcRows"/> rows are read from src (the
+    /// others count as zeros). Rows are 16 floats at the given strides.
+    /// </summary>
+    /// <remarks>
+    /// The classic four stages: interleave floats, then pairs (both within 128-bit lanes, which leaves a
+    /// transposed 4x4 block in each lane), then move whole lanes twice. Written out in locals so the
+    /// tile goes from its loads to its stores in registers; in-lane unpacks are cheaper than full
+    /// two-source permutes.
+    /// </remarks>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static unsafe void Transpose16(Vector512<float>* rows)
+    public static unsafe void Transpose16(float* src, long srcStride, int srcRows, float* dst, long dstStride, int dstRows, int dstCols)
     {
-        for (int stage = 0, h = 8; h >= 1; stage++, h >>= 1)
+        // After stages 1 and 2, b[i + m] holds, in lane L, column 4L + m of rows i..i+3.
+        Quad(Row(src, srcStride, 0, srcRows), Row(src, srcStride, 1, srcRows), Row(src, srcStride, 2, srcRows), Row(src, srcStride, 3, srcRows),
+            out var b0, out var b1, out var b2, out var b3);
+        Quad(Row(src, srcStride, 4, srcRows), Row(src, srcStride, 5, srcRows), Row(src, srcStride, 6, srcRows), Row(src, srcStride, 7, srcRows),
+            out var b4, out var b5, out var b6, out var b7);
+        Quad(Row(src, srcStride, 8, srcRows), Row(src, srcStride, 9, srcRows), Row(src, srcStride, 10, srcRows), Row(src, srcStride, 11, srcRows),
+            out var b8, out var b9, out var b10, out var b11);
+        Quad(Row(src, srcStride, 12, srcRows), Row(src, srcStride, 13, srcRows), Row(src, srcStride, 14, srcRows), Row(src, srcStride, 15, srcRows),
+            out var b12, out var b13, out var b14, out var b15);
+        var keep = Vector512.LessThan(Vector512<int>.Indices, Vector512.Create(dstCols)).AsSingle();
+        Columns(b0, b4, b8, b12, dst, dstStride, dstRows, keep, 0);
+        Columns(b1, b5, b9, b13, dst, dstStride, dstRows, keep, 1);
+        Columns(b2, b6, b10, b14, dst, dstStride, dstRows, keep, 2);
+        Columns(b3, b7, b11, b15, dst, dstStride, dstRows, keep, 3);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static unsafe Vector512<float> Row(float* src, long stride, int i, int rows) => i < rows ? Vector512.Load(src + i * stride) : Vector512<float>.Zero;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void Quad(Vector512<float> r0, Vector512<float> r1, Vector512<float> r2, Vector512<float> r3,
+        out Vector512<float> b0, out Vector512<float> b1, out Vector512<float> b2, out Vector512<float> b3)
+    {
+        var a0 = Avx512F.UnpackLow(r0, r1).AsDouble();
+        var a1 = Avx512F.UnpackHigh(r0, r1).AsDouble();
+        var a2 = Avx512F.UnpackLow(r2, r3).AsDouble();
+        var a3 = Avx512F.UnpackHigh(r2, r3).AsDouble();
+        b0 = Avx512F.UnpackLow(a0, a2).AsSingle();
+        b1 = Avx512F.UnpackHigh(a0, a2).AsSingle();
+        b2 = Avx512F.UnpackLow(a1, a3).AsSingle();
+        b3 = Avx512F.UnpackHigh(a1, a3).AsSingle();
+    }
+
+    // Columns m, m+4, m+8 and m+12 from the four row blocks' b[m] (lane L = column 4L + m).
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static unsafe void Columns(Vector512<float> q0, Vector512<float> q1, Vector512<float> q2, Vector512<float> q3, float* dst, long stride, int rows,
+        Vector512<float> keep, int m)
+    {
+        var even01 = Avx512F.Shuffle4x128(q0, q1, 0x88);
+        var odd01 = Avx512F.Shuffle4x128(q0, q1, 0xdd);
+        var even23 = Avx512F.Shuffle4x128(q2, q3, 0x88);
+        var odd23 = Avx512F.Shuffle4x128(q2, q3, 0xdd);
+        if (m < rows) Put(Avx512F.Shuffle4x128(even01, even23, 0x88), dst + m * stride, keep);
+        if (m + 4 < rows) Put(Avx512F.Shuffle4x128(odd01, odd23, 0x88), dst + (m + 4) * stride, keep);
+        if (m + 8 < rows) Put(Avx512F.Shuffle4x128(even01, even23, 0xdd), dst + (m + 8) * stride, keep);
+        if (m + 12 < rows) Put(Avx512F.Shuffle4x128(odd01, odd23, 0xdd), dst + (m + 12) * stride, keep);
+    }
+
+    // Stores the kept lanes; the others keep what dst held.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static unsafe void Put(Vector512<float> v, float* dst, Vector512<float> keep)
+    {
+        if (keep.AsInt32() == Vector512<int>.AllBitsSet) Vector512.Store(v, dst);
+        else Vector512.Store(Vector512.ConditionalSelect(keep, v, Vector512.Load(dst)), dst);
+    }
+
+    /// <summary>Whether <see cref="InputGradient"/> can run (a permute-path geometry, see PhaseUnfold).</summary>
+    public bool FusesInputGradient => _phase != null;
+
+    /// <summary>Floats of scratch <see cref="InputGradient"/> needs for a layer of outPlanes output planes.</summary>
+    public int InputGradientScratch(int outPlanes) => _phase?.InputGradientScratch(outPlanes) ?? 0;
+
+    /// <summary>
+    /// The input gradient of a locally-connected layer for one example, bit for bit what the column
+    /// gradient products followed by <see cref="Backward(ReadOnlySpan{float}, Span{float})"/> give,
+    /// without the column gradient. weights is [outPlanes, fanIn]; dPre is [outPlanes, Positions];
+    /// segments lists the products in the order they ran, as 5-tuples (first output plane, planes,
+    /// first input plane, input planes, weight column of the first input plane's kernel): the products
+    /// dCols[input planes' rows] += W[planes, columns]^T dPre[planes].
+    /// </summary>
+    public unsafe void InputGradient(ReadOnlySpan<float> weights, int fanIn, ReadOnlySpan<float> dPre, int outPlanes,
+        ReadOnlySpan<int> segments, Span<float> scratch, Span<float> dInput)
+    {
+        if (_phase == null) throw new InvalidOperationException("input gradient: this geometry has no fused path");
+        int taps = Kernel * Kernel;
+        if (weights.Length < outPlanes * fanIn || dPre.Length < outPlanes * Positions || dInput.Length < InputSize
+            || scratch.Length < InputGradientScratch(outPlanes) || segments.Length % 5 != 0)
+            throw new ArgumentException("input gradient: span too small");
+        for (int s = 0; s < segments.Length; s += 5)
         {
-            var low = KeepLow[stage];
-            var high = KeepHigh[stage];
-            for (int i = 0; i < 16; i++)
-            {
-                if ((i & h) != 0) continue;
-                var a = rows[i];
-                var b = rows[i + h];
-                rows[i] = Avx512F.PermuteVar16x32x2(a, low, b);
-                rows[i + h] = Avx512F.PermuteVar16x32x2(a, high, b);
-            }
+            int p0 = segments[s], planes = segments[s + 1], c0 = segments[s + 2], inputs = segments[s + 3], column = segments[s + 4];
+            if (p0 < 0 || planes < 0 || p0 + planes > outPlanes || c0 < 0 || inputs < 0 || c0 + inputs > Planes
+                || column < 0 || column + inputs * taps > fanIn)
+                throw new ArgumentException("input gradient: a segment is outside the layer");
         }
+        fixed (float* w = weights, d = dPre, sc = scratch, dIn = dInput)
+        fixed (int* sg = segments)
+            _phase.InputGradient(w, fanIn, d, outPlanes, sg, segments.Length / 5, sc, dIn);
     }
 
     /// <summary>
@@ -234,29 +328,30 @@ public sealed class Im2ColPlan
     /// that read input i, in column order; entries that read padding are dropped. dCols holds the
     /// [Rows, Positions] columns followed by one 0 (<see cref="ColumnsWithZero"/> floats). Overwrites dInput.
     /// </summary>
-    public void Backward(ReadOnlySpan<float> dCols, Span<float> dInput) => Backward(dCols, dInput, transposed: false);
-
-    /// <summary>
-    /// The adjoint of <see cref="Forward"/>, reading the column gradient in [Rows, Positions] layout or,
-    /// when <paramref name="transposed"/>, in [Positions, Rows] layout; followed by one 0 either way.
-    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public unsafe void Backward(ReadOnlySpan<float> dCols, Span<float> dInput, bool transposed)
+    public unsafe void Backward(ReadOnlySpan<float> dCols, Span<float> dInput)
     {
         int zero = Rows * Positions;
         if (dCols.Length < zero + 1 || dInput.Length < InputSize)
             throw new ArgumentException("col2im: span too small");
         if (dCols[zero] != 0f) throw new ArgumentException("col2im: the float after the columns must be 0");
-        int r = _maxReaders;
         fixed (float* src = dCols, dst = dInput)
-        fixed (int* readers = transposed ? _readersTransposed : _readers)
         {
-            int* e = readers;
-            for (int i = 0; i < InputSize; i++, e += r)
+            if (_phase != null)
             {
-                float sum = 0f;
-                for (int j = 0; j < r; j++) sum += src[e[j]];
-                dst[i] = sum;
+                _phase.Fold(src, dst);
+                return;
+            }
+            int r = _maxReaders;
+            fixed (int* readers = _readers)
+            {
+                int* e = readers;
+                for (int i = 0; i < InputSize; i++, e += r)
+                {
+                    float sum = 0f;
+                    for (int j = 0; j < r; j++) sum += src[e[j]];
+                    dst[i] = sum;
+                }
             }
         }
     }
