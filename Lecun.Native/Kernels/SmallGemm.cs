@@ -56,6 +56,28 @@ public static unsafe class SmallGemm
             Vector512.Store(Finish512(x2, alpha, beta, c2 + j), c2 + j); Vector512.Store(Finish512(y2, alpha, beta, c2 + j + 16), c2 + j + 16);
             Vector512.Store(Finish512(x3, alpha, beta, c3 + j), c3 + j); Vector512.Store(Finish512(y3, alpha, beta, c3 + j + 16), c3 + j + 16);
         }
+        if (n - j > 16)
+        {
+            // Between 16 and 32 columns left: the next 16 and the 16 that end at n in one pass, eight
+            // chains instead of two passes of four.
+            int start = n - 16;
+            Vector512<float> x0 = default, y0 = default, x1 = default, y1 = default, x2 = default, y2 = default, x3 = default, y3 = default;
+            float* bp = b + j;
+            float* bq = b + start;
+            for (int p = 0; p < k; p++, bp += ldb, bq += ldb)
+            {
+                var u = Vector512.Load(bp);
+                var v = Vector512.Load(bq);
+                long o = (long)p * ap;
+                var s0 = Vector512.Create(a0[o]); x0 = Vector512.FusedMultiplyAdd(s0, u, x0); y0 = Vector512.FusedMultiplyAdd(s0, v, y0);
+                var s1 = Vector512.Create(a1[o]); x1 = Vector512.FusedMultiplyAdd(s1, u, x1); y1 = Vector512.FusedMultiplyAdd(s1, v, y1);
+                var s2 = Vector512.Create(a2[o]); x2 = Vector512.FusedMultiplyAdd(s2, u, x2); y2 = Vector512.FusedMultiplyAdd(s2, v, y2);
+                var s3 = Vector512.Create(a3[o]); x3 = Vector512.FusedMultiplyAdd(s3, u, x3); y3 = Vector512.FusedMultiplyAdd(s3, v, y3);
+            }
+            StorePair(x0, y0, alpha, beta, c0 + j, c0 + start); StorePair(x1, y1, alpha, beta, c1 + j, c1 + start);
+            StorePair(x2, y2, alpha, beta, c2 + j, c2 + start); StorePair(x3, y3, alpha, beta, c3 + j, c3 + start);
+            return;
+        }
         for (; j + 16 <= n; j += 16)
         {
             Vector512<float> x0 = default, x1 = default, x2 = default, x3 = default;
@@ -111,6 +133,19 @@ public static unsafe class SmallGemm
         }
     }
 
+    /// <summary>
+    /// Stores two overlapping 16-column blocks. The overlap's columns went through identical chains in
+    /// both, so they agree bit for bit; C is read for both before either is written, so beta applies once.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void StorePair(Vector512<float> x, Vector512<float> y, float alpha, float beta, float* cx, float* cy)
+    {
+        var fx = Finish512(x, alpha, beta, cx);
+        var fy = Finish512(y, alpha, beta, cy);
+        Vector512.Store(fy, cy);
+        Vector512.Store(fx, cx);
+    }
+
     /// <summary>Lanes at or after `first` are set: the columns a tail block has not written yet.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static Vector512<float> TailMask(int first) =>
@@ -127,12 +162,28 @@ public static unsafe class SmallGemm
     static void Row1(int n, int k, float alpha, float* a, int ap, float* b, int ldb, float beta, float* c)
     {
         int j = 0;
-        for (; j + 16 <= n; j += 16)
+        for (; j + 32 <= n || j + 16 == n; j += 16)
         {
             Vector512<float> x = default;
             float* bp = b + j;
             for (int p = 0; p < k; p++, bp += ldb) x = Vector512.FusedMultiplyAdd(Vector512.Create(a[(long)p * ap]), Vector512.Load(bp), x);
             Vector512.Store(Finish512(x, alpha, beta, c + j), c + j);
+        }
+        if (n - j > 16)
+        {
+            // Between 16 and 32 columns left: both blocks in one pass, two chains (see Rows4).
+            int start = n - 16;
+            Vector512<float> x = default, y = default;
+            float* bp = b + j;
+            float* bq = b + start;
+            for (int p = 0; p < k; p++, bp += ldb, bq += ldb)
+            {
+                var s = Vector512.Create(a[(long)p * ap]);
+                x = Vector512.FusedMultiplyAdd(s, Vector512.Load(bp), x);
+                y = Vector512.FusedMultiplyAdd(s, Vector512.Load(bq), y);
+            }
+            StorePair(x, y, alpha, beta, c + j, c + start);
+            return;
         }
         if (j < n && n >= 16)
         {
