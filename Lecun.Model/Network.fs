@@ -41,8 +41,9 @@ type LayerPlan =
       Groups: PlaneGroup list
       /// How a locally-connected layer unfolds its input (None for dense layers).
       Unfold: Im2ColPlan option
-      /// The column-gradient products of localBackward, for Im2ColPlan.InputGradient.
-      InputSegments: int array
+      /// A locally-connected layer's matrix products (one per plane group and run), in the order
+      /// localForward and localBackward run them, as Im2ColPlan's fused products read them.
+      Segments: int array
       Activation: Activation }
 
 /// The network as the engine runs it: a layout plus the activation of each layer.
@@ -72,9 +73,9 @@ module Network =
         |> List.rev
         |> List.map (fun (first, count, row) -> { FirstPlane = first; Planes = count; Runs = runsOf row })
 
-    /// The column-gradient products of localBackward in the order it runs them, as Im2ColPlan.InputGradient
-    /// reads them: (first plane, planes, first input plane, input planes, weight column) for each.
-    let private inputSegments (l: LocalSpec) (groups: PlaneGroup list) =
+    /// The matrix products of a locally-connected layer in the order localForward and localBackward run
+    /// them: (first plane, planes, first input plane, input planes, weight column) for each.
+    let private segmentsOf (l: LocalSpec) (groups: PlaneGroup list) =
         let kk = l.Kernel * l.Kernel
         [| for grp in groups do
              for run in grp.Runs do
@@ -94,7 +95,7 @@ module Network =
                     match g.Spec, g.InShape with
                     | Local l, [ planes; h; w ] -> Some(Im2ColPlan(planes, h, w, l.Kernel, l.Stride, l.Padding))
                     | _ -> None
-                  InputSegments = match g.Spec with Local l -> inputSegments l groups | Dense _ -> Array.empty
+                  Segments = match g.Spec with Local l -> segmentsOf l groups | Dense _ -> Array.empty
                   Activation = if i = last then output else hidden })
             |> Array.ofList }
 
@@ -196,9 +197,10 @@ module Layers =
 
     /// Locally-connected forward for `count` examples: x [count, inPlanes, ih, iw] -> out [count, planes, oh, ow].
     /// One example (count = 1) also fills colsT, the transposed columns its backward pass reads.
-    let localForward (backend: IBackend) (g: LayerGeometry) (groups: PlaneGroup list) (unfold: Im2ColPlan) (parameters: float32 array)
+    let localForward (backend: IBackend) (plan: LayerPlan) (parameters: float32 array)
                      (x: float32 array) (xOffset: int) (count: int) (cols: float32 array) (colsT: float32 array) (staging: float32 array)
                      (scratch: float32 array) (out: float32 array) =
+        let g, groups, unfold = plan.Geometry, plan.Groups, plan.Unfold.Value
         let struct (l, inPlanes, ih, iw, planes, n) = localDims g
         let inSize = inPlanes * ih * iw
         let ld = count * n
@@ -209,14 +211,17 @@ module Layers =
         // One example's GEMM lands in place; a batch's lands plane-major and is transposed after.
         let target = if count = 1 then out else staging
         let fanIn = g.FanIn
-        for grp in groups do
-            let mutable beta = 0.0f
-            for run in grp.Runs do
-                backend.Gemm(false, false, grp.Planes, ld, run.Length, 1.0f,
-                             ro parameters (g.Weight.Offset + grp.FirstPlane * fanIn + run.WeightColumn) (grp.Planes * fanIn - run.WeightColumn),
-                             fanIn, ro cols (run.ColRow * ld) (run.Length * ld), ld,
-                             beta, rw target (grp.FirstPlane * ld) (grp.Planes * ld), ld)
-                beta <- 1.0f
+        if count = 1 && unfold.FusesProducts then
+            unfold.Product(ro parameters g.Weight.Offset g.Weight.Length, fanIn, ReadOnlySpan cols, planes, ReadOnlySpan plan.Segments, Span out)
+        else
+            for grp in groups do
+                let mutable beta = 0.0f
+                for run in grp.Runs do
+                    backend.Gemm(false, false, grp.Planes, ld, run.Length, 1.0f,
+                                 ro parameters (g.Weight.Offset + grp.FirstPlane * fanIn + run.WeightColumn) (grp.Planes * fanIn - run.WeightColumn),
+                                 fanIn, ro cols (run.ColRow * ld) (run.Length * ld), ld,
+                                 beta, rw target (grp.FirstPlane * ld) (grp.Planes * ld), ld)
+                    beta <- 1.0f
         if count > 1 then
             for p in 0 .. planes - 1 do
                 for b in 0 .. count - 1 do
@@ -260,10 +265,10 @@ module Layers =
                              ro dPre (grp.FirstPlane * n) (grp.Planes * n), n,
                              ro colsT run.ColRow ((n - 1) * rows + run.Length), rows,
                              beta, rw grad (g.Weight.Offset + grp.FirstPlane * fanIn + run.WeightColumn) (grp.Planes * fanIn - run.WeightColumn), fanIn)
-        if needInput && unfold.FusesInputGradient then
+        if needInput && unfold.FusesProducts then
             let planes = List.head g.OutShape
             unfold.InputGradient(ro parameters g.Weight.Offset g.Weight.Length, fanIn, ro dPre 0 units, planes,
-                                 ReadOnlySpan plan.InputSegments, Span dCols, Span dIn)
+                                 ReadOnlySpan plan.Segments, Span dCols, Span dIn)
         elif needInput then
             // Clears the columns and the zero after them that col2im reads.
             Array.Clear dCols
@@ -303,7 +308,7 @@ module Forward =
             let g = plan.Geometry
             let out = ws.Outputs.[i]
             match g.Spec with
-            | Local _ -> Layers.localForward backend g plan.Groups plan.Unfold.Value parameters input inputOffset count ws.Cols.[i] ws.ColsT.[i] ws.Staging.[i] ws.UnfoldScratch.[i] out
+            | Local _ -> Layers.localForward backend plan parameters input inputOffset count ws.Cols.[i] ws.ColsT.[i] ws.Staging.[i] ws.UnfoldScratch.[i] out
             | Dense _ -> Layers.denseForward backend g parameters input inputOffset count out
             Layers.activationForward plan.Activation out (count * g.Units)
             if i = dropLayer then

@@ -229,13 +229,13 @@ let unfoldTests =
             let net = Network.create (Layout.create spec) Tanh Tanh
             let plan = net.Plans.[0]
             let unfold = plan.Unfold.Value
-            Expect.isTrue unfold.FusesInputGradient "the geometry takes the permute path"
+            Expect.isTrue unfold.FusesProducts "the geometry takes the permute path"
             let g = plan.Geometry
             let n, kk = unfold.Positions, k * k
             let w = Array.init g.Weight.Length (fun _ -> rng.NextFloat32() - 0.5f)
             let dPre = Array.init g.Units (fun _ -> rng.NextFloat32() - 0.5f)
             let dCols = Array.zeroCreate unfold.ColumnsWithZero
-            let segments = plan.InputSegments
+            let segments = plan.Segments
             for s in 0 .. 5 .. segments.Length - 1 do
                 let p0, count, c0, inputs, column = segments.[s], segments.[s + 1], segments.[s + 2], segments.[s + 3], segments.[s + 4]
                 Backend.Managed.Gemm(true, false, inputs * kk, n, count, 1.0f,

@@ -40,7 +40,16 @@ public sealed unsafe class MklBackend : IBackend
         Check.Vector("y", y.Length, transA ? n : m);
         if (m == 0 || n == 0) return;
         fixed (float* pa = a, px = x, py = y)
+        {
+            // One example's dense layers (192x30: 0.43 us through the library, ~0.1 managed).
+            if ((long)m * n <= SmallProductLimit)
+            {
+                if (transA) Kernels.SmallGemv.VectorTimesMatrix(m, n, alpha, px, pa, lda, beta, py);
+                else Kernels.SmallGemv.MatrixTimesVector(m, n, alpha, pa, lda, px, beta, py);
+                return;
+            }
             MklNative.cblas_sgemv(CblasLayout.RowMajor, T(transA), m, n, alpha, pa, lda, px, 1, beta, py, 1);
+        }
     }
 
 }

@@ -289,38 +289,67 @@ public sealed class Im2ColPlan
         else Vector512.Store(Vector512.ConditionalSelect(keep, v, Vector512.Load(dst)), dst);
     }
 
-    /// <summary>Whether <see cref="InputGradient"/> can run (a permute-path geometry, see PhaseUnfold).</summary>
-    public bool FusesInputGradient => _phase != null;
+    /// <summary>
+    /// Whether <see cref="Product"/> and <see cref="InputGradient"/> can run: a permute-path geometry (see
+    /// PhaseUnfold), where one example's output plane is one 16-lane vector.
+    /// </summary>
+    /// <remarks>
+    /// A layer's matrix products are described by segments, 5-tuples (first output plane, planes, first
+    /// input plane, input planes, weight column of the first input plane's kernel), listed in the order
+    /// the products run; a plane's segments follow one another. Segment s is the product
+    /// W[planes, kernels of its input planes] . cols[rows of its input planes, :].
+    /// </remarks>
+    public bool FusesProducts => _phase != null;
 
     /// <summary>Floats of scratch <see cref="InputGradient"/> needs for a layer of outPlanes output planes.</summary>
     public int InputGradientScratch(int outPlanes) => _phase?.InputGradientScratch(outPlanes) ?? 0;
 
-    /// <summary>
-    /// The input gradient of a locally-connected layer for one example, bit for bit what the column
-    /// gradient products followed by <see cref="Backward(ReadOnlySpan{float}, Span{float})"/> give,
-    /// without the column gradient. weights is [outPlanes, fanIn]; dPre is [outPlanes, Positions];
-    /// segments lists the products in the order they ran, as 5-tuples (first output plane, planes,
-    /// first input plane, input planes, weight column of the first input plane's kernel): the products
-    /// dCols[input planes' rows] += W[planes, columns]^T dPre[planes].
-    /// </summary>
-    public unsafe void InputGradient(ReadOnlySpan<float> weights, int fanIn, ReadOnlySpan<float> dPre, int outPlanes,
-        ReadOnlySpan<int> segments, Span<float> scratch, Span<float> dInput)
+    void CheckSegments(ReadOnlySpan<int> segments, int outPlanes, int fanIn)
     {
-        if (_phase == null) throw new InvalidOperationException("input gradient: this geometry has no fused path");
+        if (_phase == null) throw new InvalidOperationException("fused products: this geometry has no permute path");
         int taps = Kernel * Kernel;
-        if (weights.Length < outPlanes * fanIn || dPre.Length < outPlanes * Positions || dInput.Length < InputSize
-            || scratch.Length < InputGradientScratch(outPlanes) || segments.Length % 5 != 0)
-            throw new ArgumentException("input gradient: span too small");
+        if (segments.Length % 5 != 0) throw new ArgumentException("fused products: segments come in 5-tuples");
         for (int s = 0; s < segments.Length; s += 5)
         {
             int p0 = segments[s], planes = segments[s + 1], c0 = segments[s + 2], inputs = segments[s + 3], column = segments[s + 4];
             if (p0 < 0 || planes < 0 || p0 + planes > outPlanes || c0 < 0 || inputs < 0 || c0 + inputs > Planes
                 || column < 0 || column + inputs * taps > fanIn)
-                throw new ArgumentException("input gradient: a segment is outside the layer");
+                throw new ArgumentException("fused products: a segment is outside the layer");
         }
+    }
+
+    /// <summary>
+    /// One example's pre-activations before the bias, output[p, :] for every plane, from its columns:
+    /// bit for bit what the segments' matrix products give, run in order (the first of a plane
+    /// overwriting, the others accumulating). weights is [outPlanes, fanIn]; cols [Rows, Positions].
+    /// </summary>
+    public unsafe void Product(ReadOnlySpan<float> weights, int fanIn, ReadOnlySpan<float> cols, int outPlanes,
+        ReadOnlySpan<int> segments, Span<float> output)
+    {
+        CheckSegments(segments, outPlanes, fanIn);
+        if (weights.Length < outPlanes * fanIn || cols.Length < Rows * Positions || output.Length < outPlanes * Positions)
+            throw new ArgumentException("fused products: span too small");
+        fixed (float* w = weights, c = cols, o = output)
+        fixed (int* sg = segments)
+            _phase!.Product(w, fanIn, c, sg, segments.Length / 5, o);
+    }
+
+    /// <summary>
+    /// The input gradient of one example, bit for bit what the segments' column-gradient products
+    /// dCols[rows of its input planes] += W[planes, kernels]^T dPre[planes], run in order, followed by
+    /// <see cref="Backward(ReadOnlySpan{float}, Span{float})"/> give, without the column gradient.
+    /// weights is [outPlanes, fanIn]; dPre is [outPlanes, Positions].
+    /// </summary>
+    public unsafe void InputGradient(ReadOnlySpan<float> weights, int fanIn, ReadOnlySpan<float> dPre, int outPlanes,
+        ReadOnlySpan<int> segments, Span<float> scratch, Span<float> dInput)
+    {
+        CheckSegments(segments, outPlanes, fanIn);
+        if (weights.Length < outPlanes * fanIn || dPre.Length < outPlanes * Positions || dInput.Length < InputSize
+            || scratch.Length < InputGradientScratch(outPlanes))
+            throw new ArgumentException("input gradient: span too small");
         fixed (float* w = weights, d = dPre, sc = scratch, dIn = dInput)
         fixed (int* sg = segments)
-            _phase.InputGradient(w, fanIn, d, outPlanes, sg, segments.Length / 5, sc, dIn);
+            _phase!.InputGradient(w, fanIn, d, outPlanes, sg, segments.Length / 5, sc, dIn);
     }
 
     /// <summary>

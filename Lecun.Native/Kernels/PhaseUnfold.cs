@@ -235,4 +235,78 @@ internal sealed unsafe class PhaseUnfold
             }
         }
     }
+
+    /// <summary>
+    /// The forward products of one example: out[p, :] = sum over the segments of plane p, in order, of
+    /// W[p, segment's kernels] . cols[segment's rows, :], each segment's sum one chain of fused
+    /// multiply-adds in kernel order, as the per-segment matrix products compute it (the first segment
+    /// of a plane stores, the others add). A plane's segments must follow one another in the list.
+    /// </summary>
+    /// <remarks>
+    /// A segment gives four chains at most (one per plane); two segments of equal shape run side by side,
+    /// which keeps eight chains in flight where one product at a time would wait on four.
+    /// </remarks>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public void Product(float* weights, int fanIn, float* cols, int* segments, int segmentCount, float* output)
+    {
+        int taps = _taps, previous = -1;
+        for (int s = 0; s < segmentCount; s++)
+        {
+            int* a = segments + 5 * s;
+            bool firstA = a[0] != previous;
+            previous = a[0];
+            int* b = s + 1 < segmentCount ? a + 5 : null;
+            if (b != null && b[1] == a[1] && b[3] == a[3] && a[1] == 4)
+            {
+                bool firstB = b[0] != previous;
+                previous = b[0];
+                Chains4x2(weights, fanIn, cols, a, b, firstA, firstB, output);
+                s++;
+                continue;
+            }
+            for (int q = 0; q < a[1]; q++)
+            {
+                float* w = weights + (long)(a[0] + q) * fanIn + a[4];
+                float* x = cols + a[2] * taps * Lanes;
+                var acc = Vector512<float>.Zero;
+                for (int i = 0; i < a[3] * taps; i++, x += Lanes) acc = Vector512.FusedMultiplyAdd(Vector512.Create(w[i]), Vector512.Load(x), acc);
+                float* o = output + (a[0] + q) * Lanes;
+                Vector512.Store(firstA ? acc : acc + Vector512.Load(o), o);
+            }
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    void Chains4x2(float* weights, int fanIn, float* cols, int* a, int* b, bool firstA, bool firstB, float* output)
+    {
+        int length = a[3] * _taps;
+        float* wa = weights + (long)a[0] * fanIn + a[4];
+        float* wb = weights + (long)b[0] * fanIn + b[4];
+        float* xa = cols + a[2] * _taps * Lanes;
+        float* xb = cols + b[2] * _taps * Lanes;
+        // One base pointer per plane, indexed by the step: no per-plane offsets to recompute.
+        float* wa0 = wa, wa1 = wa + fanIn, wa2 = wa + 2 * fanIn, wa3 = wa + 3 * fanIn;
+        float* wb0 = wb, wb1 = wb + fanIn, wb2 = wb + 2 * fanIn, wb3 = wb + 3 * fanIn;
+        Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default, b0 = default, b1 = default, b2 = default, b3 = default;
+        for (int i = 0; i < length; i++, xa += Lanes, xb += Lanes)
+        {
+            var u = Vector512.Load(xa);
+            var v = Vector512.Load(xb);
+            a0 = Vector512.FusedMultiplyAdd(Vector512.Create(wa0[i]), u, a0);
+            a1 = Vector512.FusedMultiplyAdd(Vector512.Create(wa1[i]), u, a1);
+            a2 = Vector512.FusedMultiplyAdd(Vector512.Create(wa2[i]), u, a2);
+            a3 = Vector512.FusedMultiplyAdd(Vector512.Create(wa3[i]), u, a3);
+            b0 = Vector512.FusedMultiplyAdd(Vector512.Create(wb0[i]), v, b0);
+            b1 = Vector512.FusedMultiplyAdd(Vector512.Create(wb1[i]), v, b1);
+            b2 = Vector512.FusedMultiplyAdd(Vector512.Create(wb2[i]), v, b2);
+            b3 = Vector512.FusedMultiplyAdd(Vector512.Create(wb3[i]), v, b3);
+        }
+        Put(a0, output + a[0] * Lanes, firstA); Put(a1, output + (a[0] + 1) * Lanes, firstA);
+        Put(a2, output + (a[0] + 2) * Lanes, firstA); Put(a3, output + (a[0] + 3) * Lanes, firstA);
+        Put(b0, output + b[0] * Lanes, firstB); Put(b1, output + (b[0] + 1) * Lanes, firstB);
+        Put(b2, output + (b[0] + 2) * Lanes, firstB); Put(b3, output + (b[0] + 3) * Lanes, firstB);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void Put(Vector512<float> acc, float* o, bool first) => Vector512.Store(first ? acc : acc + Vector512.Load(o), o);
 }
