@@ -31,7 +31,7 @@ type BenchArgs =
             | Repeat _ -> "timed repetitions of each measurement; the median is reported (default 5)."
             | Quick -> "one repetition and short timings (a smoke test; the figures are rough)."
             | Json -> "print one JSON object instead of the table."
-            | Peak_Gmacs _ -> "FMA peak of one core in G multiply-accumulates/s (default: assumed lanes x the clock of /proc/cpuinfo)."
+            | Peak_Gmacs _ -> "FMA peak of one core in G multiply-accumulates/s (default: measured with independent FMA chains)."
             | Data _ -> "folder holding the data sets (default: $LECUN_DATA, ./data, ../shared/data)."
 
 /// The paper's machine and figures (LeCun et al. 1989, section 6; see DESIGN, "Throughput against the 1989 workstation").
@@ -72,10 +72,12 @@ type Machine =
       Cores: int
       ClockMhz: float option
       VectorBits: int
-      /// Float multiply-accumulates one core retires per cycle (an assumption, see PeakSource).
-      FmaLanes: int
+      /// Floats per vector register.
+      VectorLanes: int
       /// G MAC/s of one core, if known.
       PeakGmacsPerCore: float option
+      /// G MAC/s of all cores running at once, if measured.
+      PeakGmacsAllCores: float option
       PeakSource: string }
 
 module Machine =
@@ -99,17 +101,20 @@ module Machine =
             field lines "cpu MHz"
             |> Array.choose (fun s -> match Double.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture) with | true, v when v > 0.0 -> Some v | _ -> None)
             |> fun mhz -> if mhz.Length = 0 then None else Some(Array.max mhz)
-        let bits, lanes, why =
-            if Vector512.IsHardwareAccelerated then 512, 16, "one 512-bit FMA per cycle per core, as on AMD Zen 4; Intel cores with two 512-bit FMA units do 32"
-            elif Vector256.IsHardwareAccelerated then 256, 16, "two 256-bit FMAs per cycle per core (Haswell and later, Zen 2/3)"
-            elif Vector128.IsHardwareAccelerated then 128, 8, "two 128-bit FMAs per cycle per core"
-            else 32, 1, "one scalar FMA per cycle per core"
-        let peak, source =
-            match peakOverride, clock with
-            | Some g, _ -> Some g, $"--peak-gmacs {g.ToString(CultureInfo.InvariantCulture)} per core"
-            | None, Some mhz -> Some(float lanes * mhz / 1000.0), $"assumed {lanes} float MACs/cycle/core ({why}) x {mhz:F0} MHz (/proc/cpuinfo 'cpu MHz')"
-            | None, None -> None, "unknown: no 'cpu MHz' in /proc/cpuinfo (give --peak-gmacs)"
-        { Processor = processor; Cores = Environment.ProcessorCount; ClockMhz = clock; VectorBits = bits; FmaLanes = lanes
+        let bits, lanes =
+            if Vector512.IsHardwareAccelerated then 512, 16
+            elif Vector256.IsHardwareAccelerated then 256, 8
+            elif Vector128.IsHardwareAccelerated then 128, 4
+            else 32, 1
+        let peak, all, source =
+            match peakOverride with
+            | Some g -> Some g, None, $"--peak-gmacs {g.ToString(CultureInfo.InvariantCulture)} per core"
+            | None ->
+                let one = Lecun.Native.Kernels.FmaPeak.MeasureMacsPerSecond 1 / 1e9
+                let every = Lecun.Native.Kernels.FmaPeak.MeasureMacsPerSecond Environment.ProcessorCount / 1e9
+                Some one, Some every,
+                $"measured: twelve independent {bits}-bit FMA chains per core, best of 5 runs; one core {one:F1} G, all {Environment.ProcessorCount} at once {every:F1} G (the boost clock a busy core runs at, not the base clock of /proc/cpuinfo)"
+        { Processor = processor; Cores = Environment.ProcessorCount; ClockMhz = clock; VectorBits = bits; VectorLanes = lanes; PeakGmacsAllCores = all
           PeakGmacsPerCore = peak; PeakSource = source }
 
 /// Figures of one backend. Rates are medians over the repetitions.
@@ -295,7 +300,10 @@ let private measure (settings: Settings) (data: TrainTest) (backend: IBackend) =
 let private rows (layout: NetLayout) (m: Machine) (f: BackendFigures) =
     let fwd = float (Macs.forward layout)
     let train = float (Macs.trainingPresentation layout)
-    let peak cores = m.PeakGmacsPerCore |> Option.map (fun g -> g * 1e9 * float cores)
+    // One core's peak, or all cores' measured together (shared virtual cores do not add up).
+    let peak cores =
+        if cores > 1 then m.PeakGmacsAllCores |> Option.orElse (m.PeakGmacsPerCore |> Option.map (fun g -> g * float cores)) |> Option.map ((*) 1e9)
+        else m.PeakGmacsPerCore |> Option.map ((*) 1e9)
     let share macs cores = match peak cores with Some p -> percent (100.0 * macs / p) | None -> "-"
     let b = Evaluate.batch
     let cores = m.Cores
@@ -354,7 +362,10 @@ let private toJson (layout: NetLayout) (m: Machine) (settings: Settings) (data: 
     let obj (pairs: (string * JsonNode) list) = JsonObject(pairs |> List.map (fun (k, v) -> Collections.Generic.KeyValuePair(k, v))) :> JsonNode
     let fwd = float (Macs.forward layout)
     let trainMacs = float (Macs.trainingPresentation layout)
-    let peak cores = m.PeakGmacsPerCore |> Option.map (fun g -> g * 1e9 * float cores)
+    // One core's peak, or all cores' measured together (shared virtual cores do not add up).
+    let peak cores =
+        if cores > 1 then m.PeakGmacsAllCores |> Option.orElse (m.PeakGmacsPerCore |> Option.map (fun g -> g * float cores)) |> Option.map ((*) 1e9)
+        else m.PeakGmacsPerCore |> Option.map ((*) 1e9)
     let shareOf macs cores = peak cores |> Option.map (fun p -> macs / p)
     let best f = figures |> List.maxBy f
     let bestTrain = best (fun f -> f.TrainPresentationsPerSecond)
@@ -400,8 +411,9 @@ let private toJson (layout: NetLayout) (m: Machine) (settings: Settings) (data: 
                   "cores", int' m.Cores
                   "clock_mhz", opt m.ClockMhz
                   "vector_bits", int' m.VectorBits
-                  "fma_lanes_per_cycle", int' m.FmaLanes
+                  "vector_lanes", int' m.VectorLanes
                   "peak_gmacs_per_core", opt m.PeakGmacsPerCore
+                  "peak_gmacs_all_cores", opt m.PeakGmacsAllCores
                   "peak_source", str m.PeakSource ]
             "counts",
             obj [ "macs_forward", int' (int (Macs.forward layout))

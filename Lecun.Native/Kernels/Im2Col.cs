@@ -80,8 +80,11 @@ public sealed class Im2ColPlan
     /// <summary>Floats a vector load or store may run past the end of a buffer (see ForwardBoth).</summary>
     public const int Slack = 16;
 
-    /// <summary>Floats of scratch that Forward and ForwardBoth need.</summary>
-    public int ScratchSize => Math.Max(InputSize + 1, Planes * PaddedHeight * PaddedWidth + Slack);
+    /// <summary>Floats of scratch that Forward and ForwardBoth need (the vector path's padded input,
+    /// and for Forward its transposed columns after it).</summary>
+    public int ScratchSize => Math.Max(InputSize + 1, PaddedFloats + (VectorPath ? TransposedSize : 0));
+
+    int PaddedFloats => Planes * PaddedHeight * PaddedWidth + Slack;
 
     /// <summary>Floats of the transposed column buffer of ForwardBoth: [Positions, Rows] and slack.</summary>
     public int TransposedSize => Rows * Positions + Slack;
@@ -98,11 +101,17 @@ public sealed class Im2ColPlan
     public unsafe void Forward(ReadOnlySpan<float> input, float padValue, Span<float> cols, int colOffset, int ld, Span<float> scratch)
     {
         int n = Positions;
-        if (input.Length < InputSize || scratch.Length < InputSize + 1 || colOffset + n > ld || cols.Length < (Rows - 1) * ld + colOffset + n)
+        if (input.Length < InputSize || scratch.Length < ScratchSize || colOffset + n > ld || cols.Length < (Rows - 1) * ld + colOffset + n)
             throw new ArgumentException("im2col: span too small");
         if (_phase != null)
         {
             fixed (float* x = input, c = cols) _phase.Unfold(x, padValue, c + colOffset, ld);
+            return;
+        }
+        if (VectorPath)
+        {
+            // The transposed columns are scratch here, after the padded input.
+            fixed (float* x = input, c = cols, sc = scratch) VectorUnfold(x, padValue, c, colOffset, ld, sc + PaddedFloats, sc);
             return;
         }
         Gather(input, padValue, cols, colOffset, ld, scratch, Span<float>.Empty);
@@ -164,40 +173,47 @@ public sealed class Im2ColPlan
             Gather(input, padValue, cols, 0, n, scratch, colsT);
             return;
         }
+        fixed (float* x = input, c = cols, t = colsT, padded = scratch) VectorUnfold(x, padValue, c, 0, n, t, padded);
+    }
+
+    // The AVX-512 unfold: the input is copied into a padded buffer; each window row of colsT is then one
+    // contiguous 8-float copy, and cols (rows ld apart, from column colOffset) comes from colsT by
+    // 16x16 register transposes. A scalar gather moves every value on its own; this moves vectors.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    unsafe void VectorUnfold(float* x0, float padValue, float* c0, int colOffset, int ld, float* t0, float* padded)
+    {
+        int n = Positions, rows = Rows;
         int ph = PaddedHeight, pw = PaddedWidth, plane = ph * pw, k = Kernel, s = Stride;
         int ow = OutputSide(Width, k, s, Pad);
-        scratch.Slice(0, Planes * plane + Slack).Fill(padValue);
-        fixed (float* padded = scratch, t0 = colsT, c0 = cols, x0 = input)
+        new Span<float>(padded, Planes * plane + Slack).Fill(padValue);
+        // Rows are short (8 or 16 floats here): plain vector copies, no per-row library call.
+        for (int c = 0; c < Planes; c++)
+        for (int y = 0; y < Height; y++)
         {
-            // Rows are short (8 or 16 floats here): plain vector copies, no per-row library call.
-            for (int c = 0; c < Planes; c++)
-            for (int y = 0; y < Height; y++)
-            {
-                float* from = x0 + (c * Height + y) * Width;
-                float* to = padded + c * plane + (y + Pad) * pw + Pad;
-                int x = 0;
-                for (; x + 8 <= Width; x += 8) Vector256.Store(Vector256.Load(from + x), to + x);
-                for (; x < Width; x++) to[x] = from[x];
-            }
-            // colsT[position, (c*k + ky)*k + kx] = padded[c, oy*s + ky, ox*s + kx]: a window row is k
-            // contiguous floats. Each 8-float store runs past its k values into the next row's place,
-            // which is written after it (addresses only increase), or into the slack.
-            float* d = t0;
-            for (int p = 0; p < n; p++)
-            {
-                int oy = p / ow, ox = p - oy * ow;
-                for (int c = 0; c < Planes; c++)
-                {
-                    float* src = padded + c * plane + oy * s * pw + ox * s;
-                    for (int ky = 0; ky < k; ky++, d += k, src += pw)
-                        Vector256.Store(Vector256.Load(src), d);
-                }
-            }
-            // cols = colsT transposed, 16 positions by 16 rows at a time.
-            for (int p0 = 0; p0 < n; p0 += 16)
-            for (int r0 = 0; r0 < rows; r0 += 16)
-                Transpose16(t0 + (long)p0 * rows + r0, rows, 16, c0 + (long)r0 * n + p0, n, Math.Min(16, rows - r0), 16);
+            float* from = x0 + (c * Height + y) * Width;
+            float* to = padded + c * plane + (y + Pad) * pw + Pad;
+            int x = 0;
+            for (; x + 8 <= Width; x += 8) Vector256.Store(Vector256.Load(from + x), to + x);
+            for (; x < Width; x++) to[x] = from[x];
         }
+        // colsT[position, (c*k + ky)*k + kx] = padded[c, oy*s + ky, ox*s + kx]: a window row is k
+        // contiguous floats. Each 8-float store runs past its k values into the next row's place,
+        // which is written after it (addresses only increase), or into the slack.
+        float* d = t0;
+        for (int p = 0; p < n; p++)
+        {
+            int oy = p / ow, ox = p - oy * ow;
+            for (int c = 0; c < Planes; c++)
+            {
+                float* src = padded + c * plane + oy * s * pw + ox * s;
+                for (int ky = 0; ky < k; ky++, d += k, src += pw)
+                    Vector256.Store(Vector256.Load(src), d);
+            }
+        }
+        // cols = colsT transposed, 16 positions by 16 rows at a time.
+        for (int p0 = 0; p0 < n; p0 += 16)
+        for (int r0 = 0; r0 < rows; r0 += 16)
+            Transpose16(t0 + (long)p0 * rows + r0, rows, 16, c0 + (long)r0 * ld + colOffset + p0, ld, Math.Min(16, rows - r0), 16);
     }
 
     // colsT = cols^T for 16 positions, 16 rows at a time; the last tile writes only its rows' floats.
