@@ -42,10 +42,6 @@ public sealed class ManagedBackend : IBackend
         Check.Vector("x", x.Length, transA ? m : n);
         Check.Vector("y", y.Length, transA ? n : m);
         if (m == 0 || n == 0) return;
-        fixed (float* pa = a, px = x, py = y)
-        {
-            if (transA) SmallGemv.VectorTimesMatrix(m, n, alpha, px, pa, lda, beta, py);
-            else SmallGemv.MatrixTimesVector(m, n, alpha, pa, lda, px, beta, py);
-        }
+        fixed (float* pa = a, px = x, py = y) SmallGemv.Product(transA, m, n, alpha, pa, lda, px, beta, py);
     }
 }

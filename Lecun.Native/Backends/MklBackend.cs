@@ -44,8 +44,7 @@ public sealed unsafe class MklBackend : IBackend
             // One example's dense layers (192x30: 0.43 us through the library, ~0.1 managed).
             if ((long)m * n <= SmallProductLimit)
             {
-                if (transA) Kernels.SmallGemv.VectorTimesMatrix(m, n, alpha, px, pa, lda, beta, py);
-                else Kernels.SmallGemv.MatrixTimesVector(m, n, alpha, pa, lda, px, beta, py);
+                Kernels.SmallGemv.Product(transA, m, n, alpha, pa, lda, px, beta, py);
                 return;
             }
             MklNative.cblas_sgemv(CblasLayout.RowMajor, T(transA), m, n, alpha, pa, lda, px, 1, beta, py, 1);

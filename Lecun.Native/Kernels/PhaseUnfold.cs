@@ -124,6 +124,14 @@ internal sealed unsafe class PhaseUnfold
         }
     }
 
+    // One input plane from its phase planes (the inverse of the split).
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    void Merge(Vector512<float>* phase, float* plane)
+    {
+        for (int q = 0; q < _merge.Length; q++)
+            Vector512.Store(Lookup(phase[0], phase[1], phase[2], phase[3], _merge[q]), plane + q * Lanes);
+    }
+
     /// <summary>
     /// The adjoint of <see cref="Unfold"/>: dInput[i] is the sum, in column order, of the column entries
     /// that read input i. Each phase gathers only its own taps, which keeps that order.
@@ -144,8 +152,7 @@ internal sealed unsafe class PhaseUnfold
                 }
                 phase[ph] = sum;
             }
-            for (int q = 0; q < _merge.Length; q++)
-                Vector512.Store(Lookup(phase[0], phase[1], phase[2], phase[3], _merge[q]), dInput + q * Lanes);
+            Merge(phase, dInput);
         }
     }
 
@@ -230,8 +237,7 @@ internal sealed unsafe class PhaseUnfold
                     for (int i = _phaseStart[ph]; i < _phaseStart[ph + 1]; i++) sum += Vector512.LoadAligned(col + byPhase[i] * Lanes);
                     phase[ph] = sum;
                 }
-                for (int q = 0; q < _merge.Length; q++)
-                    Vector512.Store(Lookup(phase[0], phase[1], phase[2], phase[3], _merge[q]), dInput + q * Lanes);
+                Merge(phase, dInput);
             }
         }
     }

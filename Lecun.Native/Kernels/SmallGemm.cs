@@ -37,45 +37,12 @@ public static unsafe class SmallGemm
         float* a0 = a, a1 = a + ai, a2 = a + 2 * ai, a3 = a + 3 * ai;
         float* c0 = c, c1 = c + ldc, c2 = c + 2 * ldc, c3 = c + 3 * ldc;
         int j = 0;
-        for (; j + 32 <= n; j += 32)
-        {
-            Vector512<float> x0 = default, y0 = default, x1 = default, y1 = default, x2 = default, y2 = default, x3 = default, y3 = default;
-            float* bp = b + j;
-            for (int p = 0; p < k; p++, bp += ldb)
-            {
-                var u = Vector512.Load(bp);
-                var v = Vector512.Load(bp + 16);
-                long o = (long)p * ap;
-                var s0 = Vector512.Create(a0[o]); x0 = Vector512.FusedMultiplyAdd(s0, u, x0); y0 = Vector512.FusedMultiplyAdd(s0, v, y0);
-                var s1 = Vector512.Create(a1[o]); x1 = Vector512.FusedMultiplyAdd(s1, u, x1); y1 = Vector512.FusedMultiplyAdd(s1, v, y1);
-                var s2 = Vector512.Create(a2[o]); x2 = Vector512.FusedMultiplyAdd(s2, u, x2); y2 = Vector512.FusedMultiplyAdd(s2, v, y2);
-                var s3 = Vector512.Create(a3[o]); x3 = Vector512.FusedMultiplyAdd(s3, u, x3); y3 = Vector512.FusedMultiplyAdd(s3, v, y3);
-            }
-            Vector512.Store(Finish512(x0, alpha, beta, c0 + j), c0 + j); Vector512.Store(Finish512(y0, alpha, beta, c0 + j + 16), c0 + j + 16);
-            Vector512.Store(Finish512(x1, alpha, beta, c1 + j), c1 + j); Vector512.Store(Finish512(y1, alpha, beta, c1 + j + 16), c1 + j + 16);
-            Vector512.Store(Finish512(x2, alpha, beta, c2 + j), c2 + j); Vector512.Store(Finish512(y2, alpha, beta, c2 + j + 16), c2 + j + 16);
-            Vector512.Store(Finish512(x3, alpha, beta, c3 + j), c3 + j); Vector512.Store(Finish512(y3, alpha, beta, c3 + j + 16), c3 + j + 16);
-        }
+        for (; j + 32 <= n; j += 32) TwoBlocks(k, alpha, a, ai, ap, b, ldb, beta, c, ldc, j, j + 16);
         if (n - j > 16)
         {
             // Between 16 and 32 columns left: the next 16 and the 16 that end at n in one pass, eight
             // chains instead of two passes of four.
-            int start = n - 16;
-            Vector512<float> x0 = default, y0 = default, x1 = default, y1 = default, x2 = default, y2 = default, x3 = default, y3 = default;
-            float* bp = b + j;
-            float* bq = b + start;
-            for (int p = 0; p < k; p++, bp += ldb, bq += ldb)
-            {
-                var u = Vector512.Load(bp);
-                var v = Vector512.Load(bq);
-                long o = (long)p * ap;
-                var s0 = Vector512.Create(a0[o]); x0 = Vector512.FusedMultiplyAdd(s0, u, x0); y0 = Vector512.FusedMultiplyAdd(s0, v, y0);
-                var s1 = Vector512.Create(a1[o]); x1 = Vector512.FusedMultiplyAdd(s1, u, x1); y1 = Vector512.FusedMultiplyAdd(s1, v, y1);
-                var s2 = Vector512.Create(a2[o]); x2 = Vector512.FusedMultiplyAdd(s2, u, x2); y2 = Vector512.FusedMultiplyAdd(s2, v, y2);
-                var s3 = Vector512.Create(a3[o]); x3 = Vector512.FusedMultiplyAdd(s3, u, x3); y3 = Vector512.FusedMultiplyAdd(s3, v, y3);
-            }
-            StorePair(x0, y0, alpha, beta, c0 + j, c0 + start); StorePair(x1, y1, alpha, beta, c1 + j, c1 + start);
-            StorePair(x2, y2, alpha, beta, c2 + j, c2 + start); StorePair(x3, y3, alpha, beta, c3 + j, c3 + start);
+            TwoBlocks(k, alpha, a, ai, ap, b, ldb, beta, c, ldc, j, n - 16);
             return;
         }
         for (; j + 16 <= n; j += 16)
@@ -134,6 +101,32 @@ public static unsafe class SmallGemm
     }
 
     /// <summary>
+    /// Columns first..first+15 and second..second+15 of four rows of C in one pass over k: eight
+    /// independent chains. The blocks may overlap (see StorePair).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void TwoBlocks(int k, float alpha, float* a, int ai, int ap, float* b, int ldb, float beta, float* c, int ldc, int first, int second)
+    {
+        float* a0 = a, a1 = a + ai, a2 = a + 2 * ai, a3 = a + 3 * ai;
+        Vector512<float> x0 = default, y0 = default, x1 = default, y1 = default, x2 = default, y2 = default, x3 = default, y3 = default;
+        float* bp = b + first;
+        float* bq = b + second;
+        for (int p = 0; p < k; p++, bp += ldb, bq += ldb)
+        {
+            var u = Vector512.Load(bp);
+            var v = Vector512.Load(bq);
+            long o = (long)p * ap;
+            var s0 = Vector512.Create(a0[o]); x0 = Vector512.FusedMultiplyAdd(s0, u, x0); y0 = Vector512.FusedMultiplyAdd(s0, v, y0);
+            var s1 = Vector512.Create(a1[o]); x1 = Vector512.FusedMultiplyAdd(s1, u, x1); y1 = Vector512.FusedMultiplyAdd(s1, v, y1);
+            var s2 = Vector512.Create(a2[o]); x2 = Vector512.FusedMultiplyAdd(s2, u, x2); y2 = Vector512.FusedMultiplyAdd(s2, v, y2);
+            var s3 = Vector512.Create(a3[o]); x3 = Vector512.FusedMultiplyAdd(s3, u, x3); y3 = Vector512.FusedMultiplyAdd(s3, v, y3);
+        }
+        float* c0 = c, c1 = c + ldc, c2 = c + 2 * ldc, c3 = c + 3 * ldc;
+        StorePair(x0, y0, alpha, beta, c0 + first, c0 + second); StorePair(x1, y1, alpha, beta, c1 + first, c1 + second);
+        StorePair(x2, y2, alpha, beta, c2 + first, c2 + second); StorePair(x3, y3, alpha, beta, c3 + first, c3 + second);
+    }
+
+    /// <summary>
     /// Stores two overlapping 16-column blocks. The overlap's columns went through identical chains in
     /// both, so they agree bit for bit; C is read for both before either is written, so beta applies once.
     /// </summary>
@@ -161,6 +154,8 @@ public static unsafe class SmallGemm
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void Row1(int n, int k, float alpha, float* a, int ap, float* b, int ldb, float beta, float* c)
     {
+        // Whole blocks while at least 32 columns or exactly 16 are left, so what remains is none, 17-31
+        // (one pass for both blocks below), or all of n < 16 (scalar).
         int j = 0;
         for (; j + 32 <= n || j + 16 == n; j += 16)
         {
@@ -184,15 +179,6 @@ public static unsafe class SmallGemm
             }
             StorePair(x, y, alpha, beta, c + j, c + start);
             return;
-        }
-        if (j < n && n >= 16)
-        {
-            int start = n - 16;
-            Vector512<float> x = default;
-            float* bp = b + start;
-            for (int p = 0; p < k; p++, bp += ldb) x = Vector512.FusedMultiplyAdd(Vector512.Create(a[(long)p * ap]), Vector512.Load(bp), x);
-            StoreFresh(x, alpha, beta, c + start, TailMask(j - start));
-            j = n;
         }
         for (; j < n; j++)
         {

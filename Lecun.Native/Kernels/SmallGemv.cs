@@ -14,6 +14,13 @@ public static unsafe class SmallGemv
 {
     const int Lanes = 16;
 
+    /// <summary>y = alpha * op(A) x + beta * y with op(A) = A^T when transA (see the two products below).</summary>
+    public static void Product(bool transA, int m, int n, float alpha, float* a, int lda, float* x, float beta, float* y)
+    {
+        if (transA) VectorTimesMatrix(m, n, alpha, x, a, lda, beta, y);
+        else MatrixTimesVector(m, n, alpha, a, lda, x, beta, y);
+    }
+
     /// <summary>
     /// y[j] = alpha * sum_i x[i] * A[i, j] + beta * y[j], A [m, n] row-major with rows lda apart.
     /// The sum over i runs as four chains (i mod 4), added as (s0 + s1) + (s2 + s3).
