@@ -102,6 +102,38 @@ module Network =
     /// The 1989 network: tanh everywhere, the outputs included.
     let lecun1989 = create Layout.lecun1989 Tanh Tanh
 
+/// One layer of the 16-lane batch path (LaneBatch): activations unit-major, [units, 16 examples].
+type LaneLayer =
+    { /// A locally-connected layer's input planes with their padding, [inPlanes, ph, pw, 16]; the
+      /// border holds the pad value from the start and is never written again. Empty for dense layers.
+      Padded: float32 array
+      /// Float offset in Padded of each output position's window (top-left, input plane 0).
+      Origins: int array
+      /// Per plane group: first plane, planes, and the float offset of each weight's input relative to
+      /// a window's origin, in weight order (read plane, row, column).
+      Taps: struct (int * int * int array) array
+      /// The layer's outputs, [units, 16].
+      Out: float32 array }
+
+module LaneLayer =
+    let create (plan: LayerPlan) =
+        let lanes = LaneBatch.Lanes
+        let g = plan.Geometry
+        match g.Spec, g.InShape, g.OutShape with
+        | Local l, [ inPlanes; h; w ], [ _; oh; ow ] ->
+            let ph, pw = h + 2 * l.Padding, w + 2 * l.Padding
+            let padded = Array.create (inPlanes * ph * pw * lanes) l.PadValue
+            let origins = [| for oy in 0 .. oh - 1 do for ox in 0 .. ow - 1 -> (oy * l.Stride * pw + ox * l.Stride) * lanes |]
+            let taps (row: int list) =
+                [| for c in row do
+                     for ky in 0 .. l.Kernel - 1 do
+                         for kx in 0 .. l.Kernel - 1 -> ((c * ph + ky) * pw + kx) * lanes |]
+            { Padded = padded
+              Origins = origins
+              Taps = plan.Groups |> List.map (fun grp -> struct (grp.FirstPlane, grp.Planes, taps l.Table.[grp.FirstPlane])) |> Array.ofList
+              Out = Array.zeroCreate (g.Units * lanes) }
+        | _ -> { Padded = Array.empty; Origins = Array.empty; Taps = Array.empty; Out = Array.zeroCreate (g.Units * lanes) }
+
 /// Buffers for a forward pass of up to `Capacity` examples and a backward pass of one example.
 /// Allocated once; the passes themselves allocate nothing.
 type Workspace =
@@ -130,11 +162,17 @@ type Workspace =
       /// A layer's output after its dropout mask, which the next layer reads.
       Dropped: float32 array array
       /// Scratch of each locally-connected layer's im2col (its input plus a pad slot).
-      UnfoldScratch: float32 array array }
+      UnfoldScratch: float32 array array
+      /// A batch's input images, [input size, 16], for the 16-lane path.
+      LaneInput: float32 array
+      /// Each layer's 16-lane buffers; empty where that path does not run (one-example workspaces,
+      /// CPUs without AVX-512).
+      Lanes: LaneLayer array }
 
 module Workspace =
     let create (net: Network) (capacity: int) =
         let plans = net.Plans
+        let lanes = capacity > 1 && LaneBatch.IsSupported
         let colsSize (p: LayerPlan) count =
             match p.Geometry.Spec, p.Geometry.InShape, p.Geometry.OutShape with
             | Local l, [ inPlanes; _; _ ], [ _; oh; ow ] -> inPlanes * l.Kernel * l.Kernel * count * oh * ow
@@ -160,7 +198,9 @@ module Workspace =
                 | _ -> Array.empty)
           DropMask = plans |> Array.map (fun p -> Array.zeroCreate p.Geometry.Units)
           Dropped = plans |> Array.map (fun p -> Array.zeroCreate p.Geometry.Units)
-          UnfoldScratch = plans |> Array.map (fun p -> match p.Unfold with Some u -> Array.zeroCreate u.ScratchSize | None -> Array.empty) }
+          UnfoldScratch = plans |> Array.map (fun p -> match p.Unfold with Some u -> Array.zeroCreate u.ScratchSize | None -> Array.empty)
+          LaneInput = if lanes then Array.zeroCreate (net.Layout.InputSize * LaneBatch.Lanes) else Array.empty
+          Lanes = if lanes then plans |> Array.map LaneLayer.create else Array.empty }
 
 module Layers =
     let inline private ro (a: float32 array) (offset: int) (length: int) = ReadOnlySpan<float32>(a, offset, length)
@@ -317,8 +357,47 @@ module Forward =
             else input <- out
             inputOffset <- 0
 
-    /// Runs `count` examples through the network, without dropout (evaluation and inference).
-    let run backend net parameters ws x xOffset count = runWith backend net parameters ws x xOffset count -1
+    /// Runs `count` examples through the network 16 at a time, one per vector lane (see LaneBatch):
+    /// fills only the last layer's outputs. Needs a workspace with lane buffers.
+    let runLanes (net: Network) (parameters: float32 array) (ws: Workspace) (x: float32 array) (xOffset: int) (count: int) =
+        if ws.Lanes.Length = 0 then invalidArg "ws" "this workspace has no 16-lane buffers"
+        if count > ws.Capacity then invalidArg "count" $"{count} examples exceed the workspace capacity {ws.Capacity}"
+        let lanes = LaneBatch.Lanes
+        let inputSize = net.Layout.InputSize
+        let last = net.Plans.Length - 1
+        let outUnits = net.Plans.[last].Geometry.Units
+        let mutable start = 0
+        while start < count do
+            let n = min lanes (count - start)
+            LaneBatch.ToLanes(ReadOnlySpan(x, xOffset + start * inputSize, n * inputSize), n, inputSize, Span ws.LaneInput)
+            let mutable input = ws.LaneInput
+            for i in 0 .. last do
+                let plan = net.Plans.[i]
+                let g = plan.Geometry
+                let lane = ws.Lanes.[i]
+                match g.Spec, g.InShape with
+                | Local l, [ inPlanes; h; w ] ->
+                    LaneBatch.Pad(ReadOnlySpan input, inPlanes, h, w, l.Padding, Span lane.Padded)
+                    let positions = lane.Origins.Length
+                    for struct (first, planes, taps) in lane.Taps do
+                        LaneBatch.Local(ReadOnlySpan lane.Padded, ReadOnlySpan lane.Origins, ReadOnlySpan taps,
+                                        ReadOnlySpan(parameters, g.Weight.Offset + first * g.FanIn, planes * g.FanIn), planes,
+                                        ReadOnlySpan(parameters, g.Bias.Offset + first * positions, planes * positions),
+                                        Span(lane.Out, first * positions * lanes, planes * positions * lanes))
+                | _ ->
+                    LaneBatch.Dense(ReadOnlySpan input, g.FanIn, ReadOnlySpan(parameters, g.Weight.Offset, g.Weight.Length), g.Units,
+                                    ReadOnlySpan(parameters, g.Bias.Offset, g.Units), Span lane.Out)
+                Layers.activationForward plan.Activation lane.Out (g.Units * lanes)
+                input <- lane.Out
+            LaneBatch.FromLanes(ReadOnlySpan input, outUnits, n, Span(ws.Outputs.[last], start * outUnits, n * outUnits))
+            start <- start + n
+
+    /// Runs `count` examples through the network, without dropout (evaluation and inference): several
+    /// examples on the 16-lane path where the workspace has it, otherwise layer by layer through im2col
+    /// GEMMs (which also fills every layer's outputs).
+    let run backend net parameters (ws: Workspace) x xOffset count =
+        if count > 1 && ws.Lanes.Length > 0 then runLanes net parameters ws x xOffset count
+        else runWith backend net parameters ws x xOffset count -1
 
     /// The output layer's values of the last forward pass.
     let outputs (net: Network) (ws: Workspace) = ws.Outputs.[net.Plans.Length - 1]

@@ -113,7 +113,7 @@ let tests =
                         Expect.isLessThanOrEqual worst 1e-4 $"{v.Name}: worst relative error {worst:E2}"
         ]
 
-        testCase "a batched forward pass equals per-example passes" <| fun () ->
+        testCase "a batched forward pass through im2col GEMMs equals per-example passes, layer by layer" <| fun () ->
             let net = Network.lecun1989
             let p = randomParameters 3
             let rng = Rng 5UL
@@ -121,7 +121,7 @@ let tests =
             let xs = Array.init count (fun _ -> randomImage rng) |> Array.concat
             for backend in backends () do
                 let batch = Workspace.create net count
-                Forward.run backend net p batch xs 0 count
+                Forward.runWith backend net p batch xs 0 count -1
                 let one = Workspace.create net 1
                 for b in 0 .. count - 1 do
                     Forward.run backend net p one xs (b * 256) 1
@@ -129,6 +129,25 @@ let tests =
                         let units = net.Plans.[i].Geometry.Units
                         let batched = batch.Outputs.[i].[b * units .. (b + 1) * units - 1] |> toDouble
                         expectClose 1e-6 batched (layerValues net one i) $"{backend.Name} example {b} layer {i}"
+
+        testProperty "the 16-lane batched forward pass equals per-example passes, any count and activation" <| fun (seed: byte) (countRaw: byte) (variant: byte) ->
+            let _, net, _ = variants.[int variant % variants.Length]
+            let count = 1 + int countRaw % 40
+            let p = randomParameters (int seed)
+            let rng = Rng(uint64 seed + 1000UL)
+            let xs = Array.init count (fun _ -> randomImage rng) |> Array.concat
+            let batch = Workspace.create net 40
+            if not LaneBatch.IsSupported then Expect.isEmpty batch.Lanes "no lane buffers without AVX-512"
+            else
+                Expect.isNonEmpty batch.Lanes "a batch workspace has lane buffers"
+                Forward.runLanes net p batch xs 0 count
+                let one = Workspace.create net 1
+                let last = net.Plans.Length - 1
+                let outputs = net.Layout.OutputSize
+                for b in 0 .. count - 1 do
+                    Forward.run Backend.Managed net p one xs (b * 256) 1
+                    expectClose 1e-5 (batch.Outputs.[last].[b * outputs .. (b + 1) * outputs - 1] |> toDouble) (layerValues net one last)
+                        $"example {b} of {count}"
 
         testCase "changing an H1 plane that an H2 plane does not read leaves that H2 plane unchanged" <| fun () ->
             let net = Network.lecun1989

@@ -256,4 +256,65 @@ let unfoldTests =
                 for j in 0..15 do
                     Expect.equal t.[i * 16 + j] m.[j * 16 + i] $"[{i},{j}]"
         }
+
+        // The 16-lane kernels need AVX-512; without it the engine must not build lane buffers at all.
+        let withLanes (check: unit -> unit) =
+            if LaneBatch.IsSupported then check ()
+            else Expect.isEmpty (Workspace.create Network.lecun1989 16).Lanes "no lane buffers without AVX-512"
+
+        testProperty "LaneBatch.Local equals the float64 sums of its definition, at every block edge" <| fun (seed: uint64) (shape: byte) ->
+            withLanes (fun () ->
+                let rng = Rng seed
+                let lanes = LaneBatch.Lanes
+                let planes, positions, fanIn = 1 + int shape % 9, 1 + int (seed % 9UL), 1 + int (seed / 9UL % 30UL)
+                let input = Array.init (420 + lanes) (fun _ -> rng.NextFloat32() - 0.5f)
+                let origins = Array.init positions (fun _ -> int (rng.NextFloat32() * 200.0f))
+                let taps = Array.init fanIn (fun _ -> int (rng.NextFloat32() * 200.0f))
+                let w = Array.init (planes * fanIn) (fun _ -> rng.NextFloat32() - 0.5f)
+                let bias = Array.init (planes * positions) (fun _ -> rng.NextFloat32() - 0.5f)
+                let out = Array.create ((planes * positions + 1) * lanes) nanf
+                LaneBatch.Local(ReadOnlySpan input, ReadOnlySpan origins, ReadOnlySpan taps, ReadOnlySpan w, planes, ReadOnlySpan bias, Span out)
+                for p in 0 .. planes - 1 do
+                    for s in 0 .. positions - 1 do
+                        for e in 0 .. lanes - 1 do
+                            let terms = [ for t in 0 .. fanIn - 1 -> float w.[p * fanIn + t] * float input.[origins.[s] + taps.[t] + e] ]
+                            let expected = List.sum terms + float bias.[p * positions + s]
+                            let bound = sumBound (fanIn + 1) (List.sumBy abs terms + abs (float bias.[p * positions + s]))
+                            Expect.isLessThanOrEqual (abs (float out.[(p * positions + s) * lanes + e] - expected)) bound
+                                $"plane {p} position {s} lane {e} of {planes}x{positions}, fan-in {fanIn}"
+                Expect.isTrue (out.[planes * positions * lanes ..] |> Array.forall Single.IsNaN) "nothing written past the output")
+
+        testProperty "LaneBatch.Dense equals the float64 sums of x @ W + b, at every block edge" <| fun (seed: uint64) (shape: byte) ->
+            withLanes (fun () ->
+                let rng = Rng seed
+                let lanes = LaneBatch.Lanes
+                let fanIn, units = 1 + int shape % 40, 1 + int (seed % 20UL)
+                let x = Array.init (fanIn * lanes) (fun _ -> rng.NextFloat32() - 0.5f)
+                let w = Array.init (fanIn * units) (fun _ -> rng.NextFloat32() - 0.5f)
+                let bias = Array.init units (fun _ -> rng.NextFloat32() - 0.5f)
+                let out = Array.create ((units + 1) * lanes) nanf
+                LaneBatch.Dense(ReadOnlySpan x, fanIn, ReadOnlySpan w, units, ReadOnlySpan bias, Span out)
+                for u in 0 .. units - 1 do
+                    for e in 0 .. lanes - 1 do
+                        let terms = [ for i in 0 .. fanIn - 1 -> float w.[i * units + u] * float x.[i * lanes + e] ]
+                        let expected = List.sum terms + float bias.[u]
+                        let bound = sumBound (fanIn + 1) (List.sumBy abs terms + abs (float bias.[u]))
+                        Expect.isLessThanOrEqual (abs (float out.[u * lanes + e] - expected)) bound $"unit {u} lane {e} of {fanIn}x{units}"
+                Expect.isTrue (out.[units * lanes ..] |> Array.forall Single.IsNaN) "nothing written past the output")
+
+        testProperty "ToLanes and FromLanes transpose exactly; lanes of missing examples are zero" <| fun (seed: uint64) (shape: byte) ->
+            withLanes (fun () ->
+                let rng = Rng seed
+                let lanes = LaneBatch.Lanes
+                let units, count = 1 + int shape % 40, 1 + int (seed % 16UL)
+                let examples = Array.init (count * units) (fun _ -> rng.NextFloat32() - 0.5f)
+                let packed = Array.create (units * lanes) nanf
+                LaneBatch.ToLanes(ReadOnlySpan examples, count, units, Span packed)
+                for u in 0 .. units - 1 do
+                    for e in 0 .. lanes - 1 do
+                        Expect.equal packed.[u * lanes + e] (if e < count then examples.[e * units + u] else 0.0f) $"unit {u} lane {e}"
+                let back = Array.create (count * units + 1) nanf
+                LaneBatch.FromLanes(ReadOnlySpan packed, units, count, Span back)
+                Expect.sequenceEqual back.[.. count * units - 1] examples "round trip"
+                Expect.isTrue (Single.IsNaN back.[count * units]) "nothing written past the examples")
     ]
