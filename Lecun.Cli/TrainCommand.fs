@@ -213,10 +213,14 @@ let writeRunFiles (outDir: string) (recipe: Recipe) (dataSet: string) (backendNa
     Checkpoint.save (Path.Combine(outDir, "model.safetensors")) layout result.Parameters metadata
     AtomicFile.writeText (Path.Combine(outDir, "metrics.csv")) (metricsCsv result.Passes)
     AtomicFile.writeText (Path.Combine(outDir, "metrics.json")) (metricsJson recipe dataSet backendName result.Seconds result.Passes)
-    Plots.curves $"{recipe.Name} on {dataSet}, seed {recipe.Seed}" result.Passes (Path.Combine(outDir, "curves.png"))
+    // The two pictures are drawn side by side, one per core.
+    let curves = Threading.Tasks.Task.Run(fun () -> Plots.curvesPng $"{recipe.Name} on {dataSet}, seed {recipe.Seed}" result.Passes)
     let missed = [| for i in 0 .. data.Test.Count - 1 do if result.TestPredictions.[i] <> data.Test.Labels.[i] then i |]
-    Plots.errorGallery $"{recipe.Name} on {dataSet}: misclassified test digits" (missed |> Array.map (fun i -> data.Test.Image(i).ToArray()))
-        (missed |> Array.map (fun i -> data.Test.Labels.[i])) (missed |> Array.map (fun i -> result.TestPredictions.[i])) (Path.Combine(outDir, "errors.png"))
+    let errors =
+        Plots.errorGalleryPng $"{recipe.Name} on {dataSet}: misclassified test digits" (missed |> Array.map (fun i -> data.Test.Image(i).ToArray()))
+            (missed |> Array.map (fun i -> data.Test.Labels.[i])) (missed |> Array.map (fun i -> result.TestPredictions.[i]))
+    AtomicFile.writeBytes (Path.Combine(outDir, "curves.png")) curves.Result
+    AtomicFile.writeBytes (Path.Combine(outDir, "errors.png")) errors
 
 let private seedsJson (recipe: Recipe) (dataSet: string) (seconds: float) (results: (int * PassMetrics) array) =
     let train = Runs.summarize (results |> Array.map (fun (_, m) -> m.Train.Error))
@@ -256,9 +260,11 @@ let run (args: ParseResults<TrainArgs>) =
     printfn "training %s on %s (%d train, %d test digits): %s; seed %s; backend %s"
         recipe.Name data.Source data.Train.Count data.Test.Count (describe recipe)
         (if seeds = 1 then string recipe.Seed else $"{recipe.Seed}..{recipe.Seed + seeds - 1}") backend.Name
+    let plotsWarm = Threading.Tasks.Task.Run(fun () -> Plots.warmUp ())
     let clock = Diagnostics.Stopwatch.StartNew()
     let results = runWithProgress backend parallelism jobs (fun j -> if seeds = 1 then "training" else $"seed {jobs.[j].Recipe.Seed}") true
     let seconds = clock.Elapsed.TotalSeconds
+    plotsWarm.Wait()
     printfn ""
     if seeds = 1 then
         let result = results.[0]
