@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace Lecun.Native.Kernels;
 
@@ -15,9 +16,40 @@ public static unsafe class SmallGemm
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void ProductAB(int m, int n, int k, float alpha, float* a, int ai, int ap, float* b, int ldb, float beta, float* c, int ldc)
     {
+        if (k == 1 && Avx512F.IsSupported)
+        {
+            Outer(m, n, alpha, a, ai, b, beta, c, ldc);
+            return;
+        }
         int i = 0;
         for (; i + 4 <= m; i += 4) Rows4(n, k, alpha, a + (long)i * ai, ai, ap, b, ldb, beta, c + (long)i * ldc, ldc);
         for (; i < m; i++) Row1(n, k, alpha, a + (long)i * ai, ap, b, ldb, beta, c + (long)i * ldc);
+    }
+
+    /// <summary>
+    /// C[m,n] = alpha * a b^T + beta * C for vectors a (stride ai) and b: a dense layer's weight gradient
+    /// for one example. Each row is whole vectors and one masked vector, with the same roundings as the
+    /// blocked kernels (the product a_i b_j first, then alpha and beta).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void Outer(int m, int n, float alpha, float* a, int ai, float* b, float beta, float* c, int ldc)
+    {
+        int whole = n & ~15;
+        var tail = Vector512.LessThan(Vector512<int>.Indices, Vector512.Create(n - whole)).AsSingle();
+        var bTail = Avx512F.MaskLoad(b + whole, tail, Vector512<float>.Zero);
+        for (int i = 0; i < m; i++)
+        {
+            var s = Vector512.Create(a[(long)i * ai]);
+            float* row = c + (long)i * ldc;
+            for (int j = 0; j < whole; j += 16)
+                Vector512.Store(Finish512(s * Vector512.Load(b + j), alpha, beta, row + j), row + j);
+            if (whole < n)
+            {
+                var product = (s * bTail) * alpha;
+                if (beta != 0f) product += Avx512F.MaskLoad(row + whole, tail, Vector512<float>.Zero) * beta;
+                Avx512F.MaskStore(row + whole, tail, product);
+            }
+        }
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
