@@ -217,9 +217,9 @@ module Layers =
         | Tanh -> FastTanh.Apply(ro y 0 length, rw y 0 length)
         | ScaledTanh ->
             let s = rw y 0 length
-            Numerics.Tensors.TensorPrimitives.Multiply(s, Elementwise.ScaledTanhS, s)
+            Elementwise.Multiply(s, Elementwise.ScaledTanhS, s)
             FastTanh.Apply(s, s)
-            Numerics.Tensors.TensorPrimitives.Multiply(s, Elementwise.ScaledTanhA, s)
+            Elementwise.Multiply(s, Elementwise.ScaledTanhA, s)
         | Relu -> Elementwise.ReluForward(ro y 0 length, rw y 0 length)
         | Identity -> ()
 
@@ -269,7 +269,7 @@ module Layers =
         let units = g.Units
         for b in 0 .. count - 1 do
             let o = rw out (b * units) units
-            Numerics.Tensors.TensorPrimitives.Add(o, ro parameters g.Bias.Offset units, o)
+            Elementwise.Add(o, ro parameters g.Bias.Offset units, o)
 
     /// Dense forward for `count` examples: x [count, in] -> out [count, units] = x @ W + b.
     let denseForward (backend: IBackend) (g: LayerGeometry) (parameters: float32 array)
@@ -280,7 +280,7 @@ module Layers =
         else backend.Gemm(false, false, count, units, fanIn, 1.0f, ro x xOffset (count * fanIn), fanIn, w, units, 0.0f, rw out 0 (count * units), units)
         for b in 0 .. count - 1 do
             let o = rw out (b * units) units
-            Numerics.Tensors.TensorPrimitives.Add(o, ro parameters g.Bias.Offset units, o)
+            Elementwise.Add(o, ro parameters g.Bias.Offset units, o)
 
     /// Locally-connected backward of one example. Weight and bias gradients are written into `grad`
     /// (added when `accumulate`); the gradient with respect to the input goes to dIn when `needInput`.
@@ -297,7 +297,7 @@ module Layers =
         let beta = if accumulate then 1.0f else 0.0f
         let units = g.Units
         let gb = rw grad g.Bias.Offset units
-        if accumulate then Numerics.Tensors.TensorPrimitives.Add(gb, ReadOnlySpan(dPre, 0, units), gb)
+        if accumulate then Elementwise.Add(gb, ReadOnlySpan(dPre, 0, units), gb)
         else Array.blit dPre 0 grad g.Bias.Offset units
         for grp in groups do
             for run in grp.Runs do
@@ -328,7 +328,7 @@ module Layers =
         backend.Gemm(false, false, fanIn, units, 1, 1.0f, ro x xOffset fanIn, 1, ReadOnlySpan dPre, units,
                      beta, rw grad g.Weight.Offset g.Weight.Length, units)
         let gb = rw grad g.Bias.Offset units
-        if accumulate then Numerics.Tensors.TensorPrimitives.Add(gb, ReadOnlySpan dPre, gb)
+        if accumulate then Elementwise.Add(gb, ReadOnlySpan dPre, gb)
         else Array.blit dPre 0 grad g.Bias.Offset units
         if needInput then
             backend.Gemv(false, fanIn, units, 1.0f, ro parameters g.Weight.Offset g.Weight.Length, units, ReadOnlySpan dPre, 0.0f, Span dIn)
@@ -352,7 +352,7 @@ module Forward =
             | Dense _ -> Layers.denseForward backend g parameters input inputOffset count out
             Layers.activationForward plan.Activation out (count * g.Units)
             if i = dropLayer then
-                Numerics.Tensors.TensorPrimitives.Multiply(ReadOnlySpan(out, 0, g.Units), ReadOnlySpan ws.DropMask.[i], Span ws.Dropped.[i])
+                Elementwise.Multiply(ReadOnlySpan(out, 0, g.Units), ReadOnlySpan ws.DropMask.[i], Span ws.Dropped.[i])
                 input <- ws.Dropped.[i]
             else input <- out
             inputOffset <- 0
@@ -416,7 +416,7 @@ module Backward =
             let dPre = ws.DeltaPre.[i]
             if i = dropLayer then
                 // The next layer saw mask * y: the gradient reaching y passes through the same mask.
-                Numerics.Tensors.TensorPrimitives.Multiply(ReadOnlySpan(dY, 0, g.Units), ReadOnlySpan ws.DropMask.[i], Span(dY, 0, g.Units))
+                Elementwise.Multiply(ReadOnlySpan(dY, 0, g.Units), ReadOnlySpan ws.DropMask.[i], Span(dY, 0, g.Units))
             Layers.activationBackward plan.Activation ws.Outputs.[i] dY dPre g.Units
             let input = if i = 0 then x elif i - 1 = dropLayer then ws.Dropped.[i - 1] else ws.Outputs.[i - 1]
             let inputOffset = if i = 0 then xOffset else 0

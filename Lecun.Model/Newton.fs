@@ -10,7 +10,6 @@
 module Lecun.Model.Newton
 
 open System
-open System.Numerics.Tensors
 open Lecun.Native.Backends
 open Lecun.Native.Kernels
 
@@ -71,15 +70,15 @@ let estimateDiagonal (backend: IBackend) (net: Network) (loss: Loss) (parameters
                 hPre.[u] <- slopeSquared plan.Activation y.[u] * hY.[u]
             let input, inputOffset = if i = 0 then data.Images, xOffset else ws.Outputs.[i - 1], 0
             let sqIn = scratch.SquaredInputs.[i]
-            TensorPrimitives.Multiply(ReadOnlySpan(input, inputOffset, sqIn.Length), ReadOnlySpan(input, inputOffset, sqIn.Length), Span sqIn)
+            Elementwise.Multiply(ReadOnlySpan(input, inputOffset, sqIn.Length), ReadOnlySpan(input, inputOffset, sqIn.Length), Span sqIn)
             match g.Spec with
             | Local _ ->
                 let sqCols = scratch.SquaredCols.[i]
-                TensorPrimitives.Multiply(ReadOnlySpan ws.ColsT.[i], ReadOnlySpan ws.ColsT.[i], Span sqCols)
+                Elementwise.Multiply(ReadOnlySpan ws.ColsT.[i], ReadOnlySpan ws.ColsT.[i], Span sqCols)
                 Layers.localBackward backend plan squaredWeights sqCols hPre hessian true (i > 0) ws.DeltaCols.[i] ws.DeltaIn.[i]
             | Dense _ -> Layers.denseBackward backend g squaredWeights sqIn 0 hPre hessian true (i > 0) ws.DeltaIn.[i]
             hY <- ws.DeltaIn.[i]
-    if count > 0 then TensorPrimitives.Multiply(ReadOnlySpan hessian, 1.0f / float32 count, Span hessian)
+    if count > 0 then Elementwise.Multiply(ReadOnlySpan hessian, 1.0f / float32 count, Span hessian)
     hessian
 
 /// Per-parameter step sizes eps / (mu + h).

@@ -2,16 +2,15 @@
 module Lecun.Model.Optimizer
 
 open System
-open System.Numerics.Tensors
 
 /// Plain gradient descent: p <- p - lr * g (no momentum, no weight decay), as the paper's recipe.
 let sgdStep (learningRate: float32) (parameters: float32 array) (grad: float32 array) =
-    TensorPrimitives.MultiplyAdd(ReadOnlySpan grad, -learningRate, ReadOnlySpan parameters, Span parameters)
+    Lecun.Native.Kernels.Elementwise.MultiplyAdd(ReadOnlySpan grad, -learningRate, ReadOnlySpan parameters, Span parameters)
 
 /// Per-parameter rates (the diagonal Newton step): p <- p - rate_i * g_i.
 let scaledStep (rates: float32 array) (parameters: float32 array) (grad: float32 array) (scratch: float32 array) =
-    TensorPrimitives.Multiply(ReadOnlySpan rates, ReadOnlySpan grad, Span scratch)
-    TensorPrimitives.Subtract(ReadOnlySpan parameters, ReadOnlySpan scratch, Span parameters)
+    Lecun.Native.Kernels.Elementwise.Multiply(ReadOnlySpan rates, ReadOnlySpan grad, Span scratch)
+    Lecun.Native.Kernels.Elementwise.Subtract(ReadOnlySpan parameters, ReadOnlySpan scratch, Span parameters)
 
 /// AdamW's moment estimates and step count.
 type AdamState =

@@ -4,7 +4,6 @@ namespace Lecun.Model
 open System
 open System.Diagnostics
 open System.Threading.Tasks
-open System.Numerics.Tensors
 open Lecun.Native.Backends
 open Lecun.Native.Kernels
 
@@ -210,10 +209,10 @@ module Train =
                 match recipe.Optimizer with
                 | Sgd -> Optimizer.sgdStep (rate / float32 size) parameters grad
                 | Newton _ ->
-                    if size <> batch then TensorPrimitives.Multiply(ReadOnlySpan grad, float32 batch / float32 size, Span grad)
+                    if size <> batch then Elementwise.Multiply(ReadOnlySpan grad, float32 batch / float32 size, Span grad)
                     Optimizer.scaledStep state.Rates parameters grad state.Scratch
                 | AdamW a ->
-                    if size > 1 then TensorPrimitives.Multiply(ReadOnlySpan grad, 1.0f / float32 size, Span grad)
+                    if size > 1 then Elementwise.Multiply(ReadOnlySpan grad, 1.0f / float32 size, Span grad)
                     Optimizer.adamWStep rate a.WeightDecay a.Beta1 a.Beta2 a.Epsilon state.Adam parameters grad
             if (i + 1) % progressEvery = 0 then onProgress (i + 1)
 

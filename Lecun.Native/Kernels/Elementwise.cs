@@ -1,4 +1,3 @@
-using System.Numerics.Tensors;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 
@@ -29,7 +28,83 @@ public static class Elementwise
     /// <summary>Scaled tanh of LeCun's later papers: 1.7159 tanh(2a/3).</summary>
     public const float ScaledTanhA = 1.7159f, ScaledTanhS = 2f / 3f;
 
-    public static void ReluForward(ReadOnlySpan<float> a, Span<float> y) => TensorPrimitives.Max(a, 0f, y.Slice(0, a.Length));
+    /// <summary>y = max(a, 0) (NaN stays NaN, as Math.Max).</summary>
+    public static void ReluForward(ReadOnlySpan<float> a, Span<float> y) => Map(a, a, y, new ReluOp());
+
+    // The element-wise operations below replace System.Numerics.Tensors' TensorPrimitives in the
+    // per-example loop: in place (destination = an input) on 512 to 800 floats, its Add took 0.4 us
+    // where this plain loop takes 0.03 us (BenchmarkDotNet-free probe, 20,000 calls, median of 7).
+    // Each lane rounds exactly the operations written, as TensorPrimitives does, so results are the same bits.
+
+    /// <summary>dst = x + y.</summary>
+    public static void Add(ReadOnlySpan<float> x, ReadOnlySpan<float> y, Span<float> dst) => Map(x, y, dst, new AddOp());
+
+    /// <summary>dst = x - y.</summary>
+    public static void Subtract(ReadOnlySpan<float> x, ReadOnlySpan<float> y, Span<float> dst) => Map(x, y, dst, new SubtractOp());
+
+    /// <summary>dst = x * y.</summary>
+    public static void Multiply(ReadOnlySpan<float> x, ReadOnlySpan<float> y, Span<float> dst) => Map(x, y, dst, new MultiplyOp());
+
+    /// <summary>dst = x * s.</summary>
+    public static void Multiply(ReadOnlySpan<float> x, float s, Span<float> dst) => Map(x, x, dst, new ScaleOp(s));
+
+    /// <summary>dst = x * s + addend, rounded after the product and after the sum (not fused).</summary>
+    public static void MultiplyAdd(ReadOnlySpan<float> x, float s, ReadOnlySpan<float> addend, Span<float> dst) =>
+        Map(x, addend, dst, new ScaleAddOp(s));
+
+    interface IBinaryOp
+    {
+        Vector512<float> Apply(Vector512<float> x, Vector512<float> y);
+        float Apply(float x, float y);
+    }
+
+    readonly struct AddOp : IBinaryOp
+    {
+        public Vector512<float> Apply(Vector512<float> x, Vector512<float> y) => x + y;
+        public float Apply(float x, float y) => x + y;
+    }
+
+    readonly struct SubtractOp : IBinaryOp
+    {
+        public Vector512<float> Apply(Vector512<float> x, Vector512<float> y) => x - y;
+        public float Apply(float x, float y) => x - y;
+    }
+
+    readonly struct MultiplyOp : IBinaryOp
+    {
+        public Vector512<float> Apply(Vector512<float> x, Vector512<float> y) => x * y;
+        public float Apply(float x, float y) => x * y;
+    }
+
+    readonly struct ScaleOp(float s) : IBinaryOp
+    {
+        public Vector512<float> Apply(Vector512<float> x, Vector512<float> y) => x * s;
+        public float Apply(float x, float y) => x * s;
+    }
+
+    readonly struct ScaleAddOp(float s) : IBinaryOp
+    {
+        public Vector512<float> Apply(Vector512<float> x, Vector512<float> y) => x * s + y;
+        public float Apply(float x, float y) => x * s + y;
+    }
+
+    readonly struct ReluOp : IBinaryOp
+    {
+        public Vector512<float> Apply(Vector512<float> x, Vector512<float> y) => Vector512.Max(x, Vector512<float>.Zero);
+        public float Apply(float x, float y) => MathF.Max(x, 0f);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static unsafe void Map<TOp>(ReadOnlySpan<float> x, ReadOnlySpan<float> y, Span<float> dst, TOp op) where TOp : struct, IBinaryOp
+    {
+        int n = x.Length, i = 0;
+        if (y.Length < n || dst.Length < n) throw new ArgumentException("element-wise: span too small");
+        fixed (float* px = x, py = y, pd = dst)
+        {
+            for (; i + 16 <= n; i += 16) Vector512.Store(op.Apply(Vector512.Load(px + i), Vector512.Load(py + i)), pd + i);
+            for (; i < n; i++) pd[i] = op.Apply(px[i], py[i]);
+        }
+    }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static unsafe void ReluBackward(ReadOnlySpan<float> y, ReadOnlySpan<float> dy, Span<float> da)
