@@ -202,6 +202,21 @@ module Workspace =
           LaneInput = if lanes then Array.zeroCreate (net.Layout.InputSize * LaneBatch.Lanes) else Array.empty
           Lanes = if lanes then plans |> Array.map LaneLayer.create else Array.empty }
 
+/// Where a backward pass puts each parameter's gradient g: target <- alpha g + beta target.
+/// Into a gradient buffer it is (grad, 1, 0), or (grad, 1, 1) to accumulate; a plain SGD step goes
+/// straight into the parameters as (parameters, -lr, 1). The products and the bias update round
+/// alpha g first and then the sum, exactly as writing g and then taking p - lr g would, so the fused
+/// step changes no bit; it saves writing and re-reading a 9,760-float gradient per example.
+[<Struct>]
+type GradientSink =
+    { Target: float32 array
+      Alpha: float32
+      Beta: float32 }
+
+module GradientSink =
+    let into (grad: float32 array) (accumulate: bool) = { Target = grad; Alpha = 1.0f; Beta = (if accumulate then 1.0f else 0.0f) }
+    let sgd (parameters: float32 array) (learningRate: float32) = { Target = parameters; Alpha = -learningRate; Beta = 1.0f }
+
 module Layers =
     let inline private ro (a: float32 array) (offset: int) (length: int) = ReadOnlySpan<float32>(a, offset, length)
     let inline private rw (a: float32 array) (offset: int) (length: int) = Span<float32>(a, offset, length)
@@ -282,29 +297,27 @@ module Layers =
             let o = rw out (b * units) units
             Elementwise.Add(o, ro parameters g.Bias.Offset units, o)
 
-    /// Locally-connected backward of one example. Weight and bias gradients are written into `grad`
-    /// (added when `accumulate`); the gradient with respect to the input goes to dIn when `needInput`.
+    /// A bias gradient (one per unit) into its slice of the sink.
+    let private biasGradient (sink: GradientSink) (offset: int) (dPre: float32 array) (units: int) =
+        let target = rw sink.Target offset units
+        if sink.Beta = 0.0f && sink.Alpha = 1.0f then (ro dPre 0 units).CopyTo target
+        elif sink.Beta = 0.0f then Elementwise.Multiply(ro dPre 0 units, sink.Alpha, target)
+        else Elementwise.MultiplyAdd(ro dPre 0 units, sink.Alpha, target, target)
+
+    /// Locally-connected backward of one example. The gradient with respect to the input goes to dIn
+    /// when `needInput`, computed first, from the weights as they were; then the weight and bias
+    /// gradients go to the sink (which may be the parameters themselves, see GradientSink).
     /// Both products are a plain A*B or A^T*B:
     ///   dW[group planes, run] = dPre[group planes, positions] @ colsT[positions, run]
     ///   dCols[run, positions] += W[group planes, run]^T @ dPre[group planes, positions]
     let localBackward (backend: IBackend) (plan: LayerPlan) (parameters: float32 array)
-                      (colsT: float32 array) (dPre: float32 array) (grad: float32 array) (accumulate: bool)
+                      (colsT: float32 array) (dPre: float32 array) (sink: GradientSink)
                       (needInput: bool) (dCols: float32 array) (dIn: float32 array) =
         let g, groups, unfold = plan.Geometry, plan.Groups, plan.Unfold.Value
         let struct (_, _, _, _, _, n) = localDims g
         let rows = unfold.Rows
         let fanIn = g.FanIn
-        let beta = if accumulate then 1.0f else 0.0f
         let units = g.Units
-        let gb = rw grad g.Bias.Offset units
-        if accumulate then Elementwise.Add(gb, ReadOnlySpan(dPre, 0, units), gb)
-        else Array.blit dPre 0 grad g.Bias.Offset units
-        for grp in groups do
-            for run in grp.Runs do
-                backend.Gemm(false, false, grp.Planes, run.Length, n, 1.0f,
-                             ro dPre (grp.FirstPlane * n) (grp.Planes * n), n,
-                             ro colsT run.ColRow ((n - 1) * rows + run.Length), rows,
-                             beta, rw grad (g.Weight.Offset + grp.FirstPlane * fanIn + run.WeightColumn) (grp.Planes * fanIn - run.WeightColumn), fanIn)
         if needInput && unfold.FusesProducts then
             let planes = List.head g.OutShape
             unfold.InputGradient(ro parameters g.Weight.Offset g.Weight.Length, fanIn, ro dPre 0 units, planes,
@@ -319,19 +332,24 @@ module Layers =
                                  ro dPre (grp.FirstPlane * n) (grp.Planes * n), n,
                                  1.0f, rw dCols (run.ColRow * n) (run.Length * n), n)
             unfold.Backward(ReadOnlySpan dCols, Span dIn)
+        biasGradient sink g.Bias.Offset dPre units
+        for grp in groups do
+            for run in grp.Runs do
+                backend.Gemm(false, false, grp.Planes, run.Length, n, sink.Alpha,
+                             ro dPre (grp.FirstPlane * n) (grp.Planes * n), n,
+                             ro colsT run.ColRow ((n - 1) * rows + run.Length), rows,
+                             sink.Beta, rw sink.Target (g.Weight.Offset + grp.FirstPlane * fanIn + run.WeightColumn) (grp.Planes * fanIn - run.WeightColumn), fanIn)
 
-    /// Dense backward of one example: dW = x^T dPre, db = dPre, dIn = W dPre.
+    /// Dense backward of one example: dIn = W dPre (first, from the weights as they were), then
+    /// dW = x^T dPre and db = dPre into the sink.
     let denseBackward (backend: IBackend) (g: LayerGeometry) (parameters: float32 array) (x: float32 array) (xOffset: int)
-                      (dPre: float32 array) (grad: float32 array) (accumulate: bool) (needInput: bool) (dIn: float32 array) =
+                      (dPre: float32 array) (sink: GradientSink) (needInput: bool) (dIn: float32 array) =
         let fanIn, units = g.FanIn, g.Units
-        let beta = if accumulate then 1.0f else 0.0f
-        backend.Gemm(false, false, fanIn, units, 1, 1.0f, ro x xOffset fanIn, 1, ReadOnlySpan dPre, units,
-                     beta, rw grad g.Weight.Offset g.Weight.Length, units)
-        let gb = rw grad g.Bias.Offset units
-        if accumulate then Elementwise.Add(gb, ReadOnlySpan dPre, gb)
-        else Array.blit dPre 0 grad g.Bias.Offset units
         if needInput then
             backend.Gemv(false, fanIn, units, 1.0f, ro parameters g.Weight.Offset g.Weight.Length, units, ReadOnlySpan dPre, 0.0f, Span dIn)
+        backend.Gemm(false, false, fanIn, units, 1, sink.Alpha, ro x xOffset fanIn, 1, ReadOnlySpan dPre, units,
+                     sink.Beta, rw sink.Target g.Weight.Offset g.Weight.Length, units)
+        biasGradient sink g.Bias.Offset dPre units
 
 module Forward =
     /// Runs one training example with dropout after layer `dropLayer` (its mask in ws.DropMask), or
@@ -404,10 +422,11 @@ module Forward =
 
 module Backward =
     /// Back-propagates dOut (the loss gradient with respect to the network's outputs) for the one example
-    /// of the last forward pass (run with count = 1 on the same workspace) into `grad`.
-    /// `dropLayer` must be the one the forward pass used (-1 for none).
-    let runWith (backend: IBackend) (net: Network) (parameters: float32 array) (ws: Workspace)
-                (x: float32 array) (xOffset: int) (dOut: float32 array) (grad: float32 array) (accumulate: bool) (dropLayer: int) =
+    /// of the last forward pass (run with count = 1 on the same workspace) into the sink: a gradient
+    /// buffer, or the parameters themselves for a fused SGD step. `dropLayer` must be the one the
+    /// forward pass used (-1 for none).
+    let runInto (backend: IBackend) (net: Network) (parameters: float32 array) (ws: Workspace)
+                (x: float32 array) (xOffset: int) (dOut: float32 array) (sink: GradientSink) (dropLayer: int) =
         let last = net.Plans.Length - 1
         let mutable dY = dOut
         for i in last .. -1 .. 0 do
@@ -422,9 +441,13 @@ module Backward =
             let inputOffset = if i = 0 then xOffset else 0
             let needInput = i > 0
             match g.Spec with
-            | Local _ -> Layers.localBackward backend plan parameters ws.ColsT.[i] dPre grad accumulate needInput ws.DeltaCols.[i] ws.DeltaIn.[i]
-            | Dense _ -> Layers.denseBackward backend g parameters input inputOffset dPre grad accumulate needInput ws.DeltaIn.[i]
+            | Local _ -> Layers.localBackward backend plan parameters ws.ColsT.[i] dPre sink needInput ws.DeltaCols.[i] ws.DeltaIn.[i]
+            | Dense _ -> Layers.denseBackward backend g parameters input inputOffset dPre sink needInput ws.DeltaIn.[i]
             dY <- ws.DeltaIn.[i]
+
+    /// The gradient of one example into `grad` (added to it when `accumulate`).
+    let runWith backend net parameters ws x xOffset dOut (grad: float32 array) (accumulate: bool) dropLayer =
+        runInto backend net parameters ws x xOffset dOut (GradientSink.into grad accumulate) dropLayer
 
     let run backend net parameters ws x xOffset dOut grad accumulate =
         runWith backend net parameters ws x xOffset dOut grad accumulate -1

@@ -201,19 +201,23 @@ module Train =
                     mask.[u] <- if rng.NextFloat32() < keep then 1.0f / keep else 0.0f
             Forward.runWith backend net parameters ws x xOffset 1 drop
             Loss.gradient recipe.Loss (Forward.outputs net ws) 0 outputs data.Labels.[i] state.DOut
-            let first = i % batch = 0
-            Backward.runWith backend net parameters ws x xOffset state.DOut grad (not first) drop
-            if (i + 1) % batch = 0 || i = data.Count - 1 then
-                // A short last batch averages over what it has.
-                let size = if (i + 1) % batch = 0 then batch else (i % batch) + 1
-                match recipe.Optimizer with
-                | Sgd -> Optimizer.sgdStep (rate / float32 size) parameters grad
-                | Newton _ ->
-                    if size <> batch then Elementwise.Multiply(ReadOnlySpan grad, float32 batch / float32 size, Span grad)
-                    Optimizer.scaledStep state.Rates parameters grad state.Scratch
-                | AdamW a ->
-                    if size > 1 then Elementwise.Multiply(ReadOnlySpan grad, 1.0f / float32 size, Span grad)
-                    Optimizer.adamWStep rate a.WeightDecay a.Beta1 a.Beta2 a.Epsilon state.Adam parameters grad
+            match recipe.Optimizer with
+            | Sgd when batch = 1 ->
+                // The paper's per-example step, fused into the backward pass (see GradientSink).
+                Backward.runInto backend net parameters ws x xOffset state.DOut (GradientSink.sgd parameters rate) drop
+            | _ ->
+                Backward.runWith backend net parameters ws x xOffset state.DOut grad (i % batch <> 0) drop
+                if (i + 1) % batch = 0 || i = data.Count - 1 then
+                    // A short last batch averages over what it has.
+                    let size = if (i + 1) % batch = 0 then batch else (i % batch) + 1
+                    match recipe.Optimizer with
+                    | Sgd -> Optimizer.sgdStep (rate / float32 size) parameters grad
+                    | Newton _ ->
+                        if size <> batch then Elementwise.Multiply(ReadOnlySpan grad, float32 batch / float32 size, Span grad)
+                        Optimizer.scaledStep state.Rates parameters grad state.Scratch
+                    | AdamW a ->
+                        if size > 1 then Elementwise.Multiply(ReadOnlySpan grad, 1.0f / float32 size, Span grad)
+                        Optimizer.adamWStep rate a.WeightDecay a.Beta1 a.Beta2 a.Epsilon state.Adam parameters grad
             if (i + 1) % progressEvery = 0 then onProgress (i + 1)
 
     /// Trains from `initial` for recipe.Passes passes, evaluating both splits after each pass.
