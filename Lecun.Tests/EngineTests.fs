@@ -130,6 +130,25 @@ let tests =
                         let batched = batch.Outputs.[i].[b * units .. (b + 1) * units - 1] |> toDouble
                         expectClose 1e-6 batched (layerValues net one i) $"{backend.Name} example {b} layer {i}"
 
+        testProperty "an SGD step fused into the backward pass equals the gradient followed by the step, bit for bit" <| fun (seed: byte) (variant: byte) (lr: byte) ->
+            let _, net, loss = variants.[int variant % variants.Length]
+            let p = randomParameters (int seed)
+            let rate = 0.001f + float32 lr * 0.0005f
+            let x = randomImage (Rng(uint64 seed + 7UL))
+            let label = int seed % 10
+            for backend in backends () do
+                let ws = Workspace.create net 1
+                let dOut = Array.zeroCreate<float32> net.Layout.OutputSize
+                Forward.run backend net p ws x 0 1
+                Loss.gradient loss (Forward.outputs net ws) 0 net.Layout.OutputSize label dOut
+                let grad = Array.zeroCreate<float32> p.Length
+                Backward.run backend net p ws x 0 dOut grad false
+                let stepped = Array.copy p
+                Optimizer.sgdStep rate stepped grad
+                let fused = Array.copy p
+                Backward.runInto backend net fused ws x 0 dOut (GradientSink.sgd fused rate) -1
+                Expect.sequenceEqual fused stepped $"{backend.Name}: fused step = gradient, then step"
+
         testProperty "the 16-lane batched forward pass equals per-example passes, any count and activation" <| fun (seed: byte) (countRaw: byte) (variant: byte) ->
             let _, net, _ = variants.[int variant % variants.Length]
             let count = 1 + int countRaw % 40
