@@ -250,6 +250,8 @@ let run (args: ParseResults<TrainArgs>) =
     let backend = chooseBackend (args.TryGetResult Backend)
     let outDir = args.TryGetResult Out |> Option.defaultWith (fun () -> defaultOutDir recipe)
     ensureWritableDir outDir
+    // The other core compiles the training code and loads the plotting code while this one reads the data.
+    let warmUp = Threading.Tasks.Task.Run(fun () -> Train.warmUp backend recipe; Plots.warmUp ())
     let data = Data.load dataSet (args.TryGetResult Data) |> orFail
     let layout = Layout.lecun1989
     let initialFor seed =
@@ -260,11 +262,10 @@ let run (args: ParseResults<TrainArgs>) =
     printfn "training %s on %s (%d train, %d test digits): %s; seed %s; backend %s"
         recipe.Name data.Source data.Train.Count data.Test.Count (describe recipe)
         (if seeds = 1 then string recipe.Seed else $"{recipe.Seed}..{recipe.Seed + seeds - 1}") backend.Name
-    let plotsWarm = Threading.Tasks.Task.Run(fun () -> Plots.warmUp ())
     let clock = Diagnostics.Stopwatch.StartNew()
     let results = runWithProgress backend parallelism jobs (fun j -> if seeds = 1 then "training" else $"seed {jobs.[j].Recipe.Seed}") true
     let seconds = clock.Elapsed.TotalSeconds
-    plotsWarm.Wait()
+    warmUp.Wait()
     printfn ""
     if seeds = 1 then
         let result = results.[0]

@@ -57,6 +57,18 @@ let tests =
             | _ -> skiptest "MKL not available (the 'MKL loads when required' test reports why)"
         }
 
+        test "a warm-up beside a run leaves the run's weights bit-identical, for every recipe" {
+            let data = small ()
+            for recipe in Recipe.all do
+                let recipe = { recipe with Passes = 1 }
+                let initial = Init.lecun1989 Layout.lecun1989 recipe.Seed
+                let alone = Train.run Backend.Managed recipe data initial quiet ignore
+                let warm = Threading.Tasks.Task.Run(fun () -> Train.warmUp Backend.Managed recipe)
+                let beside = Train.run Backend.Managed recipe data initial quiet ignore
+                warm.Wait()
+                Expect.sequenceEqual beside.Parameters alone.Parameters $"{recipe.Name}: weights with a warm-up running beside"
+        }
+
         test "per-example training allocates nothing" {
             let data = small ()
             let recipe = Recipe.lecun1989
