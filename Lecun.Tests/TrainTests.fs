@@ -123,6 +123,10 @@ let runCli (args: string list) =
 [<Tests>]
 let cliTests =
     testSequencedGroup "console" <| testList "command line" [
+        // The program skips this check at start-up (it costs ~40 ms); here it runs on every template.
+        test "the command-line templates pass Argu's structure check" {
+            Argu.ArgumentParser.Create<Lecun.Cli.Program.CliArgs>(programName = "lecun", checkStructure = true) |> ignore
+        }
         for args, fragment in
             [ [ "train"; "--passes"; "many" ], "--passes"
               [ "train"; "--passes"; "0" ], "--passes must be at least 1"

@@ -50,7 +50,10 @@ public class PerExample
     [Benchmark]
     public void SgdUpdate() => Optimizer.sgdStep(1e-9f, _parameters, _grad);
 
-    /// <summary>One training presentation of the paper's recipe, cycling through the digits.</summary>
+    /// <summary>
+    /// One training presentation of the paper's recipe as training runs it, cycling through the digits:
+    /// forward, loss gradient, and the backward pass with the SGD step fused into it (GradientSink.sgd).
+    /// </summary>
     [Benchmark]
     public void Presentation()
     {
@@ -59,12 +62,14 @@ public class PerExample
         int offset = i * Dataset.Pixels, outputs = _net.Layout.OutputSize;
         Forward.run(_backend, _net, _parameters, _ws, _images, offset, 1);
         LossModule.gradient(Loss.Mse, Forward.outputs(_net, _ws), 0, outputs, _labels[i], _dOut);
-        Backward.run(_backend, _net, _parameters, _ws, _images, offset, _dOut, _grad, false);
-        Optimizer.sgdStep(0.03f, _parameters, _grad);
+        Backward.runInto(_backend, _net, _parameters, _ws, _images, offset, _dOut, GradientSinkModule.sgd(_parameters, 0.03f), -1);
     }
 }
 
-/// <summary>Forward passes of a batch of digits (one GEMM per layer over the batch); see the per-digit columns.</summary>
+/// <summary>
+/// Forward passes of a batch of digits: one example per vector lane, 16 at a time (LaneBatch) on
+/// AVX-512, otherwise one im2col GEMM per layer over the batch; see the per-digit columns.
+/// </summary>
 [MemoryDiagnoser]
 public class BatchedForward
 {
