@@ -257,6 +257,13 @@ let unfoldTests =
                     Expect.equal t.[i * 16 + j] m.[j * 16 + i] $"[{i},{j}]"
         }
 
+        // A float32 result against the float64 sum of its products plus a bias, within the rounding
+        // bound of a sum of that many terms.
+        let expectSum (terms: float list) (bias: float32) (actual: float32) (what: string) =
+            let expected = List.sum terms + float bias
+            let bound = sumBound (terms.Length + 1) (List.sumBy abs terms + abs (float bias))
+            Expect.isLessThanOrEqual (abs (float actual - expected)) bound what
+
         // The 16-lane kernels need AVX-512; without it the engine must not build lane buffers at all.
         let withLanes (check: unit -> unit) =
             if LaneBatch.IsSupported then check ()
@@ -277,10 +284,8 @@ let unfoldTests =
                 for p in 0 .. planes - 1 do
                     for s in 0 .. positions - 1 do
                         for e in 0 .. lanes - 1 do
-                            let terms = [ for t in 0 .. fanIn - 1 -> float w.[p * fanIn + t] * float input.[origins.[s] + taps.[t] + e] ]
-                            let expected = List.sum terms + float bias.[p * positions + s]
-                            let bound = sumBound (fanIn + 1) (List.sumBy abs terms + abs (float bias.[p * positions + s]))
-                            Expect.isLessThanOrEqual (abs (float out.[(p * positions + s) * lanes + e] - expected)) bound
+                            expectSum [ for t in 0 .. fanIn - 1 -> float w.[p * fanIn + t] * float input.[origins.[s] + taps.[t] + e] ]
+                                bias.[p * positions + s] out.[(p * positions + s) * lanes + e]
                                 $"plane {p} position {s} lane {e} of {planes}x{positions}, fan-in {fanIn}"
                 Expect.isTrue (out.[planes * positions * lanes ..] |> Array.forall Single.IsNaN) "nothing written past the output")
 
@@ -296,10 +301,8 @@ let unfoldTests =
                 LaneBatch.Dense(ReadOnlySpan x, fanIn, ReadOnlySpan w, units, ReadOnlySpan bias, Span out)
                 for u in 0 .. units - 1 do
                     for e in 0 .. lanes - 1 do
-                        let terms = [ for i in 0 .. fanIn - 1 -> float w.[i * units + u] * float x.[i * lanes + e] ]
-                        let expected = List.sum terms + float bias.[u]
-                        let bound = sumBound (fanIn + 1) (List.sumBy abs terms + abs (float bias.[u]))
-                        Expect.isLessThanOrEqual (abs (float out.[u * lanes + e] - expected)) bound $"unit {u} lane {e} of {fanIn}x{units}"
+                        expectSum [ for i in 0 .. fanIn - 1 -> float w.[i * units + u] * float x.[i * lanes + e] ] bias.[u] out.[u * lanes + e]
+                            $"unit {u} lane {e} of {fanIn}x{units}"
                 Expect.isTrue (out.[units * lanes ..] |> Array.forall Single.IsNaN) "nothing written past the output")
 
         testProperty "ToLanes and FromLanes transpose exactly; lanes of missing examples are zero" <| fun (seed: uint64) (shape: byte) ->
