@@ -18,7 +18,7 @@ public sealed unsafe class MklBackend : IBackend
         {
             // Measured on the shapes of the 1989 network (Release, AVX-512 EPYC): the register-blocked
             // managed kernel beats the library call on A*B and A^T*B for one digit (12x64x25: 0.22 vs
-            // 0.53 us; 4x16x200: 0.23 vs 0.45 us) and for evaluation's batches of 8 (306k vs 239k digits/s
+            // 0.53 us; 4x16x200: 0.23 vs 0.45 us) and for the im2col path's batches of 8 (306k vs 239k digits/s
             // per core: MKL pinned to its AVX2 branch for reproducibility); MKL wins A*B^T (0.54 vs 1.75 us).
             if (!transB && (long)m * n * k <= SmallProductLimit)
             {
