@@ -197,6 +197,6 @@ let run (args: ParseResults<LadderArgs>) =
             let (train, _), (test, _) = summary r.Runs (fun m -> m.Train), summary r.Runs (fun m -> m.Test)
             ({ Label = r.Step.Label; TrainMean = train.Mean; TrainSd = train.Sd; TestMean = test.Mean; TestSd = test.Sd
                EssayTest = r.Step.Essay |> Option.map snd }: Plots.LadderPoint))
-    Plots.ladder $"the 33-year ladder on {dataSet}, {seeds} seeds" points (Path.Combine(outDir, "ladder.png"))
+    Plots.ladder $"""the 33-year ladder on {dataSet}, {seeds} {(if seeds = 1 then "seed" else "seeds")}""" points (Path.Combine(outDir, "ladder.png"))
     printfn "wrote %s: ladder.json ladder.csv ladder.png" outDir
     0

