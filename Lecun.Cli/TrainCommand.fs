@@ -251,7 +251,8 @@ let run (args: ParseResults<TrainArgs>) =
     let outDir = args.TryGetResult Out |> Option.defaultWith (fun () -> defaultOutDir recipe)
     ensureWritableDir outDir
     // The other core compiles the training code and loads the plotting code while this one reads the data.
-    let warmUp = Threading.Tasks.Task.Run(fun () -> Train.warmUp backend recipe; Plots.warmUp ())
+    // A failed warm-up costs only its time: the run itself reports any real problem.
+    let warmUp = Threading.Tasks.Task.Run(fun () -> (try Train.warmUp backend recipe with _ -> ()); Plots.warmUp ())
     let data = Data.load dataSet (args.TryGetResult Data) |> orFail
     let layout = Layout.lecun1989
     let initialFor seed =

@@ -138,7 +138,7 @@ module LaneLayer =
 /// Allocated once; the passes themselves allocate nothing.
 type Workspace =
     { Capacity: int
-      /// Each layer's outputs, [Capacity, units].
+      /// Each layer's outputs, [Capacity, units]. A batch on the 16-lane path fills only the last layer's.
       Outputs: float32 array array
       /// Each locally-connected layer's im2col matrix, [inPlanes * k * k, Capacity * outPositions].
       Cols: float32 array array

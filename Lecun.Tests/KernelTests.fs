@@ -38,6 +38,39 @@ let private config = { FsCheckConfig.defaultConfig with arbitrary = [ typeof<Ker
 /// far smaller than its terms.
 let private sumBound (k: int) (magnitude: float) = 4.0 * float (k + 1) * 6e-8 * magnitude + 1e-12
 
+/// Spans that end exactly where an inaccessible page begins, so a kernel that reads or writes even one
+/// float past its span crashes the test run instead of passing unnoticed (a read-modify-write of the
+/// floats after a span writes back what it read, which no sentinel value can catch).
+module GuardPage =
+    open System.Runtime.InteropServices
+
+    [<DllImport("libc", SetLastError = true)>]
+    extern nativeint mmap(nativeint addr, unativeint length, int prot, int flags, int fd, nativeint offset)
+
+    [<DllImport("libc", SetLastError = true)>]
+    extern int mprotect(nativeint addr, unativeint length, int prot)
+
+    [<DllImport("libc", SetLastError = true)>]
+    extern int munmap(nativeint addr, unativeint length)
+
+    let private pageSize = Environment.SystemPageSize
+
+    /// The floats at an address, as a span.
+    let span (start: nativeint) (floats: int) = Span<float32>(start.ToPointer(), floats)
+
+    /// Runs `f` on the address of a fresh, zeroed block of `floats` floats followed by a PROT_NONE page.
+    let run (floats: int) (f: nativeint -> unit) =
+        let pages = (floats * 4 + pageSize - 1) / pageSize
+        let length = unativeint ((pages + 1) * pageSize)
+        let block = mmap(0n, length, 3 (* read | write *), 0x22 (* private | anonymous *), -1, 0n)
+        if block = -1n then failwith $"mmap failed ({Marshal.GetLastPInvokeError()})"
+        try
+            let guard = block + nativeint (pages * pageSize)
+            if mprotect(guard, unativeint pageSize, 0) <> 0 then failwith $"mprotect failed ({Marshal.GetLastPInvokeError()})"
+            f (guard - nativeint (floats * 4))
+        finally
+            munmap(block, length) |> ignore
+
 [<Tests>]
 let tests =
     testList "kernels" [
@@ -264,10 +297,13 @@ let unfoldTests =
             let bound = sumBound (terms.Length + 1) (List.sumBy abs terms + abs (float bias))
             Expect.isLessThanOrEqual (abs (float actual - expected)) bound what
 
-        // The 16-lane kernels need AVX-512; without it the engine must not build lane buffers at all.
+        // The 16-lane kernels need AVX-512; without it the engine must not build lane buffers at all,
+        // and the kernel tests are reported as skipped.
         let withLanes (check: unit -> unit) =
             if LaneBatch.IsSupported then check ()
-            else Expect.isEmpty (Workspace.create Network.lecun1989 16).Lanes "no lane buffers without AVX-512"
+            else
+                Expect.isEmpty (Workspace.create Network.lecun1989 16).Lanes "no lane buffers without AVX-512"
+                skiptest "this CPU has no AVX-512: the 16-lane kernels do not run here (the im2col path does)"
 
         testProperty "LaneBatch.Local equals the float64 sums of its definition, at every block edge" <| fun (seed: uint64) (shape: byte) ->
             withLanes (fun () ->
@@ -304,6 +340,24 @@ let unfoldTests =
                         expectSum [ for i in 0 .. fanIn - 1 -> float w.[i * units + u] * float x.[i * lanes + e] ] bias.[u] out.[u * lanes + e]
                             $"unit {u} lane {e} of {fanIn}x{units}"
                 Expect.isTrue (out.[units * lanes ..] |> Array.forall Single.IsNaN) "nothing written past the output")
+
+        testProperty "ToLanes and FromLanes touch nothing past their spans" <| fun (seed: uint64) (shape: byte) ->
+            withLanes (fun () ->
+                let rng = Rng seed
+                let lanes = LaneBatch.Lanes
+                let units, count = 1 + int shape % 40, 1 + int (seed % 16UL)
+                let examples = Array.init (count * units) (fun _ -> rng.NextFloat32() - 0.5f)
+                let packed = Array.zeroCreate (units * lanes)
+                GuardPage.run (count * units) (fun input ->
+                    examples.AsSpan().CopyTo(GuardPage.span input (count * units))
+                    LaneBatch.ToLanes(Span.op_Implicit (GuardPage.span input (count * units)), count, units, Span packed))
+                GuardPage.run (units * lanes) (fun output ->
+                    LaneBatch.ToLanes(ReadOnlySpan examples, count, units, GuardPage.span output (units * lanes)))
+                let back = Array.zeroCreate (count * units)
+                GuardPage.run (count * units) (fun output ->
+                    LaneBatch.FromLanes(ReadOnlySpan packed, units, count, GuardPage.span output (count * units))
+                    (GuardPage.span output (count * units)).CopyTo(Span back))
+                Expect.sequenceEqual back examples "round trip through guarded spans")
 
         testProperty "ToLanes and FromLanes transpose exactly; lanes of missing examples are zero" <| fun (seed: uint64) (shape: byte) ->
             withLanes (fun () ->

@@ -63,8 +63,15 @@ let tests =
                 let recipe = { recipe with Passes = 1 }
                 let initial = Init.lecun1989 Layout.lecun1989 recipe.Seed
                 let alone = Train.run Backend.Managed recipe data initial quiet ignore
-                let warm = Threading.Tasks.Task.Run(fun () -> Train.warmUp Backend.Managed recipe)
+                // Warm-ups one after another from before the run starts until it ends (at least one).
+                let running = ref true
+                let warmUps = ref 0
+                let warm = Threading.Tasks.Task.Run(fun () ->
+                    while running.Value || warmUps.Value = 0 do
+                        Train.warmUp Backend.Managed recipe
+                        warmUps.Value <- warmUps.Value + 1)
                 let beside = Train.run Backend.Managed recipe data initial quiet ignore
+                running.Value <- false
                 warm.Wait()
                 Expect.sequenceEqual beside.Parameters alone.Parameters $"{recipe.Name}: weights with a warm-up running beside"
         }

@@ -54,11 +54,16 @@ public static class LaneBatch
         if (count < 1 || count > Lanes) throw new ArgumentOutOfRangeException(nameof(count), $"1..{Lanes} examples expected, got {count}");
         if (lanes.Length < units * Lanes || examples.Length < count * units) throw new ArgumentException("lanes: buffer too small");
         fixed (float* src = lanes, dst = examples)
-            for (int u0 = 0; u0 < units; u0 += 16)
-            {
-                int rows = Math.Min(16, units - u0);
-                Im2ColPlan.Transpose16(src + (long)u0 * Lanes, Lanes, rows, dst + u0, units, count, rows);
-            }
+        {
+            // Whole 16-unit tiles by register transposes; a last partial tile unit by unit, since
+            // Transpose16 rewrites whole 16-float rows and the last example's would run past the span.
+            int whole = units & ~15;
+            for (int u0 = 0; u0 < whole; u0 += 16)
+                Im2ColPlan.Transpose16(src + (long)u0 * Lanes, Lanes, 16, dst + u0, units, count, 16);
+            for (int u = whole; u < units; u++)
+                for (int e = 0; e < count; e++)
+                    dst[(long)e * units + u] = src[(long)u * Lanes + e];
+        }
     }
 
     /// <summary>

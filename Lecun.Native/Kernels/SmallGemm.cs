@@ -29,7 +29,7 @@ public static unsafe class SmallGemm
     /// <summary>
     /// C[m,n] = alpha * a b^T + beta * C for vectors a (stride ai) and b: a dense layer's weight gradient
     /// for one example, or with beta = 1 its SGD step. Same roundings as the blocked kernels (the product
-    /// a_i b_j first, then alpha and beta).
+    /// a_i b_j as fma(a_i, b_j, +0) first, then alpha and beta).
     /// </summary>
     /// <remarks>
     /// Rows of 16 columns or more are whole vectors plus one last vector that overlaps the one before
@@ -48,9 +48,9 @@ public static unsafe class SmallGemm
             {
                 var s = Vector512.Create(a[(long)i * ai]);
                 float* row = c + (long)i * ldc;
-                var tail = Finish512(s * bLast, alpha, beta, row + last);
+                var tail = Finish512(Product(s, bLast), alpha, beta, row + last);
                 for (int j = 0; j < last; j += 16)
-                    Vector512.Store(Finish512(s * Vector512.Load(b + j), alpha, beta, row + j), row + j);
+                    Vector512.Store(Finish512(Product(s, Vector512.Load(b + j)), alpha, beta, row + j), row + j);
                 Vector512.Store(tail, row + last);
             }
         }
@@ -59,7 +59,7 @@ public static unsafe class SmallGemm
             var keep = Vector512.LessThan(Vector512<int>.Indices, Vector512.Create(n)).AsSingle();
             var bRow = Avx512F.MaskLoad(b, keep, Vector512<float>.Zero);
             for (int i = 0; i < m; i++)
-                Avx512F.MaskStore(c + (long)i * ldc, keep, Vector512.Create(a[(long)i * ai]) * bRow * alpha);
+                Avx512F.MaskStore(c + (long)i * ldc, keep, Product(Vector512.Create(a[(long)i * ai]), bRow) * alpha);
         }
         else
         {
@@ -67,10 +67,15 @@ public static unsafe class SmallGemm
             {
                 float s = a[(long)i * ai];
                 float* row = c + (long)i * ldc;
-                for (int j = 0; j < n; j++) row[j] = Finish(s * b[j], alpha, beta, row + j);
+                for (int j = 0; j < n; j++) row[j] = Finish(MathF.FusedMultiplyAdd(s, b[j], 0f), alpha, beta, row + j);
             }
         }
     }
+
+    // a b as the blocked kernels' first step computes it, fma(a, b, +0): the same rounding, and a
+    // product of -0 comes out as +0 there too.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static Vector512<float> Product(Vector512<float> a, Vector512<float> b) => Vector512.FusedMultiplyAdd(a, b, Vector512<float>.Zero);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static Vector512<float> Finish512(Vector512<float> acc, float alpha, float beta, float* c) =>
