@@ -104,17 +104,7 @@ public static unsafe class SmallGemm
         }
         for (; j + 16 <= n; j += 16)
         {
-            Vector512<float> x0 = default, x1 = default, x2 = default, x3 = default;
-            float* bp = b + j;
-            for (int p = 0; p < k; p++, bp += ldb)
-            {
-                var u = Vector512.Load(bp);
-                long o = (long)p * ap;
-                x0 = Vector512.FusedMultiplyAdd(Vector512.Create(a0[o]), u, x0);
-                x1 = Vector512.FusedMultiplyAdd(Vector512.Create(a1[o]), u, x1);
-                x2 = Vector512.FusedMultiplyAdd(Vector512.Create(a2[o]), u, x2);
-                x3 = Vector512.FusedMultiplyAdd(Vector512.Create(a3[o]), u, x3);
-            }
+            OneBlock(k, a0, a1, a2, a3, ap, b + j, ldb, out var x0, out var x1, out var x2, out var x3);
             Vector512.Store(Finish512(x0, alpha, beta, c0 + j), c0 + j);
             Vector512.Store(Finish512(x1, alpha, beta, c1 + j), c1 + j);
             Vector512.Store(Finish512(x2, alpha, beta, c2 + j), c2 + j);
@@ -126,17 +116,7 @@ public static unsafe class SmallGemm
             // ones, so no column is updated twice (that would apply beta twice).
             int start = n - 16;
             var fresh = TailMask(j - start);
-            Vector512<float> x0 = default, x1 = default, x2 = default, x3 = default;
-            float* bp = b + start;
-            for (int p = 0; p < k; p++, bp += ldb)
-            {
-                var u = Vector512.Load(bp);
-                long o = (long)p * ap;
-                x0 = Vector512.FusedMultiplyAdd(Vector512.Create(a0[o]), u, x0);
-                x1 = Vector512.FusedMultiplyAdd(Vector512.Create(a1[o]), u, x1);
-                x2 = Vector512.FusedMultiplyAdd(Vector512.Create(a2[o]), u, x2);
-                x3 = Vector512.FusedMultiplyAdd(Vector512.Create(a3[o]), u, x3);
-            }
+            OneBlock(k, a0, a1, a2, a3, ap, b + start, ldb, out var x0, out var x1, out var x2, out var x3);
             StoreFresh(x0, alpha, beta, c0 + start, fresh); StoreFresh(x1, alpha, beta, c1 + start, fresh);
             StoreFresh(x2, alpha, beta, c2 + start, fresh); StoreFresh(x3, alpha, beta, c3 + start, fresh);
             j = n;
@@ -154,6 +134,23 @@ public static unsafe class SmallGemm
             }
             c0[j] = Finish(s0, alpha, beta, c0 + j); c1[j] = Finish(s1, alpha, beta, c1 + j);
             c2[j] = Finish(s2, alpha, beta, c2 + j); c3[j] = Finish(s3, alpha, beta, c3 + j);
+        }
+    }
+
+    /// <summary>16 columns of four rows of C from B's block at bp: four independent chains over k.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void OneBlock(int k, float* a0, float* a1, float* a2, float* a3, int ap, float* bp, int ldb,
+        out Vector512<float> x0, out Vector512<float> x1, out Vector512<float> x2, out Vector512<float> x3)
+    {
+        x0 = default; x1 = default; x2 = default; x3 = default;
+        for (int p = 0; p < k; p++, bp += ldb)
+        {
+            var u = Vector512.Load(bp);
+            long o = (long)p * ap;
+            x0 = Vector512.FusedMultiplyAdd(Vector512.Create(a0[o]), u, x0);
+            x1 = Vector512.FusedMultiplyAdd(Vector512.Create(a1[o]), u, x1);
+            x2 = Vector512.FusedMultiplyAdd(Vector512.Create(a2[o]), u, x2);
+            x3 = Vector512.FusedMultiplyAdd(Vector512.Create(a3[o]), u, x3);
         }
     }
 
