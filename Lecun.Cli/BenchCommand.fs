@@ -173,7 +173,7 @@ module private Measure =
     let training (backend: IBackend) (train: Dataset) (warm: WarmUp) (repeat: int) =
         let recipe = Recipe.lecun1989
         let net = Recipe.network recipe
-        let parameters = Init.lecun1989 net.Layout recipe.Seed
+        let parameters = Init.create recipe.WeightInit net.Layout recipe.Seed
         let ws = Workspace.create net 1
         let state = Train.createState net recipe
         let progress: int -> unit = ignore
@@ -280,7 +280,7 @@ let private measure (settings: Settings) (data: TrainTest) (backend: IBackend) =
     let net = Network.lecun1989
     let trainSamples, collections, bytes, warmupPasses = Measure.training backend data.Train settings.TrainWarmUp settings.Repeat
     // Recognition uses the trained-from-seed weights' shapes only; its cost does not depend on their values.
-    let parameters = Init.lecun1989 net.Layout Recipe.lecun1989.Seed
+    let parameters = Init.create Recipe.lecun1989.WeightInit net.Layout Recipe.lecun1989.Seed
     let single = Measure.oneCore backend net parameters data.Test 1 settings.InferWarmUp settings.MinSeconds settings.Repeat
     let batched = Measure.oneCore backend net parameters data.Test Evaluate.batch settings.InferWarmUp settings.MinSeconds settings.Repeat
     let cores = Environment.ProcessorCount

@@ -149,7 +149,7 @@ let run (args: ParseResults<LadderArgs>) =
                let data = match loaded.[s.DataSet] with Ok d -> d | Error e -> fail e
                for k in 0 .. seeds - 1 do
                    let seed = firstSeed + k
-                   yield s, { Recipe = { s.Recipe with Seed = seed }; Data = data; Initial = Init.lecun1989 layout seed } |]
+                   yield s, { Recipe = { s.Recipe with Seed = seed }; Data = data; Initial = Init.create s.Recipe.WeightInit layout seed } |]
     let totalPresentations = jobs |> Array.sumBy (fun (_, j) -> j.Recipe.Passes * j.Data.Train.Count)
     printfn "ladder on %s: %d steps x %d seeds = %d runs, %s presentations, %d at a time, backend %s"
         dataSet runnable.Length seeds jobs.Length (thousands totalPresentations) jobsAtOnce backend.Name

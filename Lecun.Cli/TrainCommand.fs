@@ -23,6 +23,7 @@ type TrainArgs =
     | Init of checkpoint: string
     | Out of dir: string
     | Activation of name: string
+    | Weight_Init of scheme: string
     | Loss of name: string
     | Optimizer of name: string
     | Shift of pixels: int
@@ -45,11 +46,12 @@ type TrainArgs =
             | Init _ -> "start from this checkpoint instead of a fresh initialization."
             | Out _ -> "folder for the run's files (default: a new folder under runs/)."
             | Activation _ -> "tanh (the paper), scaled-tanh (1.7159 tanh(2a/3)) or relu, on every unit that is not a linear output."
+            | Weight_Init _ -> "initial weights U[-b, b] with b = 2.4/sqrt(F) (sqrt-fan-in, lecun1989's) or 2.4/F (fan-in, newton1989's), F the unit's fan-in."
             | Loss _ -> "mse (mean over the 10 outputs, the paper), mse-half (half the summed squares) or softmax-ce (makes the outputs linear)."
             | Optimizer _ -> "sgd, newton (the paper's diagonal Newton) or adamw (lr falling linearly to a third, weight decay 0.01)."
             | Shift _ -> "random shifts of up to this many pixels on each presentation (0 = none)."
             | Dropout _ -> "dropout rate on H3's input during training (0 = none)."
-            | Mu _ -> "newton: the damping mu of the steps eps / (mu + h) (default 0.02); --lr sets eps."
+            | Mu _ -> "newton: the damping mu of the steps eps / (mu + h) (default: newton1989's, 0.01); --lr sets eps."
             | Seeds _ -> "train this many seeds (seed, seed+1, ...) and report mean and spread of the final errors."
             | Jobs _ -> "runs at a time with --seeds (default: one per core)."
 
@@ -147,6 +149,10 @@ let recipeFrom (args: ParseResults<TrainArgs>) =
             | Identity -> fail "--activation identity would make the network linear; use tanh, scaled-tanh or relu"
             | a -> { recipe with Hidden = a; Output = (if recipe.Output = Identity then Identity else a) }
     let recipe =
+        match args.TryGetResult Weight_Init with
+        | None -> recipe
+        | Some name -> { recipe with WeightInit = WeightInit.parse name |> orFail }
+    let recipe =
         match args.TryGetResult Optimizer with
         | None -> recipe
         | Some name ->
@@ -178,7 +184,7 @@ let describe (r: Recipe) =
     let extras =
         [ if r.Shift > 0 then $"shifts {r.Shift}px"
           if r.Dropout > 0.0f then $"dropout {r.Dropout}" ]
-    String.concat ", " ([ $"{Activation.name r.Hidden}/{Activation.name r.Output}"; Loss.name r.Loss; optimizer; $"batch {r.BatchSize}"; $"{r.Passes} passes" ] @ extras)
+    String.concat ", " ([ $"{Activation.name r.Hidden}/{Activation.name r.Output}"; $"init {WeightInit.name r.WeightInit}"; Loss.name r.Loss; optimizer; $"batch {r.BatchSize}"; $"{r.Passes} passes" ] @ extras)
 
 /// Runs jobs with one progress bar per run on a terminal, plain lines otherwise.
 let runWithProgress (backend: IBackend) (parallelism: int) (jobs: RunJob array) (label: int -> string) (printPasses: bool) =
@@ -258,7 +264,7 @@ let run (args: ParseResults<TrainArgs>) =
     let initialFor seed =
         match args.TryGetResult Init with
         | Some file -> Checkpoint.load file layout |> orFail |> fst
-        | None -> Init.lecun1989 layout seed
+        | None -> Init.create recipe.WeightInit layout seed
     let jobs = [| for s in 0 .. seeds - 1 -> let r = { recipe with Seed = recipe.Seed + s } in { Recipe = r; Data = data; Initial = initialFor r.Seed } |]
     printfn "training %s on %s (%d train, %d test digits): %s; seed %s; backend %s"
         recipe.Name data.Source data.Train.Count data.Test.Count (describe recipe)

@@ -40,6 +40,8 @@ type Recipe =
       BatchSize: int
       Hidden: Activation
       Output: Activation
+      /// The bound of the initial weights (fresh runs; a checkpoint given with --init replaces them).
+      WeightInit: WeightInit
       Loss: Loss
       Optimizer: OptimizerKind
       /// Dropout rate on the input of the first dense layer (H3); 0 = none.
@@ -52,15 +54,20 @@ module Recipe =
     /// The paper's experiment: per-example SGD in file order, 23 passes, MSE, tanh everywhere, lr 0.03.
     let lecun1989 =
         { Name = "lecun1989"; Passes = 23; LearningRate = 0.03f; BatchSize = 1; Hidden = Tanh; Output = Tanh
-          Loss = Mse; Optimizer = Sgd; Dropout = 0.0f; Shift = 0; Seed = 1337 }
+          WeightInit = SqrtFanIn; Loss = Mse; Optimizer = Sgd; Dropout = 0.0f; Shift = 0; Seed = 1337 }
 
-    /// The paper's own optimizer on the paper's recipe. mu, the pattern count and the eps schedule were
-    /// chosen on the training set only (see README, "newton1989").
+    /// The paper's own optimizer, with the squashing function and initialization its authors state
+    /// (LeCun et al. 1998, Appendix A: 1.7159 tanh(2a/3), which puts the ±1 targets inside the
+    /// quasi-linear range as the 1989 paper says its targets were, and weights U[-2.4/F, 2.4/F]).
+    /// eps, mu and the pattern count were chosen on the training set only (see README, "newton1989").
     let newton1989 =
         { lecun1989 with
             Name = "newton1989"
-            LearningRate = 0.0015f
-            Optimizer = Newton { Mu = 0.02f; Patterns = 500; Schedule = [ 1, 1.0f ] } }
+            LearningRate = 0.0005f
+            Hidden = ScaledTanh
+            Output = ScaledTanh
+            WeightInit = FanIn
+            Optimizer = Newton { Mu = 0.01f; Patterns = 500; Schedule = [ 1, 1.0f ] } }
 
     /// What 33 years added, on the same network: ReLU, linear outputs with softmax cross-entropy,
     /// AdamW, shifts of up to one pixel, dropout 0.25 before H3, 80 passes.
@@ -228,7 +235,7 @@ module Train =
         let net = Recipe.network recipe
         let digits = 2 * Evaluate.batch + 3
         let blank = { Name = "warm-up"; Images = Array.create (digits * Dataset.Pixels) -1.0f; Labels = Array.init digits (fun i -> i % 10) }
-        let parameters = Init.lecun1989 net.Layout recipe.Seed
+        let parameters = Init.create recipe.WeightInit net.Layout recipe.Seed
         let warm = { recipe with Optimizer = (match recipe.Optimizer with Newton n -> Newton { n with Patterns = 2 } | o -> o) }
         trainOnePass backend net warm 1 parameters (Workspace.create net 1) (createState net warm) blank ignore
         Evaluate.split backend net recipe.Loss parameters (Workspace.create net Evaluate.batch) blank |> ignore

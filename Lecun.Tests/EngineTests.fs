@@ -51,7 +51,7 @@ let private graph = ConnectionGraph.build Layout.lecun1989
 
 /// Parameters with small random biases too, so every bias gradient path is exercised.
 let private randomParameters seed =
-    let p = Init.lecun1989 Layout.lecun1989 seed
+    let p = Init.create SqrtFanIn Layout.lecun1989 seed
     let rng = Rng(uint64 seed + 99UL)
     p |> Array.map (fun v -> if v = 0.0f then (rng.NextFloat32() - 0.5f) * 0.2f else v)
 
@@ -231,21 +231,29 @@ let tests =
 
         testList "initialization" [
             test "the same seed gives bit-identical parameters, another seed different ones" {
-                let a, b, c = Init.lecun1989 Layout.lecun1989 42, Init.lecun1989 Layout.lecun1989 42, Init.lecun1989 Layout.lecun1989 43
+                let a, b, c = Init.create SqrtFanIn Layout.lecun1989 42, Init.create SqrtFanIn Layout.lecun1989 42, Init.create SqrtFanIn Layout.lecun1989 43
                 Expect.sequenceEqual a b "same seed"
                 Expect.notEqual a c "different seed"
             }
-            test "weights lie within 2.4/sqrt(fan-in); hidden biases 0, output biases -1" {
+            for scheme, bound in [ SqrtFanIn, (fun (f: int) -> 2.4f / sqrt (float32 f)); FanIn, (fun f -> 2.4f / float32 f) ] do
+                test $"{WeightInit.name scheme}: weights fill [-b, b] of their layer's fan-in; hidden biases 0, output biases -1" {
+                    let layout = Layout.lecun1989
+                    let p = Init.create scheme layout 1
+                    for g in layout.Layers do
+                        let bound = bound g.FanIn
+                        let w = p.[g.Weight.Offset .. g.Weight.Offset + g.Weight.Length - 1]
+                        Expect.all w (fun v -> abs v <= bound) $"{g.Name} within bound"
+                        Expect.isGreaterThan (Array.max w) (0.9f * bound) $"{g.Name} fills its range"
+                        Expect.isLessThan (Array.min w) (-0.9f * bound) $"{g.Name} fills its range"
+                        let b = p.[g.Bias.Offset .. g.Bias.Offset + g.Bias.Length - 1]
+                        Expect.allEqual b (if g.Name = "out" then -1.0f else 0.0f) $"{g.Name} biases"
+                }
+            test "the schemes draw the same numbers: fan-in weights are the sqrt-fan-in ones divided by sqrt F" {
                 let layout = Layout.lecun1989
-                let p = Init.lecun1989 layout 1
+                let a, b = Init.create SqrtFanIn layout 7, Init.create FanIn layout 7
                 for g in layout.Layers do
-                    let bound = 2.4f / sqrt (float32 g.FanIn)
-                    let w = p.[g.Weight.Offset .. g.Weight.Offset + g.Weight.Length - 1]
-                    Expect.all w (fun v -> abs v <= bound) $"{g.Name} within bound"
-                    Expect.isGreaterThan (Array.max w) (0.9f * bound) $"{g.Name} fills its range"
-                    Expect.isLessThan (Array.min w) (-0.9f * bound) $"{g.Name} fills its range"
-                    let b = p.[g.Bias.Offset .. g.Bias.Offset + g.Bias.Length - 1]
-                    Expect.allEqual b (if g.Name = "out" then -1.0f else 0.0f) $"{g.Name} biases"
+                    for j in g.Weight.Offset .. g.Weight.Offset + g.Weight.Length - 1 do
+                        Expect.floatClose Accuracy.medium (float b.[j]) (float a.[j] / sqrt (float g.FanIn)) $"{g.Name} weight {j}"
             }
         ]
     ]

@@ -8,7 +8,7 @@ open Lecun.Model
 let private graph = ConnectionGraph.build Layout.lecun1989
 
 let private randomParameters seed =
-    let p = Init.lecun1989 Layout.lecun1989 seed
+    let p = Init.create SqrtFanIn Layout.lecun1989 seed
     let rng = Rng(uint64 seed + 5UL)
     p |> Array.map (fun v -> if v = 0.0f then (rng.NextFloat32() - 0.5f) * 0.2f else v)
 
@@ -67,7 +67,7 @@ let tests =
                     let tiny = { data with Train = TrainTests.subset data.Train 300; Test = TrainTests.subset data.Test 100 }
                     let r = { recipe with Passes = 3 }
                     let net = Recipe.network r
-                    let initial = Init.lecun1989 net.Layout r.Seed
+                    let initial = Init.create r.WeightInit net.Layout r.Seed
                     let before = (Evaluate.split Backend.Managed net r.Loss initial (Workspace.create net 32) tiny.Train).Metrics.Loss
                     let result = Train.run Backend.Managed r tiny initial (fun _ _ -> ()) ignore
                     let after = (List.last result.Passes).Train.Loss

@@ -25,7 +25,7 @@ let tests =
             let data = small ()
             let recipe = { Recipe.lecun1989 with Passes = 4 }
             let net = Recipe.network recipe
-            let initial = Init.lecun1989 net.Layout recipe.Seed
+            let initial = Init.create recipe.WeightInit net.Layout recipe.Seed
             let before = Evaluate.split Backend.Managed net recipe.Loss initial (Workspace.create net 64) data.Train
             let result = Train.run Backend.Managed recipe data initial quiet ignore
             let last = List.last result.Passes
@@ -39,7 +39,7 @@ let tests =
             let data = small ()
             let recipe = { Recipe.lecun1989 with Passes = 2 }
             for backend in EngineTests.backends () do
-                let once () = Train.run backend recipe data (Init.lecun1989 Layout.lecun1989 recipe.Seed) quiet ignore
+                let once () = Train.run backend recipe data (Init.create SqrtFanIn Layout.lecun1989 recipe.Seed) quiet ignore
                 let a, b = once (), once ()
                 Expect.equal (a.Passes |> List.map (fun p -> p.Train, p.Test)) (b.Passes |> List.map (fun p -> p.Train, p.Test)) $"{backend.Name} metrics"
                 Expect.sequenceEqual a.Parameters b.Parameters $"{backend.Name} weights bit-identical"
@@ -50,7 +50,7 @@ let tests =
             let recipe = { Recipe.lecun1989 with Passes = 1 }
             match EngineTests.backends () with
             | [ managed; mkl ] ->
-                let initial = Init.lecun1989 Layout.lecun1989 recipe.Seed
+                let initial = Init.create SqrtFanIn Layout.lecun1989 recipe.Seed
                 let a = Train.run managed recipe data initial quiet ignore
                 let b = Train.run mkl recipe data initial quiet ignore
                 EngineTests.expectClose 1e-3 (Array.map float a.Parameters) (Array.map float b.Parameters) "weights after 1000 SGD steps"
@@ -61,7 +61,7 @@ let tests =
             let data = small ()
             for recipe in Recipe.all do
                 let recipe = { recipe with Passes = 1 }
-                let initial = Init.lecun1989 Layout.lecun1989 recipe.Seed
+                let initial = Init.create SqrtFanIn Layout.lecun1989 recipe.Seed
                 let alone = Train.run Backend.Managed recipe data initial quiet ignore
                 // Warm-ups one after another from before the run starts until it ends (at least one).
                 let running = ref true
@@ -81,7 +81,7 @@ let tests =
             let recipe = Recipe.lecun1989
             for backend in EngineTests.backends () do
                 let net = Recipe.network recipe
-                let p = Init.lecun1989 net.Layout 1
+                let p = Init.create SqrtFanIn net.Layout 1
                 let ws = Workspace.create net 1
                 let state = Train.createState net recipe
                 let pass () = Train.trainOnePass backend net recipe 1 p ws state data.Train ignore
@@ -95,7 +95,7 @@ let tests =
         test "minibatch SGD on the averaged gradient equals one step on the mean gradient" {
             let data = small ()
             let net = Network.lecun1989
-            let p0 = Init.lecun1989 net.Layout 5
+            let p0 = Init.create SqrtFanIn net.Layout 5
             let recipe = { Recipe.lecun1989 with BatchSize = 4; LearningRate = 0.1f }
             let four = { data.Train with Images = data.Train.Images.[0 .. 4 * 256 - 1]; Labels = data.Train.Labels.[0..3] }
             let p = Array.copy p0
@@ -140,6 +140,7 @@ let cliTests =
               [ "train"; "--lr"; "-1" ], "--lr must be a positive number"
               [ "train"; "--recipe"; "lecun2025" ], "unknown recipe 'lecun2025'"
               [ "train"; "--backend"; "gpu" ], "unknown backend 'gpu'"
+              [ "train"; "--weight-init"; "xavier" ], "unknown weight initialization 'xavier'"
               [ "train"; "--data-set"; "cifar"; "--passes"; "1"; "--out"; Path.Combine(Path.GetTempPath(), "lecun-bad-set") ], "cifar"
               [ "train"; "--init"; "/nonexistent/model.safetensors"; "--passes"; "1"; "--out"; Path.Combine(Path.GetTempPath(), "lecun-bad-init") ], "/nonexistent/model.safetensors"
               [ "eval" ], "--model"

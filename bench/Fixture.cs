@@ -14,7 +14,7 @@ public static class Fixture
 
     public static Network Net => NetworkModule.lecun1989;
 
-    public static float[] InitialParameters() => Init.lecun1989(Layout.lecun1989, 1337);
+    public static float[] InitialParameters() => Init.create(WeightInit.SqrtFanIn, Layout.lecun1989, 1337);
 
     /// <summary>The 2007 USPS test digits (images, labels), or as many random digits in [-1, 1] when the data is missing
     /// (the cost of a pass does not depend on the pixel values).</summary>
