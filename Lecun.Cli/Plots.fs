@@ -272,7 +272,7 @@ let ladder (title: string) (points: LadderPoint list) (path: string) : unit =
     let limits = plot.Axes.GetLimits()
     plot.Axes.SetLimits(-0.6, float (points.Length - 1) + 0.6, 0.0, max 1.0 (limits.Top * 1.08))
     plot.Title title
-    plot.XLabel "step (0n: the paper's own optimizer beside step 0)"
+    plot.XLabel "step (0n: newton1989, the paper's own recipe, beside step 0)"
     plot.YLabel "error (%)"
     plot.ShowLegend(Alignment.UpperRight) |> ignore
     use surface = renderOn plot 900 560

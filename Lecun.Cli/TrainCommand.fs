@@ -31,6 +31,7 @@ type TrainArgs =
     | Mu of damping: float
     | Seeds of count: int
     | Jobs of count: int
+    | Holdout of digits: int
 
     interface IArgParserTemplate with
         member a.Usage =
@@ -54,6 +55,7 @@ type TrainArgs =
             | Mu _ -> "newton: the damping mu of the steps eps / (mu + h) (default: newton1989's, 0.01); --lr sets eps."
             | Seeds _ -> "train this many seeds (seed, seed+1, ...) and report mean and spread of the final errors."
             | Jobs _ -> "runs at a time with --seeds (default: one per core)."
+            | Holdout _ -> "train on all but the last N training digits and report those N where the test set would be (to choose settings without the test set)."
 
 /// The paper's final figures (LeCun et al. 1989, on its 7291 + 2007 digits).
 let paperTrainError, paperTrainMisses, paperTestError, paperTestMisses = 0.14, 10, 5.0, 102
@@ -260,6 +262,12 @@ let run (args: ParseResults<TrainArgs>) =
     // A failed warm-up costs only its time: the run itself reports any real problem.
     let warmUp = Threading.Tasks.Task.Run(fun () -> (try Train.warmUp backend recipe with _ -> ()); Plots.warmUp ())
     let data = Data.load dataSet (args.TryGetResult Data) |> orFail
+    // With --holdout the files and tables say so wherever they name the data set.
+    let data, dataSet =
+        match args.TryGetResult Holdout with
+        | None -> data, dataSet
+        | Some n when n >= 1 && n < data.Train.Count -> data.HoldOut n, $"{dataSet}, last {n} training digits held out"
+        | Some n -> fail $"--holdout must be between 1 and {data.Train.Count - 1} (the training digits less one), got {n}"
     let layout = Layout.lecun1989
     let initialFor seed =
         match args.TryGetResult Init with

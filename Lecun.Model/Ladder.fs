@@ -54,7 +54,7 @@ module Ladder =
                   (fun r -> { r with Passes = step5Passes }) [ "--passes", string step5Passes ] (Some(1.07, 1.25))
                 with DataSet = "mnist-sim-50k" }
         let side =
-            { s0 with Label = "0n"; Adds = "side row: the paper's own optimizer (newton1989)"; Recipe = Recipe.newton1989
+            { s0 with Label = "0n"; Adds = "side row: the paper's optimizer, squashing and init (newton1989)"; Recipe = Recipe.newton1989
                       Flags = [ "--recipe", "newton1989" ]; Essay = None }
         [ s0; side; s1; s2; s3; s4 ] @ (if dataSet = "mnist-sim" then [ s5 ] else [])
 

@@ -288,6 +288,16 @@ let tests =
                 | Error e -> e.StartsWith "flip.gz: "
         ]
 
+        testPropertyWithConfig config "--holdout splits the training digits in order: disjoint, complete, test set untouched" <| fun (count: PositiveInt, cut: PositiveInt) ->
+            let count = count.Get % 40 + 2
+            let n = cut.Get % (count - 1) + 1
+            let train = { Name = "train"; Images = Array.init (count * 256) float32; Labels = Array.init count (fun i -> i % 10) }
+            let test = { Name = "test"; Images = Array.create 256 -1.0f; Labels = [| 3 |] }
+            let d = { Train = train; Test = test; Source = "made up" }.HoldOut n
+            Expect.equal (d.Train.Count, d.Test.Count) (count - n, n) "sizes"
+            Expect.sequenceEqual (Array.append d.Train.Images d.Test.Images) train.Images "images in order, each once"
+            Expect.sequenceEqual (Array.append d.Train.Labels d.Test.Labels) train.Labels "labels in order, each once"
+            Expect.equal d.Test.Name "held-out" "the held-out split names itself"
         testList "idx" [
             test "images and labels parse; counts, magic and sizes are checked" {
                 use dir = new TempDir()

@@ -141,6 +141,7 @@ let cliTests =
               [ "train"; "--recipe"; "lecun2025" ], "unknown recipe 'lecun2025'"
               [ "train"; "--backend"; "gpu" ], "unknown backend 'gpu'"
               [ "train"; "--weight-init"; "xavier" ], "unknown weight initialization 'xavier'"
+              [ "train"; "--holdout"; "7291"; "--passes"; "1"; "--out"; Path.Combine(Path.GetTempPath(), "lecun-bad-holdout") ], "--holdout must be between 1 and 7290"
               [ "train"; "--data-set"; "cifar"; "--passes"; "1"; "--out"; Path.Combine(Path.GetTempPath(), "lecun-bad-set") ], "cifar"
               [ "train"; "--init"; "/nonexistent/model.safetensors"; "--passes"; "1"; "--out"; Path.Combine(Path.GetTempPath(), "lecun-bad-init") ], "/nonexistent/model.safetensors"
               [ "eval" ], "--model"

@@ -9,10 +9,13 @@ type Dataset =
 
     member d.Count = d.Labels.Length
     member d.Image(i: int) = System.ReadOnlySpan<float32>(d.Images, i * Dataset.Pixels, Dataset.Pixels)
+    /// `count` digits from `start`, clipped to the digits there are.
+    member d.Slice(start: int, count: int) =
+        let start = min (max start 0) d.Count
+        let count = min (max count 0) (d.Count - start)
+        { d with Images = Array.sub d.Images (start * Dataset.Pixels) (count * Dataset.Pixels); Labels = Array.sub d.Labels start count }
     /// The first n digits (all of them when there are fewer).
-    member d.Take(n: int) =
-        let n = min n d.Count
-        { d with Images = Array.sub d.Images 0 (n * Dataset.Pixels); Labels = Array.sub d.Labels 0 n }
+    member d.Take(n: int) = d.Slice(0, n)
 
     static member Side = 16
     static member Pixels = 256
@@ -23,3 +26,11 @@ type TrainTest =
       Test: Dataset
       /// Human-readable origin, e.g. "usps from ../shared/data/usps".
       Source: string }
+
+    /// Trains on all but the last n training digits and evaluates on those n in place of the test set,
+    /// so that settings can be chosen without looking at the test set.
+    member d.HoldOut(n: int) =
+        let keep = d.Train.Count - n
+        { Train = d.Train.Take keep
+          Test = { d.Train.Slice(keep, n) with Name = "held-out" }
+          Source = $"{d.Source}, its last {n} training digits held out as the test split" }
