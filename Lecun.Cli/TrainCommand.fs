@@ -63,8 +63,9 @@ let paperTrainError, paperTrainMisses, paperTestError, paperTestMisses = 0.14, 1
 /// `2.5e-03`, the paper's way of writing a loss.
 let formatLoss (x: float) = x.ToString("0.0e+00", Globalization.CultureInfo.InvariantCulture)
 
-let passLine (m: PassMetrics) =
-    $"pass {m.Pass,2}  train loss {formatLoss m.Train.Loss} error {m.Train.Error:F2}%% misses {m.Train.Misses,4} | test loss {formatLoss m.Test.Loss} error {m.Test.Error:F2}%% misses {m.Test.Misses,4}"
+/// One pass's report; `testName` is the second split's name ("test", or "held-out" with --holdout).
+let passLine (testName: string) (m: PassMetrics) =
+    $"pass {m.Pass,2}  train loss {formatLoss m.Train.Loss} error {m.Train.Error:F2}%% misses {m.Train.Misses,4} | {testName} loss {formatLoss m.Test.Loss} error {m.Test.Error:F2}%% misses {m.Test.Misses,4}"
 
 let private metricsJson (recipe: Recipe) (dataSet: string) (backend: string) (seconds: float) (passes: PassMetrics list) =
     let split (s: SplitMetrics) =
@@ -189,7 +190,7 @@ let describe (r: Recipe) =
     String.concat ", " ([ $"{Activation.name r.Hidden}/{Activation.name r.Output}"; $"init {WeightInit.name r.WeightInit}"; Loss.name r.Loss; optimizer; $"batch {r.BatchSize}"; $"{r.Passes} passes" ] @ extras)
 
 /// Runs jobs with one progress bar per run on a terminal, plain lines otherwise.
-let runWithProgress (backend: IBackend) (parallelism: int) (jobs: RunJob array) (label: int -> string) (printPasses: bool) =
+let runWithProgress (backend: IBackend) (parallelism: int) (jobs: RunJob array) (label: int -> string) (testName: string) =
     if isInteractive () then
         progressDisplay()
             .Start(fun ctx ->
@@ -198,23 +199,25 @@ let runWithProgress (backend: IBackend) (parallelism: int) (jobs: RunJob array) 
                     (fun j pass done' -> tasks.[j].Value <- float ((pass - 1) * jobs.[j].Data.Train.Count + done'))
                     (fun j m ->
                         tasks.[j].Value <- float (m.Pass * jobs.[j].Data.Train.Count)
-                        if printPasses then AnsiConsole.WriteLine((if jobs.Length > 1 then label j + "  " else "") + passLine m)))
+                        AnsiConsole.WriteLine((if jobs.Length > 1 then label j + "  " else "") + passLine testName m)))
     else
         let gate = obj ()
         Runs.run backend parallelism jobs (fun _ _ _ -> ()) (fun j m ->
-            if printPasses then lock gate (fun () -> printfn "%s%s" (if jobs.Length > 1 then label j + "  " else "") (passLine m)))
+            lock gate (fun () -> printfn "%s%s" (if jobs.Length > 1 then label j + "  " else "") (passLine testName m)))
 
-let finalTable (dataSet: string) (passes: PassMetrics list) =
+/// The last pass beside the paper's figures (which are left out when the second split is not the test set).
+let finalTable (dataSet: string) (testName: string) (passes: PassMetrics list) =
     let last = List.last passes
     let row (name: string) (trainError: float) (trainMisses: int) (testError: float) (testMisses: int) =
         $"{name,-26} {trainError,8:F2}%% {trainMisses,7} | {testError,8:F2}%% {testMisses,7}"
     String.concat "\n" [
-        $"""{"",-26} {"train",9} {"misses",7} | {"test",9} {"misses",7}"""
-        row "LeCun et al. 1989" paperTrainError paperTrainMisses paperTestError paperTestMisses
-        row $"this run ({dataSet}, pass {last.Pass})" last.Train.Error last.Train.Misses last.Test.Error last.Test.Misses ]
+        $"""{"",-26} {"train",9} {"misses",7} | {testName,9} {"misses",7}"""
+        if testName = "test" then row "LeCun et al. 1989" paperTrainError paperTrainMisses paperTestError paperTestMisses
+        // With --holdout the header has said which digits were held out; the row stays short.
+        row (if testName = "test" then $"this run ({dataSet}, pass {last.Pass})" else $"this run (pass {last.Pass})") last.Train.Error last.Train.Misses last.Test.Error last.Test.Misses ]
 
 /// The run's files, each written whole or not at all.
-let writeRunFiles (outDir: string) (recipe: Recipe) (dataSet: string) (backendName: string) (data: TrainTest) (result: TrainResult) =
+let writeRunFiles (outDir: string) (recipe: Recipe) (dataSet: string) (testName: string) (backendName: string) (data: TrainTest) (result: TrainResult) =
     let layout = Layout.lecun1989
     let metadata =
         checkpointMetadata recipe dataSet recipe.Passes |> Map.add "recipe_details" (describe recipe)
@@ -225,7 +228,7 @@ let writeRunFiles (outDir: string) (recipe: Recipe) (dataSet: string) (backendNa
     let curves = Threading.Tasks.Task.Run(fun () -> Plots.curvesPng $"{recipe.Name} on {dataSet}, seed {recipe.Seed}" result.Passes)
     let missed = [| for i in 0 .. data.Test.Count - 1 do if result.TestPredictions.[i] <> data.Test.Labels.[i] then i |]
     let errors =
-        Plots.errorGalleryPng $"{recipe.Name} on {dataSet}: misclassified test digits" (missed |> Array.map (fun i -> data.Test.Image(i).ToArray()))
+        Plots.errorGalleryPng $"{recipe.Name} on {dataSet}: misclassified {testName} digits" (missed |> Array.map (fun i -> data.Test.Image(i).ToArray()))
             (missed |> Array.map (fun i -> data.Test.Labels.[i])) (missed |> Array.map (fun i -> result.TestPredictions.[i]))
     AtomicFile.writeBytes (Path.Combine(outDir, "curves.png")) curves.Result
     AtomicFile.writeBytes (Path.Combine(outDir, "errors.png")) errors
@@ -263,10 +266,10 @@ let run (args: ParseResults<TrainArgs>) =
     let warmUp = Threading.Tasks.Task.Run(fun () -> (try Train.warmUp backend recipe with _ -> ()); Plots.warmUp ())
     let data = Data.load dataSet (args.TryGetResult Data) |> orFail
     // With --holdout the files and tables say so wherever they name the data set.
-    let data, dataSet =
+    let data, dataSet, testName =
         match args.TryGetResult Holdout with
-        | None -> data, dataSet
-        | Some n when n >= 1 && n < data.Train.Count -> data.HoldOut n, $"{dataSet}, last {n} training digits held out"
+        | None -> data, dataSet, "test"
+        | Some n when n >= 1 && n < data.Train.Count -> data.HoldOut n, $"{dataSet}, last {n} training digits held out", "held-out"
         | Some n -> fail $"--holdout must be between 1 and {data.Train.Count - 1} (the training digits less one), got {n}"
     let layout = Layout.lecun1989
     let initialFor seed =
@@ -274,24 +277,24 @@ let run (args: ParseResults<TrainArgs>) =
         | Some file -> Checkpoint.load file layout |> orFail |> fst
         | None -> Init.create recipe.WeightInit layout seed
     let jobs = [| for s in 0 .. seeds - 1 -> let r = { recipe with Seed = recipe.Seed + s } in { Recipe = r; Data = data; Initial = initialFor r.Seed } |]
-    printfn "training %s on %s (%d train, %d test digits): %s; seed %s; backend %s"
-        recipe.Name data.Source data.Train.Count data.Test.Count (describe recipe)
+    printfn "training %s on %s (%d train, %d %s digits): %s; seed %s; backend %s"
+        recipe.Name data.Source data.Train.Count data.Test.Count testName (describe recipe)
         (if seeds = 1 then string recipe.Seed else $"{recipe.Seed}..{recipe.Seed + seeds - 1}") backend.Name
     let clock = Diagnostics.Stopwatch.StartNew()
-    let results = runWithProgress backend parallelism jobs (fun j -> if seeds = 1 then "training" else $"seed {jobs.[j].Recipe.Seed}") true
+    let results = runWithProgress backend parallelism jobs (fun j -> if seeds = 1 then "training" else $"seed {jobs.[j].Recipe.Seed}") testName
     let seconds = clock.Elapsed.TotalSeconds
     warmUp.Wait()
     printfn ""
     if seeds = 1 then
         let result = results.[0]
-        printfn "%s" (finalTable dataSet result.Passes)
+        printfn "%s" (finalTable dataSet testName result.Passes)
         printfn "%d passes in %.2f s (%.0f presentations/s including evaluation)" recipe.Passes result.Seconds
             (float (recipe.Passes * data.Train.Count) / result.Seconds)
-        writeRunFiles outDir recipe dataSet backend.Name data result
+        writeRunFiles outDir recipe dataSet testName backend.Name data result
         printfn "wrote %s: model.safetensors metrics.csv metrics.json curves.png errors.png" outDir
     else
         let finals = Array.map2 (fun (job: RunJob) (r: TrainResult) -> job.Recipe.Seed, List.last r.Passes) jobs results
-        printfn "%6s %9s %7s | %9s %7s" "seed" "train" "misses" "test" "misses"
+        printfn "%6s %9s %7s | %9s %7s" "seed" "train" "misses" testName "misses"
         for seed, m in finals do
             printfn "%6d %8.2f%% %7d | %8.2f%% %7d" seed m.Train.Error m.Train.Misses m.Test.Error m.Test.Misses
         let train = Runs.summarize (finals |> Array.map (fun (_, m) -> m.Train.Error))
@@ -299,9 +302,10 @@ let run (args: ParseResults<TrainArgs>) =
         printfn "%6s %5.2f±%.2f%% %7.1f | %5.2f±%.2f%% %7.1f   (mean ± sd over %d seeds)" "mean" train.Mean train.Sd
             (finals |> Array.averageBy (fun (_, m) -> float m.Train.Misses)) test.Mean test.Sd
             (finals |> Array.averageBy (fun (_, m) -> float m.Test.Misses)) seeds
-        printfn "%s %8.2f%% %7d | %8.2f%% %7d" "paper " paperTrainError paperTrainMisses paperTestError paperTestMisses
+        if testName = "test" then
+            printfn "%s %8.2f%% %7d | %8.2f%% %7d" "paper " paperTrainError paperTrainMisses paperTestError paperTestMisses
         printfn "%d runs in %.1f s wall" seeds seconds
-        Array.iter2 (fun (job: RunJob) r -> writeRunFiles (Path.Combine(outDir, $"seed-{job.Recipe.Seed}")) job.Recipe dataSet backend.Name data r) jobs results
+        Array.iter2 (fun (job: RunJob) r -> writeRunFiles (Path.Combine(outDir, $"seed-{job.Recipe.Seed}")) job.Recipe dataSet testName backend.Name data r) jobs results
         AtomicFile.writeText (Path.Combine(outDir, "seeds.json")) (seedsJson recipe dataSet seconds finals)
         printfn "wrote %s: seeds.json and one folder per seed" outDir
     0

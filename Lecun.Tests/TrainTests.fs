@@ -152,6 +152,18 @@ let cliTests =
                 Expect.stringContains err fragment "the error names the problem"
                 Expect.isFalse (err.Contains "   at ") "no stack trace"
             }
+        test "--holdout reports the held-out training digits, not the test set, and says so" {
+            let dir = Path.Combine(Path.GetTempPath(), $"lecun-holdout-{Guid.NewGuid():N}")
+            try
+                let code, out, err = runCli [ "train"; "--holdout"; "7000"; "--passes"; "1"; "--out"; dir ]
+                Expect.equal code 0 $"exit code (stderr: {err})"
+                Expect.stringContains out "(291 train, 7000 held-out digits)" "trains on the rest, evaluates on the held-out digits"
+                Expect.stringContains out "| held-out loss" "the pass line names the split"
+                Expect.isFalse (out.Contains "LeCun et al. 1989") "no comparison with the paper's test figures"
+                Expect.isTrue (File.Exists(Path.Combine(dir, "model.safetensors"))) "the run's files are written"
+            finally
+                if Directory.Exists dir then Directory.Delete(dir, true)
+        }
         test "--help prints usage and succeeds" {
             let code, out, _ = runCli [ "train"; "--help" ]
             Expect.equal code 0 "exit code"
