@@ -269,7 +269,9 @@ let run (args: ParseResults<TrainArgs>) =
     let data, dataSet, testName =
         match args.TryGetResult Holdout with
         | None -> data, dataSet, "test"
-        | Some n when n >= 1 && n < data.Train.Count -> data.HoldOut n, $"{dataSet}, last {n} training digits held out", "held-out"
+        | Some n when n >= 1 && n < data.Train.Count ->
+            let held = data.HoldOut n
+            held, $"{dataSet}, last {n} training digits held out", held.Test.Name
         | Some n -> fail $"--holdout must be between 1 and {data.Train.Count - 1} (the training digits less one), got {n}"
     let layout = Layout.lecun1989
     let initialFor seed =

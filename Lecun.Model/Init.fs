@@ -12,11 +12,8 @@ type WeightInit =
 
 module WeightInit =
     let names = [ SqrtFanIn, "sqrt-fan-in"; FanIn, "fan-in" ]
-    let name (w: WeightInit) = names |> List.find (fst >> (=) w) |> snd
-    let parse (text: string) =
-        match names |> List.tryFind (snd >> (=) text) with
-        | Some (w, _) -> Ok w
-        | None -> Error $"""unknown weight initialization '{text}' (known: {names |> List.map snd |> String.concat ", "})"""
+    let name (w: WeightInit) = NameTable.name names w
+    let parse (text: string) = NameTable.parse "weight initialization" names text
     let bound (w: WeightInit) (fanIn: int) =
         match w with
         | SqrtFanIn -> 2.4f / sqrt (float32 fanIn)

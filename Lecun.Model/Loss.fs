@@ -11,11 +11,8 @@ type Loss =
 
 module Loss =
     let names = [ Mse, "mse"; MseHalf, "mse-half"; SoftmaxCrossEntropy, "softmax-ce" ]
-    let name (l: Loss) = names |> List.find (fst >> (=) l) |> snd
-    let parse (text: string) =
-        match names |> List.tryFind (snd >> (=) text) with
-        | Some (l, _) -> Ok l
-        | None -> Error $"""unknown loss '{text}' (known: {names |> List.map snd |> String.concat ", "})"""
+    let name (l: Loss) = NameTable.name names l
+    let parse (text: string) = NameTable.parse "loss" names text
 
     let inline private target (label: int) (k: int) = if k = label then 1.0f else -1.0f
 

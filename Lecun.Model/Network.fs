@@ -17,11 +17,8 @@ type Activation =
 
 module Activation =
     let names = [ Tanh, "tanh"; ScaledTanh, "scaled-tanh"; Relu, "relu"; Identity, "identity" ]
-    let name (a: Activation) = names |> List.find (fst >> (=) a) |> snd
-    let parse (text: string) =
-        match names |> List.tryFind (snd >> (=) text) with
-        | Some (a, _) -> Ok a
-        | None -> Error $"""unknown activation '{text}' (known: {names |> List.map snd |> String.concat ", "})"""
+    let name (a: Activation) = NameTable.name names a
+    let parse (text: string) = NameTable.parse "activation" names text
 
 /// A run of input planes that a group of output planes reads consecutively: one GEMM each way.
 type PlaneRun =

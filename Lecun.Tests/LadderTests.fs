@@ -98,7 +98,7 @@ let tests =
             let jobs =
                 [| for r in [ Recipe.lecun1989; Recipe.modern ] do
                        for seed in [ 1; 2 ] ->
-                           { Recipe = { r with Passes = 2; Seed = seed }; Data = tiny; Initial = Init.create SqrtFanIn Layout.lecun1989 seed } |]
+                           { Recipe = { r with Passes = 2; Seed = seed }; Data = tiny; Initial = Init.create r.WeightInit Layout.lecun1989 seed } |]
             let quiet = fun (_: int) (_: int) (_: int) -> ()
             let inParallel = Runs.run Backend.Managed 2 jobs quiet (fun _ _ -> ())
             let serial = Runs.run Backend.Managed 1 jobs quiet (fun _ _ -> ())

@@ -39,7 +39,7 @@ let tests =
             let data = small ()
             let recipe = { Recipe.lecun1989 with Passes = 2 }
             for backend in EngineTests.backends () do
-                let once () = Train.run backend recipe data (Init.create SqrtFanIn Layout.lecun1989 recipe.Seed) quiet ignore
+                let once () = Train.run backend recipe data (Init.create recipe.WeightInit Layout.lecun1989 recipe.Seed) quiet ignore
                 let a, b = once (), once ()
                 Expect.equal (a.Passes |> List.map (fun p -> p.Train, p.Test)) (b.Passes |> List.map (fun p -> p.Train, p.Test)) $"{backend.Name} metrics"
                 Expect.sequenceEqual a.Parameters b.Parameters $"{backend.Name} weights bit-identical"
@@ -50,7 +50,7 @@ let tests =
             let recipe = { Recipe.lecun1989 with Passes = 1 }
             match EngineTests.backends () with
             | [ managed; mkl ] ->
-                let initial = Init.create SqrtFanIn Layout.lecun1989 recipe.Seed
+                let initial = Init.create recipe.WeightInit Layout.lecun1989 recipe.Seed
                 let a = Train.run managed recipe data initial quiet ignore
                 let b = Train.run mkl recipe data initial quiet ignore
                 EngineTests.expectClose 1e-3 (Array.map float a.Parameters) (Array.map float b.Parameters) "weights after 1000 SGD steps"
@@ -61,7 +61,7 @@ let tests =
             let data = small ()
             for recipe in Recipe.all do
                 let recipe = { recipe with Passes = 1 }
-                let initial = Init.create SqrtFanIn Layout.lecun1989 recipe.Seed
+                let initial = Init.create recipe.WeightInit Layout.lecun1989 recipe.Seed
                 let alone = Train.run Backend.Managed recipe data initial quiet ignore
                 // Warm-ups one after another from before the run starts until it ends (at least one).
                 let running = ref true
