@@ -249,10 +249,11 @@ module Layers =
 
     /// Locally-connected forward for `count` examples: x [count, inPlanes, ih, iw] -> out [count, planes, oh, ow].
     /// One example (count = 1) also fills colsT, the transposed columns its backward pass reads.
-    let localForward (backend: IBackend) (plan: LayerPlan) (parameters: float32 array)
+    /// `unfold` is the plan's own, or one of the same geometry that shifts the input (see InputShifts).
+    let localForward (backend: IBackend) (plan: LayerPlan) (unfold: Im2ColPlan) (parameters: float32 array)
                      (x: float32 array) (xOffset: int) (count: int) (cols: float32 array) (colsT: float32 array) (staging: float32 array)
                      (scratch: float32 array) (out: float32 array) =
-        let g, groups, unfold = plan.Geometry, plan.Groups, plan.Unfold.Value
+        let g, groups = plan.Geometry, plan.Groups
         let struct (l, inPlanes, ih, iw, planes, n) = localDims g
         let inSize = inPlanes * ih * iw
         let ld = count * n
@@ -348,12 +349,35 @@ module Layers =
                      sink.Beta, rw sink.Target g.Weight.Offset g.Weight.Length, units)
         biasGradient sink g.Bias.Offset dPre units
 
+/// Training's random shifts of the input digit: one unfold plan of the first layer for each shift
+/// (dx, dy) in [-Max, Max]^2, which moves the digit inside the layer's padding (see Im2ColPlan).
+type InputShifts =
+    { Max: int
+      /// Row-major over (dy, dx): plan (dy + Max) * (2 Max + 1) + (dx + Max).
+      Plans: Im2ColPlan array }
+
+module InputShifts =
+    /// The plans for shifts of up to `max` pixels (none for 0).
+    let create (net: Network) (max: int) =
+        if max < 0 then invalidArg "max" $"a shift must not be negative, got {max}"
+        if max = 0 then { Max = 0; Plans = Array.empty }
+        else
+            match net.Plans.[0].Geometry.Spec, net.Plans.[0].Geometry.InShape with
+            | Local l, [ planes; h; w ] ->
+                { Max = max
+                  Plans = [| for dy in -max .. max do
+                               for dx in -max .. max do
+                                   Im2ColPlan(planes, h, w, l.Kernel, l.Stride, l.Padding, dy, dx) |] }
+            | _ -> invalidArg "net" "shifting the input needs a locally-connected first layer"
+
+    /// The plan that moves the input dx pixels right and dy down.
+    let plan (shifts: InputShifts) (dx: int) (dy: int) =
+        if abs dx > shifts.Max || abs dy > shifts.Max then invalidArg "dx" $"shift ({dx}, {dy}) exceeds {shifts.Max}"
+        shifts.Plans.[(dy + shifts.Max) * (2 * shifts.Max + 1) + dx + shifts.Max]
+
 module Forward =
-    /// Runs one training example with dropout after layer `dropLayer` (its mask in ws.DropMask), or
-    /// `count` examples without dropout when dropLayer is -1. Images start at x[xOffset..], input-sized
-    /// each; the last layer's outputs are ws.Outputs[last], [count, outputs].
-    let runWith (backend: IBackend) (net: Network) (parameters: float32 array) (ws: Workspace)
-                (x: float32 array) (xOffset: int) (count: int) (dropLayer: int) =
+    let private runFrom (backend: IBackend) (net: Network) (parameters: float32 array) (ws: Workspace) (firstUnfold: Im2ColPlan option)
+                        (x: float32 array) (xOffset: int) (count: int) (dropLayer: int) =
         if count > ws.Capacity then invalidArg "count" $"{count} examples exceed the workspace capacity {ws.Capacity}"
         if dropLayer >= 0 && count <> 1 then invalidArg "count" "dropout runs one example at a time"
         let mutable input = x
@@ -363,7 +387,9 @@ module Forward =
             let g = plan.Geometry
             let out = ws.Outputs.[i]
             match g.Spec with
-            | Local _ -> Layers.localForward backend plan parameters input inputOffset count ws.Cols.[i] ws.ColsT.[i] ws.Staging.[i] ws.UnfoldScratch.[i] out
+            | Local _ ->
+                let unfold = match firstUnfold with Some u when i = 0 -> u | _ -> plan.Unfold.Value
+                Layers.localForward backend plan unfold parameters input inputOffset count ws.Cols.[i] ws.ColsT.[i] ws.Staging.[i] ws.UnfoldScratch.[i] out
             | Dense _ -> Layers.denseForward backend g parameters input inputOffset count out
             Layers.activationForward plan.Activation out (count * g.Units)
             if i = dropLayer then
@@ -371,6 +397,17 @@ module Forward =
                 input <- ws.Dropped.[i]
             else input <- out
             inputOffset <- 0
+
+    /// Runs one training example with dropout after layer `dropLayer` (its mask in ws.DropMask), or
+    /// `count` examples without dropout when dropLayer is -1. Images start at x[xOffset..], input-sized
+    /// each; the last layer's outputs are ws.Outputs[last], [count, outputs].
+    let runWith backend net parameters ws x xOffset count dropLayer =
+        runFrom backend net parameters ws None x xOffset count dropLayer
+
+    /// runWith for one training example whose first layer reads its input through `firstUnfold`,
+    /// one of InputShifts' plans.
+    let runShifted backend net parameters ws (firstUnfold: Im2ColPlan) x xOffset dropLayer =
+        runFrom backend net parameters ws (Some firstUnfold) x xOffset 1 dropLayer
 
     /// Runs `count` examples through the network 16 at a time, one per vector lane (see LaneBatch):
     /// fills only the last layer's outputs. Needs a workspace with lane buffers.

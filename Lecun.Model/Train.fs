@@ -150,8 +150,8 @@ module Train =
     type State =
         { Grad: float32 array
           DOut: float32 array
-          /// A shifted copy of the current image.
-          Shifted: float32 array
+          /// The first layer's unfold plans for the recipe's random shifts.
+          Shifts: InputShifts
           /// Newton: per-parameter rates for the current pass; also scratch for the step.
           Rates: float32 array
           Scratch: float32 array
@@ -162,7 +162,7 @@ module Train =
         let n = net.Layout.ParamCount
         { Grad = Array.zeroCreate n
           DOut = Array.zeroCreate net.Layout.OutputSize
-          Shifted = Array.zeroCreate net.Layout.InputSize
+          Shifts = InputShifts.create net recipe.Shift
           Rates = Array.zeroCreate n
           Scratch = Array.zeroCreate n
           Adam = Optimizer.AdamState.create n
@@ -194,19 +194,20 @@ module Train =
                 state.Rates.[i] <- rate / (float32 batch * (n.Mu + h.[i]))
         | Sgd | AdamW _ -> ()
         for i in 0 .. data.Count - 1 do
-            let mutable x = data.Images
-            let mutable xOffset = i * Dataset.Pixels
-            if recipe.Shift > 0 then
-                let dx = rng.NextInt(2 * recipe.Shift + 1) - recipe.Shift
-                let dy = rng.NextInt(2 * recipe.Shift + 1) - recipe.Shift
-                Augment.shift data.Images xOffset dx dy -1.0f state.Shifted
-                x <- state.Shifted
-                xOffset <- 0
+            let x, xOffset = data.Images, i * Dataset.Pixels
+            let shift =
+                if recipe.Shift > 0 then
+                    let dx = rng.NextInt(2 * recipe.Shift + 1) - recipe.Shift
+                    let dy = rng.NextInt(2 * recipe.Shift + 1) - recipe.Shift
+                    Some(InputShifts.plan state.Shifts dx dy)
+                else None
             if drop >= 0 then
                 let mask = ws.DropMask.[drop]
                 for u in 0 .. mask.Length - 1 do
                     mask.[u] <- if rng.NextFloat32() < keep then 1.0f / keep else 0.0f
-            Forward.runWith backend net parameters ws x xOffset 1 drop
+            match shift with
+            | Some unfold -> Forward.runShifted backend net parameters ws unfold x xOffset drop
+            | None -> Forward.runWith backend net parameters ws x xOffset 1 drop
             Loss.gradient recipe.Loss (Forward.outputs net ws) 0 outputs data.Labels.[i] state.DOut
             match recipe.Optimizer with
             | Sgd when batch = 1 ->

@@ -192,12 +192,21 @@ let unfoldShape (rng: Rng) (shape: int) =
         let side, pad = 3 + rng.NextInt 14, rng.NextInt 3
         1 + rng.NextInt 3, side, min (1 + rng.NextInt 5) (side + 2 * pad), 1 + rng.NextInt 3, pad
 
+/// A plan of shape `shape` (see unfoldShape); every other shape moves its input by a random shift,
+/// up to two pixels past the padding (rows and columns that leave the padded planes are dropped).
+let unfoldPlan (rng: Rng) (shape: int) =
+    let planes, side, k, stride, pad = unfoldShape rng shape
+    if shape / 8 % 2 = 0 then Im2ColPlan(planes, side, side, k, stride, pad)
+    else
+        let reach = pad + 2
+        Im2ColPlan(planes, side, side, k, stride, pad, rng.NextInt(2 * reach + 1) - reach, rng.NextInt(2 * reach + 1) - reach)
+
 /// The input index column entry (row r, position p) reads, or None for padding.
 let sourceOf (plan: Im2ColPlan) r p =
     let k = plan.Kernel
     let ow = Im2ColPlan.OutputSide(plan.Width, k, plan.Stride, plan.Pad)
     let c, ky, kx = r / (k * k), r / k % k, r % k
-    let y, x = p / ow * plan.Stride + ky - plan.Pad, p % ow * plan.Stride + kx - plan.Pad
+    let y, x = p / ow * plan.Stride + ky - plan.Pad - plan.ShiftY, p % ow * plan.Stride + kx - plan.Pad - plan.ShiftX
     if y >= 0 && y < plan.Height && x >= 0 && x < plan.Width then Some((c * plan.Height + y) * plan.Width + x) else None
 
 /// cols[r, p] straight from the definition: the padded input under each window.
@@ -210,10 +219,9 @@ let columnsByDefinition (plan: Im2ColPlan) (x: float32 array) (padValue: float32
 [<Tests>]
 let unfoldTests =
     testList "im2col" [
-        testProperty "Forward and ForwardBoth write the columns of the definition, in both layouts" <| fun (seed: uint64) (shape: byte) ->
+        testProperty "Forward and ForwardBoth write the columns of the definition, in both layouts, shifted or not" <| fun (seed: uint64) (shape: byte) ->
             let rng = Rng seed
-            let planes, side, k, stride, pad = unfoldShape rng (int shape)
-            let plan = Im2ColPlan(planes, side, side, k, stride, pad)
+            let plan = unfoldPlan rng (int shape)
             let x = Array.init plan.InputSize (fun _ -> rng.NextFloat32() * 2.0f - 1.0f)
             let n, rows = plan.Positions, plan.Rows
             let expected = columnsByDefinition plan x -1.0f
@@ -233,8 +241,7 @@ let unfoldTests =
 
         testProperty "col2im sums the entries that read each input, in column order, bit for bit" <| fun (seed: uint64) (shape: byte) ->
             let rng = Rng seed
-            let planes, side, k, stride, pad = unfoldShape rng (int shape)
-            let plan = Im2ColPlan(planes, side, side, k, stride, pad)
+            let plan = unfoldPlan rng (int shape)
             let n, rows = plan.Positions, plan.Rows
             let dCols = Array.init (rows * n + 1) (fun i -> if i = rows * n then 0.0f else rng.NextFloat32() - 0.5f)
             let expected = Array.zeroCreate plan.InputSize

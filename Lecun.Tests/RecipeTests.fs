@@ -124,16 +124,53 @@ let tests =
             }
         ]
 
-        testProperty "shifts fill the exposed border with the background and move the rest" <| fun (dxRaw: int) (dyRaw: int) ->
-            let dx, dy = (abs dxRaw % 5) - 2, (abs dyRaw % 5) - 2
-            let src = EngineTests.randomImage (Rng 77UL)
-            let dst = Array.zeroCreate 256
-            Augment.shift src 0 dx dy -1.0f dst
-            for y in 0..15 do
-                for x in 0..15 do
-                    let sx, sy = x - dx, y - dy
-                    let expected = if sx >= 0 && sx < 16 && sy >= 0 && sy < 16 then src.[sy * 16 + sx] else -1.0f
-                    Expect.equal dst.[y * 16 + x] expected $"pixel ({x},{y}) for shift ({dx},{dy})"
+        testList "random shifts" [
+            testProperty "on a digit with a blank border, equal a shifted copy of the image, bit for bit" <| fun (seed: uint16) (dxRaw: byte) (dyRaw: byte) ->
+                // Where the 1-pixel border is background, moving the digit inside the padding and moving
+                // it inside its own 16x16 frame (with background filling the uncovered edge) see the same pixels.
+                let dx, dy = int dxRaw % 3 - 1, int dyRaw % 3 - 1
+                let net = Recipe.network Recipe.modern
+                let p = randomParameters (int seed)
+                let image = EngineTests.randomImage (Rng(uint64 seed)) |> Array.mapi (fun i v -> if i / 16 % 15 = 0 || i % 16 % 15 = 0 then -1.0f else v)
+                let moved = Array.init 256 (fun i ->
+                    let y, x = i / 16 - dy, i % 16 - dx
+                    if y >= 0 && y < 16 && x >= 0 && x < 16 then image.[y * 16 + x] else -1.0f)
+                let ws = Workspace.create net 1
+                Forward.runWith Backend.Managed net p ws moved 0 1 -1
+                let expected = Array.copy (Forward.outputs net ws)
+                Forward.runShifted Backend.Managed net p ws (InputShifts.plan (InputShifts.create net 1) dx dy) image 0 -1
+                Expect.sequenceEqual (Forward.outputs net ws) expected $"outputs for shift ({dx}, {dy})"
+
+            test "of up to one pixel lose no pixel of the digit, and the uncovered edge reads the background" {
+                // Most USPS digits touch the top and bottom rows: a shift that cropped would cut them.
+                let net = Recipe.network Recipe.modern
+                let shifts = InputShifts.create net 1
+                Expect.equal shifts.Plans.Length 9 "one plan per shift"
+                let image = Array.init 256 (fun i -> float32 (i + 1))
+                let cols = Array.zeroCreate shifts.Plans.[0].TransposedSize
+                let colsT = Array.zeroCreate shifts.Plans.[0].TransposedSize
+                for dy in -1 .. 1 do
+                    for dx in -1 .. 1 do
+                        let plan = InputShifts.plan shifts dx dy
+                        plan.ForwardBoth(ReadOnlySpan image, -1.0f, Span cols, Span colsT, Span(Array.zeroCreate plan.ScratchSize))
+                        let seen = cols |> Seq.take (plan.Rows * plan.Positions) |> Set.ofSeq
+                        for i in 0 .. 255 do
+                            Expect.isTrue (seen.Contains(float32 (i + 1))) $"pixel {i} is read under shift ({dx}, {dy})"
+                        // Output (0, 0)'s window starts 2 rows and 2 columns into the padding, so the image's
+                        // first pixel, moved by (dx, dy), is its tap (2 + dy, 2 + dx).
+                        let topLeft = cols.[((2 + dy) * 5 + 2 + dx) * plan.Positions]
+                        Expect.equal topLeft 1.0f $"the image's first pixel sits at its shifted place ({dx}, {dy})"
+                        if dy = 1 then
+                            Expect.equal cols.[(2 * 5 + 2) * plan.Positions] -1.0f "the row uncovered at the top reads the background"
+            }
+
+            test "need a locally-connected first layer and a shift that is not negative" {
+                let net = Recipe.network Recipe.modern
+                Expect.throws (fun () -> InputShifts.create net -1 |> ignore) "negative shift"
+                Expect.throws (fun () -> InputShifts.plan (InputShifts.create net 1) 2 0 |> ignore) "a shift past the plans"
+                Expect.equal (InputShifts.create net 0).Plans.Length 0 "no plans without shifts"
+            }
+        ]
 
         test "AdamW matches hand-computed steps" {
             // PyTorch's AdamW, by hand: p *= 1 - lr*wd; m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;

@@ -40,11 +40,30 @@ public sealed class Im2ColPlan
 
     public static int OutputSide(int side, int k, int stride, int pad) => (side + 2 * pad - k) / stride + 1;
 
-    public Im2ColPlan(int planes, int height, int width, int k, int stride, int pad)
+    /// <summary>Rows the input is moved down inside its padded planes (negative: up).</summary>
+    public int ShiftY { get; }
+    /// <summary>Columns the input is moved right inside its padded planes (negative: left).</summary>
+    public int ShiftX { get; }
+
+    public Im2ColPlan(int planes, int height, int width, int k, int stride, int pad) : this(planes, height, width, k, stride, pad, 0, 0) { }
+
+    /// <summary>
+    /// A plan that unfolds its input moved by (shiftY, shiftX) pixels inside the padded planes:
+    /// cols[(plane*k + ky)*k + kx, oy*outW + ox] = input[plane, oy*stride + ky - pad - shiftY, ox*stride + kx - pad - shiftX],
+    /// the pad value where that falls outside the input.
+    /// </summary>
+    /// <remarks>
+    /// Training's random shifts of the digit. Moving the input inside the padding, rather than moving
+    /// the image inside its own 16x16 frame, keeps the row or column that crosses the edge: it lands
+    /// on padding the windows still read, where a shifted 16x16 copy would lose it (most USPS digits
+    /// touch the top and bottom rows).
+    /// </remarks>
+    public Im2ColPlan(int planes, int height, int width, int k, int stride, int pad, int shiftY, int shiftX)
     {
         if (planes <= 0 || height <= 0 || width <= 0 || k <= 0 || stride <= 0 || pad < 0)
             throw new ArgumentException("im2col: sizes must be positive");
         Planes = planes; Height = height; Width = width; Kernel = k; Stride = stride; Pad = pad;
+        ShiftY = shiftY; ShiftX = shiftX;
         int oh = OutputSide(height, k, stride, pad), ow = OutputSide(width, k, stride, pad);
         if (oh <= 0 || ow <= 0) throw new ArgumentException("im2col: the kernel does not fit the padded input");
         Rows = planes * k * k;
@@ -57,7 +76,7 @@ public sealed class Im2ColPlan
         for (int oy = 0; oy < oh; oy++)
         for (int ox = 0; ox < ow; ox++)
         {
-            int y = oy * stride + ky - pad, x = ox * stride + kx - pad;
+            int y = oy * stride + ky - pad - shiftY, x = ox * stride + kx - pad - shiftX;
             _source[i++] = (uint)y < (uint)height && (uint)x < (uint)width ? (c * height + y) * width + x : padSlot;
         }
         var count = new int[InputSize];
@@ -68,7 +87,7 @@ public sealed class Im2ColPlan
         Array.Clear(count);
         for (int e = 0; e < _source.Length; e++)
             if (_source[e] != padSlot) _readers[_source[e] * _maxReaders + count[_source[e]]++] = e;
-        if (PhaseUnfold.Fits(planes, height, width, k, stride, pad)) _phase = new PhaseUnfold(planes, height, width, k, stride, pad);
+        if (shiftY == 0 && shiftX == 0 && PhaseUnfold.Fits(planes, height, width, k, stride, pad)) _phase = new PhaseUnfold(planes, height, width, k, stride, pad);
     }
 
     /// <summary>Floats Backward reads from its column matrix: Rows * Positions, then one zero.</summary>
@@ -186,15 +205,19 @@ public sealed class Im2ColPlan
         int ph = PaddedHeight, pw = PaddedWidth, plane = ph * pw, k = Kernel, s = Stride;
         int ow = OutputSide(Width, k, s, Pad);
         new Span<float>(padded, Planes * plane + Slack).Fill(padValue);
-        // Rows are short (8 or 16 floats here): plain vector copies, no per-row library call.
+        // Rows are short (8 or 16 floats here): plain vector copies, no per-row library call. A shift
+        // may move some rows and columns out of the padded planes; they are not copied.
+        int left = Pad + ShiftX, xFrom = Math.Max(0, -left), xTo = Math.Min(Width, pw - left);
         for (int c = 0; c < Planes; c++)
         for (int y = 0; y < Height; y++)
         {
+            int py = y + Pad + ShiftY;
+            if ((uint)py >= (uint)ph) continue;
             float* from = x0 + (c * Height + y) * Width;
-            float* to = padded + c * plane + (y + Pad) * pw + Pad;
-            int x = 0;
-            for (; x + 8 <= Width; x += 8) Vector256.Store(Vector256.Load(from + x), to + x);
-            for (; x < Width; x++) to[x] = from[x];
+            float* to = padded + c * plane + py * pw + left;
+            int x = xFrom;
+            for (; x + 8 <= xTo; x += 8) Vector256.Store(Vector256.Load(from + x), to + x);
+            for (; x < xTo; x++) to[x] = from[x];
         }
         // colsT[position, (c*k + ky)*k + kx] = padded[c, oy*s + ky, ox*s + kx]: a window row is k
         // contiguous floats. Each 8-float store runs past its k values into the next row's place,
