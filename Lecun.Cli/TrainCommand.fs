@@ -50,7 +50,7 @@ type TrainArgs =
             | Weight_Init _ -> "initial weights U[-b, b] with b = 2.4/sqrt(F) (sqrt-fan-in, lecun1989's) or 2.4/F (fan-in, newton1989's), F the unit's fan-in."
             | Loss _ -> "mse (mean over the 10 outputs, the paper), mse-half (half the summed squares) or softmax-ce (makes the outputs linear)."
             | Optimizer _ -> "sgd, newton (the paper's diagonal Newton) or adamw (lr falling linearly to a third, weight decay 0.01)."
-            | Shift _ -> "random shifts of up to this many pixels on each presentation (0 = none)."
+            | Shift _ -> "random shifts of the digit by up to this many pixels in x and y on each presentation, inside the first layer's padding (0 = none)."
             | Dropout _ -> "dropout rate on H3's input during training (0 = none)."
             | Mu _ -> "newton: the damping mu of the steps eps / (mu + h) (default: newton1989's, 0.01); --lr sets eps."
             | Seeds _ -> "train this many seeds (seed, seed+1, ...) and report mean and spread of the final errors."
