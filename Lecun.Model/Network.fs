@@ -239,11 +239,7 @@ module Layers =
     let activationBackward (act: Activation) (y: float32 array) (dy: float32 array) (dPre: float32 array) (units: int) =
         match act with
         | Tanh -> Elementwise.TanhBackward(ro y 0 units, ro dy 0 units, rw dPre 0 units)
-        | ScaledTanh ->
-            // y = A tanh(S a)  =>  dy/da = S (A - y^2 / A)
-            let a, s = Elementwise.ScaledTanhA, Elementwise.ScaledTanhS
-            for i in 0 .. units - 1 do
-                dPre.[i] <- s * (a - y.[i] * y.[i] / a) * dy.[i]
+        | ScaledTanh -> Elementwise.ScaledTanhBackward(ro y 0 units, ro dy 0 units, rw dPre 0 units)
         | Relu -> Elementwise.ReluBackward(ro y 0 units, ro dy 0 units, rw dPre 0 units)
         | Identity -> Array.blit dy 0 dPre 0 units
 

@@ -28,6 +28,28 @@ public static class Elementwise
     /// <summary>Scaled tanh of LeCun's later papers: 1.7159 tanh(2a/3).</summary>
     public const float ScaledTanhA = 1.7159f, ScaledTanhS = 2f / 3f;
 
+    /// <summary>
+    /// da = S (A - y^2 / A) dy: the derivative of y = A tanh(S a) expressed through the unit's output,
+    /// rounded after each operation in this order (lanes and tail alike).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static unsafe void ScaledTanhBackward(ReadOnlySpan<float> y, ReadOnlySpan<float> dy, Span<float> da)
+    {
+        const float a = ScaledTanhA, s = ScaledTanhS;
+        int n = y.Length, i = 0;
+        if (dy.Length < n || da.Length < n) throw new ArgumentException("scaled tanh backward: span too small");
+        fixed (float* py = y, pd = dy, pa = da)
+        {
+            var va = Vector512.Create(a);
+            for (; i + 16 <= n; i += 16)
+            {
+                var v = Vector512.Load(py + i);
+                Vector512.Store(s * (va - v * v / va) * Vector512.Load(pd + i), pa + i);
+            }
+            for (; i < n; i++) pa[i] = s * (a - py[i] * py[i] / a) * pd[i];
+        }
+    }
+
     /// <summary>y = max(a, 0) (NaN stays NaN, as Math.Max).</summary>
     public static void ReluForward(ReadOnlySpan<float> a, Span<float> y) => Map(a, a, y, new ReluOp());
 
