@@ -78,6 +78,13 @@ module Network =
              for run in grp.Runs do
                  yield! [| grp.FirstPlane; grp.Planes; run.ColRow / kk; run.Length / kk; run.WeightColumn |] |]
 
+    /// The im2col plan of a locally-connected layer whose input is moved by (shiftY, shiftX) pixels
+    /// inside its padding (see Im2ColPlan; 0, 0 for the layer's own); None for a dense layer.
+    let unfoldOf (g: LayerGeometry) (shiftY: int) (shiftX: int) =
+        match g.Spec, g.InShape with
+        | Local l, [ planes; h; w ] -> Some(Im2ColPlan(planes, h, w, l.Kernel, l.Stride, l.Padding, shiftY, shiftX))
+        | _ -> None
+
     /// Builds the engine's view of a layout: `hidden` on every hidden layer, `output` on the last.
     let create (layout: NetLayout) (hidden: Activation) (output: Activation) =
         let last = List.length layout.Layers - 1
@@ -88,10 +95,7 @@ module Network =
                 let groups = match g.Spec with Local l -> groupsOf l | Dense _ -> []
                 { Geometry = g
                   Groups = groups
-                  Unfold =
-                    match g.Spec, g.InShape with
-                    | Local l, [ planes; h; w ] -> Some(Im2ColPlan(planes, h, w, l.Kernel, l.Stride, l.Padding))
-                    | _ -> None
+                  Unfold = unfoldOf g 0 0
                   Segments = match g.Spec with Local l -> segmentsOf l groups | Dense _ -> Array.empty
                   Activation = if i = last then output else hidden })
             |> Array.ofList }
@@ -357,14 +361,13 @@ module InputShifts =
     let create (net: Network) (max: int) =
         if max < 0 then invalidArg "max" $"a shift must not be negative, got {max}"
         if max = 0 then { Max = 0; Plans = Array.empty }
+        elif net.Plans.[0].Unfold.IsNone then invalidArg "net" "shifting the input needs a locally-connected first layer"
         else
-            match net.Plans.[0].Geometry.Spec, net.Plans.[0].Geometry.InShape with
-            | Local l, [ planes; h; w ] ->
-                { Max = max
-                  Plans = [| for dy in -max .. max do
-                               for dx in -max .. max do
-                                   Im2ColPlan(planes, h, w, l.Kernel, l.Stride, l.Padding, dy, dx) |] }
-            | _ -> invalidArg "net" "shifting the input needs a locally-connected first layer"
+            let first = net.Plans.[0].Geometry
+            { Max = max
+              Plans = [| for dy in -max .. max do
+                           for dx in -max .. max do
+                               (Network.unfoldOf first dy dx).Value |] }
 
     /// The plan that moves the input dx pixels right and dy down.
     let plan (shifts: InputShifts) (dx: int) (dy: int) =
@@ -372,7 +375,7 @@ module InputShifts =
         shifts.Plans.[(dy + shifts.Max) * (2 * shifts.Max + 1) + dx + shifts.Max]
 
 module Forward =
-    let private runFrom (backend: IBackend) (net: Network) (parameters: float32 array) (ws: Workspace) (firstUnfold: Im2ColPlan option)
+    let private runFrom (backend: IBackend) (net: Network) (parameters: float32 array) (ws: Workspace) (firstUnfold: Im2ColPlan voption)
                         (x: float32 array) (xOffset: int) (count: int) (dropLayer: int) =
         if count > ws.Capacity then invalidArg "count" $"{count} examples exceed the workspace capacity {ws.Capacity}"
         if dropLayer >= 0 && count <> 1 then invalidArg "count" "dropout runs one example at a time"
@@ -384,7 +387,7 @@ module Forward =
             let out = ws.Outputs.[i]
             match g.Spec with
             | Local _ ->
-                let unfold = match firstUnfold with Some u when i = 0 -> u | _ -> plan.Unfold.Value
+                let unfold = match firstUnfold with ValueSome u when i = 0 -> u | _ -> plan.Unfold.Value
                 Layers.localForward backend plan unfold parameters input inputOffset count ws.Cols.[i] ws.ColsT.[i] ws.Staging.[i] ws.UnfoldScratch.[i] out
             | Dense _ -> Layers.denseForward backend g parameters input inputOffset count out
             Layers.activationForward plan.Activation out (count * g.Units)
@@ -398,12 +401,12 @@ module Forward =
     /// `count` examples without dropout when dropLayer is -1. Images start at x[xOffset..], input-sized
     /// each; the last layer's outputs are ws.Outputs[last], [count, outputs].
     let runWith backend net parameters ws x xOffset count dropLayer =
-        runFrom backend net parameters ws None x xOffset count dropLayer
+        runFrom backend net parameters ws ValueNone x xOffset count dropLayer
 
     /// runWith for one training example whose first layer reads its input through `firstUnfold`,
     /// one of InputShifts' plans.
     let runShifted backend net parameters ws (firstUnfold: Im2ColPlan) x xOffset dropLayer =
-        runFrom backend net parameters ws (Some firstUnfold) x xOffset 1 dropLayer
+        runFrom backend net parameters ws (ValueSome firstUnfold) x xOffset 1 dropLayer
 
     /// Runs `count` examples through the network 16 at a time, one per vector lane (see LaneBatch):
     /// fills only the last layer's outputs. Needs a workspace with lane buffers.

@@ -199,15 +199,16 @@ module Train =
                 if recipe.Shift > 0 then
                     let dx = rng.NextInt(2 * recipe.Shift + 1) - recipe.Shift
                     let dy = rng.NextInt(2 * recipe.Shift + 1) - recipe.Shift
-                    Some(InputShifts.plan state.Shifts dx dy)
-                else None
+                    // A value option: nothing is allocated per presentation.
+                    ValueSome(InputShifts.plan state.Shifts dx dy)
+                else ValueNone
             if drop >= 0 then
                 let mask = ws.DropMask.[drop]
                 for u in 0 .. mask.Length - 1 do
                     mask.[u] <- if rng.NextFloat32() < keep then 1.0f / keep else 0.0f
             match shift with
-            | Some unfold -> Forward.runShifted backend net parameters ws unfold x xOffset drop
-            | None -> Forward.runWith backend net parameters ws x xOffset 1 drop
+            | ValueSome unfold -> Forward.runShifted backend net parameters ws unfold x xOffset drop
+            | ValueNone -> Forward.runWith backend net parameters ws x xOffset 1 drop
             Loss.gradient recipe.Loss (Forward.outputs net ws) 0 outputs data.Labels.[i] state.DOut
             match recipe.Optimizer with
             | Sgd when batch = 1 ->
