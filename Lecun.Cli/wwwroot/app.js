@@ -167,7 +167,7 @@ const lecunPage = (() => {
 
   function showReading(reading) {
     $("class").textContent = reading.class;
-    reading.layers.h1.length && h1Maps.forEach((c, m) => paint(c, reading.layers.h1, m * 64));
+    h1Maps.forEach((c, m) => paint(c, reading.layers.h1, m * 64));
     h2Maps.forEach((c, m) => paint(c, reading.layers.h2, m * 16));
     paint(h3Canvas, reading.layers.h3);
     paint(outCanvas, reading.layers.out);
@@ -175,8 +175,8 @@ const lecunPage = (() => {
       const row = scoreRows[k], win = k === reading.class;
       const v = Math.max(-1, Math.min(1, s));
       const inner = row.bar.firstChild;
-      inner.style.left = (v < 0 ? 50 * (1 + v) : 50) + "%";
-      inner.style.width = 50 * Math.abs(v) + "%";
+      inner.style.left = "0";
+      inner.style.width = 50 * (v + 1) + "%";
       row.value.textContent = (s >= 0 ? "+" : "") + s.toFixed(2);
       for (const el of [row.label, row.bar, row.value]) el.classList.toggle("win", win);
     });
