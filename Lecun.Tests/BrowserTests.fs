@@ -151,6 +151,33 @@ let tests =
                 waitFor driver "the cleared input" (fun () -> fst (canvasStats driver "#input") = 0)
             )
         }
+        test "a drawing becomes its input and its reading in well under a second (medians printed)" {
+            withPage (fun driver ->
+                let timing =
+                    (driver :?> IJavaScriptExecutor).ExecuteAsyncScript("""
+                        const done = arguments[arguments.length - 1];
+                        const arc = (cx, cy, r, a0, a1, n) => Array.from({ length: n + 1 }, (_, i) => {
+                            const t = a0 + (a1 - a0) * i / n; return { x: cx + r * Math.cos(t), y: cy + r * Math.sin(t) }; });
+                        const strokes = [arc(160, 105, 55, -2.8, 1.57, 24).concat(arc(160, 215, 60, -1.57, 2.7, 24))];
+                        const input = [], reading = [];
+                        (async () => {
+                            for (let i = 0; i < 200; i++) {
+                                const t0 = performance.now();
+                                const pixels = lecunPage.inputOfStrokes(strokes, 320, 320);
+                                const t1 = performance.now();
+                                const r = await fetch('api/predict', { method: 'POST', body: JSON.stringify({ pixels: Array.from(pixels) }) });
+                                await r.json();
+                                input.push(t1 - t0); reading.push(performance.now() - t0);
+                            }
+                            const median = a => a.sort((x, y) => x - y)[a.length >> 1];
+                            done([median(input), median(reading)]);
+                        })();""")
+                    :?> Collections.ObjectModel.ReadOnlyCollection<obj>
+                let input, reading = Convert.ToDouble timing.[0], Convert.ToDouble timing.[1]
+                printfn "browser: drawing -> 16x16 input %.1f ms, drawing -> reading (input + /api/predict) %.1f ms (medians of 200)" input reading
+                Expect.isLessThan reading 1000.0 "a reading within a second"
+            )
+        }
         test "a digit of the gallery loads into the same view" {
             withPage (fun driver ->
                 waitFor driver "the gallery" (fun () -> driver.FindElements(By.CssSelector "#gallery figure canvas").Count > 0)

@@ -138,6 +138,23 @@ let tests =
                     Expect.equal (m.GetProperty("predicted").GetInt32()) eval.Predictions.[i] "prediction"
                     Expect.notEqual eval.Predictions.[i] data.Labels.[i] "a miss"
             }
+            test "without --model, serve takes the newest model file under runs/ (a run's or a seed's folder)" {
+                let runs = Path.Combine(Path.GetTempPath(), $"lecun-runs-{Guid.NewGuid():N}")
+                try
+                    Expect.isNone (ModelView.newestRun runs) "no runs/ folder: none"
+                    let write (sub: string) (age: float) =
+                        let file = Path.Combine(runs, sub, "model.safetensors")
+                        Directory.CreateDirectory(Path.GetDirectoryName file) |> ignore
+                        File.WriteAllBytes(file, [| 0uy |])
+                        File.SetLastWriteTimeUtc(file, DateTime.UtcNow.AddMinutes(-age))
+                        file
+                    write "20260101-old-seed1" 30.0 |> ignore
+                    let newest = write "20260102-seeds/seed-1338" 5.0
+                    write "20260102-seeds/seed-1337" 10.0 |> ignore
+                    Expect.equal (ModelView.newestRun runs) (Some newest) "the most recently written"
+                finally
+                    if Directory.Exists runs then Directory.Delete(runs, true)
+            }
             test "digits: a data-set digit with its label; unknown split or index refused" {
                 let view = modelView ()
                 let reply = ServeApi.digit view "test" "7"
