@@ -122,7 +122,8 @@ let private errorRate (view: ModelView.ModelView) (images: float32 array array) 
 
 [<Tests>]
 let tests =
-    testSequencedGroup "browser" <| testList "serve page in chromium" [
+    // In the "console" group: their lines must not land in the output another test captures.
+    testSequencedGroup "console" <| testList "serve page in chromium" [
         test "a stroke drawn with pointer events shows a class, the 16x16 input and the layer maps" {
             withPage (fun driver ->
                 waitFor driver "the gallery of misclassified digits loads" (fun () -> driver.FindElements(By.CssSelector "#gallery figure").Count > 0)

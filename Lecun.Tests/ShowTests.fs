@@ -8,10 +8,7 @@ open Lecun.Model
 open Lecun.Cli
 open Lecun.Tests.ServeFixture
 
-let private withTempDir (f: string -> unit) =
-    let dir = Path.Combine(Path.GetTempPath(), $"lecun-show-{Guid.NewGuid():N}")
-    Directory.CreateDirectory dir |> ignore
-    try f dir finally (try Directory.Delete(dir, true) with _ -> ())
+let private withTempDir (f: string -> unit) = PlotsTests.withTempDir f
 
 let private testDigits () = (modelView ()).Data |> function Ok d -> d.Test | Error e -> failwith e
 
@@ -65,7 +62,7 @@ let tests =
                     Expect.isTrue (File.Exists out) "written")
             }
             for args, fragment in
-                [ [ "--digit"; "2007" ], "--digit must be between 0 and 2006"
+                [ [ "--digit"; "2007" ], "test digit 2007 does not exist (0..2006)"
                   [ "--digit"; "1"; "/tmp/x.txt" ], "either --digit or an INPUT"
                   [], "--digit N or an INPUT"
                   [ "--digit"; "1"; "--split"; "valid" ], "--split must be train or test" ] do
