@@ -141,17 +141,18 @@ module Checkpoint =
             return Map.ofList pairs
         }
 
-    /// Splits the header into metadata and tensor entries, refusing more entries than the layout has
-    /// tensors (plus the metadata) and duplicate names (JsonDocument keeps duplicates, and the
+    /// Splits the header into metadata and tensor entries, refusing far more entries than the layout
+    /// has tensors (plus the metadata) and duplicate names (JsonDocument keeps duplicates, and the
     /// last-wins rule of other readers would hide them).
     let private parseHeader (layout: NetLayout) (json: string) : Result<Map<string, string> * Entry list, string> =
         result {
             use! doc = try Ok(JsonDocument.Parse json) with :? JsonException as e -> Error $"header is not valid JSON ({e.Message})"
             let root = doc.RootElement
             do! check (root.ValueKind = JsonValueKind.Object) "header is not a JSON object"
-            let most = layout.Views.Length + 1
+            // Twice what a model file holds, so that a file with a few stray tensors is told which.
+            let most = 2 * (layout.Views.Length + 1)
             let props = root.EnumerateObject() |> Seq.truncate (most + 1) |> List.ofSeq
-            do! check (props.Length <= most) $"header has more than {most} entries ({layout.Views.Length} tensors and {metadataKey})"
+            do! check (props.Length <= most) $"header has more than {most} entries (a model file of this network has {layout.Views.Length} tensors and {metadataKey})"
             match props |> List.countBy (fun p -> p.Name) |> List.tryFind (fun (_, n) -> n > 1) with
             | Some(name, _) -> return! Error $"header names {name} twice"
             | None ->

@@ -207,16 +207,16 @@ let tests =
             test "a header longer than a model file needs, whatever it holds" {
                 // 40,000 shape entries, 100,000 metadata entries: both need far more than 64 KB of header.
                 let shape = String.Join(",", Array.create 40_000 "1")
-                expectRefused (rawFile (editHeader "[12,1,5,5]" $"[{shape}]") (floatBytes (sampleParameters ()))) "40,000-entry shape" "implausible"
+                expectRefused (rawFile (editHeader "[12,1,5,5]" $"[{shape}]") [||]) "40,000-entry shape (80 KB of header)" "implausible"
                 let entries = String.Join(",", Array.init 100_000 (fun i -> $"\"k{i}\":\"v\""))
-                expectRefused (rawFile (editHeader "\"seed\":\"1\"" entries) (floatBytes (sampleParameters ()))) "100,000 metadata entries" "implausible"
+                expectRefused (rawFile (editHeader "\"seed\":\"1\"" entries) (floatBytes (sampleParameters ()))) "100,000 metadata entries (1.4 MB)" "longer than any model file"
             }
 
             test "more entries than the format needs, within the header bound" {
                 let entries = String.Join(",", Array.init 65 (fun i -> $"\"k{i}\":\"v\""))
                 expectRefused (rawFile (editHeader "\"seed\":\"1\"" entries) (floatBytes (sampleParameters ()))) "65 metadata entries" "more than 64 entries"
-                let tensors = String.Join("", Array.init 2 (fun i -> $"\"x{i}\":{{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[0,0]}},"))
-                expectRefused (rawFile (editHeader "\"H1w\"" (tensors + "\"H1w\"")) (floatBytes (sampleParameters ()))) "10 entries" "more than 9 entries"
+                let tensors = String.Join("", Array.init 10 (fun i -> $"\"x{i}\":{{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[0,0]}},"))
+                expectRefused (rawFile (editHeader "\"H1w\"" (tensors + "\"H1w\"")) (floatBytes (sampleParameters ()))) "19 entries" "more than 18 entries"
                 expectRefused (rawFile (editHeader "[12,1,5,5]" "[12,1,5,5,1]") (floatBytes (sampleParameters ()))) "a 5-dimensional shape" "no tensor of this network has more than 4"
                 expectRefused (rawFile (editHeader "[0,1200]" "[0,1200,0]") (floatBytes (sampleParameters ()))) "three offsets" "data_offsets has 3 numbers"
             }
