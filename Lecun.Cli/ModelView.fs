@@ -6,6 +6,7 @@ open System
 open System.IO
 open Lecun.Model
 open Lecun.Native.Backends
+open Lecun.Cli.Output
 
 /// The data set a model was trained on, from its metadata (usps when it does not say). A run trained
 /// with --holdout names it with a suffix ("usps, last 1000 training digits held out"); the digits are the plain set's.
@@ -33,19 +34,19 @@ type ModelView =
 /// Loads a checkpoint and evaluates it on its data set's test split. A missing data set is not an
 /// error (the model still reads drawings); it is reported in `Data`.
 let load (backend: IBackend) (file: string) (dataDir: string option) =
-    let net, loss, parameters, metadata = EvalCommand.loadModel file
-    let data = Data.load (dataSetOf metadata) dataDir
+    let model = ModelFile.load file |> orFail
+    let data = Data.load (dataSetOf model.Metadata) dataDir
     let test, misses =
         match data with
         | Ok d ->
-            let result = Evaluate.split backend net loss parameters (Workspace.create net Evaluate.batch) d.Test
+            let result = ModelFile.evaluate backend model d.Test |> orFail
             let misses =
                 [| for i in 0 .. d.Test.Count - 1 do
                        if result.Predictions.[i] <> d.Test.Labels.[i] then
                            { Index = i; Label = d.Test.Labels.[i]; Predicted = result.Predictions.[i] } |]
             Some result.Metrics, misses
         | Error _ -> None, [||]
-    { File = file; Net = net; Parameters = parameters; Metadata = metadata; Backend = backend
+    { File = file; Net = model.Network; Parameters = model.Parameters; Metadata = model.Metadata; Backend = backend
       Data = data; Test = test; Misses = misses }
 
 /// A split of the model's data set by name ("train" or "test").

@@ -129,7 +129,11 @@ let predict (view: ModelView) (pool: Workspaces) (body: ReadOnlyMemory<byte>) : 
     else
         match parsePixels body with
         | Error message -> error 400 message
-        | Ok pixels -> readingJson view (read view pool pixels)
+        | Ok pixels ->
+            let reading = read view pool pixels
+            // Finite weights can still overflow float32 on some inputs; JSON has no NaN to answer with.
+            if reading.Layers |> Array.forall (Array.forall Single.IsFinite) then readingJson view reading
+            else error 500 $"{view.File}: the network's values are not finite for this input: the weights are too large for float32 arithmetic"
 
 /// GET /api/model.
 let model (view: ModelView) : Reply =

@@ -7,7 +7,7 @@ open SkiaSharp
 open Lecun.Model
 open Lecun.Cli
 
-let withTempDir (f: string -> 'a) =
+let private withTempDir (f: string -> 'a) =
     let dir = Path.Combine(Path.GetTempPath(), $"lecun-plots-{Guid.NewGuid():N}")
     Directory.CreateDirectory dir |> ignore
     try f dir finally (try Directory.Delete(dir, true) with _ -> ())

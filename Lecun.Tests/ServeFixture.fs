@@ -10,7 +10,7 @@ open Lecun.Cli
 
 let private trained =
     lazy
-        (let data = TrainTests.usps.Force()
+        (let data = TestSetup.usps.Force()
          let recipe = { Recipe.lecun1989 with Passes = 2 }
          let initial = Init.create recipe.WeightInit Layout.lecun1989 recipe.Seed
          let result = Train.run Backend.Managed recipe data initial (fun _ _ -> ()) ignore
@@ -18,7 +18,7 @@ let private trained =
          Directory.CreateDirectory dir |> ignore
          AppDomain.CurrentDomain.ProcessExit.Add(fun _ -> try Directory.Delete(dir, true) with _ -> ())
          let file = Path.Combine(dir, "model.safetensors")
-         Checkpoint.save file Layout.lecun1989 result.Parameters (TrainCommand.checkpointMetadata recipe "usps" recipe.Passes)
+         ModelFile.save file recipe "usps" result.Parameters
          file)
 
 /// The checkpoint's path.

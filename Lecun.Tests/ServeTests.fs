@@ -120,6 +120,14 @@ let tests =
                 let n = int count
                 if n <> 256 then
                     expectError 400 (ServeApi.predict view pool (bytes ("{\"pixels\":[" + String.Join(",", Array.create n "0") + "]}"))) $"{n} values"
+            test "weights that overflow float32 get 500 and an error, not NaN in JSON" {
+                let view = modelView ()
+                // As ModelFileTests: finite weights whose weighted sums overflow to ±infinity in a ReLU
+                // network, and NaN where they meet.
+                let net = Network.create Layout.lecun1989 Relu Identity
+                let huge = { view with Net = net; Parameters = Array.init net.Layout.ParamCount (fun i -> if i % 2 = 0 then 3e38f else -3e38f) }
+                expectError 500 (ServeApi.predict huge (ServeApi.Workspaces huge.Net) (bytes (bodyOf ((digits ()).Image(0).ToArray())))) "overflow"
+            }
             test "model describes recipe, seed, test error and the misclassified test digits" {
                 let view = modelView ()
                 use doc = JsonDocument.Parse (ServeApi.model view).Body
@@ -178,7 +186,7 @@ let tests =
                 let file = Path.Combine(dir, "digits.txt")
                 let rows = [ for i in 100 .. 129 -> String.Join(" ", data.Image(i).ToArray() |> Array.map (fun v -> v.ToString("R", invariant))) ]
                 File.WriteAllLines(file, rows)
-                let code, out, err = TrainTests.runCli [ "predict"; "--model"; modelFile (); "--backend"; "managed"; "--json"; file ]
+                let code, out, err = TestSetup.runCli [ "predict"; "--model"; modelFile (); "--backend"; "managed"; "--json"; file ]
                 Expect.equal code 0 $"predict runs (stderr: {err})"
                 use doc = JsonDocument.Parse out
                 let pool = ServeApi.Workspaces view.Net

@@ -6,9 +6,10 @@ open Expecto
 open SkiaSharp
 open Lecun.Model
 open Lecun.Cli
+open Lecun.Tests.TestSetup
 open Lecun.Tests.ServeFixture
 
-let private withTempDir (f: string -> unit) = PlotsTests.withTempDir f
+
 
 let private testDigits () = (modelView ()).Data |> function Ok d -> d.Test | Error e -> failwith e
 
@@ -44,7 +45,7 @@ let tests =
             test "show --digit writes the PNG and names the class" {
                 withTempDir (fun dir ->
                     let out = Path.Combine(dir, "show.png")
-                    let code, stdout, err = TrainTests.runCli [ "show"; "--model"; modelFile (); "--digit"; "5"; "--backend"; "managed"; "--out"; out ]
+                    let code, stdout, err = TestSetup.runCli [ "show"; "--model"; modelFile (); "--digit"; "5"; "--backend"; "managed"; "--out"; out ]
                     Expect.equal code 0 $"exit code (stderr: {err})"
                     let data = testDigits ()
                     let layers = expectedLayers (modelView ()) (data.Image(5).ToArray())
@@ -57,7 +58,7 @@ let tests =
                     let input = Path.Combine(dir, "digit.txt")
                     File.WriteAllText(input, String.Join(" ", (testDigits ()).Image(9).ToArray() |> Array.map (fun v -> v.ToString("R", Globalization.CultureInfo.InvariantCulture))))
                     let out = Path.Combine(dir, "nine.png")
-                    let code, _, err = TrainTests.runCli [ "show"; "--model"; modelFile (); "--backend"; "managed"; "--out"; out; input ]
+                    let code, _, err = TestSetup.runCli [ "show"; "--model"; modelFile (); "--backend"; "managed"; "--out"; out; input ]
                     Expect.equal code 0 $"exit code (stderr: {err})"
                     Expect.isTrue (File.Exists out) "written")
             }
@@ -67,13 +68,13 @@ let tests =
                   [], "--digit N or an INPUT"
                   [ "--digit"; "1"; "--split"; "valid" ], "--split must be train or test" ] do
                 test $"""show {String.Join(" ", args)} is refused""" {
-                    let code, _, err = TrainTests.runCli ([ "show"; "--model"; modelFile (); "--backend"; "managed"; "--out"; "/tmp/never.png" ] @ args)
+                    let code, _, err = TestSetup.runCli ([ "show"; "--model"; modelFile (); "--backend"; "managed"; "--out"; "/tmp/never.png" ] @ args)
                     Expect.notEqual code 0 "non-zero exit"
                     Expect.stringContains err fragment "the error names the problem"
                     Expect.isFalse (err.Contains "   at ") "no stack trace"
                 }
             test "eval --misses lists the misclassified digits' indices" {
-                let code, out, err = TrainTests.runCli [ "eval"; "--model"; modelFile (); "--backend"; "managed"; "--misses" ]
+                let code, out, err = TestSetup.runCli [ "eval"; "--model"; modelFile (); "--backend"; "managed"; "--misses" ]
                 Expect.equal code 0 $"exit code (stderr: {err})"
                 let listed =
                     Text.RegularExpressions.Regex.Matches(out, @"(\d+): (\d) -> (\d)")
