@@ -131,7 +131,15 @@ public static unsafe class SmallGemm
             StoreFresh(x2, alpha, beta, c2 + start, fresh); StoreFresh(x3, alpha, beta, c3 + start, fresh);
             j = n;
         }
-        for (; j < n; j++)
+        ScalarColumns4(j, n, k, alpha, a, ai, ap, b, ldb, beta, c, ldc);
+    }
+
+    // Columns j0..n-1 of four rows of C one at a time, the chains of the vector blocks.
+    static void ScalarColumns4(int j0, int n, int k, float alpha, float* a, int ai, int ap, float* b, int ldb, float beta, float* c, int ldc)
+    {
+        float* a0 = a, a1 = a + ai, a2 = a + 2 * ai, a3 = a + 3 * ai;
+        float* c0 = c, c1 = c + ldc, c2 = c + 2 * ldc, c3 = c + 3 * ldc;
+        for (int j = j0; j < n; j++)
         {
             float s0 = 0f, s1 = 0f, s2 = 0f, s3 = 0f;
             float* bp = b + j;
@@ -144,6 +152,18 @@ public static unsafe class SmallGemm
             }
             c0[j] = Finish(s0, alpha, beta, c0 + j); c1[j] = Finish(s1, alpha, beta, c1 + j);
             c2[j] = Finish(s2, alpha, beta, c2 + j); c3[j] = Finish(s3, alpha, beta, c3 + j);
+        }
+    }
+
+    // Columns j0..n-1 of one row of C one at a time.
+    static void ScalarColumns1(int j0, int n, int k, float alpha, float* a, int ap, float* b, int ldb, float beta, float* c)
+    {
+        for (int j = j0; j < n; j++)
+        {
+            float s = 0f;
+            float* bp = b + j;
+            for (int p = 0; p < k; p++, bp += ldb) s = MathF.FusedMultiplyAdd(a[(long)p * ap], *bp, s);
+            c[j] = Finish(s, alpha, beta, c + j);
         }
     }
 
@@ -244,13 +264,7 @@ public static unsafe class SmallGemm
             StorePair(x, y, alpha, beta, c + j, c + start);
             return;
         }
-        for (; j < n; j++)
-        {
-            float s = 0f;
-            float* bp = b + j;
-            for (int p = 0; p < k; p++, bp += ldb) s = MathF.FusedMultiplyAdd(a[(long)p * ap], *bp, s);
-            c[j] = Finish(s, alpha, beta, c + j);
-        }
+        ScalarColumns1(j, n, k, alpha, a, ap, b, ldb, beta, c);
     }
 
     /// <summary>C[m,n] = alpha * A[m,k] * B[n,k]^T + beta * C: dot products of contiguous rows.</summary>
@@ -366,20 +380,7 @@ public static unsafe class SmallGemm
                 StoreFresh(x2, alpha, beta, c2 + start, fresh); StoreFresh(x3, alpha, beta, c3 + start, fresh);
                 return;
             }
-            for (; j < n; j++)
-            {
-                float s0 = 0f, s1 = 0f, s2 = 0f, s3 = 0f;
-                float* bp = b + j;
-                for (int p = 0; p < k; p++, bp += ldb)
-                {
-                    long o = (long)p * ap;
-                    float u = *bp;
-                    s0 = MathF.FusedMultiplyAdd(a0[o], u, s0); s1 = MathF.FusedMultiplyAdd(a1[o], u, s1);
-                    s2 = MathF.FusedMultiplyAdd(a2[o], u, s2); s3 = MathF.FusedMultiplyAdd(a3[o], u, s3);
-                }
-                c0[j] = Finish(s0, alpha, beta, c0 + j); c1[j] = Finish(s1, alpha, beta, c1 + j);
-                c2[j] = Finish(s2, alpha, beta, c2 + j); c3[j] = Finish(s3, alpha, beta, c3 + j);
-            }
+            ScalarColumns4(j, n, k, alpha, a, ai, ap, b, ldb, beta, c, ldc);
         }
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -463,13 +464,7 @@ public static unsafe class SmallGemm
                 StorePair(x, y, alpha, beta, c + j, c + start);
                 return;
             }
-            for (; j < n; j++)
-            {
-                float s = 0f;
-                float* bp = b + j;
-                for (int p = 0; p < k; p++, bp += ldb) s = MathF.FusedMultiplyAdd(a[(long)p * ap], *bp, s);
-                c[j] = Finish(s, alpha, beta, c + j);
-            }
+            ScalarColumns1(j, n, k, alpha, a, ap, b, ldb, beta, c);
         }
     }
 }

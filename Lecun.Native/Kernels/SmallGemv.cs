@@ -30,23 +30,7 @@ public static unsafe class SmallGemv
     {
         if (n < Lanes)
         {
-            for (int j = 0; j < n; j++)
-            {
-                float s0 = 0f, s1 = 0f, s2 = 0f, s3 = 0f;
-                int i = 0;
-                for (; i + 4 <= m; i += 4)
-                {
-                    s0 = MathF.FusedMultiplyAdd(x[i], a[(long)i * lda + j], s0);
-                    s1 = MathF.FusedMultiplyAdd(x[i + 1], a[(long)(i + 1) * lda + j], s1);
-                    s2 = MathF.FusedMultiplyAdd(x[i + 2], a[(long)(i + 2) * lda + j], s2);
-                    s3 = MathF.FusedMultiplyAdd(x[i + 3], a[(long)(i + 3) * lda + j], s3);
-                }
-                if (i < m) s0 = MathF.FusedMultiplyAdd(x[i], a[(long)i * lda + j], s0);
-                if (i + 1 < m) s1 = MathF.FusedMultiplyAdd(x[i + 1], a[(long)(i + 1) * lda + j], s1);
-                if (i + 2 < m) s2 = MathF.FusedMultiplyAdd(x[i + 2], a[(long)(i + 2) * lda + j], s2);
-                float s = (s0 + s1) + (s2 + s3);
-                y[j] = beta == 0f ? s * alpha : s * alpha + y[j] * beta;
-            }
+            ScalarColumns(m, n, alpha, x, a, lda, beta, y);
             return;
         }
         if (!KernelWidth.Wide)
@@ -81,6 +65,28 @@ public static unsafe class SmallGemv
                 result = Vector512.ConditionalSelect(fresh, result, Vector512.Load(y + start));
             }
             Vector512.Store(result, y + start);
+        }
+    }
+
+    // Columns one at a time, the same four chains per column as the vector blocks.
+    static void ScalarColumns(int m, int n, float alpha, float* x, float* a, int lda, float beta, float* y)
+    {
+        for (int j = 0; j < n; j++)
+        {
+            float s0 = 0f, s1 = 0f, s2 = 0f, s3 = 0f;
+            int i = 0;
+            for (; i + 4 <= m; i += 4)
+            {
+                s0 = MathF.FusedMultiplyAdd(x[i], a[(long)i * lda + j], s0);
+                s1 = MathF.FusedMultiplyAdd(x[i + 1], a[(long)(i + 1) * lda + j], s1);
+                s2 = MathF.FusedMultiplyAdd(x[i + 2], a[(long)(i + 2) * lda + j], s2);
+                s3 = MathF.FusedMultiplyAdd(x[i + 3], a[(long)(i + 3) * lda + j], s3);
+            }
+            if (i < m) s0 = MathF.FusedMultiplyAdd(x[i], a[(long)i * lda + j], s0);
+            if (i + 1 < m) s1 = MathF.FusedMultiplyAdd(x[i + 1], a[(long)(i + 1) * lda + j], s1);
+            if (i + 2 < m) s2 = MathF.FusedMultiplyAdd(x[i + 2], a[(long)(i + 2) * lda + j], s2);
+            float s = (s0 + s1) + (s2 + s3);
+            y[j] = beta == 0f ? s * alpha : s * alpha + y[j] * beta;
         }
     }
 
@@ -186,23 +192,7 @@ public static unsafe class SmallGemv
         const int W = 8;
         if (n < W)
         {
-            for (int j = 0; j < n; j++)
-            {
-                float s0 = 0f, s1 = 0f, s2 = 0f, s3 = 0f;
-                int i = 0;
-                for (; i + 4 <= m; i += 4)
-                {
-                    s0 = MathF.FusedMultiplyAdd(x[i], a[(long)i * lda + j], s0);
-                    s1 = MathF.FusedMultiplyAdd(x[i + 1], a[(long)(i + 1) * lda + j], s1);
-                    s2 = MathF.FusedMultiplyAdd(x[i + 2], a[(long)(i + 2) * lda + j], s2);
-                    s3 = MathF.FusedMultiplyAdd(x[i + 3], a[(long)(i + 3) * lda + j], s3);
-                }
-                if (i < m) s0 = MathF.FusedMultiplyAdd(x[i], a[(long)i * lda + j], s0);
-                if (i + 1 < m) s1 = MathF.FusedMultiplyAdd(x[i + 1], a[(long)(i + 1) * lda + j], s1);
-                if (i + 2 < m) s2 = MathF.FusedMultiplyAdd(x[i + 2], a[(long)(i + 2) * lda + j], s2);
-                float s = (s0 + s1) + (s2 + s3);
-                y[j] = beta == 0f ? s * alpha : s * alpha + y[j] * beta;
-            }
+            ScalarColumns(m, n, alpha, x, a, lda, beta, y);
             return;
         }
         int block = n >= 2 * W ? 2 * W : W;
