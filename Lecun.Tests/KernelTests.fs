@@ -242,7 +242,9 @@ let columnsByDefinition (plan: Im2ColPlan) (x: float32 array) (padValue: float32
 
 [<Tests>]
 let unfoldTests =
-    testList "im2col" [
+    // Sequenced: these tests switch the kernels between the AVX-512 and AVX2 paths (on an AVX-512 CPU),
+    // which must not happen under tests running in parallel.
+    testSequenced <| testList "im2col" [
         testProperty "Forward and ForwardBoth write the columns of the definition, in both layouts, shifted or not" <| fun (seed: uint64) (shape: byte) ->
           eachWidth <| fun () ->
             let rng = Rng seed
