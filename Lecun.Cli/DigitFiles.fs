@@ -170,17 +170,15 @@ let private parseLine (lineNumber: int) (line: string) : Result<Digit, string> =
         Error $"{at}: {fields.Length} values, expected {pixels} (or {pixels + 1} with a label first)"
     else
         let numbers = Array.zeroCreate<float> fields.Length
-        let bad =
-            fields
-            |> Array.tryFindIndex (fun f ->
-                match Double.TryParse(f, NumberStyles.Float, CultureInfo.InvariantCulture) with
-                | true, v when Double.IsFinite v -> false
-                | _ -> true)
-        match bad with
-        | Some i -> Error $"{at}, value {i + 1}: \"{fields[i]}\" is not a finite number"
-        | None ->
-            for i in 0 .. fields.Length - 1 do
-                numbers[i] <- Double.Parse(fields[i], NumberStyles.Float, CultureInfo.InvariantCulture)
+        let mutable bad = -1
+        let mutable i = 0
+        while bad < 0 && i < fields.Length do
+            match Double.TryParse(fields[i], NumberStyles.Float, CultureInfo.InvariantCulture) with
+            | true, v when Double.IsFinite v -> numbers[i] <- v
+            | _ -> bad <- i
+            i <- i + 1
+        if bad >= 0 then Error $"{at}, value {bad + 1}: \"{fields[bad]}\" is not a finite number"
+        else
             let hasLabel = numbers.Length = pixels + 1
             let first = if hasLabel then 1 else 0
             let label =
@@ -207,7 +205,8 @@ let maxTextLines = 1_000_000
 /// Reads text rows from a stream, one line at a time, each line bounded: memory stays at one
 /// line plus the digits read so far, whatever the file holds.
 let private readText (stream: Stream) : Result<Digit list, string> =
-    use reader = new StreamReader(stream, UTF8Encoding(false, true), true, 65536)
+    // UTF-8 only: no guessing of UTF-16 from bytes that happen to look like its byte-order mark.
+    use reader = new StreamReader(stream, UTF8Encoding(false, true), false, 65536)
     let digits = ResizeArray<Digit>()
     let line = StringBuilder()
     let buffer = Array.zeroCreate<char> 65536
@@ -216,7 +215,8 @@ let private readText (stream: Stream) : Result<Digit list, string> =
     let mutable ended = false
     let finishLine () =
         lineNumber <- lineNumber + 1
-        let text = line.ToString().Trim()
+        // Editors on Windows may start the file with a byte-order mark.
+        let text = line.ToString().TrimStart('\uFEFF').Trim()
         line.Clear() |> ignore
         // Blank lines and # comments let people annotate hand-made files.
         if text <> "" && not (text.StartsWith "#") then
@@ -247,7 +247,6 @@ let private readText (stream: Stream) : Result<Digit list, string> =
                         start <- stop + 1
         if not (isNull error) then Error error
         elif digits.Count = 0 then Error "no digits in the file (expected rows of 256 numbers)"
-        // Editors on Windows may start the file with a byte-order mark; the reader drops it.
         else Ok(List.ofSeq digits)
     with :? DecoderFallbackException -> Error "neither a PGM, a PNG nor a text file"
 

@@ -14,22 +14,21 @@ module Unfinished =
     let private paths = HashSet<string>()
     let mutable private interrupted = false
 
-    /// Runs `make` (which creates `path`) and records the path, unless the process is being interrupted.
-    let create (path: string) (make: unit -> 'a) : 'a =
+    /// Runs `action` then `record`, both while no interruption can come between, unless the
+    /// process is being interrupted.
+    let private unlessInterrupted (action: unit -> 'a) (record: unit -> unit) : 'a =
         lock gate (fun () ->
             if interrupted then raise (OperationCanceledException "interrupted")
-            let result = make ()
-            paths.Add path |> ignore
+            let result = action ()
+            record ()
             result)
+
+    /// Runs `make` (which creates `path`) and records the path, unless the process is being interrupted.
+    let create (path: string) (make: unit -> 'a) : 'a = unlessInterrupted make (fun () -> paths.Add path |> ignore)
 
     /// Runs `finish` (which renames `path` into place or removes it) and forgets the path, unless
     /// the process is being interrupted (then the temporary is left for `interrupt` to remove).
-    let finish (path: string) (finish: unit -> 'a) : 'a =
-        lock gate (fun () ->
-            if interrupted then raise (OperationCanceledException "interrupted")
-            let result = finish ()
-            paths.Remove path |> ignore
-            result)
+    let finish (path: string) (finish: unit -> 'a) : 'a = unlessInterrupted finish (fun () -> paths.Remove path |> ignore)
 
     /// Forgets a path whose temporary is gone (removed after a failure).
     let forget (path: string) = lock gate (fun () -> paths.Remove path |> ignore)

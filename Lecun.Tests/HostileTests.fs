@@ -110,12 +110,7 @@ let private loadUsps (bytes: byte array) =
 let private idxImages (pixels: byte array) = Array.concat [ be32 0x803; be32 (pixels.Length / 784); be32 28; be32 28; pixels ]
 let private idxLabels (labels: byte array) = Array.concat [ be32 0x801; be32 labels.Length; labels ]
 
-let private pgmP5 (maxval: int) (pixels: int array) =
-    let header = Encoding.ASCII.GetBytes $"P5\n# a comment\n16 16\n{maxval}\n"
-    let raster =
-        if maxval < 256 then pixels |> Array.map byte
-        else pixels |> Array.collect (fun p -> [| byte (p >>> 8); byte (p &&& 0xFF) |])
-    Array.append header raster
+let private pgmP5 = DigitFilesTests.pgmP5
 
 let private pgmP2 (maxval: int) (pixels: int array) =
     let rows = pixels |> Array.chunkBySize 16 |> Array.map (fun r -> String.Join(" ", r))

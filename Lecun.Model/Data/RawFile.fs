@@ -76,10 +76,15 @@ module RawFile =
                 match readAtMost gz limit (Some(min (int64 isize) (compressedLength * 1032L))) with
                 | None -> tooLarge name what limit true
                 | Some output ->
-                    if int64 isize > int64 output.Length
-                       || crc32 (ReadOnlySpan(output, output.Length - int isize, int isize)) <> crc then
+                    // One member (the usual file): its trailer's size is the whole output's, which
+                    // a cut file's last bytes match by chance with odds of 1 in 2^32. Several: the
+                    // CRC of the last member's output, the last ISIZE bytes, must match too.
+                    let whole = isize = uint32 output.Length
+                    if whole || (int64 isize < int64 output.Length
+                                 && crc32 (ReadOnlySpan(output, output.Length - int isize, int isize)) = crc) then
+                        Ok output
+                    else
                         Error $"{name}: truncated or corrupt gzip file (it does not end in the trailer of its data)"
-                    else Ok output
             with
             | :? InvalidDataException
             | :? IOException -> Error $"{name}: corrupt gzip file (the compressed data or its checksum is invalid)"
