@@ -333,7 +333,7 @@ let tests =
             test "5: train refuses an --out that holds files, before any work, and leaves it untouched" {
                 withTempDir (fun dir ->
                     File.WriteAllText(Path.Combine(dir, "keep.txt"), "mine")
-                    let code, _, err = TrainTests.runCli [ "train"; "--passes"; "1"; "--out"; dir ]
+                    let code, _, err = TestSetup.runCli [ "train"; "--passes"; "1"; "--out"; dir ]
                     Expect.equal code 1 "exit code"
                     Expect.stringContains err "--force" "says how to replace it"
                     Expect.equal (Directory.GetFileSystemEntries dir |> Array.map Path.GetFileName) [| "keep.txt" |] "untouched")
@@ -352,7 +352,7 @@ let tests =
                 | Ok _ -> failtest "more digits than any usps split were accepted"
                 | Error e -> Expect.stringContains e "more than 7291 digits" "says why"
                 for args in [ [ "train"; "--seeds"; "100000" ]; [ "train"; "--jobs"; "100000" ]; [ "ladder"; "--seeds"; "100000" ] ] do
-                    let code, _, err = TrainTests.runCli args
+                    let code, _, err = TestSetup.runCli args
                     Expect.equal code 1 $"{args}: exit code"
                     Expect.isTrue (err.Contains "between 1 and" || err.Contains "at most") $"{args}: says the bound: {err}"
             }
@@ -410,7 +410,7 @@ let tests =
                 for args, command in
                     [ [ "eval" ], "lecun eval"; [ "train"; "--passes"; "many" ], "lecun train"
                       [ "data"; "verify"; "--bogus" ], "lecun data verify"; [ "frobnicate" ], "lecun" ] do
-                    let code, _, err = TrainTests.runCli args
+                    let code, _, err = TestSetup.runCli args
                     Expect.equal code 1 $"{args}: exit code"
                     let lines = err.Trim().Split('\n')
                     Expect.equal lines.Length 2 $"{args}: two lines: {err}"
