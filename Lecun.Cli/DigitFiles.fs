@@ -197,7 +197,7 @@ let private parseLine (lineNumber: int) (line: string) : Result<Digit, string> =
 
 /// Bounds of a text digit file, so no input makes it read or hold without limit: a row of 256
 /// numbers is a few kilobytes, and every digit set here (USPS 9,298, MNIST 70,000) fits.
-let maxTextDigits = 100_000
+let maxTextDigits = 70_000
 let maxLineChars = 65_536
 /// Lines of any kind (digits, blank, comments) read before the file is refused.
 let maxTextLines = 1_000_000

@@ -10,34 +10,48 @@ module RawFile =
     let isGzip (bytes: ReadOnlySpan<byte>) = bytes.Length >= 2 && bytes[0] = 0x1Fuy && bytes[1] = 0x8Buy
 
     /// Reads a stream to its end, or stops as soon as it has given more than `limit` bytes (None):
-    /// memory never goes past the limit, whatever the stream holds. `expected` (the size the file
-    /// claims, when it claims one) sizes the buffer up front.
+    /// memory never goes much past the limit, whatever the stream holds. `expected` (the size the
+    /// file claims, when it claims one) sizes the first buffer; past it the bytes go into chunks of
+    /// at most 4 MB, joined only when the stream has ended within the limit.
     let readAtMost (stream: Stream) (limit: int) (expected: int64 option) : byte array option =
+        let chunkBytes = 4 <<< 20
         let first =
             match expected with
             | Some n when n >= 0L && n <= int64 limit -> int n
             | _ -> min limit (1 <<< 16)
+        let chunks = ResizeArray<byte array>()
         let mutable buffer = Array.zeroCreate<byte> first
-        let mutable length = 0
+        let mutable filled = 0
+        let mutable total = 0L
         let mutable ended = false
         let probe = Array.zeroCreate<byte> 1
-        while not ended && length <= limit do
-            if length < buffer.Length then
-                let got = stream.Read(buffer, length, buffer.Length - length)
-                if got = 0 then ended <- true else length <- length + got
+        while not ended && total <= int64 limit do
+            if filled < buffer.Length then
+                let got = stream.Read(buffer, filled, buffer.Length - filled)
+                if got = 0 then ended <- true
+                else
+                    filled <- filled + got
+                    total <- total + int64 got
             else
-                // Full: one byte more tells whether the stream ends here, before growing anything.
+                // Full: one byte more tells whether the stream ends here, before allocating more.
                 let got = stream.Read(probe, 0, 1)
                 if got = 0 then ended <- true
                 else
-                    let bigger = Array.zeroCreate<byte> (int (min (max (2L * int64 buffer.Length) 16L) (int64 limit + 1L)))
-                    Buffer.BlockCopy(buffer, 0, bigger, 0, length)
-                    bigger[length] <- probe[0]
-                    length <- length + 1
-                    buffer <- bigger
-        if length > limit then None
-        elif length = buffer.Length then Some buffer
-        else Some(Array.sub buffer 0 length)
+                    chunks.Add buffer
+                    buffer <- Array.zeroCreate<byte> (int (min (int64 chunkBytes) (int64 limit + 1L - total)))
+                    buffer[0] <- probe[0]
+                    filled <- 1
+                    total <- total + 1L
+        if total > int64 limit then None
+        elif chunks.Count = 0 then Some(if filled = buffer.Length then buffer else Array.sub buffer 0 filled)
+        else
+            let all = Array.zeroCreate<byte> (int total)
+            let mutable at = 0
+            for c in chunks do
+                Buffer.BlockCopy(c, 0, all, at, c.Length)
+                at <- at + c.Length
+            Buffer.BlockCopy(buffer, 0, all, at, filled)
+            Some all
 
     let private crcTable =
         Array.init 256 (fun n ->
