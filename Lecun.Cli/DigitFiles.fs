@@ -196,8 +196,8 @@ let private parseLine (lineNumber: int) (line: string) : Result<Digit, string> =
                 | None -> Ok(Array.init pixels (fun i -> float32 numbers[i + first]), label)
 
 /// Bounds of a text digit file, so no input makes it read or hold without limit: a row of 256
-/// numbers is a few kilobytes, and every digit set here (USPS 9,298, MNIST 70,000) fits.
-let maxTextDigits = 70_000
+/// numbers is a few kilobytes, and a file of all the USPS digits (9,298) fits twice over.
+let maxTextDigits = 20_000
 let maxLineChars = 65_536
 /// Lines of any kind (digits, blank, comments) read before the file is refused.
 let maxTextLines = 1_000_000
