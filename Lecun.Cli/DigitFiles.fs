@@ -163,37 +163,50 @@ let private readPng (bytes: byte array) = checkPngChunks bytes |> Result.bind (f
 
 // ---------------------------------------------------------------- text rows
 
-let private parseLine (lineNumber: int) (line: string) : Result<Digit, string> =
+let private isSeparator (c: char) = Char.IsWhiteSpace c || c = ',' || c = ';'
+
+/// Parses one row held in `chars[start..stop-1]` (a label and 256 values, or 256 values) into
+/// `numbers` (257 long, reused from row to row): no string is made per value, so a long file
+/// makes no garbage to speak of.
+let private parseLine (lineNumber: int) (chars: char array) (start: int) (stop: int) (numbers: float array) : Result<Digit, string> =
+    let mutable count = 0
+    let mutable pos = start
+    let mutable bad = -1
+    let mutable badToken = ""
+    while pos < stop do
+        while pos < stop && isSeparator chars[pos] do pos <- pos + 1
+        if pos < stop then
+            let first = pos
+            while pos < stop && not (isSeparator chars[pos]) do pos <- pos + 1
+            if count < numbers.Length && bad < 0 then
+                match Double.TryParse(ReadOnlySpan(chars, first, pos - first), NumberStyles.Float, CultureInfo.InvariantCulture) with
+                | true, v when Double.IsFinite v -> numbers[count] <- v
+                | _ ->
+                    bad <- count
+                    badToken <- String(chars, first, min (pos - first) 40)
+            count <- count + 1
     let at = $"line {lineNumber}"
-    let fields = line.Split([| ' '; '\t'; ','; ';' |], StringSplitOptions.RemoveEmptyEntries)
-    if fields.Length <> pixels && fields.Length <> pixels + 1 then
-        Error $"{at}: {fields.Length} values, expected {pixels} (or {pixels + 1} with a label first)"
+    if count <> pixels && count <> pixels + 1 then
+        Error $"{at}: {count} values, expected {pixels} (or {pixels + 1} with a label first)"
+    elif bad >= 0 then Error $"{at}, value {bad + 1}: \"{badToken}\" is not a finite number"
     else
-        let numbers = Array.zeroCreate<float> fields.Length
-        let mutable bad = -1
-        let mutable i = 0
-        while bad < 0 && i < fields.Length do
-            match Double.TryParse(fields[i], NumberStyles.Float, CultureInfo.InvariantCulture) with
-            | true, v when Double.IsFinite v -> numbers[i] <- v
-            | _ -> bad <- i
-            i <- i + 1
-        if bad >= 0 then Error $"{at}, value {bad + 1}: \"{fields[bad]}\" is not a finite number"
-        else
-            let hasLabel = numbers.Length = pixels + 1
-            let first = if hasLabel then 1 else 0
-            let label =
-                if not hasLabel then Ok None
-                else
-                    let l = numbers[0]
-                    // The USPS files write labels as "6.0000".
-                    if l = Math.Round l && l >= 0.0 && l <= 9.0 then Ok(Some(int l))
-                    else Error $"{at}: label {l} is not a digit 0..9"
-            match label with
-            | Error e -> Error e
-            | Ok label ->
-                match Array.tryFindIndex (fun v -> v < -1.0 || v > 1.0) numbers[first..] with
-                | Some i -> Error $"{at}, value {i + first + 1}: {numbers[i + first]} is outside [-1, 1]"
-                | None -> Ok(Array.init pixels (fun i -> float32 numbers[i + first]), label)
+        let hasLabel = count = pixels + 1
+        let first = if hasLabel then 1 else 0
+        let label =
+            if not hasLabel then Ok None
+            else
+                let l = numbers[0]
+                // The USPS files write labels as "6.0000".
+                if l = Math.Round l && l >= 0.0 && l <= 9.0 then Ok(Some(int l))
+                else Error $"{at}: label {l} is not a digit 0..9"
+        match label with
+        | Error e -> Error e
+        | Ok label ->
+            let mutable outside = -1
+            for i in first .. first + pixels - 1 do
+                if outside < 0 && (numbers[i] < -1.0 || numbers[i] > 1.0) then outside <- i
+            if outside >= 0 then Error $"{at}, value {outside + 1}: {numbers[outside]} is outside [-1, 1]"
+            else Ok(Array.init pixels (fun i -> float32 numbers[i + first]), label)
 
 /// Bounds of a text digit file, so no input makes it read or hold without limit: a row of 256
 /// numbers is a few kilobytes, and a file of all the USPS digits (9,298) fits twice over.
@@ -208,22 +221,27 @@ let private readText (stream: Stream) : Result<Digit list, string> =
     // UTF-8 only: no guessing of UTF-16 from bytes that happen to look like its byte-order mark.
     use reader = new StreamReader(stream, UTF8Encoding(false, true), false, 65536)
     let digits = ResizeArray<Digit>()
-    let line = StringBuilder()
+    let line = Array.zeroCreate<char> maxLineChars
+    let mutable lineLength = 0
+    let numbers = Array.zeroCreate<float> (pixels + 1)
     let buffer = Array.zeroCreate<char> 65536
     let mutable lineNumber = 0
     let mutable error: string = null
     let mutable ended = false
     let finishLine () =
         lineNumber <- lineNumber + 1
+        let mutable start = 0
+        let mutable stop = lineLength
+        lineLength <- 0
         // Editors on Windows may start the file with a byte-order mark.
-        let text = line.ToString().TrimStart('\uFEFF').Trim()
-        line.Clear() |> ignore
+        while start < stop && (Char.IsWhiteSpace line[start] || line[start] = '\uFEFF') do start <- start + 1
+        while stop > start && Char.IsWhiteSpace line[stop - 1] do stop <- stop - 1
         // Blank lines and # comments let people annotate hand-made files.
-        if text <> "" && not (text.StartsWith "#") then
+        if stop > start && line[start] <> '#' then
             if digits.Count = maxTextDigits then
                 error <- $"more than {maxTextDigits} digits in one file (split it)"
             else
-                match parseLine lineNumber text with
+                match parseLine lineNumber line start stop numbers with
                 | Ok d -> digits.Add d
                 | Error e -> error <- e
         if isNull error && lineNumber >= maxTextLines then
@@ -233,16 +251,17 @@ let private readText (stream: Stream) : Result<Digit list, string> =
             let got = reader.Read(buffer, 0, buffer.Length)
             if got = 0 then
                 ended <- true
-                if line.Length > 0 then finishLine ()
+                if lineLength > 0 then finishLine ()
             else
                 let mutable start = 0
                 while isNull error && start < got do
                     let eol = Array.IndexOf(buffer, '\n', start, got - start)
                     let stop = if eol < 0 then got else eol
-                    if line.Length + (stop - start) > maxLineChars then
+                    if lineLength + (stop - start) > maxLineChars then
                         error <- $"line {lineNumber + 1} is longer than {maxLineChars} characters; no digit row is"
                     else
-                        line.Append(buffer, start, stop - start) |> ignore
+                        Array.blit buffer start line lineLength (stop - start)
+                        lineLength <- lineLength + (stop - start)
                         if eol >= 0 then finishLine ()
                         start <- stop + 1
         if not (isNull error) then Error error
