@@ -122,6 +122,10 @@ let checks (name: string) (data: TrainTest) =
         let lo, hi = (if d.Images.Length = 0 then 0f, 0f else Array.min d.Images, Array.max d.Images)
         yield $"{split}: values in [-1, 1] (min {lo:F4}, max {hi:F4})", finite && lo >= -1f && hi <= 1f, "values outside [-1, 1] or not finite"
         yield $"{split}: labels 0..9", d.Labels |> Array.forall (fun l -> l >= 0 && l <= 9), "a label outside 0..9"
+        // A blank image (background only) is no digit: what a file of the wrong geometry or an
+        // all-zero file would give.
+        let blank = Seq.init d.Count id |> Seq.filter (fun i -> d.Image(i).IndexOfAnyExcept(-1f) < 0) |> Seq.length
+        yield $"{split}: every digit has ink", blank = 0, $"{blank} images are background only"
         let counts = Usps.classCounts d
         if name = "usps" then
             let expectedClasses = if split = "train" then Usps.trainClassCounts else Usps.testClassCounts
@@ -169,7 +173,7 @@ let private fetch (args: ParseResults<FetchArgs>) =
     let source = args.GetResult(FetchArgs.From, Fetch.defaultBaseUrl)
     let target = args.TryGetResult FetchArgs.To |> Option.map Path.GetFullPath |> Option.defaultWith (fun () -> defaultTarget (args.TryGetResult FetchArgs.Data_Dir))
     let timeout = args.GetResult(FetchArgs.Timeout, 60)
-    if timeout <= 0 then fail "--timeout must be a positive number of seconds"
+    if timeout <= 0 || timeout > 3600 then fail $"--timeout must be between 1 and 3600 seconds, got {timeout}"
     printfn "fetching usps from %s" source
     let fetched = Fetch.usps source target (TimeSpan.FromSeconds(float timeout)) |> orFail
     for f in fetched do

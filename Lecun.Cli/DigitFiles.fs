@@ -25,22 +25,29 @@ let private ofPixel (maxval: int) (p: int) = 1.0f - 2.0f * float32 p / float32 m
 // ---------------------------------------------------------------- PGM
 
 /// Reads the PGM header tokens (magic, width, height, maxval), skipping whitespace and
-/// `#` comments; returns them and the position just after the last token.
+/// `#` comments; returns them and where the raster starts: after the one whitespace byte that
+/// ends maxval, or after a comment that follows maxval directly (the comment's newline is then
+/// that whitespace).
 let private pgmHeader (bytes: byte array) : Result<string list * int, string> =
     let isSpace b = b = ' 'B || b = '\t'B || b = '\n'B || b = '\r'B || b = '\011'B || b = '\012'B
-    let rec token pos acc =
-        if List.length acc = 4 then Ok(List.rev acc, pos)
-        elif pos >= bytes.Length then Error "bad PGM header: it ends before width, height and maxval"
-        elif isSpace bytes[pos] then token (pos + 1) acc
-        elif bytes[pos] = '#'B then
-            let eol = Array.IndexOf(bytes, '\n'B, pos)
-            token (if eol < 0 then bytes.Length else eol + 1) acc
+    let endOfComment pos =
+        let eol = Array.IndexOf(bytes, '\n'B, pos)
+        if eol < 0 then bytes.Length else eol + 1
+    let tokens = ResizeArray<string>()
+    let mutable pos = 0
+    while tokens.Count < 4 && pos < bytes.Length do
+        if isSpace bytes[pos] then pos <- pos + 1
+        elif bytes[pos] = '#'B then pos <- endOfComment pos
         else
             let mutable e = pos
-            while e < bytes.Length && not (isSpace bytes[e]) && bytes[e] <> '#'B do
+            // A token is short; a longer run of non-space bytes is not a PGM header.
+            while e < bytes.Length && e - pos <= 16 && not (isSpace bytes[e]) && bytes[e] <> '#'B do
                 e <- e + 1
-            token e (Encoding.ASCII.GetString(bytes, pos, e - pos) :: acc)
-    token 0 []
+            tokens.Add(Encoding.ASCII.GetString(bytes, pos, e - pos))
+            pos <- e
+    if tokens.Count < 4 then Error "bad PGM header: it ends before width, height and maxval"
+    elif pos < bytes.Length && bytes[pos] = '#'B then Ok(List.ofSeq tokens, endOfComment pos)
+    else Ok(List.ofSeq tokens, pos + 1)
 
 let private parseInt (text: string) =
     match Int32.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture) with
@@ -63,7 +70,7 @@ let private readPgm (bytes: byte array) : Result<Digit, string> =
         if magic = "P5" then
             // Exactly one whitespace byte separates maxval from the raster; samples wider than a
             // byte are big-endian.
-            let start = pos + 1
+            let start = pos
             let width = if maxval < 256 then 1 else 2
             let expected = pixels * width
             let available = bytes.Length - start
@@ -76,7 +83,7 @@ let private readPgm (bytes: byte array) : Result<Digit, string> =
                     checkRange i p)
                 |> Result.map (fun values -> Array.ofList values, None)
         else
-            let text = Encoding.ASCII.GetString(bytes, pos, bytes.Length - pos)
+            let text = Encoding.ASCII.GetString(bytes, pos - 1, bytes.Length - pos + 1)
             // Comments may appear in the raster of a plain PGM too.
             let values =
                 text.Split('\n')
@@ -104,7 +111,32 @@ let private luminance (r: byte) (g: byte) (b: byte) (a: byte) =
     // The weights sum to 1 only up to float rounding; clamping keeps white at exactly -1.
     Math.Clamp(l * alpha + 255.0f * (1.0f - alpha), 0.0f, 255.0f)
 
-let private readPng (bytes: byte array) : Result<Digit, string> =
+/// Decodes the whole PNG or refuses it: a decoder that stops early (truncated or corrupt image
+/// data) would hand back a partly blank image, and a partial digit must not be classified.
+/// Walks the PNG's chunks: each whole (length, type, data, CRC), its CRC right, up to IEND. A file
+/// cut anywhere, even after the last row's pixels (in the zlib checksum or a chunk's CRC), or
+/// damaged in any chunk, is refused before decoding.
+let private checkPngChunks (bytes: byte array) : Result<unit, string> =
+    let mutable pos = 8
+    let mutable result = None
+    while result.IsNone do
+        if bytes.Length - pos < 12 then
+            result <- Some(Error "truncated PNG: it ends before its IEND chunk")
+        else
+            let length = int64 (Buffers.Binary.BinaryPrimitives.ReadUInt32BigEndian(ReadOnlySpan(bytes, pos, 4)))
+            if length > int64 (bytes.Length - pos - 12) then
+                result <- Some(Error $"truncated PNG: a chunk of {length} bytes goes past the end of the file")
+            else
+                let length = int length
+                let kind = Encoding.ASCII.GetString(bytes, pos + 4, 4)
+                let crc = Buffers.Binary.BinaryPrimitives.ReadUInt32BigEndian(ReadOnlySpan(bytes, pos + 8 + length, 4))
+                if RawFile.crc32 (ReadOnlySpan(bytes, pos + 4, 4 + length)) <> crc then
+                    result <- Some(Error "corrupt PNG: a chunk's checksum does not match its data")
+                elif kind = "IEND" then result <- Some(Ok())
+                else pos <- pos + 12 + length
+    result.Value
+
+let private decodePng (bytes: byte array) : Result<Digit, string> =
     use codec = SKCodec.Create(new SKMemoryStream(bytes))
     if isNull codec then
         Error "not a readable PNG (corrupt or truncated?)"
@@ -112,72 +144,130 @@ let private readPng (bytes: byte array) : Result<Digit, string> =
         Error $"image is {codec.Info.Width}x{codec.Info.Height}, expected {side}x{side}"
     else
         let info = SKImageInfo(side, side, SKColorType.Rgba8888, SKAlphaType.Unpremul)
-        use bitmap = SKBitmap.Decode(codec, info)
-        if isNull bitmap then
-            Error "not a readable PNG (corrupt or truncated?)"
-        else
-            let rgba = bitmap.Bytes
+        let rgba = Array.zeroCreate<byte> (4 * pixels)
+        let handle = Runtime.InteropServices.GCHandle.Alloc(rgba, Runtime.InteropServices.GCHandleType.Pinned)
+        let result =
+            try codec.GetPixels(info, handle.AddrOfPinnedObject())
+            finally handle.Free()
+        match result with
+        | SKCodecResult.Success ->
             let values =
                 Array.init pixels (fun i ->
                     let l = luminance rgba[4 * i] rgba[4 * i + 1] rgba[4 * i + 2] rgba[4 * i + 3]
                     1.0f - 2.0f * l / 255.0f)
             Ok(values, None)
+        | SKCodecResult.IncompleteInput -> Error "truncated PNG: the image data ends before the last row"
+        | other -> Error $"corrupt PNG: the decoder stopped ({other})"
+
+let private readPng (bytes: byte array) = checkPngChunks bytes |> Result.bind (fun () -> decodePng bytes)
 
 // ---------------------------------------------------------------- text rows
 
-let private parseLine (lineNumber: int) (line: string) : Result<Digit, string> =
-    let at = $"line {lineNumber}"
-    let fields = line.Split([| ' '; '\t'; ','; ';' |], StringSplitOptions.RemoveEmptyEntries)
-    if fields.Length <> pixels && fields.Length <> pixels + 1 then
-        Error $"{at}: {fields.Length} values, expected {pixels} (or {pixels + 1} with a label first)"
-    else
-        let numbers =
-            fields
-            |> List.ofArray
-            |> List.indexed
-            |> Results.traverse (fun (i, f) ->
-                match Double.TryParse(f, NumberStyles.Float, CultureInfo.InvariantCulture) with
-                | true, v when Double.IsFinite v -> Ok v
-                | _ -> Error $"{at}, value {i + 1}: \"{f}\" is not a finite number")
-        numbers
-        |> Result.bind (fun numbers ->
-            let label, values =
-                if numbers.Length = pixels + 1 then Some numbers.Head, numbers.Tail else None, numbers
-            let label =
-                match label with
-                | None -> Ok None
-                // The USPS files write labels as "6.0000".
-                | Some l when l = Math.Round l && l >= 0.0 && l <= 9.0 -> Ok(Some(int l))
-                | Some l -> Error $"{at}: label {l} is not a digit 0..9"
-            let offset = if numbers.Length = pixels + 1 then 2 else 1
-            let values =
-                values
-                |> List.indexed
-                |> List.tryFind (fun (_, v) -> v < -1.0 || v > 1.0)
-                |> function
-                    | Some(i, v) -> Error $"{at}, value {i + offset}: {v} is outside [-1, 1]"
-                    | None -> Ok(values |> List.map float32 |> Array.ofList)
-            match label, values with
-            | Error e, _
-            | _, Error e -> Error e
-            | Ok l, Ok v -> Ok(v, l))
+let private isSeparator (c: char) = Char.IsWhiteSpace c || c = ',' || c = ';'
 
-let private readText (bytes: byte array) : Result<Digit list, string> =
-    let text =
-        try Ok(UTF8Encoding(false, true).GetString bytes)
-        with :? DecoderFallbackException -> Error "neither a PGM, a PNG nor a text file"
-    text
-    |> Result.bind (fun text ->
+/// Parses one row held in `chars[start..stop-1]` (a label and 256 values, or 256 values) into
+/// `numbers` (257 long, reused from row to row): no string is made per value, so a long file
+/// makes no garbage to speak of.
+let private parseLine (lineNumber: int) (chars: char array) (start: int) (stop: int) (numbers: float array) : Result<Digit, string> =
+    let mutable count = 0
+    let mutable pos = start
+    let mutable bad = -1
+    let mutable badToken = ""
+    while pos < stop do
+        while pos < stop && isSeparator chars[pos] do pos <- pos + 1
+        if pos < stop then
+            let first = pos
+            while pos < stop && not (isSeparator chars[pos]) do pos <- pos + 1
+            if count < numbers.Length && bad < 0 then
+                match Double.TryParse(ReadOnlySpan(chars, first, pos - first), NumberStyles.Float, CultureInfo.InvariantCulture) with
+                | true, v when Double.IsFinite v -> numbers[count] <- v
+                | _ ->
+                    bad <- count
+                    badToken <- String(chars, first, min (pos - first) 40)
+            count <- count + 1
+    let at = $"line {lineNumber}"
+    if count <> pixels && count <> pixels + 1 then
+        Error $"{at}: {count} values, expected {pixels} (or {pixels + 1} with a label first)"
+    elif bad >= 0 then Error $"{at}, value {bad + 1}: \"{badToken}\" is not a finite number"
+    else
+        let hasLabel = count = pixels + 1
+        let first = if hasLabel then 1 else 0
+        let label =
+            if not hasLabel then Ok None
+            else
+                let l = numbers[0]
+                // The USPS files write labels as "6.0000".
+                if l = Math.Round l && l >= 0.0 && l <= 9.0 then Ok(Some(int l))
+                else Error $"{at}: label {l} is not a digit 0..9"
+        match label with
+        | Error e -> Error e
+        | Ok label ->
+            let mutable outside = -1
+            for i in first .. first + pixels - 1 do
+                if outside < 0 && (numbers[i] < -1.0 || numbers[i] > 1.0) then outside <- i
+            if outside >= 0 then Error $"{at}, value {outside + 1}: {numbers[outside]} is outside [-1, 1]"
+            else Ok(Array.init pixels (fun i -> float32 numbers[i + first]), label)
+
+/// Bounds of a text digit file, so no input makes it read or hold without limit: a row of 256
+/// numbers is a few kilobytes, and a file of all the USPS digits (9,298) fits twice over.
+let maxTextDigits = 20_000
+let maxLineChars = 65_536
+/// Lines of any kind (digits, blank, comments) read before the file is refused.
+let maxTextLines = 1_000_000
+
+/// Reads text rows from a stream, one line at a time, each line bounded: memory stays at one
+/// line plus the digits read so far, whatever the file holds.
+let private readText (stream: Stream) : Result<Digit list, string> =
+    // UTF-8 only: no guessing of UTF-16 from bytes that happen to look like its byte-order mark.
+    use reader = new StreamReader(stream, UTF8Encoding(false, true), false, 65536)
+    let digits = ResizeArray<Digit>()
+    let line = Array.zeroCreate<char> maxLineChars
+    let mutable lineLength = 0
+    let numbers = Array.zeroCreate<float> (pixels + 1)
+    let buffer = Array.zeroCreate<char> 65536
+    let mutable lineNumber = 0
+    let mutable error: string = null
+    let mutable ended = false
+    let finishLine () =
+        lineNumber <- lineNumber + 1
+        let mutable start = 0
+        let mutable stop = lineLength
+        lineLength <- 0
         // Editors on Windows may start the file with a byte-order mark.
-        text.TrimStart('\uFEFF').Split('\n')
-        |> Array.mapi (fun i line -> i + 1, line.Trim())
+        while start < stop && (Char.IsWhiteSpace line[start] || line[start] = '\uFEFF') do start <- start + 1
+        while stop > start && Char.IsWhiteSpace line[stop - 1] do stop <- stop - 1
         // Blank lines and # comments let people annotate hand-made files.
-        |> Array.filter (fun (_, line) -> line <> "" && not (line.StartsWith "#"))
-        |> List.ofArray
-        |> Results.traverse (fun (n, line) -> parseLine n line)
-        |> Result.bind (function
-            | [] -> Error "no digits in the file (expected rows of 256 numbers)"
-            | digits -> Ok digits))
+        if stop > start && line[start] <> '#' then
+            if digits.Count = maxTextDigits then
+                error <- $"more than {maxTextDigits} digits in one file (split it)"
+            else
+                match parseLine lineNumber line start stop numbers with
+                | Ok d -> digits.Add d
+                | Error e -> error <- e
+        if isNull error && lineNumber >= maxTextLines then
+            error <- $"more than {maxTextLines} lines; no digit file here is that long"
+    try
+        while isNull error && not ended do
+            let got = reader.Read(buffer, 0, buffer.Length)
+            if got = 0 then
+                ended <- true
+                if lineLength > 0 then finishLine ()
+            else
+                let mutable start = 0
+                while isNull error && start < got do
+                    let eol = Array.IndexOf(buffer, '\n', start, got - start)
+                    let stop = if eol < 0 then got else eol
+                    if lineLength + (stop - start) > maxLineChars then
+                        error <- $"line {lineNumber + 1} is longer than {maxLineChars} characters; no digit row is"
+                    else
+                        Array.blit buffer start line lineLength (stop - start)
+                        lineLength <- lineLength + (stop - start)
+                        if eol >= 0 then finishLine ()
+                        start <- stop + 1
+        if not (isNull error) then Error error
+        elif digits.Count = 0 then Error "no digits in the file (expected rows of 256 numbers)"
+        else Ok(List.ofSeq digits)
+    with :? DecoderFallbackException -> Error "neither a PGM, a PNG nor a text file"
 
 // ---------------------------------------------------------------- dispatch
 
@@ -186,22 +276,59 @@ let private pngSignature = [| 0x89uy; 'P'B; 'N'B; 'G'B; '\r'B; '\n'B; 0x1Auy; '\
 let private startsWith (prefix: byte array) (bytes: byte array) =
     bytes.Length >= prefix.Length && bytes.AsSpan(0, prefix.Length).SequenceEqual(ReadOnlySpan prefix)
 
+/// The bytes already read to recognise the format, then the rest of the file: a pipe cannot seek back.
+type private PrefixedStream(prefix: byte array, rest: Stream) =
+    inherit Stream()
+    let mutable used = 0
+    override _.CanRead = true
+    override _.CanSeek = false
+    override _.CanWrite = false
+    override _.Length = raise (NotSupportedException())
+    override _.Position
+        with get () = raise (NotSupportedException())
+        and set _ = raise (NotSupportedException())
+    override _.Flush() = ()
+    override _.Seek(_, _) = raise (NotSupportedException())
+    override _.SetLength _ = raise (NotSupportedException())
+    override _.Write(_, _, _) = raise (NotSupportedException())
+    override _.Read(buffer: byte array, offset: int, count: int) =
+        if used < prefix.Length then
+            let n = min count (prefix.Length - used)
+            Buffer.BlockCopy(prefix, used, buffer, offset, n)
+            used <- used + n
+            n
+        else rest.Read(buffer, offset, count)
+
+/// A 16x16 PGM or PNG is a few kilobytes; this leaves room for comments and metadata chunks.
+let maxImageBytes = 4 * 1024 * 1024
+
 /// Reads the digits of one file. The format is recognised by content (PGM magic, PNG signature,
 /// else text), so a misnamed file still reads; a .pgm or .png that is not one is an error.
-/// Every error is one line naming the file.
+/// Images are read whole up to maxImageBytes, text line by line: no file, whatever its size,
+/// makes the reader hold more than the bounds above. Every error is one line naming the file.
 let read (path: string) : Result<Digit list, string> =
-    let bytes =
+    let extension = Path.GetExtension(path).ToLowerInvariant()
+    let readFrom (stream: Stream) =
+        let head = Array.zeroCreate<byte> pngSignature.Length
+        let got = stream.ReadAtLeast(head.AsSpan(), head.Length, false)
+        let head = Array.sub head 0 got
+        let image (decode: byte array -> Result<Digit, string>) =
+            let rest = RawFile.readAtMost stream (maxImageBytes - got) None
+            match rest with
+            | None -> Error $"larger than {maxImageBytes} bytes; a 16x16 image is a few kilobytes"
+            | Some rest -> decode (Array.append head rest) |> Result.map List.singleton
+        if startsWith "P2"B head || startsWith "P5"B head then image readPgm
+        elif startsWith pngSignature head then image readPng
+        elif extension = ".pgm" then Error "bad PGM header: the file does not start with P2 or P5"
+        elif extension = ".png" then Error "not a PNG (no PNG signature)"
+        else readText (new PrefixedStream(head, stream))
+    let result =
         try
-            if File.Exists path then Ok(File.ReadAllBytes path) else Error "file not found"
+            if not (File.Exists path) then Error "file not found"
+            else
+                use stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 65536)
+                readFrom stream
         with
         | :? IOException
         | :? UnauthorizedAccessException as e -> Error $"cannot read the file ({e.Message})"
-    let extension = Path.GetExtension(path).ToLowerInvariant()
-    bytes
-    |> Result.bind (fun bytes ->
-        if startsWith "P2"B bytes || startsWith "P5"B bytes then readPgm bytes |> Result.map List.singleton
-        elif startsWith pngSignature bytes then readPng bytes |> Result.map List.singleton
-        elif extension = ".pgm" then Error "bad PGM header: the file does not start with P2 or P5"
-        elif extension = ".png" then Error "not a PNG (no PNG signature)"
-        else readText bytes)
-    |> Result.mapError (fun e -> $"{path}: {e}")
+    result |> Result.mapError (fun e -> $"{path}: {e}")

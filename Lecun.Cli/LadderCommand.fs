@@ -18,6 +18,7 @@ type LadderArgs =
     | Jobs of count: int
     | Backend of name: string
     | Out of dir: string
+    | Force
     | Limit of digits: int
 
     interface IArgParserTemplate with
@@ -30,7 +31,8 @@ type LadderArgs =
             | Steps _ -> "steps to run: all (default), a range like 0-4, or a list like 0,2,4."
             | Jobs _ -> "runs at a time (default: one per core)."
             | Backend _ -> "mkl or managed."
-            | Out _ -> "folder for ladder.json, ladder.csv and ladder.png (default: a new folder under runs/)."
+            | Out _ -> "folder for ladder.json, ladder.csv and ladder.png (default: a new folder under runs/); refused when it already holds files, unless --force."
+            | Force -> "replace the files of an --out folder that already holds some."
             | Limit _ -> "use only the first N digits of each split (a quick look; the figures are then not comparable)."
 
 type private StepResult =
@@ -109,91 +111,94 @@ let run (args: ParseResults<LadderArgs>) =
     let seedList = Recipe.seeds firstSeed (args.GetResult(Seeds, 5)) |> orFail
     let seeds = seedList.Length
     let jobsAtOnce = args.GetResult(Jobs, Environment.ProcessorCount)
-    if jobsAtOnce < 1 then fail $"--jobs must be at least 1, got {jobsAtOnce}"
+    if jobsAtOnce < 1 || jobsAtOnce > TrainCommand.maxRuns then fail $"--jobs must be between 1 and {TrainCommand.maxRuns}, got {jobsAtOnce}"
     let wanted = Ladder.parseSteps (args.GetResult(Steps, "all")) |> orFail
+    let stepCount = max 1 (Ladder.steps dataSet |> List.filter (fun s -> List.contains (s.Label.TrimEnd 'n') wanted) |> List.length)
+    if seeds > TrainCommand.maxRuns / stepCount then
+        fail $"--seeds {seeds} over {stepCount} steps would be {int64 seeds * int64 stepCount} runs; at most {TrainCommand.maxRuns} in one ladder (--seeds at most {TrainCommand.maxRuns / stepCount})"
     let backend = TrainCommand.chooseBackend (args.TryGetResult Backend)
-    let outDir =
-        args.TryGetResult Out
-        |> Option.defaultWith (fun () -> Path.Combine("runs", $"""ladder-{dataSet}-{DateTime.Now.ToString("yyyyMMdd-HHmmss", Globalization.CultureInfo.InvariantCulture)}"""))
-    TrainCommand.ensureWritableDir outDir
-    let dataDir = args.TryGetResult Data
-    let selected = Ladder.steps dataSet |> List.filter (fun s -> List.contains (s.Label.TrimEnd 'n') wanted)
-    let stepFiveWanted = List.contains "5" wanted
-    // Each data set is loaded once; a step whose data cannot be found is skipped with the reason.
-    let limit = args.TryGetResult Limit
-    match limit with
-    | Some n when n < 10 -> fail $"--limit must be at least 10 digits, got {n}"
-    | _ -> ()
-    let limited (d: TrainTest) =
+    let folder =
+        TrainCommand.stageOutDir (args.TryGetResult Out) (args.Contains Force)
+            (fun () -> $"""ladder-{dataSet}-{DateTime.Now.ToString("yyyyMMdd-HHmmss", Globalization.CultureInfo.InvariantCulture)}""")
+    TrainCommand.writeStaged folder (fun outDir ->
+        let dataDir = args.TryGetResult Data
+        let selected = Ladder.steps dataSet |> List.filter (fun s -> List.contains (s.Label.TrimEnd 'n') wanted)
+        let stepFiveWanted = List.contains "5" wanted
+        // Each data set is loaded once; a step whose data cannot be found is skipped with the reason.
+        let limit = args.TryGetResult Limit
         match limit with
-        | Some n -> { d with Train = d.Train.Take n; Test = d.Test.Take n; Source = $"{d.Source}, first {n} digits of each split" }
-        | None -> d
-    let loaded =
-        dataSet :: (selected |> List.map (fun s -> s.DataSet)) |> List.distinct
-        |> List.map (fun d -> d, Data.load d dataDir |> Result.map limited) |> Map.ofList
-    match loaded.[dataSet] with
-    | Error e -> fail e
-    | Ok _ -> ()
-    let runnable, skipped =
-        selected |> List.partition (fun s -> match loaded.[s.DataSet] with Ok _ -> true | Error _ -> false)
-    let skipped =
-        [ for s in skipped -> s, (match loaded.[s.DataSet] with Error e -> e | Ok _ -> "")
-          if stepFiveWanted && dataSet = "usps" then
-              let five = Ladder.steps "mnist-sim" |> List.find (fun s -> s.Label = "5")
-              yield five, "step 5 adds MNIST training digits, so it runs on mnist-sim only (ladder --data-set mnist-sim)" ]
-    let layout = Layout.lecun1989
-    let jobs =
-        [| for s in runnable do
-               let data = match loaded.[s.DataSet] with Ok d -> d | Error e -> fail e
-               for seed in seedList do
-                   yield s, { Recipe = { s.Recipe with Seed = seed }; Data = data; Initial = Init.create s.Recipe.WeightInit layout seed } |]
-    let totalPresentations = jobs |> Array.sumBy (fun (_, j) -> j.Recipe.Passes * j.Data.Train.Count)
-    printfn "ladder on %s: %d steps x %d seeds = %d runs, %s presentations, %d at a time, backend %s"
-        dataSet runnable.Length seeds jobs.Length (thousands totalPresentations) jobsAtOnce backend.Name
-    let clock = Diagnostics.Stopwatch.StartNew()
-    let runJobs = jobs |> Array.map snd
-    let label j = let s, job = jobs.[j] in $"step {s.Label} seed {job.Recipe.Seed}"
-    let results =
-        if isInteractive () then
-            progressDisplay()
-                .Start(fun ctx ->
-                    let task = ctx.AddTask($"ladder ({jobs.Length} runs)", true, float totalPresentations)
-                    let counts = Array.zeroCreate<int> jobs.Length
-                    let sync = obj ()
-                    let update j value =
-                        lock sync (fun () ->
-                            counts.[j] <- value
-                            task.Value <- float (Array.sum counts))
-                    Runs.run backend jobsAtOnce runJobs
-                        (fun j pass n -> update j ((pass - 1) * runJobs.[j].Data.Train.Count + n))
-                        (fun j m ->
-                            update j (m.Pass * runJobs.[j].Data.Train.Count)
-                            if m.Pass = runJobs.[j].Recipe.Passes then
-                                AnsiConsole.WriteLine($"{label j}: train {m.Train.Error:F2}%% test {m.Test.Error:F2}%% ({m.Seconds:F1} s)")))
-        else
-            let gate = obj ()
-            Runs.run backend jobsAtOnce runJobs (fun _ _ _ -> ()) (fun j m ->
-                if m.Pass = runJobs.[j].Recipe.Passes then
-                    lock gate (fun () -> printfn "%s: train %.2f%% test %.2f%% (%.1f s)" (label j) m.Train.Error m.Test.Error m.Seconds))
-    let seconds = clock.Elapsed.TotalSeconds
-    let stepResults =
-        runnable |> List.map (fun s ->
-            let mine = Array.zip jobs results |> Array.filter (fun ((st, _), _) -> st.Label = s.Label)
-            { Step = s
-              Runs = mine |> Array.map (fun ((_, job), r) -> job.Recipe.Seed, List.last r.Passes)
-              Seconds = mine |> Array.sumBy (fun (_, r) -> r.Seconds) })
-    printfn ""
-    printfn "%s" (table stepResults skipped)
-    printfn "errors: mean ± sd over %d seeds (mean misses); run s: seconds of the step's runs added up" seeds
-    printfn "ladder: %d runs in %.1f s wall" jobs.Length seconds
-    for r in stepResults do printfn "  step %-2s %s" r.Step.Label r.Step.Command
-    AtomicFile.writeText (Path.Combine(outDir, "ladder.json")) (toJson dataSet seeds seconds stepResults skipped)
-    AtomicFile.writeText (Path.Combine(outDir, "ladder.csv")) (toCsv stepResults)
-    let points =
-        stepResults |> List.map (fun r ->
-            let train, test = (summary r).Train.Error, (summary r).Test.Error
-            ({ Label = r.Step.Label; TrainMean = train.Mean; TrainSd = train.Sd; TestMean = test.Mean; TestSd = test.Sd
-               EssayTest = r.Step.Essay |> Option.map snd }: Plots.LadderPoint))
-    Plots.ladder $"""the 33-year ladder on {dataSet}, {seeds} {(if seeds = 1 then "seed" else "seeds")}""" points (Path.Combine(outDir, "ladder.png"))
-    printfn "wrote %s: ladder.json ladder.csv ladder.png" outDir
+        | Some n when n < 10 -> fail $"--limit must be at least 10 digits, got {n}"
+        | _ -> ()
+        let limited (d: TrainTest) =
+            match limit with
+            | Some n -> { d with Train = d.Train.Take n; Test = d.Test.Take n; Source = $"{d.Source}, first {n} digits of each split" }
+            | None -> d
+        let loaded =
+            dataSet :: (selected |> List.map (fun s -> s.DataSet)) |> List.distinct
+            |> List.map (fun d -> d, Data.load d dataDir |> Result.map limited) |> Map.ofList
+        match loaded.[dataSet] with
+        | Error e -> fail e
+        | Ok _ -> ()
+        let runnable, skipped =
+            selected |> List.partition (fun s -> match loaded.[s.DataSet] with Ok _ -> true | Error _ -> false)
+        let skipped =
+            [ for s in skipped -> s, (match loaded.[s.DataSet] with Error e -> e | Ok _ -> "")
+              if stepFiveWanted && dataSet = "usps" then
+                  let five = Ladder.steps "mnist-sim" |> List.find (fun s -> s.Label = "5")
+                  yield five, "step 5 adds MNIST training digits, so it runs on mnist-sim only (ladder --data-set mnist-sim)" ]
+        let layout = Layout.lecun1989
+        let jobs =
+            [| for s in runnable do
+                   let data = match loaded.[s.DataSet] with Ok d -> d | Error e -> fail e
+                   for seed in seedList do
+                       yield s, { Recipe = { s.Recipe with Seed = seed }; Data = data; Initial = Init.create s.Recipe.WeightInit layout seed } |]
+        let totalPresentations = jobs |> Array.sumBy (fun (_, j) -> j.Recipe.Passes * j.Data.Train.Count)
+        printfn "ladder on %s: %d steps x %d seeds = %d runs, %s presentations, %d at a time, backend %s"
+            dataSet runnable.Length seeds jobs.Length (thousands totalPresentations) jobsAtOnce backend.Name
+        let clock = Diagnostics.Stopwatch.StartNew()
+        let runJobs = jobs |> Array.map snd
+        let label j = let s, job = jobs.[j] in $"step {s.Label} seed {job.Recipe.Seed}"
+        let results =
+            if isInteractive () then
+                progressDisplay()
+                    .Start(fun ctx ->
+                        let task = ctx.AddTask($"ladder ({jobs.Length} runs)", true, float totalPresentations)
+                        let counts = Array.zeroCreate<int> jobs.Length
+                        let sync = obj ()
+                        let update j value =
+                            lock sync (fun () ->
+                                counts.[j] <- value
+                                task.Value <- float (Array.sum counts))
+                        Runs.run backend jobsAtOnce runJobs
+                            (fun j pass n -> update j ((pass - 1) * runJobs.[j].Data.Train.Count + n))
+                            (fun j m ->
+                                update j (m.Pass * runJobs.[j].Data.Train.Count)
+                                if m.Pass = runJobs.[j].Recipe.Passes then
+                                    AnsiConsole.WriteLine($"{label j}: train {m.Train.Error:F2}%% test {m.Test.Error:F2}%% ({m.Seconds:F1} s)")))
+            else
+                let gate = obj ()
+                Runs.run backend jobsAtOnce runJobs (fun _ _ _ -> ()) (fun j m ->
+                    if m.Pass = runJobs.[j].Recipe.Passes then
+                        lock gate (fun () -> printfn "%s: train %.2f%% test %.2f%% (%.1f s)" (label j) m.Train.Error m.Test.Error m.Seconds))
+        let seconds = clock.Elapsed.TotalSeconds
+        let stepResults =
+            runnable |> List.map (fun s ->
+                let mine = Array.zip jobs results |> Array.filter (fun ((st, _), _) -> st.Label = s.Label)
+                { Step = s
+                  Runs = mine |> Array.map (fun ((_, job), r) -> job.Recipe.Seed, List.last r.Passes)
+                  Seconds = mine |> Array.sumBy (fun (_, r) -> r.Seconds) })
+        printfn ""
+        printfn "%s" (table stepResults skipped)
+        printfn "errors: mean ± sd over %d seeds (mean misses); run s: seconds of the step's runs added up" seeds
+        printfn "ladder: %d runs in %.1f s wall" jobs.Length seconds
+        for r in stepResults do printfn "  step %-2s %s" r.Step.Label r.Step.Command
+        AtomicFile.writeText (Path.Combine(outDir, "ladder.json")) (toJson dataSet seeds seconds stepResults skipped)
+        AtomicFile.writeText (Path.Combine(outDir, "ladder.csv")) (toCsv stepResults)
+        let points =
+            stepResults |> List.map (fun r ->
+                let train, test = (summary r).Train.Error, (summary r).Test.Error
+                ({ Label = r.Step.Label; TrainMean = train.Mean; TrainSd = train.Sd; TestMean = test.Mean; TestSd = test.Sd
+                   EssayTest = r.Step.Essay |> Option.map snd }: Plots.LadderPoint))
+        Plots.ladder $"""the 33-year ladder on {dataSet}, {seeds} {(if seeds = 1 then "seed" else "seeds")}""" points (Path.Combine(outDir, "ladder.png")))
+    |> fun ((), final) -> printfn "wrote %s: ladder.json ladder.csv ladder.png" final
     0

@@ -28,7 +28,10 @@ let progressDisplay () : Progress =
         [| TaskDescriptionColumn(); ProgressBarColumn(); PercentageColumn(); ElapsedTimeColumn(); RemainingTimeColumn() |]
     AnsiConsole.Progress().AutoClear(true).Columns(columns)
 
-let jsonOptions = JsonSerializerOptions(WriteIndented = true)
+/// JSON as every command writes it. A non-finite number (a diverged loss, say) is written as the
+/// string "NaN", "Infinity" or "-Infinity" instead of making the writer throw.
+let jsonOptions =
+    JsonSerializerOptions(WriteIndented = true, NumberHandling = Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals)
 
 /// Formats a count with thousands separators, as the paper's tables do.
 let thousands (n: int) = n.ToString("N0", Globalization.CultureInfo.InvariantCulture)

@@ -52,7 +52,41 @@ let private dispatch (args: ParseResults<CliArgs>) =
     | Serve a -> ServeCommand.run a
     | Verbose -> fail "no command given (try --help)"
 
-/// Runs one command line and returns the exit code: 0 done, 1 the work failed, 2 bad usage.
+/// The (sub)command a command line names, for the hint: `lecun`, `lecun train`, `lecun data verify`.
+let private commandOf (argv: string array) =
+    let commands = [ "train"; "eval"; "predict"; "ladder"; "count-params"; "data"; "bench" ]
+    let dataCommands = [ "info"; "verify"; "fetch"; "prepare" ]
+    let words = argv |> Array.filter (fun a -> not (a.StartsWith "-")) |> List.ofArray
+    match words with
+    | "data" :: sub :: _ when List.contains sub dataCommands -> $"lecun data {sub}"
+    | command :: _ when List.contains command commands -> $"lecun {command}"
+    | _ -> "lecun"
+
+/// Argu's message of a usage error is the problem, then the whole usage: only the problem is
+/// printed, and where the options are.
+let usageError (argv: string array) (message: string) =
+    let problem =
+        let first = message.Split('\n') |> Array.tryFind (fun l -> l.Trim() <> "") |> Option.defaultValue "bad command line"
+        let first = first.Trim()
+        if first.StartsWith("ERROR:", StringComparison.OrdinalIgnoreCase) then first.Substring(6).Trim() else first
+    let command = commandOf argv
+    let what = if command = "lecun" then "the commands" else "the options"
+    $"error: {problem}\nrun '{command} --help' for {what}"
+
+/// The exception that says what went wrong: tasks and type initializers wrap the real one.
+let private innermost (e: exn) =
+    let mutable e = e
+    let mutable unwrapped = true
+    while unwrapped do
+        match e with
+        | :? AggregateException as a when a.InnerExceptions.Count >= 1 -> e <- a.InnerExceptions[0]
+        | :? TypeInitializationException
+        | :? Reflection.TargetInvocationException when not (isNull e.InnerException) -> e <- e.InnerException
+        | _ -> unwrapped <- false
+    e
+
+/// Runs one command line and returns the exit code: 0 done, 1 anything else (bad usage, bad
+/// input, a failed or interrupted run), with one line on stderr saying why.
 let run (argv: string array) =
     let verbose = argv |> Array.contains "--verbose"
     // Argu's structure check of the templates costs ~40 ms of a ~1.3 s train; the tests run it instead.
@@ -61,22 +95,37 @@ let run (argv: string array) =
         try
             let parsed = parser.ParseCommandLine(argv, raiseOnUsage = true)
             dispatch parsed
-        with
-        | :? ArguParseException as e when e.ErrorCode = ErrorCode.HelpText ->
-            printfn "%s" e.Message
-            0
-        | UserError message ->
-            eprintfn "error: %s" message
-            1
-        | :? ArguParseException as e ->
-            eprintfn "%s" e.Message
-            2
-        | e ->
-            eprintfn "error: %s" e.Message
-            if verbose then eprintfn "%O" e
-            1
+        with e ->
+            match innermost e with
+            | :? ArguParseException as e when e.ErrorCode = ErrorCode.HelpText ->
+                printfn "%s" e.Message
+                0
+            | UserError message ->
+                eprintfn "error: %s" message
+                1
+            | :? ArguParseException as e ->
+                eprintfn "%s" (usageError argv e.Message)
+                1
+            | inner ->
+                eprintfn "error: %s" inner.Message
+                if verbose then eprintfn "%O" e
+                1
     finally
         Console.Out.Flush()
 
+/// Ctrl-C and SIGTERM: remove every temporary file and unfinished run folder, say so, exit 1.
+let private onSignal (name: string) (context: Runtime.InteropServices.PosixSignalContext) =
+    context.Cancel <- true
+    let removed = Lecun.Model.Unfinished.interrupt ()
+    let what =
+        if removed.IsEmpty then "nothing was being written"
+        else $"""removed what was being written ({String.Join(", ", removed |> List.map IO.Path.GetFileName)}); finished files are whole"""
+    eprintfn "interrupted by %s: %s" name what
+    Console.Error.Flush()
+    exit 1
+
 [<EntryPoint>]
-let main argv = run argv
+let main argv =
+    use _sigint = Runtime.InteropServices.PosixSignalRegistration.Create(Runtime.InteropServices.PosixSignal.SIGINT, onSignal "SIGINT (Ctrl-C)")
+    use _sigterm = Runtime.InteropServices.PosixSignalRegistration.Create(Runtime.InteropServices.PosixSignal.SIGTERM, onSignal "SIGTERM")
+    run argv

@@ -22,6 +22,7 @@ type TrainArgs =
     | Batch_Size of size: int
     | Init of checkpoint: string
     | Out of dir: string
+    | Force
     | Activation of name: string
     | Weight_Init of scheme: string
     | Loss of name: string
@@ -45,7 +46,8 @@ type TrainArgs =
             | Backend _ -> "mkl or managed (default: mkl when libmkl_rt loads)."
             | Batch_Size _ -> "examples per update: 1 = the paper's per-example SGD (default), more = minibatch SGD on the averaged gradient."
             | Init _ -> "start from this checkpoint instead of a fresh initialization."
-            | Out _ -> "folder for the run's files (default: a new folder under runs/)."
+            | Out _ -> "folder for the run's files (default: a new folder under runs/); refused when it already holds files, unless --force."
+            | Force -> "replace the files of an --out folder that already holds some."
             | Activation _ -> "tanh (lecun1989's), scaled-tanh (1.7159 tanh(2a/3), the paper's scaled tanh, newton1989's) or relu, on every unit that is not a linear output."
             | Weight_Init _ -> "initial weights U[-b, b] with b = 2.4/sqrt(F) (sqrt-fan-in, lecun1989's) or 2.4/F (fan-in, newton1989's), F the unit's fan-in."
             | Loss _ -> "mse (mean over the 10 outputs, the paper), mse-half (half the summed squares) or softmax-ce (makes the outputs linear)."
@@ -70,19 +72,29 @@ let private metricsCsv (passes: PassMetrics list) =
                                inv m.Test.Loss; inv m.Test.Error; string m.Test.Misses; inv m.Seconds ]))
     String.Join("\n", "pass,train_loss,train_error,train_misses,test_loss,test_error,test_misses,seconds" :: rows) + "\n"
 
-let private defaultOutDir (recipe: Recipe) =
-    let stamp = DateTime.Now.ToString("yyyyMMdd-HHmmss", Globalization.CultureInfo.InvariantCulture)
-    Path.Combine("runs", $"{stamp}-{recipe.Name}-seed{recipe.Seed}")
+/// The run's folder, staged: `--out` (refused when it holds files, unless --force), or a new
+/// folder under runs/ named by the time (a free `-2`, `-3`, ... when two runs start in the same second).
+let stageOutDir (out: string option) (force: bool) (defaultName: unit -> string) =
+    match out with
+    | Some dir -> RunFolder.stage dir force false |> orFail
+    | None -> RunFolder.stage (Path.Combine("runs", defaultName ())) false true |> orFail
 
-/// A folder we can write to, created if needed; refused with a clear message otherwise.
-let ensureWritableDir (dir: string) =
+/// Writes a run into its staged folder and renames it into place; a run that fails or is
+/// interrupted leaves nothing (no folder, no file of it). Returns the final folder.
+let writeStaged (folder: RunFolder) (write: string -> 'a) : 'a * string =
     try
-        Directory.CreateDirectory dir |> ignore
-        let probe = Path.Combine(dir, $".write-test-{Guid.NewGuid():N}")
-        File.WriteAllBytes(probe, [||])
-        File.Delete probe
-    with e ->
-        fail $"cannot write to output folder '{dir}': {e.Message}"
+        let result = write folder.Staging
+        let final = RunFolder.commit folder |> orFail
+        let relative = Path.GetRelativePath(Environment.CurrentDirectory, final)
+        result, (if relative.StartsWith ".." then final else relative)
+    finally
+        RunFolder.discard folder
+
+let private timeStamp () = DateTime.Now.ToString("yyyyMMdd-HHmmss", Globalization.CultureInfo.InvariantCulture)
+
+/// Runs in one command (train --seeds, ladder seeds x steps): each holds its weights and results
+/// until the end, so the count is bounded.
+let maxRuns = 1000
 
 let chooseBackend (name: string option) =
     try
@@ -201,58 +213,61 @@ let private seedsJson (recipe: Recipe) (dataSet: string) (seconds: float) (resul
 let run (args: ParseResults<TrainArgs>) =
     let recipe = recipeFrom args
     let dataSet = args.GetResult(Data_Set, "usps")
-    let seeds = Recipe.seeds recipe.Seed (args.GetResult(Seeds, 1)) |> orFail
+    let seedCount = args.GetResult(Seeds, 1)
+    if seedCount > maxRuns then fail $"--seeds must be between 1 and {maxRuns}, got {seedCount}"
+    let seeds = Recipe.seeds recipe.Seed seedCount |> orFail
     let parallelism = args.GetResult(Jobs, Environment.ProcessorCount)
-    if parallelism < 1 then fail $"--jobs must be at least 1, got {parallelism}"
+    if parallelism < 1 || parallelism > maxRuns then fail $"--jobs must be between 1 and {maxRuns}, got {parallelism}"
     let backend = chooseBackend (args.TryGetResult Backend)
-    let outDir = args.TryGetResult Out |> Option.defaultWith (fun () -> defaultOutDir recipe)
-    ensureWritableDir outDir
-    // The other core compiles the training code and loads the plotting code while this one reads the data.
-    // A failed warm-up costs only its time: the run itself reports any real problem.
-    let warmUp = Threading.Tasks.Task.Run(fun () -> (try Train.warmUp backend recipe with _ -> ()); Plots.warmUp ())
-    let data = Data.load dataSet (args.TryGetResult Data) |> orFail
-    // With --holdout the files and tables say so wherever they name the data set.
-    let data, dataSet, testName =
-        match args.TryGetResult Holdout with
-        | None -> data, dataSet, "test"
-        | Some n when n >= 1 && n < data.Train.Count ->
-            let held = data.HoldOut n
-            held, $"{dataSet}, last {n} training digits held out", held.Test.Name
-        | Some n -> fail $"--holdout must be between 1 and {data.Train.Count - 1} (the training digits less one), got {n}"
-    let initial =
-        match args.TryGetResult Init with
-        | Some file -> let model = ModelFile.load file |> orFail in fun (_: int) -> model.Parameters
-        | None -> Init.create recipe.WeightInit ModelFile.layout
-    let jobs = [| for seed in seeds -> ({ Recipe = { recipe with Seed = seed }; Data = data; Initial = initial seed }: RunJob) |]
-    let context (r: Recipe) : RunContext = { Recipe = r; DataSet = dataSet; TestName = testName; Backend = backend.Name; Data = data }
-    let count = seeds.Length
-    printfn "training %s on %s (%d train, %d %s digits): %s; seed %s; backend %s"
-        recipe.Name data.Source data.Train.Count data.Test.Count testName (Recipe.describe recipe)
-        (if count = 1 then string recipe.Seed else $"{recipe.Seed}..{List.last seeds}") backend.Name
-    let clock = Diagnostics.Stopwatch.StartNew()
-    let results = runWithProgress backend parallelism jobs (fun j -> if count = 1 then "training" else $"seed {jobs.[j].Recipe.Seed}") testName
-    let seconds = clock.Elapsed.TotalSeconds
-    warmUp.Wait()
-    printfn ""
-    if count = 1 then
-        let result = results.[0]
-        printfn "%s" (finalTable dataSet testName result.Passes)
-        printfn "%d passes in %.2f s (%.0f presentations/s including evaluation)" recipe.Passes result.Seconds
-            (float (recipe.Passes * data.Train.Count) / result.Seconds)
-        writeRunFiles outDir (context recipe) result
-        printfn "wrote %s: model.safetensors metrics.csv metrics.json curves.png errors.png" outDir
-    else
-        let finals = Array.map2 (fun (job: RunJob) (r: TrainResult) -> job.Recipe.Seed, List.last r.Passes) jobs results
-        printfn "%6s %9s %7s | %9s %7s" "seed" "train" "misses" testName "misses"
-        for seed, m in finals do
-            printfn "%6d %8.2f%% %7d | %8.2f%% %7d" seed m.Train.Error m.Train.Misses m.Test.Error m.Test.Misses
-        let summary = SeedsSummary.ofFinals (Array.map snd finals)
-        printfn "%6s %5.2f±%.2f%% %7.1f | %5.2f±%.2f%% %7.1f   (mean ± sd over %d seeds)" "mean"
-            summary.Train.Error.Mean summary.Train.Error.Sd summary.Train.Misses summary.Test.Error.Mean summary.Test.Error.Sd summary.Test.Misses count
-        if testName = "test" then
-            printfn "%s %8.2f%% %7d | %8.2f%% %7d" "paper " Paper.trainError Paper.trainMisses Paper.testError Paper.testMisses
-        printfn "%d runs in %.1f s wall" count seconds
-        Array.iter2 (fun (job: RunJob) r -> writeRunFiles (Path.Combine(outDir, $"seed-{job.Recipe.Seed}")) (context job.Recipe) r) jobs results
-        AtomicFile.writeText (Path.Combine(outDir, "seeds.json")) (seedsJson recipe dataSet seconds finals)
-        printfn "wrote %s: seeds.json and one folder per seed" outDir
+    let folder = stageOutDir (args.TryGetResult Out) (args.Contains Force) (fun () -> $"{timeStamp ()}-{recipe.Name}-seed{recipe.Seed}")
+    writeStaged folder (fun outDir ->
+        // The other core compiles the training code and loads the plotting code while this one reads the data.
+        // A failed warm-up costs only its time: the run itself reports any real problem.
+        let warmUp = Threading.Tasks.Task.Run(fun () -> (try Train.warmUp backend recipe with _ -> ()); Plots.warmUp ())
+        let data = Data.load dataSet (args.TryGetResult Data) |> orFail
+        // With --holdout the files and tables say so wherever they name the data set.
+        let data, dataSet, testName =
+            match args.TryGetResult Holdout with
+            | None -> data, dataSet, "test"
+            | Some n when n >= 1 && n < data.Train.Count ->
+                let held = data.HoldOut n
+                held, $"{dataSet}, last {n} training digits held out", held.Test.Name
+            | Some n -> fail $"--holdout must be between 1 and {data.Train.Count - 1} (the training digits less one), got {n}"
+        let initial =
+            match args.TryGetResult Init with
+            | Some file -> let model = ModelFile.load file |> orFail in fun (_: int) -> model.Parameters
+            | None -> Init.create recipe.WeightInit ModelFile.layout
+        let jobs = [| for seed in seeds -> ({ Recipe = { recipe with Seed = seed }; Data = data; Initial = initial seed }: RunJob) |]
+        let context (r: Recipe) : RunContext = { Recipe = r; DataSet = dataSet; TestName = testName; Backend = backend.Name; Data = data }
+        let count = seeds.Length
+        printfn "training %s on %s (%d train, %d %s digits): %s; seed %s; backend %s"
+            recipe.Name data.Source data.Train.Count data.Test.Count testName (Recipe.describe recipe)
+            (if count = 1 then string recipe.Seed else $"{recipe.Seed}..{List.last seeds}") backend.Name
+        let clock = Diagnostics.Stopwatch.StartNew()
+        let results = runWithProgress backend parallelism jobs (fun j -> if count = 1 then "training" else $"seed {jobs.[j].Recipe.Seed}") testName
+        let seconds = clock.Elapsed.TotalSeconds
+        warmUp.Wait()
+        printfn ""
+        if count = 1 then
+            let result = results.[0]
+            printfn "%s" (finalTable dataSet testName result.Passes)
+            printfn "%d passes in %.2f s (%.0f presentations/s including evaluation)" recipe.Passes result.Seconds
+                (float (recipe.Passes * data.Train.Count) / result.Seconds)
+            writeRunFiles outDir (context recipe) result
+            "model.safetensors metrics.csv metrics.json curves.png errors.png"
+        else
+            let finals = Array.map2 (fun (job: RunJob) (r: TrainResult) -> job.Recipe.Seed, List.last r.Passes) jobs results
+            printfn "%6s %9s %7s | %9s %7s" "seed" "train" "misses" testName "misses"
+            for seed, m in finals do
+                printfn "%6d %8.2f%% %7d | %8.2f%% %7d" seed m.Train.Error m.Train.Misses m.Test.Error m.Test.Misses
+            let summary = SeedsSummary.ofFinals (Array.map snd finals)
+            printfn "%6s %5.2f±%.2f%% %7.1f | %5.2f±%.2f%% %7.1f   (mean ± sd over %d seeds)" "mean"
+                summary.Train.Error.Mean summary.Train.Error.Sd summary.Train.Misses summary.Test.Error.Mean summary.Test.Error.Sd summary.Test.Misses count
+            if testName = "test" then
+                printfn "%s %8.2f%% %7d | %8.2f%% %7d" "paper " Paper.trainError Paper.trainMisses Paper.testError Paper.testMisses
+            printfn "%d runs in %.1f s wall" count seconds
+            Array.iter2 (fun (job: RunJob) r -> writeRunFiles (Path.Combine(outDir, $"seed-{job.Recipe.Seed}")) (context job.Recipe) r) jobs results
+            AtomicFile.writeText (Path.Combine(outDir, "seeds.json")) (seedsJson recipe dataSet seconds finals)
+            "seeds.json and one folder per seed")
+    |> fun (written, final) -> printfn "wrote %s: %s" final written
     0

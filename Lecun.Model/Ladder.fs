@@ -81,5 +81,5 @@ module Ladder =
         if text.Trim() = "all" then Ok known
         else
             text.Split(',')
-            |> Array.fold (fun acc part -> Result.bind (fun xs -> parsePart part |> Result.map (fun ys -> xs @ ys)) acc) (Ok [])
-            |> Result.map (List.distinct >> List.sort >> List.map string)
+            |> Results.traverse parsePart
+            |> Result.map (List.concat >> List.distinct >> List.sort >> List.map string)

@@ -38,6 +38,13 @@ module Evaluate =
         { Metrics = { Loss = lossSum / float n; Error = 100.0 * float misses / float n; Misses = misses; Count = data.Count }
           Predictions = predictions }
 
+/// Training stopped because the loss or a weight stopped being a finite number (a diverging run:
+/// too large a learning rate, or a starting checkpoint with extreme weights).
+exception TrainingDiverged of seed: int * pass: int * what: string
+    with
+        override e.Message =
+            $"training diverged (seed {e.seed}): {e.what} after pass {e.pass}; stopped, and no model file was written (try a smaller --lr)"
+
 type TrainResult =
     { Parameters: float32 array
       Passes: PassMetrics list
@@ -172,10 +179,15 @@ module Train =
             let results = task.Result
             testPredictions <- results.[1].Predictions
             let metrics = { Pass = pass; Train = results.[0].Metrics; Test = results.[1].Metrics; Seconds = clock.Elapsed.TotalSeconds }
+            for name, loss in [ "training", metrics.Train.Loss; "test", metrics.Test.Loss ] do
+                if not (Double.IsFinite loss) then raise (TrainingDiverged(recipe.Seed, pass, $"the {name} loss is {loss}"))
             passes.Add metrics
             onPass metrics
         for pass in 1 .. recipe.Passes do
             trainOnePass backend net recipe pass parameters ws state data.Train (onProgress pass)
+            match Array.tryFindIndex (Single.IsFinite >> not) parameters with
+            | Some i -> raise (TrainingDiverged(recipe.Seed, pass, $"weight {i} is {parameters.[i]}"))
+            | None -> ()
             // The previous pass's evaluation has had a whole pass of time; it is done or nearly so.
             pending |> Option.iter (fun t -> report t (pass - 1))
             let snapshot = snapshots.[pass % 2]

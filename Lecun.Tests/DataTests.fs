@@ -56,7 +56,7 @@ let private errorOf result =
 let private realLines =
     lazy
         (let _, test = uspsFiles ()
-         let text = RawFile.read test |> ok |> Encoding.ASCII.GetString
+         let text = RawFile.read Usps.maxFileBytes "usps file" test |> ok |> Encoding.ASCII.GetString
          text.Split('\n', StringSplitOptions.RemoveEmptyEntries))
 
 /// A label and 256 values, with the given separator and label text.
@@ -236,7 +236,7 @@ let tests =
                 let train, test = uspsFiles ()
                 for path in [ train; test ] do
                     let d = Usps.load path |> ok
-                    let text = RawFile.read path |> ok |> Encoding.ASCII.GetString
+                    let text = RawFile.read Usps.maxFileBytes "usps file" path |> ok |> Encoding.ASCII.GetString
                     let lines = text.Split('\n', StringSplitOptions.RemoveEmptyEntries)
                     Expect.equal lines.Length d.Count "one digit per line"
                     let mutable mismatches = 0
@@ -276,14 +276,14 @@ let tests =
                 let text = Encoding.ASCII.GetBytes(String.concat "\n" realLines.Value[..19] + "\n")
                 let gz = gzip text
                 let cut = cut % gz.Length
-                match RawFile.decode "cut.gz" gz[.. cut - 1] |> Result.bind (Usps.parse "cut.gz") with
+                match RawFile.decode Usps.maxFileBytes "usps file" "cut.gz" gz[.. cut - 1] |> Result.bind (Usps.parse "cut.gz") with
                 | Ok _ -> false
                 | Error e -> e.StartsWith "cut.gz: "
             testPropertyWithConfig config "gzip byte flips never throw and never give a shorter set" <| fun (NonNegativeInt pos, NonZeroInt flip) ->
                 let text = Encoding.ASCII.GetBytes(String.concat "\n" realLines.Value[..19] + "\n")
                 let gz = gzip text
                 gz[pos % gz.Length] <- gz[pos % gz.Length] ^^^ byte (flip &&& 0xFF ||| 1)
-                match RawFile.decode "flip.gz" gz |> Result.bind (Usps.parse "flip.gz") with
+                match RawFile.decode Usps.maxFileBytes "usps file" "flip.gz" gz |> Result.bind (Usps.parse "flip.gz") with
                 | Ok d -> d.Count = 20
                 | Error e -> e.StartsWith "flip.gz: "
         ]
@@ -301,27 +301,28 @@ let tests =
         testList "idx" [
             test "images and labels parse; counts, magic and sizes are checked" {
                 use dir = new TempDir()
-                let pixels = Array.init (3 * 2 * 2) byte
+                let pixels = Array.init (3 * 28 * 28) byte
                 let images = dir.File "img"
                 let labels = dir.File "lbl"
-                File.WriteAllBytes(images, gzip (idxBytes 8uy [ 3; 2; 2 ] pixels))
+                File.WriteAllBytes(images, gzip (idxBytes 8uy [ 3; 28; 28 ] pixels))
                 File.WriteAllBytes(labels, idxBytes 8uy [ 3 ] [| 7uy; 0uy; 9uy |])
                 let img, lbl = Idx.loadPair images labels |> ok
-                Expect.equal (img.Count, img.Rows, img.Cols) (3, 2, 2) "dimensions"
+                Expect.equal (img.Count, img.Rows, img.Cols) (3, 28, 28) "dimensions"
                 Expect.equal img.Pixels pixels "pixels"
                 Expect.equal lbl [| 7; 0; 9 |] "labels"
                 let fewer = dir.File "lbl2"
                 File.WriteAllBytes(fewer, idxBytes 8uy [ 2 ] [| 7uy; 0uy |])
                 Expect.stringContains (errorOf (Idx.loadPair images fewer)) "holds 3 images but" "count mismatch"
-                let e = errorOf (Idx.parseImages "x.idx" (idxBytes 8uy [ 3; 2; 2 ] pixels[..10]))
+                let e = errorOf (Idx.parseImages "x.idx" (idxBytes 8uy [ 3; 28; 28 ] pixels[..10]))
                 Expect.stringContains e "truncated IDX data" "truncated data"
-                Expect.stringContains (errorOf (Idx.parseImages "x.idx" (idxBytes 8uy [ 3; 2 ] pixels))) "expected 3" "dimension count"
-                Expect.stringContains (errorOf (Idx.parseLabels "x.idx" (idxBytes 8uy [ 3; 2; 2 ] pixels))) "expected 1" "labels need one dimension"
-                Expect.stringContains (errorOf (Idx.parseImages "x.idx" (Array.append [| 1uy; 2uy |] (idxBytes 8uy [ 3; 2; 2 ] pixels)))) "not an IDX file" "magic"
-                Expect.stringContains (errorOf (Idx.parseImages "x.idx" (idxBytes 0x0Duy [ 3; 2; 2 ] pixels))) "element type 0x0d" "type"
+                Expect.stringContains (errorOf (Idx.parseImages "x.idx" (idxBytes 8uy [ 3; 28 ] pixels))) "expected 3" "dimension count"
+                Expect.stringContains (errorOf (Idx.parseLabels "x.idx" (idxBytes 8uy [ 3; 28; 28 ] pixels))) "expected 1" "labels need one dimension"
+                Expect.stringContains (errorOf (Idx.parseImages "x.idx" (Array.append [| 1uy; 2uy |] (idxBytes 8uy [ 3; 28; 28 ] pixels)))) "not an IDX file" "magic"
+                Expect.stringContains (errorOf (Idx.parseImages "x.idx" (idxBytes 0x0Duy [ 3; 28; 28 ] pixels))) "element type 0x0d" "type"
                 Expect.stringContains (errorOf (Idx.parseLabels "x.idx" (idxBytes 8uy [ 2 ] [| 1uy; 10uy |]))) "label 10 of item 1" "label range"
-                Expect.stringContains (errorOf (Idx.parseImages "x.idx" (idxBytes 8uy [ 3; 2; 2 ] (Array.append pixels [| 0uy |])))) "unexpected bytes" "extra data"
-                Expect.stringContains (errorOf (Idx.parseImages "x.idx" (idxBytes 8uy [ 100000; 100000; 100000 ] pixels))) "truncated IDX data" "absurd sizes"
+                Expect.stringContains (errorOf (Idx.parseImages "x.idx" (idxBytes 8uy [ 3; 28; 28 ] (Array.append pixels [| 0uy |])))) "unexpected bytes" "extra data"
+                Expect.stringContains (errorOf (Idx.parseImages "x.idx" (idxBytes 8uy [ 100000; 28; 28 ] pixels))) "at most 70000" "absurd counts"
+                Expect.stringContains (errorOf (Idx.parseImages "x.idx" (idxBytes 8uy [ 3; 100000; 100000 ] pixels))) "28x28" "absurd sizes"
             }
         ]
 

@@ -35,7 +35,8 @@ let private expectDigit (result: Result<(float32 array * int option) list, strin
             Expect.floatClose { absolute = 1e-5; relative = 1e-5 } (float v[i]) (float values[i]) $"value {i}"
     | Ok other -> failtest $"expected one digit, got {other.Length}"
 
-let private pgmP5 (maxval: int) (pixels: int array) =
+/// A 16x16 P5 PGM with a comment (HostileTests damages it).
+let pgmP5 (maxval: int) (pixels: int array) =
     let header = Encoding.ASCII.GetBytes $"P5\n# a comment\n16 16\n{maxval}\n"
     let raster =
         if maxval < 256 then pixels |> Array.map byte

@@ -127,6 +127,27 @@ module Data =
             |> Result.map (fun (train, test) ->
                 { Train = train; Test = test; Source = $"usps from {Path.GetDirectoryName trainPath}" })
 
+    /// SHA-256 (hex) over the SHA-256 of each MNIST file as it is on disk (t10k images, labels,
+    /// then the training files when present): what a prepared set was built from. A few ms for
+    /// the 12 MB of compressed MNIST; a file larger than any MNIST file gives no digest.
+    let sourceDigest (files: MnistFiles) : string option =
+        let paths = [ files.TestImages; files.TestLabels ] @ (files.Train |> Option.map (fun (i, l) -> [ i; l ]) |> Option.defaultValue [])
+        try
+            use all = System.Security.Cryptography.IncrementalHash.CreateHash(System.Security.Cryptography.HashAlgorithmName.SHA256)
+            let each =
+                paths
+                |> List.map (fun p ->
+                    use stream = new FileStream(p, FileMode.Open, FileAccess.Read, FileShare.Read)
+                    if stream.Length > int64 Idx.maxImageFileBytes then None
+                    else Some(System.Security.Cryptography.SHA256.HashData stream))
+            if each |> List.exists Option.isNone then None
+            else
+                for h in each do all.AppendData(Option.get h)
+                Some(Convert.ToHexStringLower(all.GetHashAndReset()))
+        with
+        | :? IOException
+        | :? UnauthorizedAccessException -> None
+
     /// Builds mnist-sim in memory from the IDX files of one folder.
     let buildMnistSim (files: MnistFiles) (seed: int) : Result<MnistSimSet, string> =
         Idx.loadPair files.TestImages files.TestLabels
@@ -134,6 +155,7 @@ module Data =
             match files.Train with
             | None -> MnistSim.build seed t10k None
             | Some (images, labels) -> Idx.loadPair images labels |> Result.bind (fun train -> MnistSim.build seed t10k (Some train)))
+        |> Result.map (fun set -> { set with SourceDigest = sourceDigest files })
 
     let private describeSim (set: MnistSimSet) =
         if set.TrainFromMnistTrain then $"seed {set.Seed}, train from MNIST training digits, test from t10k"
@@ -142,28 +164,28 @@ module Data =
     let private toTrainTest (set: MnistSimSet) (origin: string) =
         { Train = set.Train; Test = set.Test; Source = $"mnist-sim ({describeSim set}) {origin}" }
 
-    /// A prepared file is used when present, unless the MNIST files now found would give a
-    /// different set (training files added since it was prepared): then the set is built.
+    /// A prepared file is used when present, unless the MNIST files now found are not the ones it
+    /// was built from (changed, replaced, or training files added since): then the set is built.
     let private loadMnistSim (places: DataPlace list) (seed: int) : Result<TrainTest, string> =
         let folders = DataPath.folders places
         let sources = folders |> List.tryPick DataPath.mnistFilesIn
         let prepared = folders |> List.tryPick (fun d -> DataPath.preparedFileIn d seed)
         let fresh (p: MnistSimSet) =
             match sources with
-            | Some files -> p.TrainFromMnistTrain = files.Train.IsSome
+            | Some files -> p.TrainFromMnistTrain = files.Train.IsSome && p.SourceDigest.IsSome && p.SourceDigest = sourceDigest files
             | None -> true
-        let build () =
+        let build (note: string) =
             match sources with
             | None -> notFound "MNIST files for mnist-sim (t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz)" places mnistHowTo
-            | Some files -> buildMnistSim files seed |> Result.map (fun set -> toTrainTest set $"built from {files.Dir}")
+            | Some files -> buildMnistSim files seed |> Result.map (fun set -> toTrainTest set $"built from {files.Dir}{note}")
         match prepared with
         | Some path ->
             MnistSim.load path
             |> Result.bind (fun set ->
                 if set.Seed <> seed then Error $"{path}: prepared with seed {set.Seed}, not {seed}; rebuild it with `lecun data prepare mnist-sim --seed {seed}`"
                 elif fresh set then Ok(toTrainTest set $"prepared in {path}")
-                else build ())
-        | None -> build ()
+                else build (" (not from " + path + ": the MNIST files changed since it was prepared)"))
+        | None -> build ""
 
     /// Training digits of `mnist-sim-50k`, the essay's last step ("~50,000 MNIST training digits").
     let largeTrainDigits = 50000

@@ -23,7 +23,7 @@ module Fetch =
     let mnistMirrors = [ "https://ossci-datasets.s3.amazonaws.com/mnist/"; "https://storage.googleapis.com/cvdf-datasets/mnist/" ]
     let defaultTimeout = TimeSpan.FromSeconds 60.0
     /// The real files are about 1.7 MB compressed; anything far bigger is not them.
-    let private maxBytes = 64L * 1024L * 1024L
+    let private maxBytes = int64 Usps.maxFileBytes
 
     let isUrl (source: string) =
         source.StartsWith("http://", StringComparison.OrdinalIgnoreCase)
@@ -69,12 +69,10 @@ module Fetch =
             | None ->
                 match splitFileIn source split with
                 | None -> Error $"{source}: no zip.{split}.gz or zip.{split} (looked in the folder and its usps/ subfolder)"
-                | Some path ->
-                    try Ok(path, File.ReadAllBytes path)
-                    with e -> Error $"{path}: cannot read ({e.Message})"
+                | Some path -> RawFile.readRaw Usps.maxFileBytes "usps file" path |> Result.map (fun bytes -> path, bytes)
         fetched
         |> Result.bind (fun (origin, bytes) ->
-            RawFile.decode origin bytes
+            RawFile.decode Usps.maxFileBytes "usps file" origin bytes
             |> Result.bind (Usps.parse origin)
             |> Result.bind (fun d ->
                 Usps.checkSplit split { d with Name = origin }

@@ -13,6 +13,13 @@ type IdxImages =
       Pixels: byte array }
 
 module Idx =
+    /// What mnist-sim reads: MNIST's own files, 28x28 images (resampled to 16x16), at most the
+    /// 60,000 + 10,000 digits MNIST has. Reads stop at the largest file these allow.
+    let side = 28
+    let maxItems = 70_000
+    let maxImageFileBytes = 16 + maxItems * side * side
+    let maxLabelFileBytes = 8 + maxItems
+
     /// Checks the magic and dimension count, and returns the dimensions and where the data starts.
     let private header (source: string) (what: string) (dims: int) (bytes: byte array) : Result<int array * int, string> =
         let headerBytes = 4 + 4 * dims
@@ -31,6 +38,12 @@ module Idx =
             let dimsText = String.Join("x", shape)
             if shape |> Array.exists (fun d -> d < 0) then
                 Error $"{source}: IDX dimensions {dimsText} include a negative size"
+            elif shape[0] = 0 then
+                Error $"{source}: IDX {what} file holds no items (dimensions {dimsText})"
+            elif shape[0] > maxItems then
+                Error $"{source}: IDX {what} file claims {shape[0]} items; MNIST's files hold at most {maxItems}"
+            elif dims = 3 && (shape[1] <> side || shape[2] <> side) then
+                Error $"{source}: IDX images of {shape[1]}x{shape[2]} pixels; mnist-sim needs MNIST's {side}x{side} images"
             else
                 // In floating point so absurd dimensions from a corrupt header cannot overflow.
                 let expected = shape |> Array.fold (fun acc d -> acc * float d) 1.0
@@ -44,9 +57,7 @@ module Idx =
     /// Parses an image file (magic 0x00000803: count x rows x cols).
     let parseImages (source: string) (bytes: byte array) : Result<IdxImages, string> =
         header source "images" 3 bytes
-        |> Result.bind (fun (shape, start) ->
-            if shape[0] = 0 then Error $"{source}: IDX image file holds no images"
-            else Ok { Count = shape[0]; Rows = shape[1]; Cols = shape[2]; Pixels = bytes[start..] })
+        |> Result.map (fun (shape, start) -> { Count = shape[0]; Rows = shape[1]; Cols = shape[2]; Pixels = bytes[start..] })
 
     /// Parses a label file (magic 0x00000801: count) of digit classes 0..9.
     let parseLabels (source: string) (bytes: byte array) : Result<int array, string> =
@@ -55,11 +66,10 @@ module Idx =
             let labels = Array.init shape[0] (fun i -> int bytes[start + i])
             match labels |> Array.tryFindIndex (fun l -> l > 9) with
             | Some i -> Error $"{source}: label {labels[i]} of item {i} is outside 0..9"
-            | None when labels.Length = 0 -> Error $"{source}: IDX label file holds no labels"
             | None -> Ok labels)
 
-    let loadImages (path: string) = RawFile.read path |> Result.bind (parseImages path)
-    let loadLabels (path: string) = RawFile.read path |> Result.bind (parseLabels path)
+    let loadImages (path: string) = RawFile.read maxImageFileBytes "MNIST image file" path |> Result.bind (parseImages path)
+    let loadLabels (path: string) = RawFile.read maxLabelFileBytes "MNIST label file" path |> Result.bind (parseLabels path)
 
     /// Loads an image file and its label file, checking that they hold the same number of items.
     let loadPair (imagesPath: string) (labelsPath: string) : Result<IdxImages * int array, string> =

@@ -48,6 +48,10 @@ type MnistSimSet =
       /// True when the training digits come from the MNIST training files, false when both
       /// splits are drawn (disjointly) from the 10,000 t10k digits.
       TrainFromMnistTrain: bool
+      /// SHA-256 (hex) of the MNIST files it was built from, as they were on disk (see
+      /// Data.sourceDigest), so a prepared set whose sources changed is not used; None when built
+      /// from digits in memory.
+      SourceDigest: string option
       Train: Dataset
       Test: Dataset }
 
@@ -96,6 +100,7 @@ module MnistSim =
                 let testIdx = draw (Rng.Derive(uint64 seed, 2UL)) testImages.Count testCount
                 Ok { Seed = seed
                      TrainFromMnistTrain = true
+                     SourceDigest = None
                      Train = digits "mnist-sim train" trainImages trainLabels trainIdx
                      Test = digits "mnist-sim test" testImages testLabels testIdx }
         | None ->
@@ -107,6 +112,7 @@ module MnistSim =
                 let idx = draw (Rng.Derive(uint64 seed, 0UL)) testImages.Count needed
                 Ok { Seed = seed
                      TrainFromMnistTrain = false
+                     SourceDigest = None
                      Train = digits "mnist-sim train" testImages testLabels idx[.. trainCount - 1]
                      Test = digits "mnist-sim test" testImages testLabels idx[trainCount ..] }
 
@@ -115,12 +121,16 @@ module MnistSim =
         buildSized seed trainCount t10k mnistTrain
 
     // Prepared file: everything little-endian.
-    //   "LECUNSIM" | version u32 = 1 | seed i32 | fromTrain u32 (0/1) | trainCount u32 | testCount u32
+    //   "LECUNSIM" | version u32 = 2 | seed i32 | fromTrain u32 (0/1) | trainCount u32 | testCount u32
+    //   | SHA-256 of the source files (32 bytes, zeros when unknown)
     //   | train labels (1 byte each) | test labels | train images (f32) | test images
     //   | SHA-256 of everything before it (32 bytes)
     // Exact float32 values (a text file would round them), and the checksum catches damage.
     let private magic = "LECUNSIM"B
-    let private headerBytes = 28
+    let private headerBytes = 60
+    let private version = 2u
+    /// The prepared file of the standard draw (7291 + 2007 digits); reads stop past it.
+    let maxFileBytes = headerBytes + (trainCount + testCount) * (1 + 4 * Dataset.Pixels) + 32
 
     let fileName (seed: int) = $"mnist-sim-seed{seed}.bin"
 
@@ -130,11 +140,14 @@ module MnistSim =
         let bytes = Array.zeroCreate<byte> (body + 32)
         let span = bytes.AsSpan()
         magic.AsSpan().CopyTo(span)
-        BinaryPrimitives.WriteUInt32LittleEndian(span.Slice 8, 1u)
+        BinaryPrimitives.WriteUInt32LittleEndian(span.Slice 8, version)
         BinaryPrimitives.WriteInt32LittleEndian(span.Slice 12, set.Seed)
         BinaryPrimitives.WriteUInt32LittleEndian(span.Slice 16, (if set.TrainFromMnistTrain then 1u else 0u))
         BinaryPrimitives.WriteInt32LittleEndian(span.Slice 20, tc)
         BinaryPrimitives.WriteInt32LittleEndian(span.Slice 24, sc)
+        match set.SourceDigest with
+        | Some hex -> Convert.FromHexString(hex).CopyTo(span.Slice(28, 32))
+        | None -> ()
         let mutable p = headerBytes
         for l in Array.append set.Train.Labels set.Test.Labels do
             bytes[p] <- byte l
@@ -160,7 +173,9 @@ module MnistSim =
             let sc = BinaryPrimitives.ReadInt32LittleEndian(span.Slice 24)
             let total = int64 tc + int64 sc
             let body = int64 headerBytes + total * int64 (1 + 4 * Dataset.Pixels)
-            if version <> 1u then corrupt $"format version {version}, this program reads version 1"
+            let sources = span.Slice(28, 32)
+            let sourceDigest = if sources.IndexOfAnyExcept(0uy) < 0 then None else Some(Convert.ToHexStringLower sources)
+            if version <> 2u then corrupt $"format version {version}, this program reads version 2"
             elif tc <= 0 || sc <= 0 || body + 32L <> int64 bytes.Length then
                 corrupt $"truncated or damaged ({bytes.Length} bytes, the header describes {tc} + {sc} digits)"
             else
@@ -183,11 +198,9 @@ module MnistSim =
                               Images = Array.sub images (lo * Dataset.Pixels) (count * Dataset.Pixels) }
                         Ok { Seed = seed
                              TrainFromMnistTrain = (fromTrain = 1u)
+                             SourceDigest = sourceDigest
                              Train = split "mnist-sim train" 0 tc
                              Test = split "mnist-sim test" tc sc }
 
     let load (path: string) : Result<MnistSimSet, string> =
-        try
-            if not (File.Exists path) then Error $"{path}: file not found"
-            else ofBytes path (File.ReadAllBytes path)
-        with e -> Error $"{path}: cannot read ({e.Message})"
+        RawFile.readRaw maxFileBytes "prepared mnist-sim file" path |> Result.bind (ofBytes path)

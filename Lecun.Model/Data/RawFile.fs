@@ -1,4 +1,5 @@
-/// Reading a data file whole, gzip or plain, with the checks that GZipStream does not make.
+/// Reading a data file, gzip or plain, bounded by what a valid file of its kind can hold, with the
+/// checks that GZipStream does not make.
 namespace Lecun.Model
 
 open System
@@ -6,53 +7,149 @@ open System.IO
 open System.IO.Compression
 
 module RawFile =
-    /// Uncompressed sizes above this are refused: no data set here is near it, and a corrupt
-    /// gzip trailer must not make us allocate gigabytes.
-    let private maxBytes = 1 <<< 30
-
     let isGzip (bytes: ReadOnlySpan<byte>) = bytes.Length >= 2 && bytes[0] = 0x1Fuy && bytes[1] = 0x8Buy
 
-    /// Decompresses a whole gzip file held in memory. .NET's GZipStream returns a silently
-    /// shorter stream when the input is truncated (it only fails on corrupt deflate data or a bad
-    /// CRC once it reaches the trailer), so we also check the trailer's ISIZE field (the
-    /// uncompressed length mod 2^32) against what we got: a truncated file ends in compressed
-    /// data, not in its real trailer, and this catches it.
-    let gunzip (name: string) (compressed: byte array) : Result<byte array, string> =
-        if compressed.Length < 18 then
-            Error $"{name}: truncated gzip file ({compressed.Length} bytes, shorter than a gzip header and trailer)"
-        else
-            let isize = BitConverter.ToUInt32(compressed, compressed.Length - 4)
-            if int64 isize > int64 maxBytes then
-                Error $"{name}: truncated or corrupt gzip file (the trailer claims {isize} uncompressed bytes)"
+    /// Reads a stream to its end, or stops as soon as it has given more than `limit` bytes (None):
+    /// memory never goes much past the limit, whatever the stream holds. `expected` (the size the
+    /// file claims, when it claims one) sizes the first buffer; past it the bytes go into chunks of
+    /// at most 4 MB, joined only when the stream has ended within the limit.
+    let readAtMost (stream: Stream) (limit: int) (expected: int64 option) : byte array option =
+        let chunkBytes = 4 <<< 20
+        let first =
+            match expected with
+            | Some n when n >= 0L && n <= int64 limit -> int n
+            | _ -> min limit (1 <<< 16)
+        let chunks = ResizeArray<byte array>()
+        let mutable buffer = Array.zeroCreate<byte> first
+        let mutable filled = 0
+        let mutable total = 0L
+        let mutable ended = false
+        let probe = Array.zeroCreate<byte> 1
+        while not ended && total <= int64 limit do
+            if filled < buffer.Length then
+                let got = stream.Read(buffer, filled, buffer.Length - filled)
+                if got = 0 then ended <- true
+                else
+                    filled <- filled + got
+                    total <- total + int64 got
             else
-                try
-                    use input = new MemoryStream(compressed, false)
-                    use gz = new GZipStream(input, CompressionMode.Decompress)
-                    let output = Array.zeroCreate<byte> (int isize)
-                    let got = gz.ReadAtLeast(output.AsSpan(), output.Length, false)
-                    let extra = Array.zeroCreate<byte> 1
-                    if got < output.Length then
-                        Error $"{name}: truncated or corrupt gzip file (decompressed {got} bytes, the trailer says {isize})"
-                    elif gz.Read(extra, 0, 1) <> 0 then
-                        Error $"{name}: truncated or corrupt gzip file (more data than the trailer's size {isize})"
-                    else
-                        Ok output
-                with
-                | :? InvalidDataException
-                | :? IOException -> Error $"{name}: corrupt gzip file (the compressed data or its checksum is invalid)"
-
-    /// Decodes bytes already in memory (for downloads): gzip when it starts with the gzip magic.
-    let decode (name: string) (bytes: byte array) : Result<byte array, string> =
-        if isGzip (ReadOnlySpan bytes) then gunzip name bytes else Ok bytes
-
-    /// Reads a file whole, decompressing it when it is gzip (by its magic bytes, not its name).
-    let read (path: string) : Result<byte array, string> =
-        if not (File.Exists path) then
-            Error $"{path}: file not found"
+                // Full: one byte more tells whether the stream ends here, before allocating more.
+                let got = stream.Read(probe, 0, 1)
+                if got = 0 then ended <- true
+                else
+                    chunks.Add buffer
+                    buffer <- Array.zeroCreate<byte> (int (min (int64 chunkBytes) (int64 limit + 1L - total)))
+                    buffer[0] <- probe[0]
+                    filled <- 1
+                    total <- total + 1L
+        if total > int64 limit then None
+        elif chunks.Count = 0 then Some(if filled = buffer.Length then buffer else Array.sub buffer 0 filled)
         else
-            let bytes =
-                try Ok(File.ReadAllBytes path)
-                with
-                | :? IOException
-                | :? UnauthorizedAccessException as e -> Error $"{path}: cannot read ({e.Message})"
-            bytes |> Result.bind (decode path)
+            let all = Array.zeroCreate<byte> (int total)
+            let mutable at = 0
+            for c in chunks do
+                Buffer.BlockCopy(c, 0, all, at, c.Length)
+                at <- at + c.Length
+            Buffer.BlockCopy(buffer, 0, all, at, filled)
+            Some all
+
+    let private crcTable =
+        Array.init 256 (fun n ->
+            let mutable c = uint32 n
+            for _ in 0 .. 7 do
+                c <- if c &&& 1u <> 0u then 0xEDB88320u ^^^ (c >>> 1) else c >>> 1
+            c)
+
+    /// CRC-32 (ISO-HDLC), the checksum of a gzip member's trailer.
+    let crc32 (data: ReadOnlySpan<byte>) =
+        let mutable c = 0xFFFFFFFFu
+        for b in data do
+            c <- crcTable[int ((c ^^^ uint32 b) &&& 0xFFu)] ^^^ (c >>> 8)
+        c ^^^ 0xFFFFFFFFu
+
+    let private tooLarge (name: string) (what: string) (limit: int) (inflated: bool) =
+        let how = if inflated then " once decompressed" else ""
+        Error $"{name}: more than {limit} bytes{how}, larger than any {what}; not the expected file"
+
+    /// Inflates a gzip file: every member (RFC 1952 allows several back to back, as `cat a.gz b.gz`
+    /// makes them and `zcat` reads them), stopping as soon as the output passes `limit`.
+    /// GZipStream checks each member's CRC and size when it reaches its trailer, but returns a
+    /// silently shorter result when the input is cut (inside the data or the trailer). The file's
+    /// last 8 bytes must therefore be the trailer of the last member: the CRC-32 and the size of
+    /// the output's last ISIZE bytes. A cut file ends in compressed data, not in that trailer.
+    let private gunzip (name: string) (what: string) (limit: int) (compressed: Stream) (compressedLength: int64) (trailer: byte array) =
+        if compressedLength < 18L then
+            Error $"{name}: truncated gzip file ({compressedLength} bytes, shorter than a gzip header and trailer)"
+        else
+            let crc = BitConverter.ToUInt32(trailer, 0)
+            let isize = BitConverter.ToUInt32(trailer, 4)
+            try
+                use gz = new GZipStream(compressed, CompressionMode.Decompress, true)
+                // Deflate inflates at most ~1032:1, so a trailer claiming more than that is not
+                // trusted to size the buffer (it still grows, bounded by the limit).
+                match readAtMost gz limit (Some(min (int64 isize) (compressedLength * 1032L))) with
+                | None -> tooLarge name what limit true
+                | Some output ->
+                    // One member (the usual file): its trailer's size is the whole output's, which
+                    // a cut file's last bytes match by chance with odds of 1 in 2^32. Several: the
+                    // CRC of the last member's output, the last ISIZE bytes, must match too.
+                    let whole = isize = uint32 output.Length
+                    if whole || (int64 isize < int64 output.Length
+                                 && crc32 (ReadOnlySpan(output, output.Length - int isize, int isize)) = crc) then
+                        Ok output
+                    else
+                        Error $"{name}: truncated or corrupt gzip file (it does not end in the trailer of its data)"
+            with
+            | :? InvalidDataException
+            | :? IOException -> Error $"{name}: corrupt gzip file (the compressed data or its checksum is invalid)"
+
+    /// Decodes bytes already in memory (downloads): gzip when it starts with the gzip magic.
+    let decode (limit: int) (what: string) (name: string) (bytes: byte array) : Result<byte array, string> =
+        if isGzip (ReadOnlySpan bytes) then
+            use input = new MemoryStream(bytes, false)
+            gunzip name what limit input bytes.LongLength bytes[max 0 (bytes.Length - 8) ..] 
+        elif bytes.Length > limit then tooLarge name what limit false
+        else Ok bytes
+
+    /// Reads at most `limit` bytes of a file as they are on disk (no decompression).
+    let readRaw (limit: int) (what: string) (path: string) : Result<byte array, string> =
+        try
+            if not (File.Exists path) then Error $"{path}: file not found"
+            else
+                use stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 <<< 16)
+                let size = if stream.CanSeek then Some stream.Length else None
+                match readAtMost stream limit size with
+                | None -> tooLarge path what limit false
+                | Some bytes -> Ok bytes
+        with
+        | :? IOException
+        | :? UnauthorizedAccessException as e -> Error $"{path}: cannot read ({e.Message})"
+
+    /// Reads a file, decompressing it when it is gzip (by its magic bytes, not its name), and
+    /// refuses it as soon as it holds more than `limit` bytes (`what` names the kind of file in
+    /// the message). The compressed file is streamed, never held whole.
+    let read (limit: int) (what: string) (path: string) : Result<byte array, string> =
+        try
+            if not (File.Exists path) then Error $"{path}: file not found"
+            else
+                use stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 <<< 16)
+                let magic = Array.zeroCreate<byte> 2
+                let got = stream.ReadAtLeast(magic.AsSpan(), 2, false)
+                if got = 2 && isGzip (ReadOnlySpan magic) && stream.CanSeek then
+                    let length = stream.Length
+                    let trailer = Array.zeroCreate<byte> 8
+                    if length >= 8L then
+                        stream.Seek(-8L, SeekOrigin.End) |> ignore
+                        stream.ReadExactly(trailer.AsSpan())
+                    stream.Seek(0L, SeekOrigin.Begin) |> ignore
+                    gunzip path what limit stream length trailer
+                else
+                    // A plain file, or a pipe: read it bounded from the start (a gzip pipe is
+                    // held compressed, at most `limit` bytes, then inflated).
+                    let rest = readAtMost stream (limit - got) (if stream.CanSeek then Some(stream.Length - int64 got) else None)
+                    match rest with
+                    | None -> tooLarge path what limit false
+                    | Some rest -> decode limit what path (Array.append (Array.sub magic 0 got) rest)
+        with
+        | :? IOException
+        | :? UnauthorizedAccessException as e -> Error $"{path}: cannot read ({e.Message})"

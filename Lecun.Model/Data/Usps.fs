@@ -15,6 +15,12 @@ module Usps =
     let trainClassCounts = [| 1194; 1005; 731; 658; 652; 556; 664; 645; 542; 644 |]
     let testClassCounts = [| 359; 264; 198; 166; 200; 160; 170; 147; 166; 177 |]
 
+    /// The largest file read: the distributed train split is 14.5 MB of text (7291 lines of about
+    /// 2 KB); this leaves room for values written with many more digits.
+    let maxFileBytes = 64 * 1024 * 1024
+    /// No valid file holds more digits than the train split; the parser stops past that.
+    let maxDigits = trainCount
+
     let inline private isSpace (b: byte) = DecimalText.IsSpace b
 
     /// A token as it appears in a message: printable ASCII, other bytes as '?', cut at 24 chars.
@@ -53,10 +59,12 @@ module Usps =
     let private parseCore (source: string) (text: byte array) : Result<Dataset, string> =
         let n = text.Length
         // Upper bound on the number of digits, so the arrays are allocated once.
-        let capacity = MemoryExtensions.Count(ReadOnlySpan<byte>(text), 10uy) + 1
+        let capacity = min maxDigits (MemoryExtensions.Count(ReadOnlySpan<byte>(text), 10uy) + 1)
+        // Editors on Windows may start the file with a byte-order mark.
+        let bom = if n >= 3 && text[0] = 0xEFuy && text[1] = 0xBBuy && text[2] = 0xBFuy then 3 else 0
         let labels = Array.zeroCreate<int> capacity
         let images = Array.zeroCreate<float32> (capacity * values)
-        let mutable pos = 0
+        let mutable pos = bom
         let mutable line = 0
         let mutable count = 0
         let mutable firstBlank = 0
@@ -81,6 +89,8 @@ module Usps =
             elif firstBlank <> 0 then
                 line <- firstBlank
                 error <- at line ("empty line between digits (expected a label and 256 values)")
+            elif count = maxDigits then
+                error <- at line $"more than {maxDigits} digits, the size of the largest usps split (not a usps file?)"
             else
                 let stop = tokenEnd pos
                 match parseLabel text pos stop with
@@ -122,7 +132,7 @@ module Usps =
         with e -> Error $"{source}: cannot parse ({e.Message})"
 
     /// Loads a file, gzip or plain.
-    let load (path: string) : Result<Dataset, string> = RawFile.read path |> Result.bind (parse path)
+    let load (path: string) : Result<Dataset, string> = RawFile.read maxFileBytes "usps file" path |> Result.bind (parse path)
 
     /// Digits per class 0..9.
     let classCounts (d: Dataset) =
