@@ -54,7 +54,12 @@ let private dispatch (args: ParseResults<CliArgs>) =
 
 /// The (sub)command a command line names, for the hint: `lecun`, `lecun train`, `lecun data verify`.
 let private commandOf (argv: string array) =
-    let commands = [ "train"; "eval"; "predict"; "ladder"; "count-params"; "data"; "bench" ]
+    // The command names as Argu spells them (Count_Params -> count-params), from the union itself.
+    let commands =
+        Reflection.FSharpType.GetUnionCases typeof<CliArgs>
+        |> Array.filter (fun c -> c.GetFields() |> Array.exists (fun f -> f.PropertyType.Name.StartsWith "ParseResults"))
+        |> Array.map (fun c -> c.Name.ToLowerInvariant().Replace('_', '-'))
+        |> List.ofArray
     let dataCommands = [ "info"; "verify"; "fetch"; "prepare" ]
     let words = argv |> Array.filter (fun a -> not (a.StartsWith "-")) |> List.ofArray
     match words with

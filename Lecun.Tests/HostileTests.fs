@@ -409,7 +409,8 @@ let tests =
             test "10: a usage error is one line and a pointer to --help, not the whole usage" {
                 for args, command in
                     [ [ "eval" ], "lecun eval"; [ "train"; "--passes"; "many" ], "lecun train"
-                      [ "data"; "verify"; "--bogus" ], "lecun data verify"; [ "frobnicate" ], "lecun" ] do
+                      [ "data"; "verify"; "--bogus" ], "lecun data verify"; [ "show"; "--digit"; "x" ], "lecun show"
+                      [ "count-params"; "--bogus" ], "lecun count-params"; [ "frobnicate" ], "lecun" ] do
                     let code, _, err = TestSetup.runCli args
                     Expect.equal code 1 $"{args}: exit code"
                     let lines = err.Trim().Split('\n')
