@@ -625,13 +625,17 @@ let widthTests =
 
         test "forcing the AVX2 path holds for the flow that forced it and the tasks it starts, no other" {
             atWidth false (fun () ->
+                // Read on threads of their own (a task's Result may run it inline, on this thread).
+                let onThread (flow: bool) =
+                    let seen = ref (true, KernelPath.Scalar)
+                    let thread = Thread(fun () -> seen.Value <- (KernelWidth.Avx2Forced, KernelWidth.Path))
+                    if flow then thread.Start() else thread.UnsafeStart()
+                    thread.Join()
+                    seen.Value
                 Expect.isTrue KernelWidth.Avx2Forced "this flow forced the AVX2 path"
-                Expect.isTrue (Task.Run(fun () -> KernelWidth.Avx2Forced).Result) "and the tasks it starts see it"
-                let unrelated =
-                    use _ = ExecutionContext.SuppressFlow()
-                    Task.Run(fun () -> KernelWidth.Avx2Forced, KernelWidth.Path)
-                Expect.equal unrelated.Result (false, (if KernelWidth.HasAvx512 then KernelPath.Avx512 else KernelPath.Avx2))
-                    "a flow not started from this one keeps the CPU's own path")
+                Expect.equal (onThread true) (true, KernelPath.Avx2) "and the threads it starts see it"
+                Expect.equal (onThread false) (false, (if KernelWidth.HasAvx512 then KernelPath.Avx512 else KernelPath.Avx2))
+                    "a thread that does not carry this flow keeps the CPU's own path")
             // Flows setting opposite values at once never see each other's (a shared static would).
             let flows =
                 [| for f in 0 .. 3 ->
