@@ -3,6 +3,8 @@
 module Lecun.Tests.KernelTests
 
 open System
+open System.Threading
+open System.Threading.Tasks
 open Expecto
 open FsCheck
 open FsCheck.FSharp
@@ -38,11 +40,18 @@ let private config = { FsCheckConfig.defaultConfig with arbitrary = [ typeof<Ker
 /// checks both paths against the same definition, so they agree bit for bit with each other too.
 let widths = if KernelWidth.HasAvx512 then [ false; true ] else [ false ]
 
-/// Runs f with the kernels on the AVX-512 path (wide) or the AVX2 path, then restores the setting.
+/// Runs f with the kernels on the AVX-512 path (wide) or the AVX2 path, then restores the setting. The
+/// setting holds for this test's flow only (KernelWidth.Avx2Forced is an AsyncLocal), so tests running in
+/// parallel never see or restore each other's; f must leave it as it found it.
 let atWidth (wide: bool) (f: unit -> 'a) =
-    let saved = KernelWidth.Wide
-    KernelWidth.Wide <- wide
-    try f () finally KernelWidth.Wide <- saved
+    let saved = KernelWidth.Avx2Forced
+    KernelWidth.Avx2Forced <- not wide
+    try
+        let result = f ()
+        Expect.equal KernelWidth.UseAvx512 wide "the kernels still take the path this test chose"
+        result
+    finally
+        KernelWidth.Avx2Forced <- saved
 
 /// Runs check at every width this CPU has (see widths).
 let eachWidth (check: unit -> unit) = for wide in widths do atWidth wide check
@@ -244,7 +253,7 @@ let columnsByDefinition (plan: Im2ColPlan) (x: float32 array) (padValue: float32
 let unfoldTests =
     // Sequenced: these tests switch the kernels between the AVX-512 and AVX2 paths (on an AVX-512 CPU),
     // which must not happen under tests running in parallel.
-    testSequenced <| testList "im2col" [
+    testList "im2col" [
         testProperty "Forward and ForwardBoth write the columns of the definition, in both layouts, shifted or not" <| fun (seed: uint64) (shape: byte) ->
           eachWidth <| fun () ->
             let rng = Rng seed
@@ -436,7 +445,7 @@ let widthTests =
     let fma (a: float32) (b: float32) (c: float32) = MathF.FusedMultiplyAdd(a, b, c)
     let finish (acc: float32) (alpha: float32) (beta: float32) (c: float32) = if beta = 0.0f then acc * alpha else acc * alpha + c * beta
     let randomArray (rng: Rng) n = Array.init n (fun _ -> rng.NextFloat32() * 2.0f - 1.0f)
-    testSequenced <| testList "kernel widths" [
+    testList "kernel widths" [
         testPropertyWithConfig config "GEMM (A or A^T) B gives each element one chain of fused multiply-adds from +0, then alpha and beta" <| fun (c: GemmCase) ->
             eachWidth <| fun () ->
                 let rng = Rng c.Seed
@@ -453,7 +462,7 @@ let widthTests =
                         expected.[i * ldc + j] <- finish s c.Alpha c.Beta c0.[i * ldc + j]
                 let out = Array.copy c0
                 Backend.Managed.Gemm(c.TransA, false, c.M, c.N, c.K, c.Alpha, ReadOnlySpan a, lda, ReadOnlySpan b, ldb, c.Beta, Span out, ldc)
-                expectSameBits out expected $"wide={KernelWidth.Wide} {c}"
+                expectSameBits out expected $"{KernelWidth.Path} {c}"
 
         testPropertyWithConfig config "GEMM A B^T gives each element 16 lane chains, summed ((0+1)+(2+3)) + ... by 128-bit, 256-bit halves, then the tail" <| fun (c: GemmCase) ->
             eachWidth <| fun () ->
@@ -475,7 +484,7 @@ let widthTests =
                         expected.[i * ldc + j] <- finish (dot (i * lda) (j * ldb)) c.Alpha c.Beta c0.[i * ldc + j]
                 let out = Array.copy c0
                 Backend.Managed.Gemm(false, true, c.M, c.N, c.K, c.Alpha, ReadOnlySpan a, lda, ReadOnlySpan b, ldb, c.Beta, Span out, ldc)
-                expectSameBits out expected $"wide={KernelWidth.Wide} {c}"
+                expectSameBits out expected $"{KernelWidth.Path} {c}"
 
         testProperty "GEMV x^T A sums four chains (rows i mod 4) as (s0 + s1) + (s2 + s3); A x sums 16 lanes by the AVX-512 tree" <| fun (seed: uint64) (mRaw: byte) (nRaw: byte) ->
             eachWidth <| fun () ->
@@ -493,7 +502,7 @@ let widthTests =
                             finish ((s.[0] + s.[1]) + (s.[2] + s.[3])) 1.5f beta y0.[j])
                     let y = Array.copy y0
                     Backend.Managed.Gemv(true, m, n, 1.5f, ReadOnlySpan a, lda, ReadOnlySpan x, beta, Span y)
-                    expectSameBits y expected $"wide={KernelWidth.Wide} x^T A {m}x{n} beta={beta}"
+                    expectSameBits y expected $"{KernelWidth.Path} x^T A {m}x{n} beta={beta}"
                     // y = A x: for n >= 16, lane l sums columns l, l + 16, ... (the last block ends at n, its
                     // repeated columns count as zero products), then per four lanes (l0 + l2) + (l1 + l3), then
                     // (g0 + g1) + (g2 + g3); for n < 16 one chain.
@@ -516,7 +525,7 @@ let widthTests =
                             finish s 1.5f beta y0.[i])
                     let y = Array.copy y0
                     Backend.Managed.Gemv(false, m, n, 1.5f, ReadOnlySpan a, lda, ReadOnlySpan x, beta, Span y)
-                    expectSameBits y expected $"wide={KernelWidth.Wide} A x {m}x{n} beta={beta}"
+                    expectSameBits y expected $"{KernelWidth.Path} A x {m}x{n} beta={beta}"
 
         testProperty "element-wise kernels, FastTanh and AdamW give every element its scalar formula's bits, any length" <| fun (seed: uint64) (nRaw: byte) ->
             eachWidth <| fun () ->
@@ -543,7 +552,7 @@ let widthTests =
                       "ScaledTanhBackward", run (fun o -> Elementwise.ScaledTanhBackward(ReadOnlySpan x, ReadOnlySpan y, Span o)),
                           Array.map2 (fun v d -> Elementwise.ScaledTanhS * (Elementwise.ScaledTanhA - v * v / Elementwise.ScaledTanhA) * d) x y
                       "FastTanh", run (fun o -> FastTanh.Apply(ReadOnlySpan(Array.map (fun v -> v * 9.0f) x), Span o)), Array.map (fun v -> FastTanh.Scalar(v * 9.0f)) x ]
-                for name, actual, expected in cases do expectSameBits actual expected $"wide={KernelWidth.Wide} {name}, n={n}"
+                for name, actual, expected in cases do expectSameBits actual expected $"{KernelWidth.Path} {name}, n={n}"
                 // One AdamW step against its scalar formula, element by element.
                 let p, g, m, v = randomArray rng n, randomArray rng n, randomArray rng n, Array.init n (fun _ -> rng.NextFloat32())
                 let decay, step, b1, b2, bias2, eps = 0.9999f, 1e-3f, 0.9f, 0.999f, 0.0447f, 1e-8f
@@ -553,9 +562,9 @@ let widthTests =
                     ve.[i] <- b2 * v.[i] + (1.0f - b2) * g.[i] * g.[i]
                     pe.[i] <- p.[i] * decay - step * me.[i] / (MathF.Sqrt ve.[i] / bias2 + eps)
                 AdamW.Step(Span p, ReadOnlySpan g, Span m, Span v, decay, step, b1, b2, bias2, eps)
-                expectSameBits p pe $"wide={KernelWidth.Wide} AdamW parameters, n={n}"
-                expectSameBits m me $"wide={KernelWidth.Wide} AdamW m, n={n}"
-                expectSameBits v ve $"wide={KernelWidth.Wide} AdamW v, n={n}"
+                expectSameBits p pe $"{KernelWidth.Path} AdamW parameters, n={n}"
+                expectSameBits m me $"{KernelWidth.Path} AdamW m, n={n}"
+                expectSameBits v ve $"{KernelWidth.Path} AdamW v, n={n}"
 
         testProperty "Transpose16 writes exactly the rows and columns asked for, zeros for rows past the source" <| fun (seed: uint64) (shape: byte) ->
             eachWidth <| fun () ->
@@ -572,7 +581,74 @@ let widthTests =
                     Array.init dst0.Length (fun e ->
                         let j, i = e / 24, e % 24
                         if j < dstRows && i < dstCols then (if i < srcRows then src.[i * 20 + j] else 0.0f) else dst0.[e])
-                expectSameBits dst expected $"wide={KernelWidth.Wide} {srcRows} rows in, {dstRows}x{dstCols} out"
+                expectSameBits dst expected $"{KernelWidth.Path} {srcRows} rows in, {dstRows}x{dstCols} out"
+
+        testProperty "LaneBatch.Local gives each output one fused multiply-add chain over the taps from +0, then + bias" <| fun (seed: uint64) (shape: byte) ->
+            eachWidth <| fun () ->
+                let rng = Rng seed
+                let lanes = LaneBatch.Lanes
+                // Up to 9 planes and positions: whole and edge blocks of 4x4 (AVX-512) and 2x4 (AVX2).
+                let planes, positions, fanIn = 1 + int shape % 9, 1 + int (seed % 9UL), 1 + int (seed / 9UL % 30UL)
+                let input = randomArray rng (420 + lanes)
+                let origins = Array.init positions (fun _ -> int (rng.NextFloat32() * 200.0f))
+                let taps = Array.init fanIn (fun _ -> int (rng.NextFloat32() * 200.0f))
+                let w, bias = randomArray rng (planes * fanIn), randomArray rng (planes * positions)
+                let expected =
+                    Array.init (planes * positions * lanes) (fun e ->
+                        let unit, lane = e / lanes, e % lanes
+                        let p, s = unit / positions, unit % positions
+                        let mutable acc = 0.0f
+                        for t in 0 .. fanIn - 1 do acc <- fma input.[origins.[s] + taps.[t] + lane] w.[p * fanIn + t] acc
+                        acc + bias.[unit])
+                let out = Array.create (planes * positions * lanes) nanf
+                LaneBatch.Local(ReadOnlySpan input, ReadOnlySpan origins, ReadOnlySpan taps, ReadOnlySpan w, planes, ReadOnlySpan bias, Span out)
+                expectSameBits out expected $"{KernelWidth.Path} {planes} planes x {positions} positions, fan-in {fanIn}"
+
+        testProperty "LaneBatch.Dense gives each output two chains (even, odd inputs) from +0, then (a + e) + bias" <| fun (seed: uint64) (shape: byte) ->
+            eachWidth <| fun () ->
+                let rng = Rng seed
+                let lanes = LaneBatch.Lanes
+                // Odd and even fan-ins; up to 20 units: whole and edge blocks of 8 (AVX-512) and 4 (AVX2).
+                let fanIn, units = 1 + int shape % 40, 1 + int (seed % 20UL)
+                let x, w, bias = randomArray rng (fanIn * lanes), randomArray rng (fanIn * units), randomArray rng units
+                let expected =
+                    Array.init (units * lanes) (fun e ->
+                        let u, lane = e / lanes, e % lanes
+                        let chain first =
+                            let mutable acc = 0.0f
+                            for i in first .. 2 .. fanIn - 1 do acc <- fma x.[i * lanes + lane] w.[i * units + u] acc
+                            acc
+                        (chain 0 + chain 1) + bias.[u])
+                let out = Array.create (units * lanes) nanf
+                LaneBatch.Dense(ReadOnlySpan x, fanIn, ReadOnlySpan w, units, ReadOnlySpan bias, Span out)
+                expectSameBits out expected $"{KernelWidth.Path} {fanIn}x{units}"
+
+        test "forcing the AVX2 path holds for the flow that forced it and the tasks it starts, no other" {
+            atWidth false (fun () ->
+                // Read on threads of their own (a task's Result may run it inline, on this thread).
+                let onThread (flow: bool) =
+                    let seen = ref (true, KernelPath.Scalar)
+                    let thread = Thread(fun () -> seen.Value <- (KernelWidth.Avx2Forced, KernelWidth.Path))
+                    if flow then thread.Start() else thread.UnsafeStart()
+                    thread.Join()
+                    seen.Value
+                Expect.isTrue KernelWidth.Avx2Forced "this flow forced the AVX2 path"
+                Expect.equal (onThread true) (true, KernelPath.Avx2) "and the threads it starts see it"
+                Expect.equal (onThread false) (false, (if KernelWidth.HasAvx512 then KernelPath.Avx512 else KernelPath.Avx2))
+                    "a thread that does not carry this flow keeps the CPU's own path")
+            // Flows setting opposite values at once never see each other's (a shared static would).
+            let flows =
+                [| for f in 0 .. 3 ->
+                    Task.Run(fun () ->
+                        let mine = f % 2 = 0
+                        let mutable held = true
+                        for _ in 1 .. 2000 do
+                            KernelWidth.Avx2Forced <- mine
+                            Thread.Yield() |> ignore
+                            held <- held && KernelWidth.Avx2Forced = mine
+                        held) |]
+            Expect.isTrue (flows |> Array.forall (fun t -> t.Result)) "every flow kept its own setting"
+        }
 
         test "the AVX2 path trains and evaluates to the AVX-512 path's bits, every recipe" {
             if not KernelWidth.HasAvx512 then

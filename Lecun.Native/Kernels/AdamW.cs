@@ -22,7 +22,7 @@ public static class AdamW
         fixed (float* pp = parameters, pg = grad, pm = m, pv = v)
         {
             int i = 0;
-            if (KernelWidth.Wide)
+            if (KernelWidth.UseAvx512)
             {
                 var vb1 = Vector512.Create(beta1); var vc1 = Vector512.Create(c1);
                 var vb2 = Vector512.Create(beta2); var vc2 = Vector512.Create(c2);
@@ -39,7 +39,7 @@ public static class AdamW
                     Vector512.Store(Vector512.Load(pp + i) * vdecay - vstep * mi / denom, pp + i);
                 }
             }
-            else if (Vector256.IsHardwareAccelerated)
+            else if (KernelWidth.HasVectorKernels)
             {
                 var vb1 = Vector256.Create(beta1); var vc1 = Vector256.Create(c1);
                 var vb2 = Vector256.Create(beta2); var vc2 = Vector256.Create(c2);

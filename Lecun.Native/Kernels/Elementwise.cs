@@ -15,7 +15,7 @@ public static class Elementwise
         if (dy.Length < n || da.Length < n) throw new ArgumentException("tanh backward: span too small");
         fixed (float* py = y, pd = dy, pa = da)
         {
-            if (KernelWidth.Wide)
+            if (KernelWidth.UseAvx512)
             {
                 var one = Vector512.Create(1f);
                 for (; i + 16 <= n; i += 16)
@@ -52,7 +52,7 @@ public static class Elementwise
         if (dy.Length < n || da.Length < n) throw new ArgumentException("scaled tanh backward: span too small");
         fixed (float* py = y, pd = dy, pa = da)
         {
-            if (KernelWidth.Wide)
+            if (KernelWidth.UseAvx512)
             {
                 var va = Vector512.Create(a);
                 for (; i + 16 <= n; i += 16)
@@ -154,7 +154,7 @@ public static class Elementwise
         if (y.Length < n || dst.Length < n) throw new ArgumentException("element-wise: span too small");
         fixed (float* px = x, py = y, pd = dst)
         {
-            if (KernelWidth.Wide)
+            if (KernelWidth.UseAvx512)
                 for (; i + 16 <= n; i += 16) Vector512.Store(op.Apply(Vector512.Load(px + i), Vector512.Load(py + i)), pd + i);
             else
                 for (; i + 8 <= n; i += 8) Vector256.Store(op.Apply(Vector256.Load(px + i), Vector256.Load(py + i)), pd + i);
@@ -169,7 +169,7 @@ public static class Elementwise
         if (dy.Length < n || da.Length < n) throw new ArgumentException("relu backward: span too small");
         fixed (float* py = y, pd = dy, pa = da)
         {
-            if (KernelWidth.Wide)
+            if (KernelWidth.UseAvx512)
                 for (; i + 16 <= n; i += 16)
                 {
                     var on = Vector512.GreaterThan(Vector512.Load(py + i), Vector512<float>.Zero);

@@ -82,9 +82,9 @@ public static class FastTanh
         fixed (float* px = x, py = y)
         {
             int i = 0;
-            if (KernelWidth.Wide)
+            if (KernelWidth.UseAvx512)
                 for (; i + 16 <= n; i += 16) Vector512.Store(Vector(Vector512.Load(px + i)), py + i);
-            else if (Vector256.IsHardwareAccelerated)
+            else if (KernelWidth.HasVectorKernels)
                 for (; i + 8 <= n; i += 8) Vector256.Store(Vector(Vector256.Load(px + i)), py + i);
             for (; i < n; i++) py[i] = Scalar(px[i]);
         }

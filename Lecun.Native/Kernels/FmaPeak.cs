@@ -19,7 +19,7 @@ public static class FmaPeak
     /// </summary>
     public static double MeasureMacsPerSecond(int threads = 1, int runs = 5, int iterations = 2_000_000)
     {
-        bool wide = KernelWidth.Wide;
+        bool wide = KernelWidth.UseAvx512;
         int lanes = wide ? Vector512<float>.Count : Vector256<float>.Count;
         Func<int, float, float> chains = wide ? Chains : Chains256;
         chains(1000, 1f); // compile before timing

@@ -110,7 +110,7 @@ public sealed class Im2ColPlan
 
     // The vectorised path: 16x16 register transposes need whole tiles of 16 positions, and each kernel
     // row of a window must fit one 8-float load.
-    bool VectorPath => (KernelWidth.Wide || Avx2.IsSupported) && Positions % 16 == 0 && Kernel <= 8;
+    bool VectorPath => KernelWidth.HasVectorKernels && Positions % 16 == 0 && Kernel <= 8;
 
     /// <summary>
     /// Unfolds one example. Its columns start at column <paramref name="colOffset"/> of a matrix whose
@@ -272,9 +272,9 @@ public sealed class Im2ColPlan
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static unsafe void Transpose16(float* src, long srcStride, int srcRows, float* dst, long dstStride, int dstRows, int dstCols)
     {
-        if (!KernelWidth.Wide)
+        if (!KernelWidth.UseAvx512)
         {
-            if (Avx2.IsSupported) NarrowTranspose16(src, srcStride, srcRows, dst, dstStride, dstRows, dstCols);
+            if (KernelWidth.HasVectorKernels) NarrowTranspose16(src, srcStride, srcRows, dst, dstStride, dstRows, dstCols);
             else ScalarTranspose16(src, srcStride, srcRows, dst, dstStride, dstRows, dstCols);
             return;
         }

@@ -21,13 +21,41 @@ public static class KernelWidth
     public static bool HasAvx2 => Vector256.IsHardwareAccelerated && Avx2.IsSupported && Fma.IsSupported;
 
     /// <summary>
-    /// Whether the kernels take their AVX-512 path. Tests set it to false on an AVX-512 machine to run
-    /// the AVX2 path there and compare the two bit for bit.
+    /// The vector kernels run natively here: on the AVX-512 path, or on the AVX2 path. The runtime enables
+    /// AVX-512 only where AVX2 and FMA run too, so wherever the AVX-512 path is not taken this also says
+    /// whether the AVX2 path runs (else the scalar loops do, and callers use the im2col path).
     /// </summary>
-    internal static bool Wide = HasAvx512;
+    public static bool HasVectorKernels => HasAvx512 || HasAvx2;
 
-    /// <summary>The path the kernels take on this CPU, for reports.</summary>
-    public static string Name => Wide ? "AVX-512" : HasAvx2 ? "AVX2+FMA" : "scalar";
+    // Set by tests (through Avx2Forced) to run the AVX2 path on an AVX-512 CPU. An AsyncLocal, not a
+    // static: it holds for the flow that set it (its thread and the tasks that thread starts), so tests
+    // running in parallel each see their own setting and never restore each other's.
+    static readonly AsyncLocal<bool> avx2Forced = new();
+
+    /// <summary>
+    /// Whether the calling flow has the kernels take the AVX2 path even on an AVX-512 CPU. Tests set it to
+    /// compare the two paths bit for bit there; it changes no other thread's kernels.
+    /// </summary>
+    internal static bool Avx2Forced
+    {
+        get => avx2Forced.Value;
+        set => avx2Forced.Value = value;
+    }
+
+    /// <summary>Whether the kernels take their AVX-512 path (for the calling flow; see Avx2Forced).</summary>
+    internal static bool UseAvx512 => HasAvx512 && !Avx2Forced;
+
+    /// <summary>The path the kernels take here (for the calling flow), for reports.</summary>
+    public static KernelPath Path => UseAvx512 ? KernelPath.Avx512 : HasVectorKernels ? KernelPath.Avx2 : KernelPath.Scalar;
+}
+
+/// <summary>The code path of the hand-written kernels: 16 floats as one Vector512, as two Vector256
+/// halves, or scalar loops (no vector kernels: callers use the im2col path).</summary>
+public enum KernelPath
+{
+    Scalar,
+    Avx2,
+    Avx512,
 }
 
 /// <summary>Register permutes of 16 floats held as two Vector256 halves (the AVX2 path's Vector512).</summary>

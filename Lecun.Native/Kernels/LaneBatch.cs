@@ -25,7 +25,7 @@ public static class LaneBatch
     public const int Lanes = 16;
 
     /// <summary>The kernels need AVX-512 or AVX2 with FMA; callers fall back to the im2col path without them.</summary>
-    public static bool IsSupported => KernelWidth.HasAvx512 || KernelWidth.HasAvx2;
+    public static bool IsSupported => KernelWidth.HasVectorKernels;
 
     /// <summary>
     /// lanes[u, :] = examples[:, u] for the first <paramref name="count"/> of 16 examples, row-major
@@ -104,7 +104,7 @@ public static class LaneBatch
         fixed (float* x = input, w = weights, b = bias, y = output)
         fixed (int* o = origins, t = taps)
         {
-            if (!KernelWidth.Wide)
+            if (!KernelWidth.UseAvx512)
             {
                 // Blocks of 4 positions x 2 planes, each 8-lane half on its own: eight accumulators.
                 for (int p0 = 0; p0 < planes; p0 += 2)
@@ -225,7 +225,7 @@ public static class LaneBatch
             throw new ArgumentException("lanes: input, weight, bias or output span too small");
         fixed (float* x = input, w = weights, b = bias, y = output)
         {
-            if (!KernelWidth.Wide)
+            if (!KernelWidth.UseAvx512)
             {
                 for (int u0 = 0; u0 < units; u0 += 4)
                     for (int half = 0; half < Lanes; half += 8)

@@ -45,7 +45,7 @@ internal sealed unsafe class PhaseUnfold
     public static bool Fits(int planes, int height, int width, int k, int stride, int pad)
     {
         int oh = Im2ColPlan.OutputSide(height, k, stride, pad), ow = Im2ColPlan.OutputSide(width, k, stride, pad);
-        return (Avx512F.IsSupported || KernelWidth.HasAvx2) && planes > 0 && (stride == 1 || stride == 2) && oh * ow == Lanes
+        return KernelWidth.HasVectorKernels && planes > 0 && (stride == 1 || stride == 2) && oh * ow == Lanes
             && height == stride * oh && width == stride * ow;
     }
 
@@ -128,7 +128,7 @@ internal sealed unsafe class PhaseUnfold
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void Unfold(float* input, float padValue, float* cols, int ld)
     {
-        if (!KernelWidth.Wide)
+        if (!KernelWidth.UseAvx512)
         {
             NarrowUnfold(input, padValue, cols, ld);
             return;
@@ -163,7 +163,7 @@ internal sealed unsafe class PhaseUnfold
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void Fold(float* dCols, float* dInput)
     {
-        if (!KernelWidth.Wide)
+        if (!KernelWidth.UseAvx512)
         {
             NarrowFold(dCols, dInput);
             return;
@@ -203,7 +203,7 @@ internal sealed unsafe class PhaseUnfold
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void InputGradient(float* weights, int fanIn, float* dPre, int outPlanes, int* segments, int segmentCount, float* scratch, float* dInput)
     {
-        if (!KernelWidth.Wide)
+        if (!KernelWidth.UseAvx512)
         {
             NarrowInputGradient(weights, fanIn, dPre, outPlanes, segments, segmentCount, scratch, dInput);
             return;
@@ -289,7 +289,7 @@ internal sealed unsafe class PhaseUnfold
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void Product(float* weights, int fanIn, float* cols, int* segments, int segmentCount, float* output)
     {
-        if (!KernelWidth.Wide)
+        if (!KernelWidth.UseAvx512)
         {
             NarrowProduct(weights, fanIn, cols, segments, segmentCount, output);
             return;

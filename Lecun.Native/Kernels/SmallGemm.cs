@@ -21,7 +21,7 @@ public static unsafe class SmallGemm
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void ProductAB(int m, int n, int k, float alpha, float* a, int ai, int ap, float* b, int ldb, float beta, float* c, int ldc)
     {
-        if (!KernelWidth.Wide)
+        if (!KernelWidth.UseAvx512)
         {
             Narrow.ProductAB(m, n, k, alpha, a, ai, ap, b, ldb, beta, c, ldc);
             return;
@@ -290,7 +290,7 @@ public static unsafe class SmallGemm
     {
         int p = 0;
         float s = 0f;
-        if (k >= 16 && KernelWidth.Wide)
+        if (k >= 16 && KernelWidth.UseAvx512)
         {
             var acc = Vector512<float>.Zero;
             for (; p + 16 <= k; p += 16) acc = Vector512.FusedMultiplyAdd(Vector512.Load(x + p), Vector512.Load(y + p), acc);

@@ -33,7 +33,7 @@ public static unsafe class SmallGemv
             ScalarColumns(m, n, alpha, x, a, lda, beta, y);
             return;
         }
-        if (!KernelWidth.Wide)
+        if (!KernelWidth.UseAvx512)
         {
             NarrowVectorTimesMatrix(m, n, alpha, x, a, lda, beta, y);
             return;
@@ -98,9 +98,9 @@ public static unsafe class SmallGemv
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void MatrixTimesVector(int m, int n, float alpha, float* a, int lda, float* x, float beta, float* y)
     {
-        if (n >= Lanes && !KernelWidth.Wide)
+        if (n >= Lanes && !KernelWidth.UseAvx512)
         {
-            if (Avx2.IsSupported) NarrowMatrixTimesVector(m, n, alpha, a, lda, x, beta, y);
+            if (KernelWidth.HasVectorKernels) NarrowMatrixTimesVector(m, n, alpha, a, lda, x, beta, y);
             else ScalarMatrixTimesVector(m, n, alpha, a, lda, x, beta, y);
             return;
         }
@@ -183,60 +183,33 @@ public static unsafe class SmallGemv
     }
 
     /// <summary>
-    /// VectorTimesMatrix on AVX2: blocks of 16 columns as two halves (eight chains), then of 8, the
-    /// last block overlapping the one before; every column runs the chains of the AVX-512 path.
+    /// VectorTimesMatrix on AVX2 (n >= 16): blocks of 16 columns as two 8-column halves (eight chains),
+    /// the last block overlapping the one before; every column runs the chains of the AVX-512 path.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void NarrowVectorTimesMatrix(int m, int n, float alpha, float* x, float* a, int lda, float beta, float* y)
     {
         const int W = 8;
-        if (n < W)
+        for (int j = 0; j < n; j += Lanes)
         {
-            ScalarColumns(m, n, alpha, x, a, lda, beta, y);
-            return;
-        }
-        int block = n >= 2 * W ? 2 * W : W;
-        for (int j = 0; j < n; j += block)
-        {
-            int start = Math.Min(j, n - block);
-            if (block == 2 * W)
+            int start = Math.Min(j, n - Lanes);
+            Vector256<float> s0 = default, s1 = default, s2 = default, s3 = default, t0 = default, t1 = default, t2 = default, t3 = default;
+            float* col = a + start;
+            int i = 0;
+            for (; i + 4 <= m; i += 4, col += 4L * lda)
             {
-                // Two 8-column halves of one 16-column block: eight chains.
-                Vector256<float> s0 = default, s1 = default, s2 = default, s3 = default, t0 = default, t1 = default, t2 = default, t3 = default;
-                float* col = a + start;
-                int i = 0;
-                for (; i + 4 <= m; i += 4, col += 4L * lda)
-                {
-                    var x0 = Vector256.Create(x[i]); var x1 = Vector256.Create(x[i + 1]);
-                    var x2 = Vector256.Create(x[i + 2]); var x3 = Vector256.Create(x[i + 3]);
-                    s0 = Vector256.FusedMultiplyAdd(x0, Vector256.Load(col), s0); t0 = Vector256.FusedMultiplyAdd(x0, Vector256.Load(col + W), t0);
-                    s1 = Vector256.FusedMultiplyAdd(x1, Vector256.Load(col + lda), s1); t1 = Vector256.FusedMultiplyAdd(x1, Vector256.Load(col + lda + W), t1);
-                    s2 = Vector256.FusedMultiplyAdd(x2, Vector256.Load(col + 2L * lda), s2); t2 = Vector256.FusedMultiplyAdd(x2, Vector256.Load(col + 2L * lda + W), t2);
-                    s3 = Vector256.FusedMultiplyAdd(x3, Vector256.Load(col + 3L * lda), s3); t3 = Vector256.FusedMultiplyAdd(x3, Vector256.Load(col + 3L * lda + W), t3);
-                }
-                if (i < m) { var x0 = Vector256.Create(x[i]); s0 = Vector256.FusedMultiplyAdd(x0, Vector256.Load(col), s0); t0 = Vector256.FusedMultiplyAdd(x0, Vector256.Load(col + W), t0); }
-                if (i + 1 < m) { var x1 = Vector256.Create(x[i + 1]); s1 = Vector256.FusedMultiplyAdd(x1, Vector256.Load(col + lda), s1); t1 = Vector256.FusedMultiplyAdd(x1, Vector256.Load(col + lda + W), t1); }
-                if (i + 2 < m) { var x2 = Vector256.Create(x[i + 2]); s2 = Vector256.FusedMultiplyAdd(x2, Vector256.Load(col + 2L * lda), s2); t2 = Vector256.FusedMultiplyAdd(x2, Vector256.Load(col + 2L * lda + W), t2); }
-                StoreColumns((s0 + s1) + (s2 + s3), alpha, beta, y + start, j - start);
-                StoreColumns((t0 + t1) + (t2 + t3), alpha, beta, y + start + W, j - start - W);
+                var x0 = Vector256.Create(x[i]); var x1 = Vector256.Create(x[i + 1]);
+                var x2 = Vector256.Create(x[i + 2]); var x3 = Vector256.Create(x[i + 3]);
+                s0 = Vector256.FusedMultiplyAdd(x0, Vector256.Load(col), s0); t0 = Vector256.FusedMultiplyAdd(x0, Vector256.Load(col + W), t0);
+                s1 = Vector256.FusedMultiplyAdd(x1, Vector256.Load(col + lda), s1); t1 = Vector256.FusedMultiplyAdd(x1, Vector256.Load(col + lda + W), t1);
+                s2 = Vector256.FusedMultiplyAdd(x2, Vector256.Load(col + 2L * lda), s2); t2 = Vector256.FusedMultiplyAdd(x2, Vector256.Load(col + 2L * lda + W), t2);
+                s3 = Vector256.FusedMultiplyAdd(x3, Vector256.Load(col + 3L * lda), s3); t3 = Vector256.FusedMultiplyAdd(x3, Vector256.Load(col + 3L * lda + W), t3);
             }
-            else
-            {
-                Vector256<float> s0 = default, s1 = default, s2 = default, s3 = default;
-                float* col = a + start;
-                int i = 0;
-                for (; i + 4 <= m; i += 4, col += 4L * lda)
-                {
-                    s0 = Vector256.FusedMultiplyAdd(Vector256.Create(x[i]), Vector256.Load(col), s0);
-                    s1 = Vector256.FusedMultiplyAdd(Vector256.Create(x[i + 1]), Vector256.Load(col + lda), s1);
-                    s2 = Vector256.FusedMultiplyAdd(Vector256.Create(x[i + 2]), Vector256.Load(col + 2L * lda), s2);
-                    s3 = Vector256.FusedMultiplyAdd(Vector256.Create(x[i + 3]), Vector256.Load(col + 3L * lda), s3);
-                }
-                if (i < m) s0 = Vector256.FusedMultiplyAdd(Vector256.Create(x[i]), Vector256.Load(col), s0);
-                if (i + 1 < m) s1 = Vector256.FusedMultiplyAdd(Vector256.Create(x[i + 1]), Vector256.Load(col + lda), s1);
-                if (i + 2 < m) s2 = Vector256.FusedMultiplyAdd(Vector256.Create(x[i + 2]), Vector256.Load(col + 2L * lda), s2);
-                StoreColumns((s0 + s1) + (s2 + s3), alpha, beta, y + start, j - start);
-            }
+            if (i < m) { var x0 = Vector256.Create(x[i]); s0 = Vector256.FusedMultiplyAdd(x0, Vector256.Load(col), s0); t0 = Vector256.FusedMultiplyAdd(x0, Vector256.Load(col + W), t0); }
+            if (i + 1 < m) { var x1 = Vector256.Create(x[i + 1]); s1 = Vector256.FusedMultiplyAdd(x1, Vector256.Load(col + lda), s1); t1 = Vector256.FusedMultiplyAdd(x1, Vector256.Load(col + lda + W), t1); }
+            if (i + 2 < m) { var x2 = Vector256.Create(x[i + 2]); s2 = Vector256.FusedMultiplyAdd(x2, Vector256.Load(col + 2L * lda), s2); t2 = Vector256.FusedMultiplyAdd(x2, Vector256.Load(col + 2L * lda + W), t2); }
+            StoreColumns((s0 + s1) + (s2 + s3), alpha, beta, y + start, j - start);
+            StoreColumns((t0 + t1) + (t2 + t3), alpha, beta, y + start + W, j - start - W);
         }
     }
 
