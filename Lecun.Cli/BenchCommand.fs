@@ -27,7 +27,7 @@ type BenchArgs =
     interface IArgParserTemplate with
         member a.Usage =
             match a with
-            | Backend _ -> "mkl, managed or all (default: every backend that loads)."
+            | Backend _ -> "auto, mkl, managed or all (default: every backend that loads)."
             | Repeat _ -> "timed repetitions of each measurement; the median is reported (default 5)."
             | Quick -> "one repetition and short timings (a smoke test; the figures are rough)."
             | Json -> "print one JSON object instead of the table."
@@ -265,9 +265,9 @@ let private backendsFor (name: string option) =
     match name |> Option.map (fun s -> s.Trim().ToLowerInvariant()) with
     | None | Some "all" ->
         if isNull Backend.Mkl then eprintfn "note: MKL is not available (%s); measuring the managed backend only." Backend.MklUnavailableReason
-        // MKL, the default backend, first.
-        List.rev (List.ofSeq Backend.Available)
-    | Some one -> [ TrainCommand.chooseBackend (Some one) ]
+        // auto, the default, first.
+        List.ofSeq Backend.Available
+    | Some one -> [ Providers.choose (Some one) ]
 
 type private Settings =
     { Repeat: int

@@ -29,7 +29,7 @@ type LadderArgs =
             | Seed _ -> "first seed (default 1337); seed s of every step starts from the same weights."
             | Steps _ -> "steps to run: all (default), a range like 0-4, or a list like 0,2,4."
             | Jobs _ -> "runs at a time (default: one per core)."
-            | Backend _ -> "mkl or managed."
+            | Backend _ -> Providers.usage
             | Out _ -> "folder for ladder.json, ladder.csv and ladder.png (default: a new folder under runs/)."
             | Limit _ -> "use only the first N digits of each split (a quick look; the figures are then not comparable)."
 
@@ -113,7 +113,7 @@ let run (args: ParseResults<LadderArgs>) =
     if jobsAtOnce < 1 then fail $"--jobs must be at least 1, got {jobsAtOnce}"
     let wanted = Ladder.parseSteps (args.GetResult(Steps, "all")) |> orFail
     let firstSeed = args.GetResult(Seed, Recipe.lecun1989.Seed)
-    let backend = TrainCommand.chooseBackend (args.TryGetResult Backend)
+    let backend = Providers.choose (args.TryGetResult Backend)
     let outDir =
         args.TryGetResult Out
         |> Option.defaultWith (fun () -> Path.Combine("runs", $"""ladder-{dataSet}-{DateTime.Now.ToString("yyyyMMdd-HHmmss", Globalization.CultureInfo.InvariantCulture)}"""))

@@ -42,7 +42,7 @@ type TrainArgs =
             | Passes _ -> "passes over the training set (default: the recipe's, 23 for lecun1989)."
             | Lr _ -> "learning rate, or Newton's eps (default: the recipe's, 0.03 for lecun1989, 0.0005 for newton1989)."
             | Seed _ -> "seed of the initial weights (default 1337)."
-            | Backend _ -> "mkl or managed (default: mkl when libmkl_rt loads)."
+            | Backend _ -> Providers.usage
             | Batch_Size _ -> "examples per update: 1 = the paper's per-example SGD (default), more = minibatch SGD on the averaged gradient."
             | Init _ -> "start from this checkpoint instead of a fresh initialization."
             | Out _ -> "folder for the run's files (default: a new folder under runs/)."
@@ -119,13 +119,6 @@ let ensureWritableDir (dir: string) =
         File.Delete probe
     with e ->
         fail $"cannot write to output folder '{dir}': {e.Message}"
-
-let chooseBackend (name: string option) =
-    try
-        Backend.Choose(Option.toObj name, fun message -> eprintfn "warning: %s" message)
-    with
-    | :? ArgumentException as e -> fail e.Message
-    | :? InvalidOperationException as e -> fail e.Message
 
 /// The recipe after the command line's overrides, each checked.
 let recipeFrom (args: ParseResults<TrainArgs>) =
@@ -258,7 +251,7 @@ let run (args: ParseResults<TrainArgs>) =
     let parallelism = args.GetResult(Jobs, Environment.ProcessorCount)
     if seeds < 1 then fail $"--seeds must be at least 1, got {seeds}"
     if parallelism < 1 then fail $"--jobs must be at least 1, got {parallelism}"
-    let backend = chooseBackend (args.TryGetResult Backend)
+    let backend = Providers.choose (args.TryGetResult Backend)
     let outDir = args.TryGetResult Out |> Option.defaultWith (fun () -> defaultOutDir recipe)
     ensureWritableDir outDir
     // The other core compiles the training code and loads the plotting code while this one reads the data.
