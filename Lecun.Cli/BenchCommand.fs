@@ -47,25 +47,14 @@ module Paper =
     /// Recognition including the normalization of the raw digit: 10 to 12 digits/s; ratios use 12.
     let fullRecognitionDigitsPerSecond = 12.0
 
-/// What a multiply-accumulate count covers.
-module Macs =
-    let forward (layout: NetLayout) = int64 layout.Macs
-
-    /// The input gradient of the first layer (the image's) is never computed.
-    let notComputed (layout: NetLayout) = int64 (List.head layout.Layers).Macs
-
-    /// Forward (one MAC per weight), the weight gradients (one per weight: dW += dPre * x) and the input
-    /// gradients of every layer but the first (one per weight: dIn += W * dPre). Bias terms, tanh, the
-    /// loss gradient and the SGD update (one FMA per parameter) are not counted.
-    let trainingPresentation (layout: NetLayout) = 3L * forward layout - notComputed layout
-
-    let describe (layout: NetLayout) =
-        let fwd = forward layout
-        let first = List.head layout.Layers
-        $"forward {thousands (int fwd)} per digit; training {thousands (int (trainingPresentation layout))} per presentation = "
-        + $"forward {thousands (int fwd)} + weight gradients {thousands (int fwd)} + input gradients {thousands (int (fwd - notComputed layout))} "
-        + $"(every layer but {first.Name}, whose input gradient is not computed). Not counted: bias terms, tanh, the loss gradient, "
-        + $"the SGD update ({thousands layout.ParamCount} FMAs)."
+/// What the MAC counts (Lecun.Model.Macs) cover, in words.
+let private describeMacs (layout: NetLayout) =
+    let fwd = Macs.forward layout
+    let first = List.head layout.Layers
+    $"forward {thousands (int fwd)} per digit; training {thousands (int (Macs.trainingPresentation layout))} per presentation = "
+    + $"forward {thousands (int fwd)} + weight gradients {thousands (int fwd)} + input gradients {thousands (int (fwd - Macs.notComputed layout))} "
+    + $"(every layer but {first.Name}, whose input gradient is not computed). Not counted: bias terms, tanh, the loss gradient, "
+    + $"the SGD update ({thousands layout.ParamCount} FMAs)."
 
 type Machine =
     { Processor: string
@@ -328,7 +317,7 @@ let private table (layout: NetLayout) (m: Machine) (settings: Settings) (data: T
     line $"machine: {m.Processor}, {m.Cores} cores, {clock}, {m.VectorBits}-bit vectors"
     let peakText = m.PeakGmacsPerCore |> Option.map (fun g -> si (g * 1e9) + " MAC/s per core") |> Option.defaultValue "unknown"
     line $"FMA peak: {peakText}; {m.PeakSource}"
-    line $"MACs counted: {Macs.describe layout}"
+    line $"MACs counted: {describeMacs layout}"
     line $"1989: SUN-4/260 with DSP, {si Paper.peakMacsPerSecond} MAC/s peak; {thousands Paper.presentations} presentations in 3 days; 10-12 digits/s, 30 on normalized digits."
     line $"data: {data.Source} ({data.Train.Count} train, {data.Test.Count} test digits); median of {settings.Repeat} repetition(s) after warm-up (until the timings settle)"
     for f in figures do
@@ -418,7 +407,7 @@ let private toJson (layout: NetLayout) (m: Machine) (settings: Settings) (data: 
             "counts",
             obj [ "macs_forward", int' (int (Macs.forward layout))
                   "macs_training_presentation", int' (int (Macs.trainingPresentation layout))
-                  "macs_note", str (Macs.describe layout)
+                  "macs_note", str (describeMacs layout)
                   "train_digits", int' data.Train.Count
                   "test_digits", int' data.Test.Count
                   "eval_batch", int' Evaluate.batch
