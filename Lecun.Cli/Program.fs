@@ -33,11 +33,11 @@ type CliArgs =
             | Count_Params _ -> "per-layer units, connections, parameters and MACs of the 1989 network."
             | Data _ -> "data sets: info, verify, fetch, prepare."
             | Bench _ -> "throughput on this machine (training, recognition, MAC/s, share of FMA peak) against the 1989 workstation."
-            | Verbose -> "show stack traces on errors."
+            | Verbose -> "show stack traces on errors; train also prints where each matrix product runs."
 
 let private dispatch (args: ParseResults<CliArgs>) =
     match args.GetSubCommand() with
-    | Train a -> TrainCommand.run a
+    | Train a -> TrainCommand.run (args.Contains Verbose) a
     | Eval a -> EvalCommand.runEval a
     | Predict a -> EvalCommand.runPredict a
     | Ladder a -> LadderCommand.run a

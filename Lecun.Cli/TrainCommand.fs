@@ -244,7 +244,7 @@ let private seedsJson (recipe: Recipe) (dataSet: string) (seconds: float) (resul
                "runs", JsonArray(results |> Array.map run) ])
         .ToJsonString(jsonOptions)
 
-let run (args: ParseResults<TrainArgs>) =
+let run (verbose: bool) (args: ParseResults<TrainArgs>) =
     let recipe = recipeFrom args
     let dataSet = args.GetResult(Data_Set, "usps")
     let seeds = args.GetResult(Seeds, 1)
@@ -275,6 +275,7 @@ let run (args: ParseResults<TrainArgs>) =
     printfn "training %s on %s (%d train, %d %s digits): %s; seed %s; backend %s"
         recipe.Name data.Source data.Train.Count data.Test.Count testName (describe recipe)
         (if seeds = 1 then string recipe.Seed else $"{recipe.Seed}..{recipe.Seed + seeds - 1}") backend.Name
+    if verbose then printf "%s" (Providers.routing backend (Recipe.network recipe) recipe.BatchSize Evaluate.batch)
     let clock = Diagnostics.Stopwatch.StartNew()
     let results = runWithProgress backend parallelism jobs (fun j -> if seeds = 1 then "training" else $"seed {jobs.[j].Recipe.Seed}") testName
     let seconds = clock.Elapsed.TotalSeconds

@@ -9,11 +9,13 @@ public enum Route { Managed, Mkl }
 /// per-example, batched-training and evaluation paths). Fused kernels run where the engine has them.
 /// </summary>
 /// <remarks>
-/// The rule, from those measurements: a plain or A^T*B product of up to 2^18 multiply-adds, and a
-/// matrix-vector product of up to 2^18, run on the managed kernels (an MKL call costs 0.3-0.5 us of
-/// overhead, more than the whole product of one digit's layer); larger products and every A*B^T
-/// (whose managed kernel is a dot-product loop) go to MKL. Every product of one-digit training is
-/// small, so per-example training runs exactly the managed kernels, bit for bit.
+/// The rule, from bench's routing table (AMD EPYC Zen 3, AVX2, 2026-11-30, provisional: measured under
+/// load): every A*B^T goes to MKL (the managed kernel for it is a dot-product loop: 180 us against 11 us
+/// on H3's batched input gradient); other products go to MKL when they exceed 2^18 multiply-adds and
+/// none of their sides is 4 or less (MKL's blocking wastes most of its work on a 4-wide side: H2's
+/// batched forward, 4x1024x200, 114 us against 55 managed); the rest run on the managed kernels (an MKL
+/// call costs 0.2-0.5 us of overhead, more than one digit's product). Every product of one-digit
+/// training and of evaluation is small, so those run exactly the managed kernels, bit for bit.
 /// </remarks>
 public sealed class AutoBackend(IBackend managed, IBackend mkl) : IBackend
 {
@@ -26,7 +28,10 @@ public sealed class AutoBackend(IBackend managed, IBackend mkl) : IBackend
 
     /// <summary>The provider of C = op(A)[m,k] op(B)[k,n].</summary>
     public static Route GemmRoute(bool transA, bool transB, int m, int n, int k) =>
-        !transB && (long)m * n * k <= SmallProductLimit ? Route.Managed : Route.Mkl;
+        transB || ((long)m * n * k > SmallProductLimit && Math.Min(m, Math.Min(n, k)) > NarrowSide) ? Route.Mkl : Route.Managed;
+
+    /// <summary>A side this short makes MKL's GEMM slower than the managed kernel (see <see cref="GemmRoute"/>).</summary>
+    public const int NarrowSide = 4;
 
     /// <summary>The provider of y = op(A) x with A [m,n].</summary>
     public static Route GemvRoute(bool transA, int m, int n) =>
