@@ -43,7 +43,7 @@ type TrainArgs =
             | Lr _ -> "learning rate, or Newton's eps (default: the recipe's, 0.03 for lecun1989, 0.0005 for newton1989)."
             | Seed _ -> "seed of the initial weights (default 1337)."
             | Backend _ -> Providers.usage
-            | Batch_Size _ -> "examples per update: 1 = the paper's per-example SGD (default), more = minibatch SGD on the averaged gradient."
+            | Batch_Size _ -> "examples per update: 1 = the paper's per-example training (default); B > 1 = one batched forward and backward per B digits on the averaged gradient (AdamW's rate then scales with sqrt(B) unless --lr is given)."
             | Init _ -> "start from this checkpoint instead of a fresh initialization."
             | Out _ -> "folder for the run's files (default: a new folder under runs/)."
             | Activation _ -> "tanh (lecun1989's), scaled-tanh (1.7159 tanh(2a/3), the paper's scaled tanh, newton1989's) or relu, on every unit that is not a linear output."
@@ -129,7 +129,9 @@ let recipeFrom (args: ParseResults<TrainArgs>) =
     if passes < 1 then fail $"--passes must be at least 1, got {passes}"
     if not (lr > 0.0 && Double.IsFinite lr) then fail $"--lr must be a positive number, got {lr}"
     if batch < 1 then fail $"--batch-size must be at least 1, got {batch}"
-    let recipe = { recipe with Passes = passes; LearningRate = float32 lr; BatchSize = batch; Seed = args.GetResult(Seed, recipe.Seed) }
+    // A batch size without a rate takes the recipe's rule for it (Recipe.withBatchSize).
+    let recipe = if args.Contains Lr then { recipe with LearningRate = float32 lr; BatchSize = batch } else Recipe.withBatchSize batch recipe
+    let recipe = { recipe with Passes = passes; Seed = args.GetResult(Seed, recipe.Seed) }
     let recipe =
         match args.TryGetResult Loss with
         | None -> recipe
