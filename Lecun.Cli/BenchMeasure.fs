@@ -1,4 +1,4 @@
-/// bench's measurement harness: CPU facts and the FMA peak, timing with warm-up, and the measured
+/// bench's measurement harness: CPU facts and the FMA peak (Kernels.FmaPeak, the widest native FMA), timing with warm-up, and the measured
 /// rates (training per provider, batch and MKL threads; recognition; every product under both
 /// providers). BenchCommand renders what this measures.
 module Lecun.Cli.BenchMeasure
@@ -7,62 +7,11 @@ open System
 open System.Diagnostics
 open System.Globalization
 open System.IO
-open System.Runtime.CompilerServices
 open System.Runtime.Intrinsics
 open System.Threading
 open Lecun.Model
 open Lecun.Native.Backends
 open Lecun.Native.Mkl
-
-/// What one core retires in fused multiply-adds when nothing else limits it: twelve independent
-/// chains of the widest hardware-accelerated vector FMA (256-bit on AVX2, where an emulated 512-bit
-/// vector would run at a fraction of the speed), no memory traffic.
-module FmaPeak =
-    [<MethodImpl(MethodImplOptions.NoInlining ||| MethodImplOptions.AggressiveOptimization)>]
-    let private chains256 (iterations: int) (seed: float32) =
-        let m = Vector256.Create 0.999f
-        let c = Vector256.Create 1e-3f
-        let mutable a0 = Vector256.Create seed
-        let mutable a1 = a0
-        let mutable a2 = a0
-        let mutable a3 = a0
-        let mutable a4 = a0
-        let mutable a5 = a0
-        let mutable a6 = a0
-        let mutable a7 = a0
-        let mutable a8 = a0
-        let mutable a9 = a0
-        let mutable a10 = a0
-        let mutable a11 = a0
-        for _ in 1 .. iterations do
-            a0 <- Vector256.FusedMultiplyAdd(a0, m, c); a1 <- Vector256.FusedMultiplyAdd(a1, m, c)
-            a2 <- Vector256.FusedMultiplyAdd(a2, m, c); a3 <- Vector256.FusedMultiplyAdd(a3, m, c)
-            a4 <- Vector256.FusedMultiplyAdd(a4, m, c); a5 <- Vector256.FusedMultiplyAdd(a5, m, c)
-            a6 <- Vector256.FusedMultiplyAdd(a6, m, c); a7 <- Vector256.FusedMultiplyAdd(a7, m, c)
-            a8 <- Vector256.FusedMultiplyAdd(a8, m, c); a9 <- Vector256.FusedMultiplyAdd(a9, m, c)
-            a10 <- Vector256.FusedMultiplyAdd(a10, m, c); a11 <- Vector256.FusedMultiplyAdd(a11, m, c)
-        ((a0 + a1) + (a2 + a3) + (a4 + a5) + (a6 + a7) + (a8 + a9) + (a10 + a11)).ToScalar()
-
-    /// Vector bits the measurement uses.
-    let bits = if Vector512.IsHardwareAccelerated then 512 else 256
-
-    /// Best of `runs` timings, in multiply-accumulates per second summed over `threads` threads running
-    /// at once (one per core; on shared virtual cores the sum can be well under threads times one core's).
-    let measureMacsPerSecond (threads: int) =
-        if Vector512.IsHardwareAccelerated then Lecun.Native.Kernels.FmaPeak.MeasureMacsPerSecond threads
-        else
-            let iterations = 2_000_000
-            chains256 1000 1.0f |> ignore
-            let mutable best = 0.0
-            for _ in 1 .. 5 do
-                let clock = Stopwatch.StartNew()
-                let sums = Array.zeroCreate<float32> threads
-                Threading.Tasks.Parallel.For(0, threads, Threading.Tasks.ParallelOptions(MaxDegreeOfParallelism = threads),
-                                             fun t -> sums.[t] <- chains256 iterations (1.0f + float32 t * 1e-9f)) |> ignore
-                let seconds = clock.Elapsed.TotalSeconds
-                if sums |> Array.exists Single.IsNaN then invalidOp "unreachable: keeps the results alive"
-                best <- max best (float threads * 12.0 * float Vector256<float32>.Count * float iterations / seconds)
-            best
 
 type Machine =
     { Processor: string
@@ -107,8 +56,8 @@ module Machine =
             match peakOverride with
             | Some g -> Some g, None, $"--peak-gmacs {g.ToString(CultureInfo.InvariantCulture)} per core"
             | None ->
-                let one = FmaPeak.measureMacsPerSecond 1 / 1e9
-                let every = FmaPeak.measureMacsPerSecond Environment.ProcessorCount / 1e9
+                let one = Lecun.Native.Kernels.FmaPeak.MeasureMacsPerSecond 1 / 1e9
+                let every = Lecun.Native.Kernels.FmaPeak.MeasureMacsPerSecond Environment.ProcessorCount / 1e9
                 Some one, Some every,
                 $"measured: twelve independent {bits}-bit FMA chains per core, best of 5 runs; one core {one:F1} G, all {Environment.ProcessorCount} at once {every:F1} G (the boost clock a busy core runs at, not the base clock of /proc/cpuinfo)"
         { Processor = processor; Cores = Environment.ProcessorCount; ClockMhz = clock; VectorBits = bits; VectorLanes = lanes; PeakGmacsAllCores = all

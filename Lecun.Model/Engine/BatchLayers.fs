@@ -8,8 +8,8 @@ open Lecun.Native.Backends
 open Lecun.Native.Kernels
 
 module BatchLayers =
-    let inline private ro (a: float32 array) (offset: int) (length: int) = ReadOnlySpan<float32>(a, offset, length)
-    let inline private rw (a: float32 array) (offset: int) (length: int) = Span<float32>(a, offset, length)
+    let inline private ro a offset length = Layers.ro a offset length
+    let inline private rw a offset length = Layers.rw a offset length
 
     /// The bias gradient of a batch: dPre [count, units] summed over the examples (into `sum`), then into the sink.
     let private biasGradient (sink: GradientSink) (g: LayerGeometry) (dPre: float32 array) (count: int) (sum: float32 array) =
