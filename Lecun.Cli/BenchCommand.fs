@@ -15,6 +15,7 @@ open Argu
 open Lecun.Model
 open Lecun.Native.Backends
 open Lecun.Cli.Output
+open Lecun.Cli.BenchMeasure
 
 type BenchArgs =
     | Backend of name: string
@@ -27,7 +28,7 @@ type BenchArgs =
     interface IArgParserTemplate with
         member a.Usage =
             match a with
-            | Backend _ -> "mkl, managed or all (default: every backend that loads)."
+            | Backend _ -> "auto, mkl, managed or all (default: every backend that loads)."
             | Repeat _ -> "timed repetitions of each measurement; the median is reported (default 5)."
             | Quick -> "one repetition and short timings (a smoke test; the figures are rough)."
             | Json -> "print one JSON object instead of the table."
@@ -47,204 +48,14 @@ module Paper =
     /// Recognition including the normalization of the raw digit: 10 to 12 digits/s; ratios use 12.
     let fullRecognitionDigitsPerSecond = 12.0
 
-/// What a multiply-accumulate count covers.
-module Macs =
-    let forward (layout: NetLayout) = int64 layout.Macs
-
-    /// The input gradient of the first layer (the image's) is never computed.
-    let notComputed (layout: NetLayout) = int64 (List.head layout.Layers).Macs
-
-    /// Forward (one MAC per weight), the weight gradients (one per weight: dW += dPre * x) and the input
-    /// gradients of every layer but the first (one per weight: dIn += W * dPre). Bias terms, tanh, the
-    /// loss gradient and the SGD update (one FMA per parameter) are not counted.
-    let trainingPresentation (layout: NetLayout) = 3L * forward layout - notComputed layout
-
-    let describe (layout: NetLayout) =
-        let fwd = forward layout
-        let first = List.head layout.Layers
-        $"forward {thousands (int fwd)} per digit; training {thousands (int (trainingPresentation layout))} per presentation = "
-        + $"forward {thousands (int fwd)} + weight gradients {thousands (int fwd)} + input gradients {thousands (int (fwd - notComputed layout))} "
-        + $"(every layer but {first.Name}, whose input gradient is not computed). Not counted: bias terms, tanh, the loss gradient, "
-        + $"the SGD update ({thousands layout.ParamCount} FMAs)."
-
-type Machine =
-    { Processor: string
-      Cores: int
-      ClockMhz: float option
-      VectorBits: int
-      /// Floats per vector register.
-      VectorLanes: int
-      /// G MAC/s of one core, if known.
-      PeakGmacsPerCore: float option
-      /// G MAC/s of all cores running at once, if measured.
-      PeakGmacsAllCores: float option
-      PeakSource: string }
-
-module Machine =
-    let private cpuinfo () =
-        try
-            if File.Exists "/proc/cpuinfo" then File.ReadAllLines "/proc/cpuinfo" else [||]
-        with _ -> [||]
-
-    let private field (lines: string array) (name: string) =
-        lines
-        |> Array.choose (fun l ->
-            let i = l.IndexOf ':'
-            if i > 0 && l.Substring(0, i).Trim() = name then Some(l.Substring(i + 1).Trim()) else None)
-
-    let detect (peakOverride: float option) =
-        let lines = cpuinfo ()
-        let processor =
-            field lines "model name" |> Array.tryHead
-            |> Option.defaultValue (Runtime.InteropServices.RuntimeInformation.ProcessArchitecture.ToString())
-        let clock =
-            field lines "cpu MHz"
-            |> Array.choose (fun s -> match Double.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture) with | true, v when v > 0.0 -> Some v | _ -> None)
-            |> fun mhz -> if mhz.Length = 0 then None else Some(Array.max mhz)
-        let bits, lanes =
-            if Vector512.IsHardwareAccelerated then 512, 16
-            elif Vector256.IsHardwareAccelerated then 256, 8
-            elif Vector128.IsHardwareAccelerated then 128, 4
-            else 32, 1
-        let peak, all, source =
-            match peakOverride with
-            | Some g -> Some g, None, $"--peak-gmacs {g.ToString(CultureInfo.InvariantCulture)} per core"
-            | None ->
-                let one = Lecun.Native.Kernels.FmaPeak.MeasureMacsPerSecond 1 / 1e9
-                let every = Lecun.Native.Kernels.FmaPeak.MeasureMacsPerSecond Environment.ProcessorCount / 1e9
-                Some one, Some every,
-                $"measured: twelve independent {bits}-bit FMA chains per core, best of 5 runs; one core {one:F1} G, all {Environment.ProcessorCount} at once {every:F1} G (the boost clock a busy core runs at, not the base clock of /proc/cpuinfo)"
-        { Processor = processor; Cores = Environment.ProcessorCount; ClockMhz = clock; VectorBits = bits; VectorLanes = lanes; PeakGmacsAllCores = all
-          PeakGmacsPerCore = peak; PeakSource = source }
-
-/// Figures of one backend. Rates are medians over the repetitions.
-type BackendFigures =
-    { Backend: string
-      TrainPresentationsPerSecond: float
-      TrainSamples: float array
-      TrainPresentationsTimed: int
-      /// Untimed passes before the timed ones (until the JIT's tiers settle).
-      TrainWarmupPasses: int
-      /// gen 0, 1, 2 collections during the timed training passes (process-wide).
-      TrainCollections: int array
-      /// Bytes allocated by the training thread during the timed passes.
-      TrainAllocatedBytes: int64
-      SingleDigitsPerSecond: float
-      BatchedDigitsPerSecond: float
-      /// Batched, one thread per core.
-      AllCoresDigitsPerSecond: float }
-
-module private Measure =
-    let median (xs: float array) =
-        let s = Array.sort xs
-        let n = s.Length
-        if n % 2 = 1 then s.[n / 2] else 0.5 * (s.[n / 2 - 1] + s.[n / 2])
-
-    let seconds (start: int64) = Stopwatch.GetElapsedTime(start).TotalSeconds
-
-    /// How long to warm up: the JIT's tiers (tier 0, instrumented, optimized) take a few passes to settle.
-    type WarmUp =
-        { MinRuns: int
-          MinSeconds: float
-          /// Warm-up stops here even when the timings have not settled.
-          MaxSeconds: float }
-
-    /// Runs `run` until it has run `MinRuns` times for `MinSeconds` and its last two timings agree within 5%
-    /// (or `MaxSeconds` have passed). Returns the runs and the fastest run's seconds.
-    let warmUp (w: WarmUp) (run: unit -> unit) =
-        let clock = Stopwatch.GetTimestamp()
-        let mutable runs = 0
-        let mutable last = Double.PositiveInfinity
-        let mutable previous = Double.PositiveInfinity
-        let mutable best = Double.PositiveInfinity
-        let settled () = runs >= w.MinRuns && seconds clock >= w.MinSeconds && abs (last - previous) <= 0.05 * previous
-        while runs < 1 || (not (settled ()) && seconds clock < w.MaxSeconds) do
-            let start = Stopwatch.GetTimestamp()
-            run ()
-            previous <- last
-            last <- seconds start
-            best <- min best last
-            runs <- runs + 1
-        runs, best
-
-    /// Per-example SGD (the paper's recipe) on the training digits: untimed passes until the speed settles,
-    /// then `repeat` timed ones; presentations/s of each timed pass, the GC activity across them, and
-    /// the warm-up passes.
-    let training (backend: IBackend) (train: Dataset) (warm: WarmUp) (repeat: int) =
-        let recipe = Recipe.lecun1989
-        let net = Recipe.network recipe
-        let parameters = Init.create recipe.WeightInit net.Layout recipe.Seed
-        let ws = Workspace.create net 1
-        let state = Train.createState net recipe
-        let progress: int -> unit = ignore
-        let mutable pass = 0
-        let warmupPasses, _ =
-            warmUp warm (fun () ->
-                pass <- pass + 1
-                Train.trainOnePass backend net recipe pass parameters ws state train progress)
-        let samples = Array.zeroCreate<float> repeat
-        let gcBefore = Array.init 3 GC.CollectionCount
-        let bytesBefore = GC.GetAllocatedBytesForCurrentThread()
-        for r in 0 .. repeat - 1 do
-            let start = Stopwatch.GetTimestamp()
-            Train.trainOnePass backend net recipe (warmupPasses + r + 1) parameters ws state train progress
-            samples.[r] <- float train.Count / seconds start
-        let bytes = GC.GetAllocatedBytesForCurrentThread() - bytesBefore
-        let collections = Array.init 3 (fun g -> GC.CollectionCount g - gcBefore.[g])
-        samples, collections, bytes, warmupPasses
-
-    /// Classifies digits [first, first+count) in batches; returns a checksum of the predictions.
-    let recognize (backend: IBackend) (net: Network) (parameters: float32 array) (ws: Workspace) (images: float32 array) (first: int) (count: int) =
-        let outputs = net.Layout.OutputSize
-        let mutable sum = 0
-        let mutable start = first
-        let stop = first + count
-        while start < stop do
-            let n = min ws.Capacity (stop - start)
-            Forward.run backend net parameters ws images (start * Dataset.Pixels) n
-            let y = Forward.outputs net ws
-            for b in 0 .. n - 1 do
-                sum <- sum + Loss.argmax y (b * outputs) outputs
-            start <- start + n
-        sum
-
-    /// Warms up, then says how many sweeps over the digits make one timed repetition last `minSeconds`.
-    let calibrate (warm: WarmUp) (sweep: unit -> int) (minSeconds: float) =
-        let _, perSweep = warmUp warm (fun () -> sweep () |> ignore)
-        max 1 (int (ceil (minSeconds / perSweep)))
-
-    /// Recognition on the calling thread, `batch` digits per forward pass: digits/s per repetition.
-    let oneCore (backend: IBackend) (net: Network) (parameters: float32 array) (test: Dataset) (batch: int) (warm: WarmUp) (minSeconds: float) (repeat: int) =
-        let ws = Workspace.create net batch
-        let sweep () = recognize backend net parameters ws test.Images 0 test.Count
-        let sweeps = calibrate warm sweep minSeconds
-        Array.init repeat (fun _ ->
-            let start = Stopwatch.GetTimestamp()
-            for _ in 1 .. sweeps do sweep () |> ignore
-            float (sweeps * test.Count) / seconds start)
-
-    /// Recognition on `threads` threads, each with its own workspace and its own contiguous share of the
-    /// digits, started together; digits/s of all threads per repetition (the first run is a warm-up).
-    let allCores (backend: IBackend) (net: Network) (parameters: float32 array) (test: Dataset) (batch: int) (threads: int) (warm: WarmUp) (minSeconds: float) (repeat: int) =
-        let bounds = Array.init (threads + 1) (fun t -> t * test.Count / threads)
-        let workspaces = Array.init threads (fun _ -> Workspace.create net batch)
-        let share t () = recognize backend net parameters workspaces.[t] test.Images bounds.[t] (bounds.[t + 1] - bounds.[t])
-        let sweeps = calibrate warm (share 0) minSeconds
-        let runOnce () =
-            use ready = new Barrier(threads + 1)
-            let workers =
-                Array.init threads (fun t ->
-                    let th = Thread((fun () ->
-                                ready.SignalAndWait()
-                                for _ in 1 .. sweeps do share t () |> ignore), IsBackground = true, Name = $"bench-{t}")
-                    th.Start()
-                    th)
-            ready.SignalAndWait()
-            let start = Stopwatch.GetTimestamp()
-            for w in workers do w.Join()
-            float (sweeps * test.Count) / seconds start
-        runOnce () |> ignore
-        Array.init repeat (fun _ -> runOnce ())
+/// What the MAC counts (Lecun.Model.Macs) cover, in words.
+let private describeMacs (layout: NetLayout) =
+    let fwd = Macs.forward layout
+    let first = List.head layout.Layers
+    $"forward {thousands (int fwd)} per digit; training {thousands (int (Macs.trainingPresentation layout))} per presentation = "
+    + $"forward {thousands (int fwd)} + weight gradients {thousands (int fwd)} + input gradients {thousands (int (fwd - Macs.notComputed layout))} "
+    + $"(every layer but {first.Name}, whose input gradient is not computed). Not counted: bias terms, tanh, the loss gradient, "
+    + $"the SGD update ({thousands layout.ParamCount} FMAs)."
 
 let private inv (x: float) (format: string) = x.ToString(format, CultureInfo.InvariantCulture)
 
@@ -265,9 +76,9 @@ let private backendsFor (name: string option) =
     match name |> Option.map (fun s -> s.Trim().ToLowerInvariant()) with
     | None | Some "all" ->
         if isNull Backend.Mkl then eprintfn "note: MKL is not available (%s); measuring the managed backend only." Backend.MklUnavailableReason
-        // MKL, the default backend, first.
-        List.rev (List.ofSeq Backend.Available)
-    | Some one -> [ TrainCommand.chooseBackend (Some one) ]
+        // auto, the default, first.
+        List.ofSeq Backend.Available
+    | Some one -> [ Providers.choose (Some one) ]
 
 type private Settings =
     { Repeat: int
@@ -321,14 +132,14 @@ let private rows (layout: NetLayout) (m: Machine) (f: BackendFigures) =
       ($"recognition share of FMA peak ({cores} cores)", share (f.AllCoresDigitsPerSecond * fwd) cores, paperShare paperInferMacs, "")
       ($"peak MAC/s ({cores} cores)", (match peak cores with Some p -> si p | None -> "-"), si Paper.peakMacsPerSecond, (match peak cores with Some p -> ratio (p / Paper.peakMacsPerSecond) | None -> "-")) ]
 
-let private table (layout: NetLayout) (m: Machine) (settings: Settings) (data: TrainTest) (figures: BackendFigures list) =
+let private table (layout: NetLayout) (m: Machine) (settings: Settings) (data: TrainTest) (figures: BackendFigures list) (training: TrainingFigures list) (timings: ProductTiming list) =
     let sb = StringBuilder()
     let line (s: string) = sb.AppendLine s |> ignore
     let clock = m.ClockMhz |> Option.map (fun c -> $"{c:F0} MHz") |> Option.defaultValue "unknown clock"
     line $"machine: {m.Processor}, {m.Cores} cores, {clock}, {m.VectorBits}-bit vectors"
     let peakText = m.PeakGmacsPerCore |> Option.map (fun g -> si (g * 1e9) + " MAC/s per core") |> Option.defaultValue "unknown"
     line $"FMA peak: {peakText}; {m.PeakSource}"
-    line $"MACs counted: {Macs.describe layout}"
+    line $"MACs counted: {describeMacs layout}"
     line $"1989: SUN-4/260 with DSP, {si Paper.peakMacsPerSecond} MAC/s peak; {thousands Paper.presentations} presentations in 3 days; 10-12 digits/s, 30 on normalized digits."
     line $"data: {data.Source} ({data.Train.Count} train, {data.Test.Count} test digits); median of {settings.Repeat} repetition(s) after warm-up (until the timings settle)"
     for f in figures do
@@ -349,12 +160,33 @@ let private table (layout: NetLayout) (m: Machine) (settings: Settings) (data: T
     let bestInfer = figures |> List.maxBy (fun f -> f.AllCoresDigitsPerSecond)
     line $"best: training {rate bestTrain.TrainPresentationsPerSecond} presentations/s ({bestTrain.Backend}, 1 core), recognition {rate bestInfer.AllCoresDigitsPerSecond} digits/s ({bestInfer.Backend}, {m.Cores} cores)"
     line "* derived: the 1989 rate times the MACs counted above; its share is of the DSP's 12.5 M MAC/s peak."
+    if not training.IsEmpty then
+        line ""
+        line "training presentations/s by provider, batch size and MKL threads (lecun1989's network, SGD; batch 1 is the paper's per-example path, B > 1 one batched forward and backward per batch)"
+        let perExample = training |> List.tryFind (fun t -> t.Batch = 1 && t.Threads = 1 && t.Backend = (List.head training).Backend)
+        line $"""{"provider",-9} {"batch",5} {"threads",7} {"presentations/s",15} {"share of FMA peak",17} {"MACs through MKL",16} {"x per-example",13}"""
+        for t in training do
+            let peak = (if t.Threads > 1 then m.PeakGmacsAllCores else m.PeakGmacsPerCore) |> Option.map (fun g -> percent (100.0 * t.PresentationsPerSecond * float (Macs.trainingPresentation layout) / (g * 1e9))) |> Option.defaultValue "-"
+            let speedup = training |> List.tryFind (fun b -> b.Backend = t.Backend && b.Batch = 1 && b.Threads = 1) |> Option.map (fun b -> ratio (t.PresentationsPerSecond / b.PresentationsPerSecond)) |> Option.defaultValue "-"
+            line $"{t.Backend,-9} {t.Batch,5} {t.Threads,7} {rate t.PresentationsPerSecond,15} {peak,17} {percent (100.0 * t.MklMacShare),16} {speedup,13}"
+        ignore perExample
+    if not timings.IsEmpty then
+        line ""
+        line "routing: every product of the per-example, batched-training and evaluation paths, its time per call on each provider (best of 3), and where each provider runs it"
+        line $"""{"path",-28} {"layer",-5} {"product",-16} {"shape",-22} {"calls",5} {"managed us",10} {"mkl us",8}  auto -> """
+        for t in timings do
+            let p = t.Product
+            let mklText = t.MklMicroseconds |> Option.map (fun v -> inv v "0.000") |> Option.defaultValue "-"
+            let routed = match Backend.Auto with null -> "managed" | auto -> Routing.routeOf auto p
+            let managedText = inv t.ManagedMicroseconds "0.000"
+            let shapeText = Routing.Shape.describe p.Shape
+            line $"{p.Path,-28} {p.Layer,-5} {p.Role,-16} {shapeText,-22} {p.Calls,5} {managedText,10} {mklText,8}  {routed}"
     if figures |> List.exists (fun f -> f.Backend = "mkl") then
         let cbwr = Environment.GetEnvironmentVariable "MKL_CBWR" |> Option.ofObj |> Option.defaultValue "AVX2,STRICT"
-        line $"note: MKL runs sequentially with MKL_CBWR={cbwr} (the engine pins a code branch for bit-reproducible training); small products run on the managed kernels."
+        line $"note: MKL_CBWR={cbwr} (the engine pins a code branch for bit-reproducible training); MKL runs on one thread unless a row says otherwise; under auto each product goes where the routing table says."
     sb.ToString()
 
-let private toJson (layout: NetLayout) (m: Machine) (settings: Settings) (data: TrainTest) (figures: BackendFigures list) =
+let private toJson (layout: NetLayout) (m: Machine) (settings: Settings) (data: TrainTest) (figures: BackendFigures list) (training: TrainingFigures list) (timings: ProductTiming list) =
     let num (x: float) = JsonValue.Create x :> JsonNode
     let int' (x: int) = JsonValue.Create x :> JsonNode
     let str (s: string) = JsonValue.Create s :> JsonNode
@@ -418,12 +250,38 @@ let private toJson (layout: NetLayout) (m: Machine) (settings: Settings) (data: 
             "counts",
             obj [ "macs_forward", int' (int (Macs.forward layout))
                   "macs_training_presentation", int' (int (Macs.trainingPresentation layout))
-                  "macs_note", str (Macs.describe layout)
+                  "macs_note", str (describeMacs layout)
                   "train_digits", int' data.Train.Count
                   "test_digits", int' data.Test.Count
                   "eval_batch", int' Evaluate.batch
                   "repeat", int' settings.Repeat ]
-            "backends", JsonArray(figures |> List.map backend |> Array.ofList) ]
+            "backends", JsonArray(figures |> List.map backend |> Array.ofList)
+            "training",
+            JsonArray(
+                training
+                |> List.map (fun t ->
+                    obj [ "backend", str t.Backend
+                          "batch", int' t.Batch
+                          "threads", int' t.Threads
+                          "presentations_per_s", num t.PresentationsPerSecond
+                          "presentations_per_s_samples", JsonArray(t.Samples |> Array.map num)
+                          "peak_share", opt (shareOf (t.PresentationsPerSecond * trainMacs) t.Threads)
+                          "mkl_mac_share", num t.MklMacShare ])
+                |> Array.ofList)
+            "routing",
+            JsonArray(
+                timings
+                |> List.map (fun t ->
+                    let p = t.Product
+                    obj [ "path", str p.Path
+                          "layer", str p.Layer
+                          "product", str p.Role
+                          "shape", str (Routing.Shape.describe p.Shape)
+                          "calls", int' p.Calls
+                          "managed_us", num t.ManagedMicroseconds
+                          "mkl_us", opt t.MklMicroseconds
+                          "auto", str (match Backend.Auto with null -> "managed" | auto -> Routing.routeOf auto p) ])
+                |> Array.ofList) ]
     root.ToJsonString(jsonOptions)
 
 let run (args: ParseResults<BenchArgs>) =
@@ -455,6 +313,17 @@ let run (args: ParseResults<BenchArgs>) =
             if not json then eprintfn "measuring %s ..." b.Name
             measure settings data b)
     let layout = Layout.lecun1989
-    if json then printfn "%s" (toJson layout machine settings data figures)
-    else printf "%s" (table layout machine settings data figures)
+    let batches = if quick then [ 1; 64 ] else [ 1; 16; 64; 256 ]
+    let training =
+        [ for b in backends do
+            for batch in batches do
+                for threads in [ 1; 2 ] do
+                    // The managed kernels run on one thread; more threads are MKL's.
+                    if threads = 1 || (b.Name <> "managed" && Lecun.Native.Mkl.MklLibrary.Threaded) then
+                        if not json then eprintfn "measuring training: %s, batch %d, %d thread(s) ..." b.Name batch threads
+                        yield Training.measure b data.Train batch threads settings.TrainWarmUp settings.Repeat ]
+    if not json then eprintfn "measuring every product on both providers ..."
+    let timings = Products.measure (Routing.table Network.lecun1989 64 Evaluate.batch) (if quick then 0.002 else 0.05)
+    if json then printfn "%s" (toJson layout machine settings data figures training timings)
+    else printf "%s" (table layout machine settings data figures training timings)
     0

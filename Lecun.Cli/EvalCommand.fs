@@ -24,7 +24,7 @@ type EvalArgs =
             | Data_Set _ -> "usps (default) or mnist-sim."
             | Data _ -> "folder holding the data sets."
             | Split _ -> "test (default) or train."
-            | Backend _ -> "mkl or managed."
+            | Backend _ -> Providers.usage
             | Json -> "print the result as JSON."
 
 type PredictArgs =
@@ -37,7 +37,7 @@ type PredictArgs =
         member a.Usage =
             match a with
             | Model _ -> "checkpoint (model.safetensors) to apply."
-            | Backend _ -> "mkl or managed."
+            | Backend _ -> Providers.usage
             | Json -> "print the result as JSON."
             | Inputs _ -> "digit files: 16x16 PGM or PNG, or text with rows of 256 values in [-1,1] (a leading label is allowed)."
 
@@ -56,7 +56,7 @@ let runEval (args: ParseResults<EvalArgs>) =
     let split = args.GetResult(Split, "test")
     if split <> "test" && split <> "train" then fail $"--split must be train or test, got '{split}'"
     let model = ModelFile.load file |> orFail
-    let backend = TrainCommand.chooseBackend (args.TryGetResult EvalArgs.Backend)
+    let backend = Providers.choose (args.TryGetResult EvalArgs.Backend)
     let dataSet = args.GetResult(EvalArgs.Data_Set, "usps")
     let data = Data.load dataSet (args.TryGetResult EvalArgs.Data) |> orFail
     let digits = if split = "test" then data.Test else data.Train
@@ -97,7 +97,7 @@ let runPredict (args: ParseResults<PredictArgs>) =
     let inputs = args.GetResult(Inputs, [])
     if inputs.IsEmpty then fail "predict needs at least one digit file"
     let model = ModelFile.load file |> orFail
-    let backend = TrainCommand.chooseBackend (args.TryGetResult PredictArgs.Backend)
+    let backend = Providers.choose (args.TryGetResult PredictArgs.Backend)
     let digits =
         [ for input in inputs do
               let read = DigitFiles.read input |> orFail

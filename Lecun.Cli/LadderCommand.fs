@@ -30,7 +30,7 @@ type LadderArgs =
             | Seed _ -> "first seed (default 1337); seed s of every step starts from the same weights."
             | Steps _ -> "steps to run: all (default), a range like 0-4, or a list like 0,2,4."
             | Jobs _ -> "runs at a time (default: one per core)."
-            | Backend _ -> "mkl or managed."
+            | Backend _ -> Providers.usage
             | Out _ -> "folder for ladder.json, ladder.csv and ladder.png (default: a new folder under runs/); refused when it already holds files, unless --force."
             | Force -> "replace the files of an --out folder that already holds some."
             | Limit _ -> "use only the first N digits of each split (a quick look; the figures are then not comparable)."
@@ -116,7 +116,7 @@ let run (args: ParseResults<LadderArgs>) =
     let stepCount = max 1 (Ladder.steps dataSet |> List.filter (fun s -> List.contains (s.Label.TrimEnd 'n') wanted) |> List.length)
     if seeds > TrainCommand.maxRuns / stepCount then
         fail $"--seeds {seeds} over {stepCount} steps would be {int64 seeds * int64 stepCount} runs; at most {TrainCommand.maxRuns} in one ladder (--seeds at most {TrainCommand.maxRuns / stepCount})"
-    let backend = TrainCommand.chooseBackend (args.TryGetResult Backend)
+    let backend = Providers.choose (args.TryGetResult Backend)
     let folder =
         TrainCommand.stageOutDir (args.TryGetResult Out) (args.Contains Force)
             (fun () -> $"""ladder-{dataSet}-{DateTime.Now.ToString("yyyyMMdd-HHmmss", Globalization.CultureInfo.InvariantCulture)}""")

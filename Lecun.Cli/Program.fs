@@ -37,11 +37,11 @@ type CliArgs =
             | Bench _ -> "throughput on this machine (training, recognition, MAC/s, share of FMA peak) against the 1989 workstation."
             | Show _ -> "one PNG of the network reading a digit: input, H1/H2 maps, H3, outputs, H1's kernels."
             | Serve _ -> "a page where you draw a digit and watch the network read it, and its JSON API."
-            | Verbose -> "show stack traces on errors."
+            | Verbose -> "show stack traces on errors; train also prints where each matrix product runs."
 
 let private dispatch (args: ParseResults<CliArgs>) =
     match args.GetSubCommand() with
-    | Train a -> TrainCommand.run a
+    | Train a -> TrainCommand.run (args.Contains Verbose) a
     | Eval a -> EvalCommand.runEval a
     | Predict a -> EvalCommand.runPredict a
     | Ladder a -> LadderCommand.run a

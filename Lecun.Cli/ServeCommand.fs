@@ -32,7 +32,7 @@ type ServeArgs =
             | Host _ -> "IP address to listen on (default 127.0.0.1, this machine only; 0.0.0.0 opens it to the network)."
             | Port _ -> "TCP port (default 8089; 0 picks a free one)."
             | Data _ -> "folder holding the data sets (for the gallery and /api/digits)."
-            | Backend _ -> "mkl or managed."
+            | Backend _ -> Providers.usage
 
 /// The page's files, embedded from wwwroot/ (see Lecun.Cli.fsproj).
 let private pageFiles =
@@ -132,7 +132,7 @@ let private chooseModel (args: ParseResults<ServeArgs>) =
         | None ->
             printfn "no --model given and no run under runs/: training the default recipe (%s) first" Lecun.Model.Recipe.lecun1989.Name
             let trainArgs = ArgumentParser.Create<TrainCommand.TrainArgs>(checkStructure = false).Parse [||]
-            TrainCommand.run trainArgs |> ignore
+            TrainCommand.run false trainArgs |> ignore
             printfn ""
             match ModelView.newestRun "runs" with
             | Some file -> file
@@ -143,7 +143,7 @@ let run (args: ParseResults<ServeArgs>) =
     let port = args.GetResult(Port, 8089)
     if port < 0 || port > 65535 then fail $"--port must be between 0 and 65535, got {port}"
     let file = chooseModel args
-    let backend = TrainCommand.chooseBackend (args.TryGetResult Backend)
+    let backend = Providers.choose (args.TryGetResult Backend)
     let view = ModelView.load backend file (args.TryGetResult Data)
     match view.Data with
     | Error e -> eprintfn "warning: %s; the page works without the gallery of misclassified digits" e

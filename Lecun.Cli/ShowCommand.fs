@@ -26,7 +26,7 @@ type ShowArgs =
             | Split _ -> "test (default) or train, for --digit."
             | Data _ -> "folder holding the data sets."
             | Out _ -> "PNG to write (default show.png)."
-            | Backend _ -> "mkl or managed."
+            | Backend _ -> Providers.usage
             | Input _ -> "a digit file instead of --digit: 16x16 PGM or PNG, or a text row of 256 values in [-1,1]."
 
 /// What the picture shows: the digit, where it came from, and every layer's values for it.
@@ -150,7 +150,7 @@ let png (content: ShowContent) : byte array =
 let run (args: ParseResults<ShowArgs>) =
     let file = args.GetResult Model
     let out = args.GetResult(Out, "show.png")
-    let backend = TrainCommand.chooseBackend (args.TryGetResult Backend)
+    let backend = Providers.choose (args.TryGetResult Backend)
     let split = args.GetResult(Split, "test")
     if split <> "test" && split <> "train" then fail $"--split must be train or test, got '{split}'"
     let view = ModelView.load backend file (args.TryGetResult Data)

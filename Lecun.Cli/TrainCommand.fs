@@ -43,8 +43,8 @@ type TrainArgs =
             | Passes _ -> "passes over the training set (default: the recipe's, 23 for lecun1989)."
             | Lr _ -> "learning rate, or Newton's eps (default: the recipe's, 0.03 for lecun1989, 0.0005 for newton1989)."
             | Seed _ -> "seed of the initial weights (default 1337)."
-            | Backend _ -> "mkl or managed (default: mkl when libmkl_rt loads)."
-            | Batch_Size _ -> "examples per update: 1 = the paper's per-example SGD (default), more = minibatch SGD on the averaged gradient."
+            | Backend _ -> Providers.usage
+            | Batch_Size _ -> "examples per update: 1 = the paper's per-example training (default); B > 1 = one batched forward and backward per B digits on the averaged gradient (AdamW's rate then scales with sqrt(B) unless --lr is given)."
             | Init _ -> "start from this checkpoint instead of a fresh initialization."
             | Out _ -> "folder for the run's files (default: a new folder under runs/); refused when it already holds files, unless --force."
             | Force -> "replace the files of an --out folder that already holds some."
@@ -95,13 +95,6 @@ let private timeStamp () = DateTime.Now.ToString("yyyyMMdd-HHmmss", Globalizatio
 /// Runs in one command (train --seeds, ladder seeds x steps): each holds its weights and results
 /// until the end, so the count is bounded.
 let maxRuns = 1000
-
-let chooseBackend (name: string option) =
-    try
-        Backend.Choose(Option.toObj name, fun message -> eprintfn "warning: %s" message)
-    with
-    | :? ArgumentException as e -> fail e.Message
-    | :? InvalidOperationException as e -> fail e.Message
 
 /// The options that change the recipe, as overrides (Lecun.Model applies and checks them).
 let overridesFrom (args: ParseResults<TrainArgs>) : RecipeOverride list =
@@ -210,7 +203,7 @@ let private seedsJson (recipe: Recipe) (dataSet: string) (seconds: float) (resul
                "runs", JsonArray(results |> Array.map run) ])
         .ToJsonString(jsonOptions)
 
-let run (args: ParseResults<TrainArgs>) =
+let run (verbose: bool) (args: ParseResults<TrainArgs>) =
     let recipe = recipeFrom args
     let dataSet = args.GetResult(Data_Set, "usps")
     let seedCount = args.GetResult(Seeds, 1)
@@ -218,7 +211,7 @@ let run (args: ParseResults<TrainArgs>) =
     let seeds = Recipe.seeds recipe.Seed seedCount |> orFail
     let parallelism = args.GetResult(Jobs, Environment.ProcessorCount)
     if parallelism < 1 || parallelism > maxRuns then fail $"--jobs must be between 1 and {maxRuns}, got {parallelism}"
-    let backend = chooseBackend (args.TryGetResult Backend)
+    let backend = Providers.choose (args.TryGetResult Backend)
     let folder = stageOutDir (args.TryGetResult Out) (args.Contains Force) (fun () -> $"{timeStamp ()}-{recipe.Name}-seed{recipe.Seed}")
     writeStaged folder (fun outDir ->
         // The other core compiles the training code and loads the plotting code while this one reads the data.
@@ -243,6 +236,7 @@ let run (args: ParseResults<TrainArgs>) =
         printfn "training %s on %s (%d train, %d %s digits): %s; seed %s; backend %s"
             recipe.Name data.Source data.Train.Count data.Test.Count testName (Recipe.describe recipe)
             (if count = 1 then string recipe.Seed else $"{recipe.Seed}..{List.last seeds}") backend.Name
+        if verbose then printf "%s" (Providers.routing backend (Recipe.network recipe) recipe.BatchSize Evaluate.batch)
         let clock = Diagnostics.Stopwatch.StartNew()
         let results = runWithProgress backend parallelism jobs (fun j -> if count = 1 then "training" else $"seed {jobs.[j].Recipe.Seed}") testName
         let seconds = clock.Elapsed.TotalSeconds

@@ -75,7 +75,7 @@ let estimateDiagonal (backend: IBackend) (net: Network) (loss: Loss) (parameters
             | Local _ ->
                 let sqCols = scratch.SquaredCols.[i]
                 Elementwise.Multiply(ReadOnlySpan ws.ColsT.[i], ReadOnlySpan ws.ColsT.[i], Span sqCols)
-                Layers.localBackward backend plan squaredWeights sqCols hPre (GradientSink.into hessian true) (i > 0) ws.DeltaCols.[i] ws.DeltaIn.[i]
+                Layers.localBackward backend plan (KernelPath.under backend plan.ExamplePath) squaredWeights sqCols hPre (GradientSink.into hessian true) (i > 0) ws.DeltaCols.[i] ws.DeltaIn.[i]
             | Dense _ -> Layers.denseBackward backend g squaredWeights sqIn 0 hPre (GradientSink.into hessian true) (i > 0) ws.DeltaIn.[i]
             hY <- ws.DeltaIn.[i]
     if count > 0 then Elementwise.Multiply(ReadOnlySpan hessian, 1.0f / float32 count, Span hessian)

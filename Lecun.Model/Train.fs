@@ -61,6 +61,8 @@ module Train =
     type State =
         { Grad: float32 array
           DOut: float32 array
+          /// A batch's loss gradients, [batch, outputs].
+          BatchDOut: float32 array
           /// The first layer's unfold plans for the recipe's random shifts.
           Shifts: InputShifts
           /// Newton: per-parameter rates for the current pass; also scratch for the step.
@@ -73,6 +75,7 @@ module Train =
         let n = net.Layout.ParamCount
         { Grad = Array.zeroCreate n
           DOut = Array.zeroCreate net.Layout.OutputSize
+          BatchDOut = Array.zeroCreate (max 1 recipe.BatchSize * net.Layout.OutputSize)
           Shifts = InputShifts.create net recipe.Shift
           Rates = Array.zeroCreate n
           Scratch = Array.zeroCreate n
@@ -89,7 +92,37 @@ module Train =
             | Some i when i > 0 -> ValueSome(i - 1)
             | _ -> ValueNone
 
-    /// One pass of training over `data` in file order; parameters are updated in place.
+    /// Draws example b's random shift and dropout mask, in that order (the same draws whether the
+    /// examples then run one at a time or as a batch): the first layer's plan goes to ws.FirstUnfolds.[b].
+    let private drawAugmentation (recipe: Recipe) (state: State) (ws: Workspace) (drop: int) (keep: float32) (units: int) (b: int) =
+        let rng = state.Rng
+        if recipe.Shift > 0 then
+            let dx = rng.NextInt(2 * recipe.Shift + 1) - recipe.Shift
+            let dy = rng.NextInt(2 * recipe.Shift + 1) - recipe.Shift
+            ws.FirstUnfolds.[b] <- InputShifts.plan state.Shifts dx dy
+        if drop >= 0 then
+            let mask = ws.DropMask.[drop]
+            for u in b * units .. (b + 1) * units - 1 do
+                mask.[u] <- if rng.NextFloat32() < keep then 1.0f / keep else 0.0f
+
+    /// The optimizer's step on `grad`, the sum of the gradients of a batch of `size` examples (the
+    /// recipe's batch size, or fewer for a short last batch, which averages over what it has).
+    let private step (recipe: Recipe) (rate: float32) (batch: int) (size: int) (parameters: float32 array) (state: State) =
+        let grad = state.Grad
+        match recipe.Optimizer with
+        | Sgd -> Optimizer.sgdStep (rate / float32 size) parameters grad
+        | Newton _ ->
+            if size <> batch then Elementwise.Multiply(ReadOnlySpan grad, float32 batch / float32 size, Span grad)
+            Optimizer.scaledStep state.Rates parameters grad state.Scratch
+        | AdamW a ->
+            if size > 1 then Elementwise.Multiply(ReadOnlySpan grad, 1.0f / float32 size, Span grad)
+            Optimizer.adamWStep rate a.WeightDecay a.Beta1 a.Beta2 a.Epsilon state.Adam parameters grad
+
+    /// One pass of training over `data` in file order; parameters are updated in place. With a batch
+    /// size B > 1 and a workspace of capacity B, each batch runs as one batched forward and backward
+    /// pass (batched GEMMs); on a one-example workspace its examples run one at a time and their
+    /// gradients are summed (the reference the batched pass is tested against). B = 1 is the paper's
+    /// per-example SGD with the step fused into the backward pass.
     let trainOnePass (backend: IBackend) (net: Network) (recipe: Recipe) (pass: int) (parameters: float32 array) (ws: Workspace)
                      (state: State) (data: Dataset) (onProgress: int -> unit) =
         let outputs = net.Layout.OutputSize
@@ -98,49 +131,48 @@ module Train =
         // The engine's forward and backward passes take the dropped layer's index, -1 for none.
         let drop = dropLayer net recipe |> ValueOption.defaultValue -1
         let keep = 1.0f - recipe.Dropout
+        let dropUnits = if drop >= 0 then net.Plans.[drop].Geometry.Units else 0
         let grad = state.Grad
-        let rng = state.Rng
         match recipe.Optimizer with
         | Newton n ->
             let h = Newton.estimateDiagonal backend net recipe.Loss parameters data n.Patterns
             for i in 0 .. h.Length - 1 do
                 state.Rates.[i] <- rate / (float32 batch * (n.Mu + h.[i]))
         | Sgd | AdamW _ -> ()
-        for i in 0 .. data.Count - 1 do
-            let x, xOffset = data.Images, i * Dataset.Pixels
-            let shift =
-                if recipe.Shift > 0 then
-                    let dx = rng.NextInt(2 * recipe.Shift + 1) - recipe.Shift
-                    let dy = rng.NextInt(2 * recipe.Shift + 1) - recipe.Shift
-                    // A value option: nothing is allocated per presentation.
-                    ValueSome(InputShifts.plan state.Shifts dx dy)
-                else ValueNone
-            if drop >= 0 then
-                let mask = ws.DropMask.[drop]
-                for u in 0 .. mask.Length - 1 do
-                    mask.[u] <- if rng.NextFloat32() < keep then 1.0f / keep else 0.0f
-            match shift with
-            | ValueSome unfold -> Forward.runShifted backend net parameters ws unfold x xOffset drop
-            | ValueNone -> Forward.runWith backend net parameters ws x xOffset 1 drop
-            Loss.gradient recipe.Loss (Forward.outputs net ws) 0 outputs data.Labels.[i] state.DOut
-            match recipe.Optimizer with
-            | Sgd when batch = 1 ->
-                // The paper's per-example step, fused into the backward pass (see GradientSink).
-                Backward.runInto backend net parameters ws x xOffset state.DOut (GradientSink.sgd parameters rate) drop
-            | _ ->
-                Backward.runWith backend net parameters ws x xOffset state.DOut grad (i % batch <> 0) drop
-                if (i + 1) % batch = 0 || i = data.Count - 1 then
-                    // A short last batch averages over what it has.
-                    let size = if (i + 1) % batch = 0 then batch else (i % batch) + 1
-                    match recipe.Optimizer with
-                    | Sgd -> Optimizer.sgdStep (rate / float32 size) parameters grad
-                    | Newton _ ->
-                        if size <> batch then Elementwise.Multiply(ReadOnlySpan grad, float32 batch / float32 size, Span grad)
-                        Optimizer.scaledStep state.Rates parameters grad state.Scratch
-                    | AdamW a ->
-                        if size > 1 then Elementwise.Multiply(ReadOnlySpan grad, 1.0f / float32 size, Span grad)
-                        Optimizer.adamWStep rate a.WeightDecay a.Beta1 a.Beta2 a.Epsilon state.Adam parameters grad
-            if (i + 1) % progressEvery = 0 then onProgress (i + 1)
+        if batch > 1 && ws.Capacity >= batch then
+            let mutable start = 0
+            while start < data.Count do
+                let size = min batch (data.Count - start)
+                for b in 0 .. size - 1 do
+                    drawAugmentation recipe state ws drop keep dropUnits b
+                let xOffset = start * Dataset.Pixels
+                if recipe.Shift > 0 then Forward.runBatchShifted backend net parameters ws data.Images xOffset size drop
+                else Forward.runWith backend net parameters ws data.Images xOffset size drop
+                let y = Forward.outputs net ws
+                for b in 0 .. size - 1 do
+                    Loss.gradient recipe.Loss y (b * outputs) outputs data.Labels.[start + b] state.DOut
+                    Array.blit state.DOut 0 state.BatchDOut (b * outputs) outputs
+                Backward.runBatchInto backend net parameters ws data.Images xOffset size state.BatchDOut (GradientSink.into grad false) drop
+                step recipe rate batch size parameters state
+                let before = start
+                start <- start + size
+                if start / progressEvery > before / progressEvery then onProgress (start / progressEvery * progressEvery)
+        else
+            for i in 0 .. data.Count - 1 do
+                let x, xOffset = data.Images, i * Dataset.Pixels
+                drawAugmentation recipe state ws drop keep dropUnits 0
+                if recipe.Shift > 0 then Forward.runShifted backend net parameters ws ws.FirstUnfolds.[0] x xOffset drop
+                else Forward.runWith backend net parameters ws x xOffset 1 drop
+                Loss.gradient recipe.Loss (Forward.outputs net ws) 0 outputs data.Labels.[i] state.DOut
+                match recipe.Optimizer with
+                | Sgd when batch = 1 ->
+                    // The paper's per-example step, fused into the backward pass (see GradientSink).
+                    Backward.runInto backend net parameters ws x xOffset state.DOut (GradientSink.sgd parameters rate) drop
+                | _ ->
+                    Backward.runWith backend net parameters ws x xOffset state.DOut grad (i % batch <> 0) drop
+                    if (i + 1) % batch = 0 || i = data.Count - 1 then
+                        step recipe rate batch (if (i + 1) % batch = 0 then batch else (i % batch) + 1) parameters state
+                if (i + 1) % progressEvery = 0 then onProgress (i + 1)
 
     /// Runs the recipe's training and evaluation code once on a few blank digits with throwaway weights,
     /// so that the just-in-time compiler has the hot kernels ready before a run starts (started on an
@@ -152,7 +184,7 @@ module Train =
         let blank = { Name = "warm-up"; Images = Array.create (digits * Dataset.Pixels) -1.0f; Labels = Array.init digits (fun i -> i % 10) }
         let parameters = Init.create recipe.WeightInit net.Layout recipe.Seed
         let warm = { recipe with Optimizer = (match recipe.Optimizer with Newton n -> Newton { n with Patterns = 2 } | o -> o) }
-        trainOnePass backend net warm 1 parameters (Workspace.create net 1) (createState net warm) blank ignore
+        trainOnePass backend net warm 1 parameters (Workspace.create net (max 1 warm.BatchSize)) (createState net warm) blank ignore
         Evaluate.split backend net recipe.Loss parameters (Workspace.create net Evaluate.batch) blank |> ignore
 
     /// Trains from `initial` for recipe.Passes passes, evaluating both splits after each pass.
@@ -166,7 +198,7 @@ module Train =
         | Ok _ -> ()
         let net = Recipe.network recipe
         let parameters = Array.copy initial
-        let ws = Workspace.create net 1
+        let ws = Workspace.create net (max 1 recipe.BatchSize)
         let state = createState net recipe
         let evalWorkspace = Workspace.create net Evaluate.batch
         // Two snapshots: one being evaluated while the next pass fills the other.

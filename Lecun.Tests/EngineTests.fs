@@ -147,7 +147,12 @@ let tests =
                 Optimizer.sgdStep rate stepped grad
                 let fused = Array.copy p
                 Backward.runInto backend net fused ws x 0 dOut (GradientSink.sgd fused rate) -1
-                Expect.sequenceEqual fused stepped $"{backend.Name}: fused step = gradient, then step"
+                if backend.AllowsFusedKernels then
+                    Expect.sequenceEqual fused stepped $"{backend.Name}: fused step = gradient, then step"
+                else
+                    // MKL's sgemm rounds alpha * (A B) + beta * C in its own order: equal within a rounding.
+                    Array.iteri2 (fun i (a: float32) (b: float32) ->
+                        Expect.floatClose { absolute = 1e-7; relative = 1e-6 } (float a) (float b) $"{backend.Name}: fused step [{i}]") fused stepped
 
         testProperty "the 16-lane batched forward pass equals per-example passes, any count and activation" <| fun (seed: byte) (countRaw: byte) (variant: byte) ->
             let _, net, _ = variants.[int variant % variants.Length]

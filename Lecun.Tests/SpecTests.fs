@@ -11,7 +11,7 @@ let private layer name = lenet.Layers |> List.find (fun g -> g.Name = name)
 
 /// A random valid spec: random input size, local layers with random planes, kernel, stride,
 /// padding and connection tables, then one or two dense layers.
-let private genSpec =
+let genSpec =
     gen {
         let! inPlanes = Gen.choose (1, 3)
         let! side = Gen.choose (3, 14)

@@ -4,12 +4,18 @@ namespace Lecun.Native.Backends;
 /// The dense matrix operations the layers need, row-major, in the spirit of CBLAS. (Elementwise work,
 /// tanh included, is shared by every provider: see Kernels; MKL's vsTanh measured 16x slower than
 /// FastTanh on the 768 values of H1.)
-/// One implementation per provider (MKL, managed), chosen once at start-up.
+/// One implementation per provider (mkl, managed, auto), chosen once at start-up.
 /// A beta of 0 means the output is overwritten and never read (so it may hold garbage).
 /// </summary>
 public interface IBackend
 {
     string Name { get; }
+
+    /// <summary>
+    /// Whether the engine may run its own fused kernels (PhaseUnfold's products, LaneBatch) for a layer
+    /// instead of im2col and this provider's products: false for mkl, whose every product is a CBLAS call.
+    /// </summary>
+    bool AllowsFusedKernels { get; }
 
     /// <summary>C[m,n] = alpha * op(A)[m,k] * op(B)[k,n] + beta * C[m,n].</summary>
     void Gemm(bool transA, bool transB, int m, int n, int k, float alpha,

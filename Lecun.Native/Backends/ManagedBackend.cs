@@ -4,12 +4,14 @@ using Lecun.Native.Kernels;
 namespace Lecun.Native.Backends;
 
 /// <summary>
-/// Pure managed provider, always available: register-blocked SIMD products (Vector512 on AVX-512)
-/// sized for the small matrices of this network.
+/// Pure managed provider, always available: the project's register-blocked SIMD products, sized for the
+/// small matrices of this network; no MKL.
 /// </summary>
 public sealed class ManagedBackend : IBackend
 {
     public string Name => "managed";
+
+    public bool AllowsFusedKernels => true;
 
     public unsafe void Gemm(bool transA, bool transB, int m, int n, int k, float alpha,
         ReadOnlySpan<float> a, int lda, ReadOnlySpan<float> b, int ldb, float beta, Span<float> c, int ldc)

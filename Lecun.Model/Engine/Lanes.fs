@@ -1,0 +1,41 @@
+/// The 16-lane evaluation path (KernelPath.Lanes): a batch runs through every layer 16 examples at a
+/// time, one per vector lane (LaneBatch, AVX-512), activations unit-major.
+module Lecun.Model.Lanes
+
+open System
+open Lecun.Native.Kernels
+
+/// Runs `count` examples through the network 16 at a time: fills only the last layer's outputs.
+/// Needs a workspace with lane buffers.
+let run (net: Network) (parameters: float32 array) (ws: Workspace) (x: float32 array) (xOffset: int) (count: int) =
+    if ws.Lanes.Length = 0 then invalidArg "ws" "this workspace has no 16-lane buffers"
+    if count > ws.Capacity then invalidArg "count" $"{count} examples exceed the workspace capacity {ws.Capacity}"
+    let lanes = LaneBatch.Lanes
+    let inputSize = net.Layout.InputSize
+    let last = net.Plans.Length - 1
+    let outUnits = net.Plans.[last].Geometry.Units
+    let mutable start = 0
+    while start < count do
+        let n = min lanes (count - start)
+        LaneBatch.ToLanes(ReadOnlySpan(x, xOffset + start * inputSize, n * inputSize), n, inputSize, Span ws.LaneInput)
+        let mutable input = ws.LaneInput
+        for i in 0 .. last do
+            let plan = net.Plans.[i]
+            let g = plan.Geometry
+            let lane = ws.Lanes.[i]
+            match g.Spec, g.InShape with
+            | Local l, [ inPlanes; h; w ] ->
+                LaneBatch.Pad(ReadOnlySpan input, inPlanes, h, w, l.Padding, Span lane.Padded)
+                let positions = lane.Origins.Length
+                for struct (first, planes, taps) in lane.Taps do
+                    LaneBatch.Local(ReadOnlySpan lane.Padded, ReadOnlySpan lane.Origins, ReadOnlySpan taps,
+                                    ReadOnlySpan(parameters, g.Weight.Offset + first * g.FanIn, planes * g.FanIn), planes,
+                                    ReadOnlySpan(parameters, g.Bias.Offset + first * positions, planes * positions),
+                                    Span(lane.Out, first * positions * lanes, planes * positions * lanes))
+            | _ ->
+                LaneBatch.Dense(ReadOnlySpan input, g.FanIn, ReadOnlySpan(parameters, g.Weight.Offset, g.Weight.Length), g.Units,
+                                ReadOnlySpan(parameters, g.Bias.Offset, g.Units), Span lane.Out)
+            Layers.activationForward plan.Activation lane.Out (g.Units * lanes)
+            input <- lane.Out
+        LaneBatch.FromLanes(ReadOnlySpan input, outUnits, n, Span(ws.Outputs.[last], start * outUnits, n * outUnits))
+        start <- start + n

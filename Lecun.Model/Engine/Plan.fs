@@ -1,0 +1,156 @@
+/// Planning: the engine's view of a layout, worked out once when a network is created. Each layer's
+/// activation, its plane groups and im2col plan, and the kernel path it runs on.
+namespace Lecun.Model
+
+open Lecun.Native.Backends
+open Lecun.Native.Kernels
+
+/// The squashing function of hidden or output units.
+type Activation =
+    | Tanh
+    /// 1.7159 tanh(2a/3), as LeCun's later papers use.
+    | ScaledTanh
+    | Relu
+    /// No squashing (the linear outputs of softmax cross-entropy).
+    | Identity
+
+module Activation =
+    let names = [ Tanh, "tanh"; ScaledTanh, "scaled-tanh"; Relu, "relu"; Identity, "identity" ]
+    let name (a: Activation) = NameTable.name names a
+    let parse (text: string) = NameTable.parse "activation" names text
+
+/// How the products of a layer (or of a whole batch) are computed.
+type KernelPath =
+    /// The reference path: im2col (a locally-connected layer) and the provider's GEMM/GEMV, for any
+    /// count of examples. The only path under `mkl`; every other path is tested against it.
+    | Im2colGemm
+    /// One example of a locally-connected layer whose output plane is one 16-lane vector: the products
+    /// fused with a permuted unfold (PhaseUnfold, through Im2ColPlan.Product/InputGradient), bit for bit
+    /// the reference's roundings.
+    | PhasePermute
+    /// Evaluation of a batch, 16 examples per vector lane through every layer (LaneBatch, AVX-512).
+    | Lanes
+
+module KernelPath =
+    let name = function Im2colGemm -> "im2col+gemm" | PhasePermute -> "phase-permute" | Lanes -> "lanes"
+
+    /// The path a planned path runs on under a provider: its own under providers that allow the fused
+    /// kernels (managed, auto), the reference path under mkl.
+    let under (backend: IBackend) (path: KernelPath) = if backend.AllowsFusedKernels then path else Im2colGemm
+
+/// A run of input planes that a group of output planes reads consecutively: one GEMM each way.
+type PlaneRun =
+    { /// First row of the run in the im2col matrix (input plane * k * k).
+      ColRow: int
+      /// First column of the run in a plane's [reads * k * k] weight row.
+      WeightColumn: int
+      /// Rows (= weight columns) in the run.
+      Length: int }
+
+/// Consecutive output planes with the same connection-table row: they share their GEMMs.
+type PlaneGroup = { FirstPlane: int; Planes: int; Runs: PlaneRun list }
+
+type LayerPlan =
+    { Geometry: LayerGeometry
+      /// Plane groups of a locally-connected layer (empty for dense layers).
+      Groups: PlaneGroup list
+      /// How a locally-connected layer unfolds its input (None for dense layers).
+      Unfold: Im2ColPlan option
+      /// A locally-connected layer's matrix products (one per plane group and run), in the order
+      /// localForward and localBackward run them, as Im2ColPlan's fused products read them.
+      Segments: int array
+      /// The path of one example through this layer where the provider allows fused kernels:
+      /// PhasePermute where the geometry fits, otherwise Im2colGemm.
+      ExamplePath: KernelPath
+      Activation: Activation }
+
+/// The network as the engine runs it: a layout plus the activation and kernel path of each layer.
+type Network =
+    { Layout: NetLayout
+      Plans: LayerPlan array
+      /// The path of a batch's evaluation where the provider allows fused kernels: Lanes where the CPU
+      /// has AVX-512, otherwise Im2colGemm.
+      BatchPath: KernelPath }
+
+module Network =
+    let private groupsOf (l: LocalSpec) =
+        let kk = l.Kernel * l.Kernel
+        let runsOf (row: int list) =
+            // Split the row into maximal runs of consecutive planes: [0..7] is one run, [0..3; 8..11] two.
+            row
+            |> List.indexed
+            |> List.fold (fun runs (j, c) ->
+                match runs with
+                | (j0, c0, len) :: rest when c0 + len = c -> (j0, c0, len + 1) :: rest
+                | _ -> (j, c, 1) :: runs) []
+            |> List.rev
+            |> List.map (fun (j, c, len) -> { ColRow = c * kk; WeightColumn = j * kk; Length = len * kk })
+        l.Table
+        |> List.indexed
+        |> List.fold (fun groups (p, row) ->
+            match groups with
+            | (first, count, r) :: rest when r = row -> (first, count + 1, r) :: rest
+            | _ -> (p, 1, row) :: groups) []
+        |> List.rev
+        |> List.map (fun (first, count, row) -> { FirstPlane = first; Planes = count; Runs = runsOf row })
+
+    /// The matrix products of a locally-connected layer in the order localForward and localBackward run
+    /// them: (first plane, planes, first input plane, input planes, weight column) for each.
+    let private segmentsOf (l: LocalSpec) (groups: PlaneGroup list) =
+        let kk = l.Kernel * l.Kernel
+        [| for grp in groups do
+             for run in grp.Runs do
+                 yield! [| grp.FirstPlane; grp.Planes; run.ColRow / kk; run.Length / kk; run.WeightColumn |] |]
+
+    /// The im2col plan of a locally-connected layer whose input is moved by (shiftY, shiftX) pixels
+    /// inside its padding (see Im2ColPlan; 0, 0 for the layer's own); None for a dense layer.
+    let unfoldOf (g: LayerGeometry) (shiftY: int) (shiftX: int) =
+        match g.Spec, g.InShape with
+        | Local l, [ planes; h; w ] -> Some(Im2ColPlan(planes, h, w, l.Kernel, l.Stride, l.Padding, shiftY, shiftX))
+        | _ -> None
+
+    /// Builds the engine's view of a layout: `hidden` on every hidden layer, `output` on the last.
+    let create (layout: NetLayout) (hidden: Activation) (output: Activation) =
+        let last = List.length layout.Layers - 1
+        { Layout = layout
+          Plans =
+            layout.Layers
+            |> List.mapi (fun i g ->
+                let groups = match g.Spec with Local l -> groupsOf l | Dense _ -> []
+                let unfold = unfoldOf g 0 0
+                { Geometry = g
+                  Groups = groups
+                  Unfold = unfold
+                  Segments = match g.Spec with Local l -> segmentsOf l groups | Dense _ -> Array.empty
+                  ExamplePath = (match unfold with Some u when u.FusesProducts -> PhasePermute | _ -> Im2colGemm)
+                  Activation = if i = last then output else hidden })
+            |> Array.ofList
+          BatchPath = if LaneBatch.IsSupported then Lanes else Im2colGemm }
+
+    /// The 1989 network: tanh everywhere, the outputs included.
+    let lecun1989 = create Layout.lecun1989 Tanh Tanh
+
+/// Training's random shifts of the input digit: one unfold plan of the first layer for each shift
+/// (dx, dy) in [-Max, Max]^2, which moves the digit inside the layer's padding (see Im2ColPlan).
+type InputShifts =
+    { Max: int
+      /// Row-major over (dy, dx): plan (dy + Max) * (2 Max + 1) + (dx + Max).
+      Plans: Im2ColPlan array }
+
+module InputShifts =
+    /// The plans for shifts of up to `max` pixels (none for 0).
+    let create (net: Network) (max: int) =
+        if max < 0 then invalidArg "max" $"a shift must not be negative, got {max}"
+        if max = 0 then { Max = 0; Plans = Array.empty }
+        elif net.Plans.[0].Unfold.IsNone then invalidArg "net" "shifting the input needs a locally-connected first layer"
+        else
+            let first = net.Plans.[0].Geometry
+            { Max = max
+              Plans = [| for dy in -max .. max do
+                           for dx in -max .. max do
+                               (Network.unfoldOf first dy dx).Value |] }
+
+    /// The plan that moves the input dx pixels right and dy down.
+    let plan (shifts: InputShifts) (dx: int) (dy: int) =
+        if abs dx > shifts.Max || abs dy > shifts.Max then invalidArg "dx" $"shift ({dx}, {dy}) exceeds {shifts.Max}"
+        shifts.Plans.[(dy + shifts.Max) * (2 * shifts.Max + 1) + dx + shifts.Max]

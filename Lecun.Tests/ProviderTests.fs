@@ -1,0 +1,194 @@
+/// The providers are what their names say (mkl: every product a CBLAS call; managed: no MKL; auto:
+/// routed, per-example bit for bit managed's), every provider agrees with the float64 reference, and
+/// minibatch training as batched GEMMs equals the accumulated per-example path.
+module Lecun.Tests.ProviderTests
+
+open System
+open Expecto
+open FsCheck
+open FsCheck.FSharp
+open Lecun.Native.Backends
+open Lecun.Native.Mkl
+open Lecun.Model
+
+let private mkl () =
+    match Backend.Mkl with
+    | null -> skiptestf "MKL not available (%s)" Backend.MklUnavailableReason
+    | b -> b
+
+let private auto () = match Backend.Auto with null -> skiptestf "MKL not available" | b -> b
+
+let private counted (f: unit -> unit) =
+    let before = MklCalls.OnThisThread
+    f ()
+    MklCalls.OnThisThread - before
+
+let private randomDigits (seed: int) (count: int) =
+    let rng = Rng(uint64 seed)
+    { Name = "random"; Images = Array.init (count * Dataset.Pixels) (fun _ -> rng.NextFloat32() * 2.0f - 1.0f)
+      Labels = Array.init count (fun _ -> rng.NextInt 10) }
+
+let private random (rng: Rng) n = Array.init n (fun _ -> rng.NextFloat32() * 2.0f - 1.0f)
+
+/// |a - b| <= tol * max|b| over the arrays.
+let private expectNear (tol: float) (actual: float32 array) (expected: float32 array) (what: string) =
+    let scale = expected |> Array.map (fun v -> abs (float v)) |> Array.max |> max 1e-30
+    let worst = Array.map2 (fun (a: float32) (b: float32) -> abs (float a - float b)) actual expected |> Array.max
+    Expect.isLessThanOrEqual (worst / scale) tol $"{what}: worst difference {worst:E2} of {scale:E2}"
+
+/// Recipes with every optimizer, shifts and dropout where the recipe has them, at batch size 8.
+let private optimizerRecipes =
+    [ { Recipe.lecun1989 with BatchSize = 8 }
+      { Recipe.newton1989 with BatchSize = 8; Optimizer = (match Recipe.newton1989.Optimizer with Newton n -> Newton { n with Patterns = 5 } | o -> o) }
+      { Recipe.modern with BatchSize = 8 } ]
+
+/// One pass of `recipe` over `data` from `initial`, on a workspace of the given capacity.
+let private onePass (backend: IBackend) (recipe: Recipe) (initial: float32 array) (data: Dataset) (capacity: int) =
+    let net = Recipe.network recipe
+    let p = Array.copy initial
+    Train.trainOnePass backend net recipe 1 p (Workspace.create net capacity) (Train.createState net recipe) data ignore
+    p
+
+[<Tests>]
+let tests =
+    testList "providers" [
+        testPropertyWithConfig { FsCheckConfig.defaultConfig with arbitrary = [ typeof<SpecTests.SpecGen> ]; maxTest = 25 }
+            "every provider's forward pass and gradient equal the float64 reference on random specs" <| fun (spec: NetSpec) (seed: uint16) ->
+            let layout = Layout.create spec
+            let graph = ConnectionGraph.build layout
+            for hidden, output, loss in [ Tanh, Tanh, Mse; Relu, Identity, SoftmaxCrossEntropy ] do
+                let net = Network.create layout hidden output
+                let rng = Rng(uint64 seed)
+                let p = random rng layout.ParamCount |> Array.map (fun v -> 0.5f * v)
+                let x = random rng layout.InputSize
+                let label = int seed % layout.OutputSize
+                let reference = Reference.forward net graph (Array.map float p) (Array.map float x)
+                let refOut = Reference.outputs net reference
+                let refGrad = Reference.gradient loss net graph (Array.map float p) (Array.map float x) label
+                for backend in EngineTests.backends () do
+                    let ws = Workspace.create net 1
+                    Forward.run backend net p ws x 0 1
+                    EngineTests.expectClose 1e-5 (Array.map float (Forward.outputs net ws).[0 .. layout.OutputSize - 1]) refOut $"{backend.Name} outputs"
+                    let grad = EngineTests.engineGradient backend net loss p x label
+                    EngineTests.expectClose 1e-4 (Array.map float grad) refGrad $"{backend.Name} gradient"
+
+        testList "products above the old 2^18 limit reach MKL" [
+            for transA, transB in [ false, false; true, false; false, true; true, true ] do
+                test $"cblas_sgemm, transA {transA}, transB {transB}" {
+                    let backend = mkl ()
+                    let m, n, k = 70, 90, 50 // 315,000 multiply-adds
+                    let rng = Rng(uint64 (m + (if transA then 1 else 0) + (if transB then 2 else 0)))
+                    let a, b = random rng (m * k), random rng (k * n)
+                    let aAt i p = float (if transA then a.[p * m + i] else a.[i * k + p])
+                    let bAt p j = float (if transB then b.[j * k + p] else b.[p * n + j])
+                    for provider in [ backend; auto () ] do
+                        let c = Array.zeroCreate<float32> (m * n)
+                        let count = counted (fun () ->
+                            provider.Gemm(transA, transB, m, n, k, 1.0f, ReadOnlySpan a, (if transA then m else k), ReadOnlySpan b,
+                                          (if transB then k else n), 0.0f, Span c, n))
+                        Expect.equal count (MklCount(1L, int64 (m * n * k))) $"{provider.Name}: one MKL call of m n k multiply-adds"
+                        for i in 0 .. m - 1 do
+                            for j in 0 .. n - 1 do
+                                let expected = List.sum [ for p in 0 .. k - 1 -> aAt i p * bAt p j ]
+                                Expect.floatClose { absolute = 1e-4; relative = 1e-4 } (float c.[i * n + j]) expected $"{provider.Name} C[{i},{j}]"
+                }
+            for trans in [ false; true ] do
+                test $"cblas_sgemv, trans {trans}" {
+                    let m, n = 600, 500 // 300,000 multiply-adds
+                    let rng = Rng(uint64 (m + if trans then 1 else 0))
+                    let a = random rng (m * n)
+                    let x = random rng (if trans then m else n)
+                    for provider in [ mkl (); auto () ] do
+                        let y = Array.zeroCreate<float32> (if trans then n else m)
+                        let count = counted (fun () -> provider.Gemv(trans, m, n, 1.0f, ReadOnlySpan a, n, ReadOnlySpan x, 0.0f, Span y))
+                        Expect.equal count (MklCount(1L, int64 (m * n))) $"{provider.Name}: one MKL call"
+                        for i in 0 .. y.Length - 1 do
+                            let expected = if trans then List.sum [ for r in 0 .. m - 1 -> float a.[r * n + i] * float x.[r] ] else List.sum [ for c in 0 .. n - 1 -> float a.[i * n + c] * float x.[c] ]
+                            Expect.floatClose { absolute = 1e-4; relative = 1e-4 } (float y.[i]) expected $"{provider.Name} y[{i}]"
+                }
+        ]
+
+        testList "the MKL call counter" [
+            for recipe, batch in [ Recipe.lecun1989, 1; Recipe.modern, 1; Recipe.modern, 64 ] do
+                test $"under mkl every multiply-add of a {recipe.Name} training pass at batch {batch} and of its evaluation goes through MKL" {
+                    let backend = mkl ()
+                    let recipe = { recipe with BatchSize = batch }
+                    let data = randomDigits 7 150
+                    let net = Recipe.network recipe
+                    let p = Init.create recipe.WeightInit net.Layout 1
+                    let training = counted (fun () -> onePass backend recipe p data batch |> ignore)
+                    Expect.equal training.Macs (int64 data.Count * Macs.trainingPresentation net.Layout) "training: every MAC through MKL"
+                    let evaluation = counted (fun () -> Evaluate.split backend net recipe.Loss p (Workspace.create net Evaluate.batch) data |> ignore)
+                    Expect.equal evaluation.Macs (int64 data.Count * Macs.forward net.Layout) "evaluation: every MAC through MKL"
+                }
+            test "managed sends nothing to MKL, and auto's per-example training sends nothing and equals managed's bit for bit" {
+                let data = randomDigits 8 40
+                for recipe in [ Recipe.lecun1989; Recipe.newton1989; Recipe.modern ] do
+                    let net = Recipe.network recipe
+                    let p = Init.create recipe.WeightInit net.Layout 2
+                    let mutable managed = [||]
+                    let count = counted (fun () -> managed <- onePass Backend.Managed recipe p data 1)
+                    Expect.equal count (MklCount(0L, 0L)) $"{recipe.Name}: managed"
+                    let mutable routed = [||]
+                    let count = counted (fun () -> routed <- onePass (auto ()) recipe p data 1)
+                    Expect.equal count (MklCount(0L, 0L)) $"{recipe.Name}: auto, one digit at a time"
+                    Expect.sequenceEqual routed managed $"{recipe.Name}: auto = managed"
+            }
+        ]
+
+        testList "minibatch training as batched GEMMs" [
+            for recipe in optimizerRecipes do
+                test $"{recipe.Name} at batch 8 (a short last batch included) equals the accumulated per-example pass, every provider" {
+                    let data = randomDigits 11 45
+                    let net = Recipe.network recipe
+                    let initial = Init.create recipe.WeightInit net.Layout 3
+                    for backend in EngineTests.backends () do
+                        let accumulated = onePass backend recipe initial data 1
+                        let batched = onePass backend recipe initial data 8
+                        let change (p: float32 array) = Array.map2 (-) p initial
+                        expectNear 2e-3 (change batched) (change accumulated) $"{backend.Name} {recipe.Name}: parameter change"
+                }
+            testProperty "a batched backward pass equals the summed per-example gradients, with shifts and dropout" <| fun (seed: uint16) (countRaw: byte) ->
+                let recipe = Recipe.modern
+                let count = 2 + int countRaw % 15
+                let net = Recipe.network recipe
+                let data = randomDigits (int seed) count
+                let p = Init.create recipe.WeightInit net.Layout (int seed)
+                let shifts = InputShifts.create net 1
+                let drop = Train.dropLayer net recipe |> ValueOption.get
+                let units = net.Plans.[drop].Geometry.Units
+                let rng = Rng(uint64 seed + 1UL)
+                let plans = Array.init count (fun _ -> InputShifts.plan shifts (rng.NextInt 3 - 1) (rng.NextInt 3 - 1))
+                let masks = Array.init (count * units) (fun _ -> if rng.NextFloat32() < 0.75f then 1.0f / 0.75f else 0.0f)
+                let outputs = net.Layout.OutputSize
+                for backend in EngineTests.backends () do
+                    let one = Workspace.create net 1
+                    let expected = Array.zeroCreate<float32> p.Length
+                    let dOut = Array.zeroCreate<float32> outputs
+                    for b in 0 .. count - 1 do
+                        Array.blit masks (b * units) one.DropMask.[drop] 0 units
+                        Forward.runShifted backend net p one plans.[b] data.Images (b * Dataset.Pixels) drop
+                        Loss.gradient recipe.Loss (Forward.outputs net one) 0 outputs data.Labels.[b] dOut
+                        Backward.runWith backend net p one data.Images (b * Dataset.Pixels) dOut expected (b > 0) drop
+                    let ws = Workspace.create net count
+                    Array.blit plans 0 ws.FirstUnfolds 0 count
+                    Array.blit masks 0 ws.DropMask.[drop] 0 (count * units)
+                    Forward.runBatchShifted backend net p ws data.Images 0 count drop
+                    let dOuts = Array.zeroCreate<float32> (count * outputs)
+                    for b in 0 .. count - 1 do
+                        Loss.gradient recipe.Loss (Forward.outputs net ws) (b * outputs) outputs data.Labels.[b] dOut
+                        Array.blit dOut 0 dOuts (b * outputs) outputs
+                    let actual = Array.zeroCreate<float32> p.Length
+                    Backward.runBatchInto backend net p ws data.Images 0 count dOuts (GradientSink.into actual false) drop
+                    for v in net.Layout.Views do
+                        expectNear 1e-5 actual.[v.Offset .. v.Offset + v.Length - 1] expected.[v.Offset .. v.Offset + v.Length - 1] $"{backend.Name} {v.Name}"
+            test "batched training is deterministic: the same seed gives the same bits, every provider" {
+                let recipe = { Recipe.modern with BatchSize = 16 }
+                let data = randomDigits 12 70
+                let net = Recipe.network recipe
+                let p = Init.create recipe.WeightInit net.Layout 4
+                for backend in EngineTests.backends () do
+                    Expect.sequenceEqual (onePass backend recipe p data 16) (onePass backend recipe p data 16) backend.Name
+            }
+        ]
+    ]
