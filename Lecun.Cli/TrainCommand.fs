@@ -32,6 +32,18 @@ type TrainArgs =
     | Seeds of count: int
     | Jobs of count: int
     | Holdout of digits: int
+    // issue 19
+    | Rotation of degrees: float
+    | Scaling of fraction: float
+    | Shear of factor: float
+    | Elastic of alpha: float
+    | Elastic_Sigma of pixels: float
+    | Average_Last of passes: int
+    | Label_Smoothing of epsilon: float
+    | Schedule of name: string
+    | Distill of teachers: int
+    | Temperature of t: float
+    | Distill_Weight of weight: float
 
     interface IArgParserTemplate with
         member a.Usage =
@@ -56,6 +68,17 @@ type TrainArgs =
             | Seeds _ -> "train this many seeds (seed, seed+1, ...) and report mean and spread of the final errors."
             | Jobs _ -> "runs at a time with --seeds (default: one per core)."
             | Holdout _ -> "train on all but the last N training digits and report those N where the test set would be (to choose settings without the test set)."
+            | Rotation _ -> "distortion: rotate each training presentation by up to this many degrees (0 = none)."
+            | Scaling _ -> "distortion: scale each presentation by 1 + s in x and in y, s up to this fraction (0 = none)."
+            | Shear _ -> "distortion: shear each presentation by up to this factor (0 = none)."
+            | Elastic _ -> "distortion: elastic deformation (Simard et al. 2003) of this strength alpha in pixels (0 = none)."
+            | Elastic_Sigma _ -> "distortion: width in pixels of the elastic field's Gaussian smoothing (default 2)."
+            | Average_Last _ -> "evaluate and save the average of the weights at the end of each of the last N passes (0 = none)."
+            | Label_Smoothing _ -> "softmax-ce: smooth the targets, 1 - e + e/10 on the label and e/10 elsewhere (0 = none)."
+            | Schedule _ -> "adamw: how the learning rate falls to its final value, linear (default) or cosine."
+            | Distill _ -> "first train this many teachers (the same recipe, other seeds), then train on their averaged soft outputs (0 = none)."
+            | Temperature _ -> "distillation: softmax temperature of the teachers' and the student's soft outputs (default 2)."
+            | Distill_Weight _ -> "distillation: weight of the teachers' term; the labels' term gets the rest (default 1)."
 
 /// The paper's final figures (LeCun et al. 1989, on its 7291 + 2007 digits).
 let paperTrainError, paperTrainMisses, paperTestError, paperTestMisses = 0.14, 10, 5.0, 102
@@ -127,6 +150,40 @@ let chooseBackend (name: string option) =
     | :? ArgumentException as e -> fail e.Message
     | :? InvalidOperationException as e -> fail e.Message
 
+/// Issue 19: the recipe's refinements after the command line's overrides, each checked.
+let private refinementsFrom (args: ParseResults<TrainArgs>) (recipe: Recipe) =
+    let r = recipe.Refine
+    let inRange (name: string) (lo: float) (hi: float) (value: float) =
+        if not (value >= lo && value <= hi) then fail $"--{name} must be between {lo} and {hi}, got {value}"
+        float32 value
+    let d = r.Distortion
+    let distortion =
+        { Rotation = args.TryGetResult Rotation |> Option.map (inRange "rotation" 0.0 45.0) |> Option.defaultValue d.Rotation
+          Scaling = args.TryGetResult Scaling |> Option.map (inRange "scaling" 0.0 0.5) |> Option.defaultValue d.Scaling
+          Shear = args.TryGetResult Shear |> Option.map (inRange "shear" 0.0 1.0) |> Option.defaultValue d.Shear
+          ElasticAlpha = args.TryGetResult Elastic |> Option.map (inRange "elastic" 0.0 50.0) |> Option.defaultValue d.ElasticAlpha
+          ElasticSigma = args.TryGetResult Elastic_Sigma |> Option.map (inRange "elastic-sigma" 0.5 8.0) |> Option.defaultValue d.ElasticSigma }
+    let passes = args.GetResult(Passes, recipe.Passes)
+    let averageLast = args.GetResult(Average_Last, r.AverageLast)
+    if averageLast < 0 || averageLast > passes then fail $"--average-last must be between 0 and the passes ({passes}), got {averageLast}"
+    let smoothing = args.TryGetResult Label_Smoothing |> Option.map (inRange "label-smoothing" 0.0 0.5) |> Option.defaultValue r.LabelSmoothing
+    let schedule = args.TryGetResult Schedule |> Option.map (LrSchedule.parse >> orFail) |> Option.defaultValue r.Schedule
+    let distill =
+        let current = r.Distill |> Option.defaultValue { Teachers = 0; Temperature = 2.0f; Weight = 1.0f }
+        let teachers = args.GetResult(Distill, current.Teachers)
+        if teachers < 0 || teachers > 20 then fail $"--distill must be between 0 and 20 teachers, got {teachers}"
+        let settings =
+            { Teachers = teachers
+              Temperature = args.TryGetResult Temperature |> Option.map (inRange "temperature" 0.1 20.0) |> Option.defaultValue current.Temperature
+              Weight = args.TryGetResult Distill_Weight |> Option.map (inRange "distill-weight" 0.0 1.0) |> Option.defaultValue current.Weight }
+        if teachers = 0 && (args.Contains Temperature || args.Contains Distill_Weight) then fail "--temperature and --distill-weight need --distill K (K teachers)"
+        if teachers > 0 then Some settings else None
+    let refine = { Distortion = distortion; AverageLast = averageLast; LabelSmoothing = smoothing; Schedule = schedule; Distill = distill }
+    if Refinements.softTargets refine && recipe.Loss <> SoftmaxCrossEntropy then
+        fail "--label-smoothing and --distill need softmax cross-entropy (--loss softmax-ce)"
+    if schedule <> Linear && (match recipe.Optimizer with AdamW _ -> false | _ -> true) then fail "--schedule applies to the adamw optimizer only"
+    refine
+
 /// The recipe after the command line's overrides, each checked.
 let recipeFrom (args: ParseResults<TrainArgs>) =
     let recipe = args.TryGetResult Recipe |> Option.defaultValue Recipe.lecun1989.Name |> Recipe.tryFind |> orFail
@@ -175,7 +232,7 @@ let recipeFrom (args: ParseResults<TrainArgs>) =
         | Some _, _ -> fail "--mu applies to the newton optimizer only (use --recipe newton1989 or --optimizer newton)"
     if shift < 0 || shift > 8 then fail $"--shift must be between 0 and 8 pixels, got {shift}"
     if not (dropout >= 0.0 && dropout < 1.0) then fail $"--dropout must be in [0, 1), got {dropout}"
-    { recipe with Shift = shift; Dropout = float32 dropout }
+    { recipe with Shift = shift; Dropout = float32 dropout; Refine = refinementsFrom args recipe }
 
 /// One line that says what a recipe does, for headers and metadata.
 let describe (r: Recipe) =
@@ -184,9 +241,22 @@ let describe (r: Recipe) =
         | Sgd -> $"sgd lr {r.LearningRate}"
         | Newton n -> $"diagonal newton eps {r.LearningRate} mu {n.Mu} ({n.Patterns} patterns)"
         | AdamW a -> $"adamw lr {r.LearningRate}->{a.FinalLearningRate} wd {a.WeightDecay}"
+    let f = r.Refine
+    let d = f.Distortion
     let extras =
         [ if r.Shift > 0 then $"shifts {r.Shift}px"
-          if r.Dropout > 0.0f then $"dropout {r.Dropout}" ]
+          if r.Dropout > 0.0f then $"dropout {r.Dropout}"
+          // issue 19
+          if d.Rotation > 0.0f then $"rotation {d.Rotation}deg"
+          if d.Scaling > 0.0f then $"scaling {d.Scaling}"
+          if d.Shear > 0.0f then $"shear {d.Shear}"
+          if d.ElasticAlpha > 0.0f then $"elastic {d.ElasticAlpha}/{d.ElasticSigma}"
+          if f.Schedule <> Linear then $"{LrSchedule.name f.Schedule} schedule"
+          if f.LabelSmoothing > 0.0f then $"label smoothing {f.LabelSmoothing}"
+          if f.AverageLast > 0 then $"weights averaged over the last {f.AverageLast} passes"
+          match f.Distill with
+          | Some t -> $"distilled from {t.Teachers} teachers at T {t.Temperature} weight {t.Weight}"
+          | None -> () ]
     String.concat ", " ([ $"{Activation.name r.Hidden}/{Activation.name r.Output}"; $"init {WeightInit.name r.WeightInit}"; Loss.name r.Loss; optimizer; $"batch {r.BatchSize}"; $"{r.Passes} passes" ] @ extras)
 
 /// Runs jobs with one progress bar per run on a terminal, plain lines otherwise.
@@ -232,8 +302,20 @@ let writeRunFiles (outDir: string) (recipe: Recipe) (dataSet: string) (testName:
             (missed |> Array.map (fun i -> data.Test.Labels.[i])) (missed |> Array.map (fun i -> result.TestPredictions.[i]))
     AtomicFile.writeBytes (Path.Combine(outDir, "curves.png")) curves.Result
     AtomicFile.writeBytes (Path.Combine(outDir, "errors.png")) errors
+    // Issue 19: the first training digit of each class under the run's distortions (a stream of their own).
+    if not (DistortionSettings.isNone recipe.Refine.Distortion) then
+        let firsts = [| for c in 0 .. 9 do match Array.tryFindIndex ((=) c) data.Train.Labels with Some i -> data.Train.Image(i).ToArray() | None -> () |]
+        let picture =
+            DistortionPlot.png (DistortionPlot.title recipe.Name recipe.Refine.Distortion recipe.Shift) (Recipe.network recipe) recipe.Refine.Distortion recipe.Shift (recipe.Seed + 7919) firsts 9
+        AtomicFile.writeBytes (Path.Combine(outDir, "distortions.png")) picture
 
-let private seedsJson (recipe: Recipe) (dataSet: string) (seconds: float) (results: (int * PassMetrics) array) =
+/// Issue 19: the line on the teachers' ensemble of a distilled run (or runs).
+let ensembleLine (testName: string) (teachers: int) (ensembles: SplitMetrics array) =
+    let s = Runs.summarize (ensembles |> Array.map (fun m -> m.Error))
+    let spread = if ensembles.Length > 1 then $" ± {s.Sd:F2}" else ""
+    $"side row: the {teachers} teachers' ensemble ({teachers} x the inference cost): {testName} error {s.Mean:F2}{spread}%% misses {ensembles |> Array.averageBy (fun m -> float m.Misses):F1}"
+
+let private seedsJson (recipe: Recipe) (dataSet: string) (seconds: float) (results: (int * PassMetrics) array) (ensembles: SplitMetrics array) =
     let train = Runs.summarize (results |> Array.map (fun (_, m) -> m.Train.Error))
     let test = Runs.summarize (results |> Array.map (fun (_, m) -> m.Test.Error))
     let split (s: RunSummary) (misses: float) =
@@ -248,6 +330,9 @@ let private seedsJson (recipe: Recipe) (dataSet: string) (seconds: float) (resul
                "seconds", JsonValue.Create seconds
                "train", split train (results |> Array.averageBy (fun (_, m) -> float m.Train.Misses))
                "test", split test (results |> Array.averageBy (fun (_, m) -> float m.Test.Misses))
+               if ensembles.Length > 0 then
+                   let e = Runs.summarize (ensembles |> Array.map (fun m -> m.Error))
+                   "teachers_ensemble", split e (ensembles |> Array.averageBy (fun m -> float m.Misses))
                "runs", JsonArray(results |> Array.map run) ])
         .ToJsonString(jsonOptions)
 
@@ -290,10 +375,12 @@ let run (args: ParseResults<TrainArgs>) =
     if seeds = 1 then
         let result = results.[0]
         printfn "%s" (finalTable dataSet testName result.Passes)
+        result.Ensemble |> Option.iter (fun e -> printfn "%s" (ensembleLine testName recipe.Refine.Distill.Value.Teachers [| e |]))
         printfn "%d passes in %.2f s (%.0f presentations/s including evaluation)" recipe.Passes result.Seconds
             (float (recipe.Passes * data.Train.Count) / result.Seconds)
         writeRunFiles outDir recipe dataSet testName backend.Name data result
-        printfn "wrote %s: model.safetensors metrics.csv metrics.json curves.png errors.png" outDir
+        printfn "wrote %s: model.safetensors metrics.csv metrics.json curves.png errors.png%s" outDir
+            (if DistortionSettings.isNone recipe.Refine.Distortion then "" else " distortions.png")
     else
         let finals = Array.map2 (fun (job: RunJob) (r: TrainResult) -> job.Recipe.Seed, List.last r.Passes) jobs results
         printfn "%6s %9s %7s | %9s %7s" "seed" "train" "misses" testName "misses"
@@ -306,8 +393,10 @@ let run (args: ParseResults<TrainArgs>) =
             (finals |> Array.averageBy (fun (_, m) -> float m.Test.Misses)) seeds
         if testName = "test" then
             printfn "%s %8.2f%% %7d | %8.2f%% %7d" "paper " paperTrainError paperTrainMisses paperTestError paperTestMisses
+        let ensembles = results |> Array.choose (fun r -> r.Ensemble)
+        if ensembles.Length > 0 then printfn "%s" (ensembleLine testName recipe.Refine.Distill.Value.Teachers ensembles)
         printfn "%d runs in %.1f s wall" seeds seconds
         Array.iter2 (fun (job: RunJob) r -> writeRunFiles (Path.Combine(outDir, $"seed-{job.Recipe.Seed}")) job.Recipe dataSet testName backend.Name data r) jobs results
-        AtomicFile.writeText (Path.Combine(outDir, "seeds.json")) (seedsJson recipe dataSet seconds finals)
+        AtomicFile.writeText (Path.Combine(outDir, "seeds.json")) (seedsJson recipe dataSet seconds finals ensembles)
         printfn "wrote %s: seeds.json and one folder per seed" outDir
     0

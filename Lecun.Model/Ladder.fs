@@ -29,6 +29,43 @@ module Ladder =
     /// 80 passes over 7,291 (583,280), so the step changes the data and not the amount of training.
     let step5Passes = 12
 
+    // ---- issue 19 ----
+    /// The techniques of Recipe.refined beyond modern, in ladder order: what each step adds, how it
+    /// changes the step before, and its train flags. Derived from Recipe.refined, so the last step is it.
+    let refinements : (string * (Recipe -> Recipe) * (string * string) list) list =
+        let f = Recipe.refined.Refine
+        let d = f.Distortion
+        let inv (x: float32) = x.ToString(System.Globalization.CultureInfo.InvariantCulture)
+        let withRefine (g: Refinements -> Refinements) (r: Recipe) = { r with Refine = g r.Refine }
+        [ if d.Rotation > 0.0f || d.Scaling > 0.0f || d.Shear > 0.0f then
+              $"affine distortions: rotation up to {inv d.Rotation} deg, scaling up to {inv d.Scaling}, shear up to {inv d.Shear}",
+              withRefine (fun g -> { g with Distortion = { g.Distortion with Rotation = d.Rotation; Scaling = d.Scaling; Shear = d.Shear } }),
+              [ "--rotation", inv d.Rotation; "--scaling", inv d.Scaling; "--shear", inv d.Shear ]
+          if d.ElasticAlpha > 0.0f then
+              $"elastic distortions, alpha {inv d.ElasticAlpha} px, sigma {inv d.ElasticSigma} px",
+              withRefine (fun g -> { g with Distortion = { g.Distortion with ElasticAlpha = d.ElasticAlpha; ElasticSigma = d.ElasticSigma } }),
+              [ "--elastic", inv d.ElasticAlpha; "--elastic-sigma", inv d.ElasticSigma ]
+          if f.LabelSmoothing > 0.0f then
+              $"label smoothing {inv f.LabelSmoothing}", withRefine (fun g -> { g with LabelSmoothing = f.LabelSmoothing }),
+              [ "--label-smoothing", inv f.LabelSmoothing ]
+          if f.Schedule <> Linear || Recipe.refined.Passes <> Recipe.modern.Passes then
+              $"{LrSchedule.name f.Schedule} learning-rate schedule, {Recipe.refined.Passes} passes",
+              (fun r -> { withRefine (fun g -> { g with Schedule = f.Schedule }) r with Passes = Recipe.refined.Passes }),
+              [ "--schedule", LrSchedule.name f.Schedule; "--passes", string Recipe.refined.Passes ]
+          if f.AverageLast > 0 then
+              $"weights averaged over the last {f.AverageLast} passes", withRefine (fun g -> { g with AverageLast = f.AverageLast }),
+              [ "--average-last", string f.AverageLast ]
+          match f.Distill with
+          | Some t ->
+              $"distilled from {t.Teachers} teachers (this recipe less distillation) at temperature {inv t.Temperature}",
+              withRefine (fun g -> { g with Distill = Some t }),
+              [ "--distill", string t.Teachers; "--temperature", inv t.Temperature; "--distill-weight", inv t.Weight ]
+          | None -> () ]
+
+    /// The labels of issue 19's steps: "6", "7", ...
+    let refinedLabels = refinements |> List.mapi (fun i _ -> string (6 + i))
+    // ---- end issue 19 ----
+
     /// The ladder on `dataSet` (usps or mnist-sim); step 5 exists on mnist-sim only.
     let steps (dataSet: string) : LadderStep list =
         let s0 =
@@ -56,16 +93,21 @@ module Ladder =
         let side =
             { s0 with Label = "0n"; Adds = "side row: the paper's optimizer, squashing and init (newton1989)"; Recipe = Recipe.newton1989
                       Flags = [ "--recipe", "newton1989" ]; Essay = None }
-        [ s0; side; s1; s2; s3; s4 ] @ (if dataSet = "mnist-sim" then [ s5 ] else [])
+        // Issue 19: steps 6.. build on step 4 (step 5 changes the data), one kept technique each.
+        let refinedSteps =
+            refinements |> List.mapi (fun i (adds, change, flags) -> string (6 + i), adds, change, flags)
+            |> List.scan (fun prev (label, adds, change, flags) -> next prev label adds change flags None) s4
+            |> List.tail
+        [ s0; side; s1; s2; s3; s4 ] @ (if dataSet = "mnist-sim" then [ s5 ] else []) @ refinedSteps
 
     /// Parses "0-4", "0,2,5" or "all" into step labels (the side row "0n" goes with step 0).
     let parseSteps (text: string) : Result<string list, string> =
-        let known = [ "0"; "1"; "2"; "3"; "4"; "5" ]
+        let known = [ "0"; "1"; "2"; "3"; "4"; "5" ] @ refinedLabels
         let parsePart (part: string) =
             match part.Trim().Split('-') with
             | [| a |] when List.contains a known -> Ok [ int a ]
             | [| a; b |] when List.contains a known && List.contains b known && int a <= int b -> Ok [ int a .. int b ]
-            | _ -> Error $"unknown step '{part.Trim()}' (steps are 0 to 5, e.g. --steps 0-4 or --steps 0,2,4)"
+            | _ -> Error $"unknown step '{part.Trim()}' (steps are 0 to {List.last known}, e.g. --steps 0-4 or --steps 0,2,4)"
         if text.Trim() = "all" then Ok known
         else
             text.Split(',')
