@@ -219,6 +219,10 @@ module Train =
                 state.Rates.[i] <- rate / (float32 batch * (n.Mu + h.[i]))
         | Sgd | AdamW _ -> ()
         let refine = recipe.Refine
+        // Issue 19: the soft targets' settings and teacher buffer, chosen once per pass.
+        let softWeight = match state.Teachers with Some t -> t.Settings.Weight | None -> 0.0f
+        let temperature = match state.Teachers with Some t -> t.Settings.Temperature | None -> 1.0f
+        let teacher = match state.Teachers with Some t -> t.Probabilities | None -> state.Soft
         for i in 0 .. data.Count - 1 do
             let mutable x, xOffset = data.Images, i * Dataset.Pixels
             let mutable shift =
@@ -251,9 +255,7 @@ module Train =
             | None -> ()
             if Refinements.softTargets refine then
                 // Issue 19: label smoothing and/or the teachers' soft outputs.
-                let d = match state.Teachers with Some t -> t.Settings | None -> { Teachers = 0; Temperature = 1.0f; Weight = 0.0f }
-                let teacher = match state.Teachers with Some t -> t.Probabilities | None -> state.Soft
-                Distill.gradient (Forward.outputs net ws) 0 outputs data.Labels.[i] refine.LabelSmoothing teacher d.Temperature d.Weight state.Soft state.DOut
+                Distill.gradient (Forward.outputs net ws) 0 outputs data.Labels.[i] refine.LabelSmoothing teacher temperature softWeight state.Soft state.DOut
             else Loss.gradient recipe.Loss (Forward.outputs net ws) 0 outputs data.Labels.[i] state.DOut
             match recipe.Optimizer with
             | Sgd when batch = 1 ->

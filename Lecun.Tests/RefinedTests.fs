@@ -116,6 +116,23 @@ let tests =
             Expect.notEqual (frames 5) (frames 6) "another seed, other frames"
         }
 
+        test "training with distortions, soft targets and a teacher allocates nothing per digit" {
+            let data = TrainTests.small ()
+            let distortion = { DistortionSettings.none with Rotation = 10.0f; Scaling = 0.1f; Shear = 0.1f; ElasticAlpha = 3.0f }
+            let teacher = { Teachers = 1; Temperature = 2.0f; Weight = 0.5f }
+            // No dropout: Train.dropLayer's option costs 24 bytes once per pass, not per digit.
+            let recipe = { Recipe.modern with Dropout = 0.0f; Refine = { Recipe.modern.Refine with Distortion = distortion; LabelSmoothing = 0.1f; Distill = Some teacher } }
+            let net = Recipe.network recipe
+            let p = Init.create recipe.WeightInit net.Layout 1
+            let state = { Train.createState net recipe with Teachers = Some(Distill.create net teacher [| Init.create recipe.WeightInit net.Layout 2 |]) }
+            let ws = Workspace.create net 1
+            let pass () = Train.trainOnePass Backend.Managed net recipe 1 p ws state data.Train ignore
+            pass ()
+            let before = GC.GetAllocatedBytesForCurrentThread()
+            pass ()
+            Expect.equal (GC.GetAllocatedBytesForCurrentThread() - before) 0L "bytes allocated in 1000 presentations"
+        }
+
         test "the averaged weights are the hand-computed mean of the last passes' weights" {
             let data = TrainTests.small ()
             let data = { data with Train = data.Train.Take 200; Test = data.Test.Take 50 }
