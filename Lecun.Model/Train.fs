@@ -92,9 +92,12 @@ module Recipe =
     let refined =
         { modern with
             Name = "refined"
+            Passes = 120
             Refine =
                 { Refinements.none with
-                    Distortion = { DistortionSettings.none with Rotation = 10.0f; Scaling = 0.1f } } }
+                    Distortion = { DistortionSettings.none with Rotation = 15.0f; Scaling = 0.15f; Shear = 0.2f }
+                    LabelSmoothing = 0.1f
+                    Schedule = Cosine } }
 
     let all = [ lecun1989; newton1989; modern; refined ]
     // ---- end issue 19 ----
