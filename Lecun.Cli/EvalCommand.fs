@@ -39,19 +39,6 @@ type PredictArgs =
             | Json -> "print the result as JSON."
             | Inputs _ -> "digit files: 16x16 PGM or PNG, or text with rows of 256 values in [-1,1] (a leading label is allowed)."
 
-/// Loads a checkpoint and the network that produced it (activations and loss from its metadata).
-let loadModel (file: string) =
-    let parameters, metadata = Checkpoint.load file Layout.lecun1989 |> orFail
-    let get key fallback = metadata |> Map.tryFind key |> Option.defaultValue fallback
-    let parseIn key parse fallback =
-        match parse (get key fallback) with
-        | Ok v -> v
-        | Error e -> fail $"{file}: metadata '{key}': {e}"
-    let hidden = parseIn "hidden" Activation.parse "tanh"
-    let output = parseIn "output" Activation.parse "tanh"
-    let loss = parseIn "loss" Loss.parse "mse"
-    Network.create Layout.lecun1989 hidden output, loss, parameters, metadata
-
 let confusionMatrix (labels: int array) (predictions: int array) =
     let m = Array2D.zeroCreate 10 10
     Array.iter2 (fun t p -> m.[t, p] <- m.[t, p] + 1) labels predictions
@@ -66,12 +53,12 @@ let runEval (args: ParseResults<EvalArgs>) =
     let file = args.GetResult EvalArgs.Model
     let split = args.GetResult(Split, "test")
     if split <> "test" && split <> "train" then fail $"--split must be train or test, got '{split}'"
-    let net, loss, parameters, _ = loadModel file
+    let model = ModelFile.load file |> orFail
     let backend = TrainCommand.chooseBackend (args.TryGetResult EvalArgs.Backend)
     let dataSet = args.GetResult(EvalArgs.Data_Set, "usps")
     let data = Data.load dataSet (args.TryGetResult EvalArgs.Data) |> orFail
     let digits = if split = "test" then data.Test else data.Train
-    let result = Evaluate.split backend net loss parameters (Workspace.create net Evaluate.batch) digits
+    let result = ModelFile.evaluate backend model digits |> orFail
     let m = confusionMatrix digits.Labels result.Predictions
     let metrics = result.Metrics
     if args.Contains EvalArgs.Json then
@@ -88,7 +75,7 @@ let runEval (args: ParseResults<EvalArgs>) =
                        "confusion", matrix ])
         printfn "%s" (json.ToJsonString jsonOptions)
     else
-        printfn "%s %s (%d digits): loss %s error %.2f%% misses %d" dataSet split digits.Count (TrainCommand.formatLoss metrics.Loss) metrics.Error metrics.Misses
+        printfn "%s %s (%d digits): loss %s error %.2f%% misses %d" dataSet split digits.Count (formatLoss metrics.Loss) metrics.Error metrics.Misses
         printfn ""
         printfn "%s" (confusionText m)
     0
@@ -97,18 +84,17 @@ let runPredict (args: ParseResults<PredictArgs>) =
     let file = args.GetResult PredictArgs.Model
     let inputs = args.GetResult(Inputs, [])
     if inputs.IsEmpty then fail "predict needs at least one digit file"
-    let net, _, parameters, _ = loadModel file
+    let model = ModelFile.load file |> orFail
     let backend = TrainCommand.chooseBackend (args.TryGetResult PredictArgs.Backend)
     let digits =
         [ for input in inputs do
               let read = DigitFiles.read input |> orFail
               for i, (image, label) in List.indexed read ->
                   (if read.Length = 1 then input else $"{input}:{i + 1}"), image, label ]
-    let ws = Workspace.create net 1
+    let ws = Workspace.create model.Network 1
     let results =
         [ for name, image, label in digits ->
-              Forward.run backend net parameters ws image 0 1
-              let y = (Forward.outputs net ws).[0 .. net.Layout.OutputSize - 1]
+              let y = ModelFile.scores backend model ws image name |> orFail
               name, Loss.argmax y 0 y.Length, y, label ]
     if args.Contains PredictArgs.Json then
         let item (name: string, cls: int, y: float32 array, label: int option) =

@@ -38,13 +38,9 @@ type private StepResult =
       Runs: (int * PassMetrics) array
       Seconds: float }
 
-let private summary (results: (int * PassMetrics) array) (pick: PassMetrics -> SplitMetrics) =
-    let s = Runs.summarize (results |> Array.map (fun (_, m) -> (pick m).Error))
-    s, results |> Array.averageBy (fun (_, m) -> float (pick m).Misses)
+let private summary (r: StepResult) = SeedsSummary.ofFinals (Array.map snd r.Runs)
 
 let private toJson (dataSet: string) (seeds: int) (seconds: float) (results: StepResult list) (skipped: (LadderStep * string) list) =
-    let split (s: RunSummary, misses: float) =
-        JsonObject(dict [ "error_mean", JsonValue.Create s.Mean :> JsonNode; "error_sd", JsonValue.Create s.Sd; "misses_mean", JsonValue.Create misses ]) :> JsonNode
     let essay (step: LadderStep) =
         match step.Essay with
         | Some (train, test) -> JsonObject(dict [ "train_error", JsonValue.Create train :> JsonNode; "test_error", JsonValue.Create test ]) :> JsonNode
@@ -57,8 +53,8 @@ let private toJson (dataSet: string) (seeds: int) (seconds: float) (results: Ste
                    "data_set", JsonValue.Create r.Step.DataSet
                    "command", JsonValue.Create r.Step.Command
                    "seconds", JsonValue.Create r.Seconds
-                   "train", split (summary r.Runs (fun m -> m.Train))
-                   "test", split (summary r.Runs (fun m -> m.Test))
+                   "train", splitSummaryJson (summary r).Train
+                   "test", splitSummaryJson (summary r).Test
                    "essay", essay r.Step
                    "runs",
                    JsonArray(
@@ -83,7 +79,8 @@ let private toCsv (results: StepResult list) =
     let quote (s: string) = "\"" + s.Replace("\"", "\"\"") + "\""
     let rows =
         results |> List.map (fun r ->
-            let (train, trainMisses), (test, testMisses) = summary r.Runs (fun m -> m.Train), summary r.Runs (fun m -> m.Test)
+            let sum = summary r
+            let train, trainMisses, test, testMisses = sum.Train.Error, sum.Train.Misses, sum.Test.Error, sum.Test.Misses
             let essayTrain, essayTest = match r.Step.Essay with Some (a, b) -> inv a, inv b | None -> "", ""
             String.Join(",", [ r.Step.Label; quote r.Step.Adds; string r.Step.Recipe.Passes; string r.Runs.Length
                                inv train.Mean; inv train.Sd; inv trainMisses; inv test.Mean; inv test.Sd; inv testMisses
@@ -95,7 +92,8 @@ let private table (results: StepResult list) (skipped: (LadderStep * string) lis
         $"{step,-4} {adds,-66} {passes,6}  {train,-22} {test,-22} {essay,-16} {secs,7}"
     [ yield row "step" "adds" "passes" "train error (misses)" "test error (misses)" "essay train/test" "run s"
       for r in results do
-          let (train, trainMisses), (test, testMisses) = summary r.Runs (fun m -> m.Train), summary r.Runs (fun m -> m.Test)
+          let sum = summary r
+          let train, trainMisses, test, testMisses = sum.Train.Error, sum.Train.Misses, sum.Test.Error, sum.Test.Misses
           let essay = match r.Step.Essay with Some (a, b) -> $"{a:F2}%% / {b:F2}%%" | None -> "-"
           yield row r.Step.Label r.Step.Adds (string r.Step.Recipe.Passes)
                     $"{train.Mean:F2} ± {train.Sd:F2}%% ({trainMisses:F1})" $"{test.Mean:F2} ± {test.Sd:F2}%% ({testMisses:F1})" essay $"{r.Seconds:F1}"
@@ -107,12 +105,12 @@ let private table (results: StepResult list) (skipped: (LadderStep * string) lis
 let run (args: ParseResults<LadderArgs>) =
     let dataSet = args.GetResult(Data_Set, "usps")
     if dataSet <> "usps" && dataSet <> "mnist-sim" then fail $"unknown data set '{dataSet}' for the ladder (known: usps, mnist-sim)"
-    let seeds = args.GetResult(Seeds, 5)
-    if seeds < 1 then fail $"--seeds must be at least 1, got {seeds}"
+    let firstSeed = args.GetResult(Seed, Recipe.lecun1989.Seed)
+    let seedList = Recipe.seeds firstSeed (args.GetResult(Seeds, 5)) |> orFail
+    let seeds = seedList.Length
     let jobsAtOnce = args.GetResult(Jobs, Environment.ProcessorCount)
     if jobsAtOnce < 1 then fail $"--jobs must be at least 1, got {jobsAtOnce}"
     let wanted = Ladder.parseSteps (args.GetResult(Steps, "all")) |> orFail
-    let firstSeed = args.GetResult(Seed, Recipe.lecun1989.Seed)
     let backend = TrainCommand.chooseBackend (args.TryGetResult Backend)
     let outDir =
         args.TryGetResult Out
@@ -147,8 +145,7 @@ let run (args: ParseResults<LadderArgs>) =
     let jobs =
         [| for s in runnable do
                let data = match loaded.[s.DataSet] with Ok d -> d | Error e -> fail e
-               for k in 0 .. seeds - 1 do
-                   let seed = firstSeed + k
+               for seed in seedList do
                    yield s, { Recipe = { s.Recipe with Seed = seed }; Data = data; Initial = Init.create s.Recipe.WeightInit layout seed } |]
     let totalPresentations = jobs |> Array.sumBy (fun (_, j) -> j.Recipe.Passes * j.Data.Train.Count)
     printfn "ladder on %s: %d steps x %d seeds = %d runs, %s presentations, %d at a time, backend %s"
@@ -200,7 +197,7 @@ let run (args: ParseResults<LadderArgs>) =
     AtomicFile.writeText (Path.Combine(outDir, "ladder.csv")) (toCsv stepResults)
     let points =
         stepResults |> List.map (fun r ->
-            let (train, _), (test, _) = summary r.Runs (fun m -> m.Train), summary r.Runs (fun m -> m.Test)
+            let train, test = (summary r).Train.Error, (summary r).Test.Error
             ({ Label = r.Step.Label; TrainMean = train.Mean; TrainSd = train.Sd; TestMean = test.Mean; TestSd = test.Sd
                EssayTest = r.Step.Essay |> Option.map snd }: Plots.LadderPoint))
     Plots.ladder $"""the 33-year ladder on {dataSet}, {seeds} {(if seeds = 1 then "seed" else "seeds")}""" points (Path.Combine(outDir, "ladder.png"))

@@ -3,7 +3,9 @@ module Lecun.Cli.Output
 
 open System
 open System.Text.Json
+open System.Text.Json.Nodes
 open Spectre.Console
+open Lecun.Model
 
 /// A problem the user can fix (bad input, missing file): printed as one line, exit code 1.
 exception UserError of string
@@ -30,3 +32,10 @@ let jsonOptions = JsonSerializerOptions(WriteIndented = true)
 
 /// Formats a count with thousands separators, as the paper's tables do.
 let thousands (n: int) = n.ToString("N0", Globalization.CultureInfo.InvariantCulture)
+
+/// `2.5e-03`, the paper's way of writing a loss.
+let formatLoss (x: float) = x.ToString("0.0e+00", Globalization.CultureInfo.InvariantCulture)
+
+/// The `error_mean`, `error_sd` and `misses_mean` of one split over seeds, as seeds.json and ladder.json write them.
+let splitSummaryJson (s: SplitSummary) =
+    JsonObject(dict [ "error_mean", JsonValue.Create s.Error.Mean :> JsonNode; "error_sd", JsonValue.Create s.Error.Sd; "misses_mean", JsonValue.Create s.Misses ]) :> JsonNode

@@ -12,12 +12,25 @@ open System.Buffers.Binary
 open System.IO
 open System.Text
 open System.Text.Json
+open FsToolkit.ErrorHandling
 
 module Checkpoint =
     let private metadataKey = "__metadata__"
 
-    /// The Rust/Python readers refuse headers above 100 MB; so do we, before allocating anything.
-    let private maxHeaderBytes = 100L * 1024L * 1024L
+    /// A model file's header holds eight tensor entries and a few metadata keys (under 2 KB as `train`
+    /// writes it); a header longer than this is refused before it is read.
+    let maxHeaderBytes = 64 * 1024
+
+    /// Metadata entries at most (`train` writes 9; Python's writer adds one).
+    let maxMetadataEntries = 64
+
+    /// The longest file a model of this layout can be: the length prefix, the longest header, the data.
+    let maxFileBytes (layout: NetLayout) = 8L + int64 maxHeaderBytes + 4L * int64 layout.ParamCount
+
+    /// Refuses metadata that `load` would refuse, so that what is saved can be read back.
+    let private checkMetadata (metadata: Map<string, string>) =
+        if metadata.Count > maxMetadataEntries then
+            invalidArg (nameof metadata) $"{metadata.Count} metadata entries; a model file holds at most {maxMetadataEntries}"
 
     /// The JSON header for the layout: metadata first, then the tensors in the layout's order with
     /// contiguous offsets, so the data section is exactly the flat parameter buffer.
@@ -60,7 +73,10 @@ module Checkpoint =
     let save (path: string) (layout: NetLayout) (parameters: float32 array) (metadata: Map<string, string>) : unit =
         if parameters.Length <> layout.ParamCount then
             invalidArg (nameof parameters) $"expected {layout.ParamCount} parameters, got {parameters.Length}"
+        checkMetadata metadata
         let json = header layout metadata
+        if json.Length > maxHeaderBytes then
+            invalidArg (nameof metadata) $"the header would be {json.Length} bytes; a model file's header is at most {maxHeaderBytes}"
         AtomicFile.write path (fun stream ->
             let prefix = Array.zeroCreate<byte> 8
             BinaryPrimitives.WriteUInt64LittleEndian(prefix.AsSpan(), uint64 json.Length)
@@ -76,80 +92,81 @@ module Checkpoint =
 
     let private showShape (shape: int64 list) = "[" + String.Join(",", shape) + "]"
 
-    // Small Result helpers so the checks below read as a sequence of refusals.
     let private check condition message = if condition then Ok() else Error message
 
+    /// The most dimensions any tensor of the layout has: a shape with more is refused before it is read.
+    let private maxRank (layout: NetLayout) = layout.Views |> List.map (fun v -> v.Shape.Length) |> List.max
 
-    let private nonNegativeInts (name: string) (field: string) (element: JsonElement) =
-        if element.ValueKind <> JsonValueKind.Array then
-            Error $"tensor {name}: {field} is not an array"
-        else
-            element.EnumerateArray()
-            |> List.ofSeq
-            |> Results.traverse (fun e ->
-                match e.ValueKind, e.TryGetInt64() with
-                | JsonValueKind.Number, (true, v) when v >= 0L -> Ok v
-                | _ -> Error $"tensor {name}: {field} holds {e.GetRawText()}, not a non-negative integer")
+    /// A JSON array of at most `most` non-negative integers (`why` says where the bound comes from).
+    let private nonNegativeInts (name: string) (field: string) (most: int) (why: string) (element: JsonElement) =
+        result {
+            do! check (element.ValueKind = JsonValueKind.Array) $"tensor {name}: {field} is not an array"
+            let length = element.GetArrayLength()
+            do! check (length <= most) $"tensor {name}: {field} has {length} numbers; {why}"
+            return!
+                element.EnumerateArray()
+                |> List.ofSeq
+                |> List.traverseResultM (fun e ->
+                    match e.ValueKind, e.TryGetInt64() with
+                    | JsonValueKind.Number, (true, v) when v >= 0L -> Ok v
+                    | _ -> Error $"tensor {name}: {field} holds {e.GetRawText()}, not a non-negative integer")
+        }
 
-    let private parseEntry (name: string) (element: JsonElement) : Result<Entry, string> =
+    let private parseEntry (rank: int) (name: string) (element: JsonElement) : Result<Entry, string> =
         let field (key: string) =
             match element.TryGetProperty key with
             | true, v -> Ok v
             | _ -> Error $"tensor {name} has no {key}"
-        if element.ValueKind <> JsonValueKind.Object then
-            Error $"tensor {name} is not a JSON object"
-        else
-            field "dtype"
-            |> Result.bind (fun d ->
-                if d.ValueKind = JsonValueKind.String then Ok(d.GetString()) else Error $"tensor {name}: dtype is not a string")
-            |> Result.bind (fun dtype ->
-                field "shape"
-                |> Result.bind (nonNegativeInts name "shape")
-                |> Result.bind (fun shape ->
-                    field "data_offsets"
-                    |> Result.bind (nonNegativeInts name "data_offsets")
-                    |> Result.bind (function
-                        | [ b; e ] -> Ok { Name = name; DType = dtype; Shape = shape; Begin = b; End = e }
-                        | other -> Error $"tensor {name}: data_offsets has {other.Length} numbers, expected 2")))
+        result {
+            do! check (element.ValueKind = JsonValueKind.Object) $"tensor {name} is not a JSON object"
+            let! d = field "dtype"
+            do! check (d.ValueKind = JsonValueKind.String) $"tensor {name}: dtype is not a string"
+            let! shape = field "shape" |> Result.bind (nonNegativeInts name "shape" rank $"no tensor of this network has more than {rank}")
+            let! offsets = field "data_offsets" |> Result.bind (nonNegativeInts name "data_offsets" 2 "expected 2")
+            match offsets with
+            | [ b; e ] -> return { Name = name; DType = d.GetString(); Shape = shape; Begin = b; End = e }
+            | other -> return! Error $"tensor {name}: data_offsets has {other.Length} numbers, expected 2"
+        }
 
     let private parseMetadata (element: JsonElement) : Result<Map<string, string>, string> =
-        if element.ValueKind <> JsonValueKind.Object then
-            Error $"{metadataKey} is not a JSON object"
-        else
-            element.EnumerateObject()
-            |> List.ofSeq
-            |> Results.traverse (fun p ->
-                if p.Value.ValueKind = JsonValueKind.String then Ok(p.Name, p.Value.GetString())
-                else Error $"{metadataKey} entry {p.Name} is not a string")
-            |> Result.map Map.ofList
+        result {
+            do! check (element.ValueKind = JsonValueKind.Object) $"{metadataKey} is not a JSON object"
+            let entries = element.EnumerateObject() |> Seq.truncate (maxMetadataEntries + 1) |> List.ofSeq
+            do! check (entries.Length <= maxMetadataEntries) $"{metadataKey} has more than {maxMetadataEntries} entries"
+            let! pairs =
+                entries
+                |> List.traverseResultM (fun p ->
+                    if p.Value.ValueKind = JsonValueKind.String then Ok(p.Name, p.Value.GetString())
+                    else Error $"{metadataKey} entry {p.Name} is not a string")
+            return Map.ofList pairs
+        }
 
-    /// Splits the header into metadata and tensor entries, refusing duplicate names
-    /// (JsonDocument keeps duplicates, and the last-wins rule of other readers would hide them).
-    let private parseHeader (json: string) : Result<Map<string, string> * Entry list, string> =
-        let parsed =
-            try Ok(JsonDocument.Parse json) with :? JsonException as e -> Error $"header is not valid JSON ({e.Message})"
-        parsed
-        |> Result.bind (fun doc ->
-            use doc = doc
+    /// Splits the header into metadata and tensor entries, refusing far more entries than the layout
+    /// has tensors (plus the metadata) and duplicate names (JsonDocument keeps duplicates, and the
+    /// last-wins rule of other readers would hide them).
+    let private parseHeader (layout: NetLayout) (json: string) : Result<Map<string, string> * Entry list, string> =
+        result {
+            use! doc = try Ok(JsonDocument.Parse json) with :? JsonException as e -> Error $"header is not valid JSON ({e.Message})"
             let root = doc.RootElement
-            if root.ValueKind <> JsonValueKind.Object then
-                Error "header is not a JSON object"
-            else
-                let props = root.EnumerateObject() |> List.ofSeq
-                let duplicate = props |> List.countBy (fun p -> p.Name) |> List.tryFind (fun (_, n) -> n > 1)
-                match duplicate with
-                | Some(name, _) -> Error $"header names {name} twice"
-                | None ->
-                    let metadata =
-                        match props |> List.tryFind (fun p -> p.Name = metadataKey) with
-                        | Some p -> parseMetadata p.Value
-                        | None -> Ok Map.empty
-                    metadata
-                    |> Result.bind (fun metadata ->
-                        props
-                        |> List.filter (fun p -> p.Name <> metadataKey)
-                        |> Results.traverse (fun p -> parseEntry p.Name p.Value)
-                        |> Result.map (fun entries -> metadata, entries)))
+            do! check (root.ValueKind = JsonValueKind.Object) "header is not a JSON object"
+            // Twice what a model file holds, so that a file with a few stray tensors is told which.
+            let most = 2 * (layout.Views.Length + 1)
+            let props = root.EnumerateObject() |> Seq.truncate (most + 1) |> List.ofSeq
+            do! check (props.Length <= most) $"header has more than {most} entries (a model file of this network has {layout.Views.Length} tensors and {metadataKey})"
+            match props |> List.countBy (fun p -> p.Name) |> List.tryFind (fun (_, n) -> n > 1) with
+            | Some(name, _) -> return! Error $"header names {name} twice"
+            | None ->
+                let! metadata =
+                    match props |> List.tryFind (fun p -> p.Name = metadataKey) with
+                    | Some p -> parseMetadata p.Value
+                    | None -> Ok Map.empty
+                let rank = maxRank layout
+                let! entries =
+                    props
+                    |> List.filter (fun p -> p.Name <> metadataKey)
+                    |> List.traverseResultM (fun p -> parseEntry rank p.Name p.Value)
+                return metadata, entries
+        }
 
     /// Checks the tensor entries against the layout and the data section: same names, F32, same
     /// shapes, offsets inside the data, one tensor's worth of bytes each, no overlap, and nothing
@@ -159,44 +176,34 @@ module Checkpoint =
         let found = entries |> List.map (fun e -> e.Name)
         let missing = expected |> List.filter (fun n -> not (List.contains n found))
         let extra = found |> List.filter (fun n -> not (List.contains n expected))
-        let names =
-            check missing.IsEmpty $"""missing tensor {String.Join(", ", missing)}"""
-            |> Result.bind (fun () ->
-                check extra.IsEmpty $"""unexpected tensor {String.Join(", ", extra)} (expected {String.Join(", ", expected)})""")
         let each (e: Entry) =
             let view = layout.View e.Name
             let shape = view.Shape |> List.map int64
-            check (e.DType = "F32") $"tensor {e.Name} has dtype {e.DType}; only F32 is supported"
-            |> Result.bind (fun () ->
-                check (e.Shape = shape) $"tensor {e.Name} has shape {showShape e.Shape}, expected {showShape shape}")
-            |> Result.bind (fun () ->
-                check (e.Begin <= e.End && e.End <= dataLength)
-                    $"tensor {e.Name}: data_offsets [{e.Begin},{e.End}] are not a range within the {dataLength}-byte data section")
-            |> Result.bind (fun () ->
-                check (e.End - e.Begin = int64 view.Length * 4L)
-                    $"tensor {e.Name}: data_offsets [{e.Begin},{e.End}] span {e.End - e.Begin} bytes, expected {view.Length * 4}")
-        let overlaps () =
-            entries
-            |> List.sortBy (fun e -> e.Begin)
-            |> List.pairwise
-            |> List.tryFind (fun (a, b) -> b.Begin < a.End)
-            |> function
-                | Some(a, b) -> Error $"tensors {a.Name} and {b.Name} overlap in the data section"
-                | None -> Ok()
-        let coverage () =
-            let used = entries |> List.sumBy (fun e -> e.End - e.Begin)
-            check (used = dataLength) $"data section is {dataLength} bytes but the tensors cover {used}"
-        names
-        |> Result.bind (fun () -> Results.traverse each entries |> Result.map ignore)
-        |> Result.bind overlaps
-        |> Result.bind coverage
+            result {
+                do! check (e.DType = "F32") $"tensor {e.Name} has dtype {e.DType}; only F32 is supported"
+                do! check (e.Shape = shape) $"tensor {e.Name} has shape {showShape e.Shape}, expected {showShape shape}"
+                do! check (e.Begin <= e.End && e.End <= dataLength)
+                        $"tensor {e.Name}: data_offsets [{e.Begin},{e.End}] are not a range within the {dataLength}-byte data section"
+                do! check (e.End - e.Begin = int64 view.Length * 4L)
+                        $"tensor {e.Name}: data_offsets [{e.Begin},{e.End}] span {e.End - e.Begin} bytes, expected {view.Length * 4}"
+            }
+        result {
+            do! check missing.IsEmpty $"""missing tensor {String.Join(", ", missing)}"""
+            do! check extra.IsEmpty $"""unexpected tensor {String.Join(", ", extra)} (expected {String.Join(", ", expected)})"""
+            do! entries |> List.traverseResultM each |> Result.ignore
+            match entries |> List.sortBy (fun e -> e.Begin) |> List.pairwise |> List.tryFind (fun (a, b) -> b.Begin < a.End) with
+            | Some(a, b) -> return! Error $"tensors {a.Name} and {b.Name} overlap in the data section"
+            | None ->
+                let used = entries |> List.sumBy (fun e -> e.End - e.Begin)
+                do! check (used = dataLength) $"data section is {dataLength} bytes but the tensors cover {used}"
+        }
 
     /// Copies each tensor to its place in the flat buffer by name (Python writers sort tensors by
     /// name, so header order and data order need not match the layout) and refuses NaN and infinity.
     let private readParameters (layout: NetLayout) (data: ReadOnlyMemory<byte>) (entries: Entry list) =
         let parameters = Array.zeroCreate<float32> layout.ParamCount
         entries
-        |> Results.traverse (fun e ->
+        |> List.traverseResultM (fun e ->
             let view = layout.View e.Name
             let bytes = data.Span.Slice(int e.Begin, view.Length * 4)
             let mutable bad = -1
@@ -211,36 +218,46 @@ module Checkpoint =
                 Ok())
         |> Result.map (fun _ -> parameters)
 
-    /// Reads a checkpoint made for this layout. Every refusal is one line naming the file.
-    let load (path: string) (layout: NetLayout) : Result<float32 array * Map<string, string>, string> =
-        let inFile (r: Result<'a, string>) = r |> Result.mapError (fun e -> $"checkpoint {path}: {e}")
-        let bytes =
-            try
-                if not (File.Exists path) then Error "file not found" else Ok(File.ReadAllBytes path)
-            with
-            | :? IOException
-            | :? UnauthorizedAccessException as e -> Error $"cannot read the file ({e.Message})"
-        bytes
-        |> Result.bind (fun bytes ->
-            let fileLength = int64 bytes.Length
-            check (fileLength >= 8L) $"file is {fileLength} bytes, too short for the 8-byte header length (truncated?)"
-            |> Result.bind (fun () ->
-                let n = BinaryPrimitives.ReadUInt64LittleEndian(ReadOnlySpan(bytes, 0, 8))
-                if n > uint64 maxHeaderBytes then
-                    Error $"header length {n} is implausible (over {maxHeaderBytes} bytes); not a safetensors file?"
-                elif 8L + int64 n > fileLength then
-                    Error $"header length {n} goes beyond the end of the {fileLength}-byte file (truncated?)"
+    /// The file's bytes, read without trusting its size: at most `limit` bytes are kept, and a file (or
+    /// device, or pipe) that goes on past them is refused as soon as that is seen.
+    let private readBounded (path: string) (limit: int64) : Result<byte array, string> =
+        let tooLong = $"file is longer than any model file of this network ({limit} bytes at most)"
+        try
+            if not (File.Exists path) then Error "file not found"
+            else
+                use stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 4096)
+                // A regular file's length is known: refuse a long one without reading it. Devices report 0.
+                if stream.CanSeek && stream.Length > limit then Error $"file is {stream.Length} bytes, longer than any model file of this network ({limit} bytes at most)"
                 else
-                    Ok(int n))
-            |> Result.bind (fun n ->
-                let json =
-                    try Ok(UTF8Encoding(false, true).GetString(bytes, 8, n))
-                    with :? DecoderFallbackException -> Error "header is not valid UTF-8"
-                json
-                |> Result.bind parseHeader
-                |> Result.bind (fun (metadata, entries) ->
-                    let data = ReadOnlyMemory(bytes, 8 + n, bytes.Length - 8 - n)
-                    checkEntries layout (int64 data.Length) entries
-                    |> Result.bind (fun () -> readParameters layout data entries)
-                    |> Result.map (fun parameters -> parameters, metadata))))
-        |> inFile
+                    let buffer = Array.zeroCreate<byte> (int limit + 1)
+                    let mutable filled = 0
+                    let mutable ended = false
+                    while not ended && filled < buffer.Length do
+                        let n = stream.Read(buffer, filled, buffer.Length - filled)
+                        if n = 0 then ended <- true else filled <- filled + n
+                    if filled > int limit then Error tooLong else Ok(Array.sub buffer 0 filled)
+        with
+        | :? IOException
+        | :? UnauthorizedAccessException as e -> Error $"cannot read the file ({e.Message})"
+
+    /// Reads a checkpoint made for this layout. Every refusal is one line naming the file; no more than
+    /// the longest valid file is ever read, and the header is bounded before it is parsed.
+    let load (path: string) (layout: NetLayout) : Result<float32 array * Map<string, string>, string> =
+        result {
+            let! bytes = readBounded path (maxFileBytes layout)
+            let fileLength = int64 bytes.Length
+            do! check (fileLength >= 8L) $"file is {fileLength} bytes, too short for the 8-byte header length (truncated?)"
+            let n = BinaryPrimitives.ReadUInt64LittleEndian(ReadOnlySpan(bytes, 0, 8))
+            do! check (n <= uint64 maxHeaderBytes) $"header length {n} is implausible (over {maxHeaderBytes} bytes, more than a model file's header needs); not a safetensors file?"
+            let n = int n
+            do! check (8L + int64 n <= fileLength) $"header length {n} goes beyond the end of the {fileLength}-byte file (truncated?)"
+            let! json =
+                try Ok(UTF8Encoding(false, true).GetString(bytes, 8, n))
+                with :? DecoderFallbackException -> Error "header is not valid UTF-8"
+            let! metadata, entries = parseHeader layout json
+            let data = ReadOnlyMemory(bytes, 8 + n, bytes.Length - 8 - n)
+            do! checkEntries layout (int64 data.Length) entries
+            let! parameters = readParameters layout data entries
+            return parameters, metadata
+        }
+        |> Result.mapError (fun e -> $"checkpoint {path}: {e}")

@@ -7,119 +7,6 @@ open System.Threading.Tasks
 open Lecun.Native.Backends
 open Lecun.Native.Kernels
 
-/// The paper's diagonal Newton method (see Newton.fs).
-type NewtonSettings =
-    { /// Levenberg-Marquardt damping: steps are eps / (mu + h).
-      Mu: float32
-      /// Training digits the Hessian diagonal is estimated on before each pass.
-      Patterns: int
-      /// (first pass, eps as a multiple of the recipe's learning rate), in pass order.
-      Schedule: (int * float32) list }
-
-type AdamWSettings =
-    { /// The learning rate falls linearly from the recipe's rate at pass 1 to this at the last pass.
-      FinalLearningRate: float32
-      WeightDecay: float32
-      Beta1: float32
-      Beta2: float32
-      Epsilon: float32 }
-
-type OptimizerKind =
-    /// Plain stochastic gradient descent at a constant learning rate.
-    | Sgd
-    | Newton of NewtonSettings
-    | AdamW of AdamWSettings
-
-/// Everything that defines a training run; a recipe is a named default of this record.
-type Recipe =
-    { Name: string
-      Passes: int
-      /// SGD's rate; AdamW's initial rate; the scale of the Newton eps schedule.
-      LearningRate: float32
-      /// 1 = per-example updates (the paper); B > 1 = updates on the gradient averaged over B examples.
-      BatchSize: int
-      Hidden: Activation
-      Output: Activation
-      /// The bound of the initial weights (fresh runs; a checkpoint given with --init replaces them).
-      WeightInit: WeightInit
-      Loss: Loss
-      Optimizer: OptimizerKind
-      /// Dropout rate on the input of the first dense layer (H3); 0 = none.
-      Dropout: float32
-      /// Random shifts of up to this many pixels in x and y, each training presentation; 0 = none.
-      Shift: int
-      /// Issue 19's techniques beyond the ladder (distortions, averaging, soft targets, schedule).
-      Refine: Refinements
-      Seed: int }
-
-module Recipe =
-    /// The paper's experiment: per-example SGD in file order, 23 passes, MSE, tanh everywhere, lr 0.03.
-    let lecun1989 =
-        { Name = "lecun1989"; Passes = 23; LearningRate = 0.03f; BatchSize = 1; Hidden = Tanh; Output = Tanh
-          WeightInit = SqrtFanIn; Loss = Mse; Optimizer = Sgd; Dropout = 0.0f; Shift = 0
-          Refine = Refinements.none; Seed = 1337 }
-
-    /// The paper's own optimizer, with the squashing function and initialization its authors state
-    /// (LeCun et al. 1998, Appendix A: 1.7159 tanh(2a/3), which puts the ±1 targets inside the
-    /// quasi-linear range as the 1989 paper says its targets were, and weights U[-2.4/F, 2.4/F]).
-    /// eps, mu and the pattern count were chosen on the training set only (see README, "newton1989").
-    let newton1989 =
-        { lecun1989 with
-            Name = "newton1989"
-            LearningRate = 0.0005f
-            Hidden = ScaledTanh
-            Output = ScaledTanh
-            WeightInit = FanIn
-            Optimizer = Newton { Mu = 0.01f; Patterns = 500; Schedule = [ 1, 1.0f ] } }
-
-    /// What 33 years added, on the same network: ReLU, linear outputs with softmax cross-entropy,
-    /// AdamW, shifts of up to one pixel, dropout 0.25 before H3, 80 passes.
-    let modern =
-        { lecun1989 with
-            Name = "modern"
-            Passes = 80
-            LearningRate = 3e-4f
-            Hidden = Relu
-            Output = Identity
-            Loss = SoftmaxCrossEntropy
-            Optimizer = AdamW { FinalLearningRate = 1e-4f; WeightDecay = 0.01f; Beta1 = 0.9f; Beta2 = 0.999f; Epsilon = 1e-8f }
-            Dropout = 0.25f
-            Shift = 1 }
-
-    // ---- issue 19 ----
-    /// modern plus each technique of issue 19 that lowered the error on held-out training digits
-    /// (settings chosen with --holdout 1000; README, "Beyond the essay"). Ladder steps 6.. add them one at a time.
-    let refined =
-        { modern with
-            Name = "refined"
-            Passes = 120
-            Refine =
-                { Refinements.none with
-                    Distortion = { DistortionSettings.none with Rotation = 15.0f; Scaling = 0.15f; Shear = 0.2f }
-                    LabelSmoothing = 0.1f
-                    Schedule = Cosine } }
-
-    let all = [ lecun1989; newton1989; modern; refined ]
-    // ---- end issue 19 ----
-
-    let tryFind (name: string) =
-        match all |> List.tryFind (fun r -> r.Name = name) with
-        | Some r -> Ok r
-        | None -> Error $"""unknown recipe '{name}' (known: {all |> List.map (fun r -> r.Name) |> String.concat ", "})"""
-
-    let network (r: Recipe) = Network.create Layout.lecun1989 r.Hidden r.Output
-
-    /// The learning rate (or Newton eps) of a pass, 1-based.
-    let rateAt (r: Recipe) (pass: int) =
-        match r.Optimizer with
-        | Sgd -> r.LearningRate
-        | AdamW a ->
-            let t = LrSchedule.progress r.Refine.Schedule r.Passes pass
-            r.LearningRate + (a.FinalLearningRate - r.LearningRate) * t
-        | Newton n ->
-            let scale = n.Schedule |> List.filter (fun (first, _) -> first <= pass) |> List.tryLast |> Option.map snd |> Option.defaultValue 1.0f
-            r.LearningRate * scale
-
 /// Outputs and metrics of one split, from one batched evaluation.
 type SplitEvaluation = { Metrics: SplitMetrics; Predictions: int array }
 
@@ -197,13 +84,14 @@ module Train =
           Teachers = None
           Soft = Array.zeroCreate net.Layout.OutputSize }
 
-    /// Index of the layer whose output is dropped out (the input of the first dense layer), or -1.
-    let dropLayer (net: Network) (recipe: Recipe) =
-        if recipe.Dropout <= 0.0f then -1
+    /// Index of the layer whose output is dropped out (the input of the first dense layer), if the recipe drops any
+    /// (a value option: nothing is allocated per pass).
+    let dropLayer (net: Network) (recipe: Recipe) : int voption =
+        if recipe.Dropout <= 0.0f then ValueNone
         else
             match net.Plans |> Array.tryFindIndex (fun p -> match p.Geometry.Spec with Dense _ -> true | Local _ -> false) with
-            | Some i when i > 0 -> i - 1
-            | _ -> -1
+            | Some i when i > 0 -> ValueSome(i - 1)
+            | _ -> ValueNone
 
     /// One pass of training over `data` in file order; parameters are updated in place.
     let trainOnePass (backend: IBackend) (net: Network) (recipe: Recipe) (pass: int) (parameters: float32 array) (ws: Workspace)
@@ -211,7 +99,8 @@ module Train =
         let outputs = net.Layout.OutputSize
         let batch = max 1 recipe.BatchSize
         let rate = Recipe.rateAt recipe pass
-        let drop = dropLayer net recipe
+        // The engine's forward and backward passes take the dropped layer's index, -1 for none.
+        let drop = dropLayer net recipe |> ValueOption.defaultValue -1
         let keep = 1.0f - recipe.Dropout
         let grad = state.Grad
         let rng = state.Rng
@@ -228,7 +117,7 @@ module Train =
         let teacher = match state.Teachers with Some t -> t.Probabilities | None -> state.Soft
         for i in 0 .. data.Count - 1 do
             let mutable x, xOffset = data.Images, i * Dataset.Pixels
-            let mutable shift =
+            let shift =
                 if recipe.Shift > 0 then
                     let dx = rng.NextInt(2 * recipe.Shift + 1) - recipe.Shift
                     let dy = rng.NextInt(2 * recipe.Shift + 1) - recipe.Shift
@@ -298,7 +187,9 @@ module Train =
     /// so evaluation costs no training time; both callbacks run on the calling thread.
     let rec run (backend: IBackend) (recipe: Recipe) (data: TrainTest) (initial: float32 array)
             (onProgress: int -> int -> unit) (onPass: PassMetrics -> unit) =
-        if recipe.Passes < 0 then invalidArg "recipe" "passes must not be negative"
+        match Recipe.validate recipe with
+        | Error problem -> invalidArg (nameof recipe) problem
+        | Ok _ -> ()
         let net = Recipe.network recipe
         let clock = Stopwatch.StartNew()
         // ---- issue 19: distillation trains its teachers first (the same recipe less distillation) ----

@@ -9,7 +9,7 @@ open Expecto
 let tests =
     testSequencedGroup "console" <| testList "bench" [
         test "bench --json --quick reports positive rates and the 1989 ratios" {
-            let code, stdout, err = TrainTests.runCli [ "bench"; "--json"; "--quick" ]
+            let code, stdout, err = TestSetup.runCli [ "bench"; "--json"; "--quick" ]
             Expect.equal code 0 $"exit code (stderr: {err})"
             let json = JsonNode.Parse(stdout).AsObject()
             let number (node: JsonNode) (name: string) =
@@ -33,7 +33,7 @@ let tests =
         }
 
         test "bench rejects a bad --repeat" {
-            let code, _, err = TrainTests.runCli [ "bench"; "--repeat"; "0" ]
+            let code, _, err = TestSetup.runCli [ "bench"; "--repeat"; "0" ]
             Expect.notEqual code 0 "non-zero exit"
             Expect.stringContains err "--repeat" "the error names the option"
         }

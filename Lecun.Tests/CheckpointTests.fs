@@ -7,14 +7,9 @@ open Expecto
 open FsCheck
 open FsCheck.FSharp
 open Lecun.Model
+open Lecun.Tests.TestSetup
 
 let private layout = Layout.lecun1989
-
-/// A fresh folder per test, removed afterwards, so tests never see each other's files.
-let private withTempDir (f: string -> 'a) =
-    let dir = Path.Combine(Path.GetTempPath(), $"lecun-ckpt-{Guid.NewGuid():N}")
-    Directory.CreateDirectory dir |> ignore
-    try f dir finally (try Directory.Delete(dir, true) with _ -> ())
 
 let private bits (a: float32 array) = a |> Array.map BitConverter.SingleToInt32Bits
 
@@ -71,13 +66,16 @@ let private editHeader (find: string) (replace: string) =
 
 // Strings that exercise JSON escaping and UTF-8: quotes, backslashes, control characters,
 // accents, CJK and a surrogate pair (lone surrogates cannot be UTF-8, so they are not generated).
+// Bounded to what a model file holds (at most 64 metadata entries and a 64 KB header): up to 32
+// entries of up to 40 pieces, 15 KB at the most escaped.
 let private genText =
     Gen.elements [ "a"; "Z"; "0"; " "; "\""; "\\"; "/"; "\n"; "\t"; "\u0000"; "\u001f"; "é"; "日本"; "😀"; "+"; "<>&"; "'"; "{}" ]
     |> Gen.listOf
+    |> Gen.resize 40
     |> Gen.map String.Concat
 
 let private genMetadata =
-    Gen.zip genText genText |> Gen.listOf |> Gen.map Map.ofList
+    Gen.zip genText genText |> Gen.listOf |> Gen.resize 32 |> Gen.map Map.ofList
 
 let private genFinite =
     ArbMap.defaults.ArbFor<float32>().Generator |> Gen.filter Single.IsFinite
@@ -204,4 +202,54 @@ let tests =
                 Expect.equal left [| "file"; "model.safetensors" |] "only what was there before"
                 Expect.isEmpty (Directory.GetFileSystemEntries target) "nothing inside the folder either")
         }
+
+        testList "hostile files are refused before they are read whole" [
+            test "a header longer than a model file needs, whatever it holds" {
+                // 40,000 shape entries, 100,000 metadata entries: both need far more than 64 KB of header.
+                let shape = String.Join(",", Array.create 40_000 "1")
+                expectRefused (rawFile (editHeader "[12,1,5,5]" $"[{shape}]") [||]) "40,000-entry shape (80 KB of header)" "implausible"
+                let entries = String.Join(",", Array.init 100_000 (fun i -> $"\"k{i}\":\"v\""))
+                expectRefused (rawFile (editHeader "\"seed\":\"1\"" entries) (floatBytes (sampleParameters ()))) "100,000 metadata entries (1.4 MB)" "longer than any model file"
+            }
+
+            test "more entries than the format needs, within the header bound" {
+                let entries = String.Join(",", Array.init 65 (fun i -> $"\"k{i}\":\"v\""))
+                expectRefused (rawFile (editHeader "\"seed\":\"1\"" entries) (floatBytes (sampleParameters ()))) "65 metadata entries" "more than 64 entries"
+                let tensors = String.Join("", Array.init 10 (fun i -> $"\"x{i}\":{{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[0,0]}},"))
+                expectRefused (rawFile (editHeader "\"H1w\"" (tensors + "\"H1w\"")) (floatBytes (sampleParameters ()))) "19 entries" "more than 18 entries"
+                expectRefused (rawFile (editHeader "[12,1,5,5]" "[12,1,5,5,1]") (floatBytes (sampleParameters ()))) "a 5-dimensional shape" "no tensor of this network has more than 4"
+                expectRefused (rawFile (editHeader "[0,1200]" "[0,1200,0]") (floatBytes (sampleParameters ()))) "three offsets" "data_offsets has 3 numbers"
+            }
+
+            test "a file longer than any model file is refused from its size, without reading it" {
+                withTempDir (fun dir ->
+                    let path = Path.Combine(dir, "big.safetensors")
+                    // A sparse gigabyte: its size is known without reading it.
+                    using (new FileStream(path, FileMode.CreateNew)) (fun f -> f.SetLength(1L <<< 30))
+                    let before = GC.GetAllocatedBytesForCurrentThread()
+                    match Checkpoint.load path layout with
+                    | Ok _ -> failtest "loaded"
+                    | Error e -> Expect.stringContains e "1073741824 bytes, longer than any model file" "says why"
+                    Expect.isLessThan (GC.GetAllocatedBytesForCurrentThread() - before) (1L <<< 20) "allocates under 1 MB")
+            }
+
+            test "a device that never ends is read no further than the longest model file" {
+                if File.Exists "/dev/zero" then
+                    let before = GC.GetAllocatedBytesForCurrentThread()
+                    match Checkpoint.load "/dev/zero" layout with
+                    | Ok _ -> failtest "loaded"
+                    | Error e -> Expect.stringContains e "longer than any model file" "says why"
+                    Expect.isLessThan (GC.GetAllocatedBytesForCurrentThread() - before) (2L * Checkpoint.maxFileBytes layout + (1L <<< 20)) "memory bounded by the longest model file"
+            }
+
+            test "save refuses metadata that load would refuse" {
+                withTempDir (fun dir ->
+                    let path = Path.Combine(dir, "model.safetensors")
+                    let many = Map.ofList [ for i in 1 .. Checkpoint.maxMetadataEntries + 1 -> $"k{i}", "v" ]
+                    Expect.throwsT<ArgumentException> (fun () -> Checkpoint.save path layout (sampleParameters ()) many) "too many entries"
+                    let long = Map.ofList [ "k", String('x', Checkpoint.maxHeaderBytes) ]
+                    Expect.throwsT<ArgumentException> (fun () -> Checkpoint.save path layout (sampleParameters ()) long) "too long a header"
+                    Expect.isFalse (File.Exists path) "nothing written")
+            }
+        ]
     ]

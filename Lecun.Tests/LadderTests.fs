@@ -4,9 +4,9 @@ open System
 open System.IO
 open System.Text.Json
 open Expecto
-open Argu
 open Lecun.Native.Backends
 open Lecun.Model
+open Lecun.Tests.TestSetup
 
 /// The names of the recipe fields in which two recipes differ.
 let private differences (a: Recipe) (b: Recipe) =
@@ -23,12 +23,6 @@ let private differences (a: Recipe) (b: Recipe) =
     |> Set.ofList
 
 let private step (steps: LadderStep list) label = steps |> List.find (fun s -> s.Label = label)
-
-/// A temporary folder for one test, removed afterwards.
-let withTempDir (f: string -> unit) =
-    let dir = Path.Combine(Path.GetTempPath(), $"lecun-test-{Guid.NewGuid():N}")
-    Directory.CreateDirectory dir |> ignore
-    try f dir finally (try Directory.Delete(dir, true) with _ -> ())
 
 /// A data folder for mnist-sim: the shared t10k files, and (optionally) a small MNIST training file made
 /// from t10k's first 7,500 digits (enough for mnist-sim's 7,291; step 5 then uses all 7,500).
@@ -73,13 +67,16 @@ let tests =
             Expect.isFalse (Ladder.steps "usps" |> List.exists (fun s -> s.Label = "5")) "no step 5 on usps"
         }
 
-        test "each step's command gives exactly its recipe through train" {
-            let parser = ArgumentParser.Create<Lecun.Cli.TrainCommand.TrainArgs>()
+        test "each step's command is its base recipe and its overrides as train options, in order" {
+            // TrainCommandTests checks that train reads these options back into the same overrides and recipe.
             for s in Ladder.steps "mnist-sim" do
-                let flags = s.Flags |> List.collect (fun (k, v) -> [ k; v ]) |> Array.ofList
-                let recipe = Lecun.Cli.TrainCommand.recipeFrom (parser.ParseCommandLine flags)
-                Expect.equal (differences recipe s.Recipe) Set.empty $"step {s.Label}: {s.Command}"
+                let options = s.Overrides |> List.map (fun o -> let k, v = Recipe.flag o in $" {k} {v}") |> String.concat ""
+                Expect.equal s.Command $"lecun train --data-set {s.DataSet} --recipe {s.Base.Name}{options}" $"step {s.Label}"
                 Expect.stringStarts s.Command $"lecun train --data-set {s.DataSet} " "the command names the data set"
+                Expect.equal (Recipe.apply s.Overrides s.Base) (Ok s.Recipe) "the recipe is the base with the overrides"
+            Expect.equal (step (Ladder.steps "usps") "4").Command
+                "lecun train --data-set usps --recipe lecun1989 --loss softmax-ce --lr 0.0003 --optimizer adamw --shift 1 --passes 80 --dropout 0.25 --activation relu"
+                "step 4's command, as the ladder has always printed it"
         }
 
         test "steps parse from ranges and lists; unknown steps are errors" {
@@ -93,7 +90,7 @@ let tests =
         }
 
         test "a seed gives the same results run in parallel or one after another; seeds differ" {
-            let data = TrainTests.small ()
+            let data = small ()
             let tiny = { data with Train = data.Train.Take 200; Test = data.Test.Take 100 }
             let jobs =
                 [| for r in [ Recipe.lecun1989; Recipe.modern ] do
@@ -111,7 +108,7 @@ let tests =
 
         test "a tiny ladder runs end to end and writes its files" {
             withTempDir (fun out ->
-                let code, stdout, err = TrainTests.runCli [ "ladder"; "--steps"; "0,1"; "--seeds"; "2"; "--limit"; "200"; "--out"; out ]
+                let code, stdout, err = runCli [ "ladder"; "--steps"; "0,1"; "--seeds"; "2"; "--limit"; "200"; "--out"; out ]
                 Expect.equal code 0 $"exit code (stderr: {err})"
                 for f in [ "ladder.json"; "ladder.csv"; "ladder.png" ] do
                     Expect.isTrue (File.Exists(Path.Combine(out, f))) $"{f} written"
@@ -132,7 +129,7 @@ let tests =
             withTempDir (fun dir ->
                 mnistFolder dir false
                 let out = Path.Combine(dir, "out")
-                let code, stdout, err = TrainTests.runCli [ "ladder"; "--data-set"; "mnist-sim"; "--data"; dir; "--steps"; "4,5"; "--seeds"; "1"; "--limit"; "100"; "--out"; out ]
+                let code, stdout, err = runCli [ "ladder"; "--data-set"; "mnist-sim"; "--data"; dir; "--steps"; "4,5"; "--seeds"; "1"; "--limit"; "100"; "--out"; out ]
                 Expect.equal code 0 $"exit code (stderr: {err})"
                 Expect.stringContains stdout "skipped" "the table lists step 5 as skipped"
                 Expect.stringContains stdout "train-images-idx3-ubyte" "and says which files are missing"
@@ -144,7 +141,7 @@ let tests =
             withTempDir (fun dir ->
                 mnistFolder dir true
                 let out = Path.Combine(dir, "out")
-                let code, _, err = TrainTests.runCli [ "ladder"; "--data-set"; "mnist-sim"; "--data"; dir; "--steps"; "5"; "--seeds"; "1"; "--limit"; "100"; "--out"; out ]
+                let code, _, err = runCli [ "ladder"; "--data-set"; "mnist-sim"; "--data"; dir; "--steps"; "5"; "--seeds"; "1"; "--limit"; "100"; "--out"; out ]
                 Expect.equal code 0 $"exit code (stderr: {err})"
                 use doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(out, "ladder.json")))
                 let steps = doc.RootElement.GetProperty("steps").EnumerateArray() |> Seq.toList
@@ -159,7 +156,7 @@ let tests =
                   [ "ladder"; "--data-set"; "cifar" ], "unknown data set 'cifar'"
                   [ "ladder"; "--out"; "/proc/forbidden/ladder" ], "cannot write to output folder" ] ->
                 test (String.Join(" ", args)) {
-                    let code, _, err = TrainTests.runCli args
+                    let code, _, err = runCli args
                     Expect.notEqual code 0 "non-zero exit"
                     Expect.stringContains err fragment "a clear one-line error"
                     Expect.isFalse (err.Contains "   at ") "no stack trace"

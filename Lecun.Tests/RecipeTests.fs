@@ -1,70 +1,40 @@
+/// Recipe.fs: the named recipes, the overrides that change them and the rules a recipe obeys.
 module Lecun.Tests.RecipeTests
 
 open System
 open Expecto
+open FsCheck
+open FsCheck.FSharp
 open Lecun.Native.Backends
 open Lecun.Model
+open Lecun.Tests.TestSetup
 
-let private graph = ConnectionGraph.build Layout.lecun1989
+let private refusedWith (fragment: string) (result: Result<'a, string>) (what: string) =
+    match result with
+    | Ok _ -> failtest $"{what}: accepted"
+    | Error e ->
+        Expect.stringContains e fragment what
+        Expect.isFalse (e.Contains '\n') $"{what}: one line"
 
-let private randomParameters seed =
-    let p = Init.create SqrtFanIn Layout.lecun1989 seed
-    let rng = Rng(uint64 seed + 5UL)
-    p |> Array.map (fun v -> if v = 0.0f then (rng.NextFloat32() - 0.5f) * 0.2f else v)
-
-let private oneDigit (seed: int) =
-    let rng = Rng(uint64 seed)
-    { Name = "one"; Images = EngineTests.randomImage rng; Labels = [| seed % 10 |] }
+/// Overrides of every kind with valid values, for the order property.
+let private genOverrides =
+    Gen.elements
+        [ RecipeOverride.Passes 3; RecipeOverride.LearningRate 0.02; RecipeOverride.BatchSize 4; RecipeOverride.Seed 7
+          RecipeOverride.Loss SoftmaxCrossEntropy; RecipeOverride.Loss MseHalf; RecipeOverride.Activation Relu
+          RecipeOverride.Activation ScaledTanh; RecipeOverride.WeightInit FanIn; RecipeOverride.Optimizer Recipe.newton1989.Optimizer
+          RecipeOverride.Mu 0.05; RecipeOverride.Shift 2; RecipeOverride.Dropout 0.1 ]
+    |> Gen.listOf
+    // One of each kind, as the command line gives them.
+    |> Gen.map (List.distinctBy (Recipe.flag >> fst))
 
 [<Tests>]
 let tests =
     testList "recipes" [
-        testList "newton1989's Gauss-Newton diagonal" [
-            testProperty "equals the exact second derivative for a linear output layer under MSE" <| fun (seed: uint16) ->
-                // With linear outputs, MSE is exactly quadratic in the output weights and biases, so the
-                // Gauss-Newton term is the whole second derivative there.
-                let net = Network.create Layout.lecun1989 Tanh Identity
-                let p = randomParameters (int seed)
-                let digit = oneDigit (int seed)
-                let h = Newton.estimateDiagonal Backend.Managed net Mse p digit 1
-                let pd = Array.map float p
-                let x = Array.map float digit.Images
-                let lossAt (q: float array) = Reference.lossExact Mse (Reference.outputs net (Reference.forward net graph q x)) digit.Labels.[0]
-                let rng = Rng(uint64 seed)
-                for name in [ "outw"; "outb" ] do
-                    let v = net.Layout.View name
-                    for _ in 1..8 do
-                        let i = v.Offset + rng.NextInt v.Length
-                        let step = 1e-3
-                        let q = Array.copy pd
-                        q.[i] <- pd.[i] + step
-                        let up = lossAt q
-                        q.[i] <- pd.[i] - step
-                        let down = lossAt q
-                        let exact = (up - 2.0 * lossAt pd + down) / (step * step)
-                        Expect.floatClose { absolute = 1e-6; relative = 1e-4 } (float h.[i]) exact $"{name}[{i - v.Offset}]"
-
-            testProperty "is non-negative for every parameter, activation and loss" <| fun (seed: uint16) ->
-                for hidden, output, loss in [ Tanh, Tanh, Mse; ScaledTanh, ScaledTanh, MseHalf; Relu, Identity, SoftmaxCrossEntropy ] do
-                    let net = Network.create Layout.lecun1989 hidden output
-                    let h = Newton.estimateDiagonal Backend.Managed net loss (randomParameters (int seed)) (oneDigit (int seed)) 1
-                    Expect.all h (fun v -> v >= 0.0f && Single.IsFinite v) $"{hidden}/{loss}: non-negative and finite"
-                    Expect.exists h (fun v -> v > 0.0f) "not all zero"
-
-            test "weights shared by many connections get the sum of their connections' curvatures" {
-                // H1's 25 weights per plane are each used by 64 units; its biases by one unit each.
-                let net = Network.lecun1989
-                let h = Newton.estimateDiagonal Backend.Managed net Mse (randomParameters 3) (oneDigit 3) 1
-                let mean (name: string) = let v = net.Layout.View name in h.[v.Offset .. v.Offset + v.Length - 1] |> Array.average
-                Expect.isGreaterThan (mean "H1w") (10.0f * mean "H1b") "shared weights collect curvature from 64 positions"
-            }
-        ]
-
         testList "each recipe lowers the loss on a tiny problem" [
             for recipe in Recipe.all ->
                 test recipe.Name {
-                    let data = TrainTests.small ()
-                    let tiny = { data with Train = TrainTests.subset data.Train 300; Test = TrainTests.subset data.Test 100 }
+                    let data = small ()
+                    let tiny = { data with Train = subset data.Train 300; Test = subset data.Test 100 }
                     let r = { recipe with Passes = 3 }
                     let net = Recipe.network r
                     let initial = Init.create r.WeightInit net.Layout r.Seed
@@ -74,124 +44,128 @@ let tests =
                     Expect.isLessThan after (0.7 * before) $"training loss {before:F4} -> {after:F4}"
                 }
         ]
-
-        testList "dropout" [
-            test "a mask of ones is the plain forward pass; evaluation never drops" {
-                let r = Recipe.modern
-                let net = Recipe.network r
-                let p = randomParameters 9
-                let x = (oneDigit 9).Images
-                let drop = Train.dropLayer net r
-                Expect.equal net.Plans.[drop + 1].Geometry.Name "H3" "dropout sits before H3"
-                let ws = Workspace.create net 1
-                Forward.run Backend.Managed net p ws x 0 1
-                let plain = Array.copy (Forward.outputs net ws)
-                Array.Fill(ws.DropMask.[drop], 1.0f)
-                Forward.runWith Backend.Managed net p ws x 0 1 drop
-                Expect.sequenceEqual (Forward.outputs net ws) plain "mask of ones"
-                // Drop half the units: the outputs change ...
-                ws.DropMask.[drop] |> Array.iteri (fun i _ -> ws.DropMask.[drop].[i] <- if i % 2 = 0 then 0.0f else 2.0f)
-                Forward.runWith Backend.Managed net p ws x 0 1 drop
-                Expect.notEqual (Forward.outputs net ws) plain "a real mask changes the outputs"
-                // ... but evaluation on the same workspace, mask still set, is the plain pass.
-                Forward.run Backend.Managed net p ws x 0 1
-                Expect.sequenceEqual (Forward.outputs net ws) plain "evaluation ignores the mask"
+        testList "overrides" [
+            test "the options of train map to the recipe fields they name" {
+                let r =
+                    Recipe.apply
+                        [ RecipeOverride.Passes 5; RecipeOverride.LearningRate 0.1; RecipeOverride.BatchSize 8; RecipeOverride.Seed 42
+                          RecipeOverride.WeightInit FanIn; RecipeOverride.Shift 2; RecipeOverride.Dropout 0.5 ]
+                        Recipe.lecun1989
+                match r with
+                | Error e -> failtest e
+                | Ok r ->
+                    Expect.equal (r.Passes, r.LearningRate, r.BatchSize, r.Seed) (5, 0.1f, 8, 42) "numbers"
+                    Expect.equal (r.WeightInit, r.Shift, r.Dropout) (FanIn, 2, 0.5f) "the rest"
+                    Expect.equal r.Name "lecun1989" "the name stays the base recipe's"
             }
-            test "the gradient under dropout matches the reference network with the mask folded into H3's weights" {
-                // Dropping H2 unit u with scale s is the same as multiplying H3w's row u by s.
-                let r = Recipe.modern
-                let net = Recipe.network r
-                let p = randomParameters 4
-                let digit = oneDigit 4
-                let drop = Train.dropLayer net r
-                let ws = Workspace.create net 1
-                let mask = Array.init 192 (fun i -> if i % 3 = 0 then 0.0f else 1.5f)
-                Array.blit mask 0 ws.DropMask.[drop] 0 192
-                let grad = Array.zeroCreate p.Length
-                let dOut = Array.zeroCreate 10
-                Forward.runWith Backend.Managed net p ws digit.Images 0 1 drop
-                Loss.gradient r.Loss (Forward.outputs net ws) 0 10 digit.Labels.[0] dOut
-                Backward.runWith Backend.Managed net p ws digit.Images 0 dOut grad false drop
-                let h3w = net.Layout.View "H3w"
-                let folded = Array.map float p
-                for u in 0..191 do
-                    for j in 0..29 do folded.[h3w.Offset + u * 30 + j] <- folded.[h3w.Offset + u * 30 + j] * float mask.[u]
-                let refGrad = Reference.gradient r.Loss net graph folded (Array.map float digit.Images) digit.Labels.[0]
-                // Chain rule through the fold: dL/dW = mask * dL/dW_folded for H3w; other tensors unchanged.
-                for u in 0..191 do
-                    for j in 0..29 do refGrad.[h3w.Offset + u * 30 + j] <- refGrad.[h3w.Offset + u * 30 + j] * float mask.[u]
-                EngineTests.expectClose 1e-5 (Array.map float grad) refGrad "all gradients"
+
+            test "softmax cross-entropy makes the outputs linear; another loss squashes them again; activations keep linear outputs" {
+                let apply o r = Recipe.apply o r |> function Ok r -> r | Error e -> failtest e
+                let ce = apply [ RecipeOverride.Loss SoftmaxCrossEntropy ] Recipe.lecun1989
+                Expect.equal (ce.Loss, ce.Output) (SoftmaxCrossEntropy, Identity) "softmax-ce: linear outputs"
+                let relu = apply [ RecipeOverride.Loss SoftmaxCrossEntropy; RecipeOverride.Activation Relu ] Recipe.lecun1989
+                Expect.equal (relu.Hidden, relu.Output) (Relu, Identity) "the activation keeps linear outputs linear"
+                let mse = apply [ RecipeOverride.Loss Mse ] Recipe.modern
+                Expect.equal (mse.Loss, mse.Output) (Mse, Relu) "mse on modern: the outputs take the hidden squashing"
+                let tanhAll = apply [ RecipeOverride.Activation ScaledTanh ] Recipe.lecun1989
+                Expect.equal (tanhAll.Hidden, tanhAll.Output) (ScaledTanh, ScaledTanh) "squashed outputs follow the activation"
+            }
+
+            test "an optimizer brings the learning rate of the recipe that introduced it unless one is given" {
+                let apply o r = Recipe.apply o r |> function Ok r -> r | Error e -> failtest e
+                let adam = apply [ RecipeOverride.Optimizer Recipe.modern.Optimizer ] Recipe.lecun1989
+                Expect.equal (adam.Optimizer, adam.LearningRate) (Recipe.modern.Optimizer, Recipe.modern.LearningRate) "adamw's own rate"
+                let given = apply [ RecipeOverride.LearningRate 0.001; RecipeOverride.Optimizer Recipe.modern.Optimizer ] Recipe.lecun1989
+                Expect.equal given.LearningRate 0.001f "a given rate wins, whatever its position"
+                let sgd = apply [ RecipeOverride.Optimizer Sgd ] Recipe.newton1989
+                Expect.equal sgd.LearningRate Recipe.lecun1989.LearningRate "sgd's rate is lecun1989's"
+                for o, name in Recipe.optimizers do
+                    Expect.equal (Recipe.parseOptimizer name) (Ok o) $"{name} parses"
+                    Expect.equal (Recipe.optimizerName o) name "and is named back"
+                refusedWith "unknown optimizer 'rmsprop' (known: sgd, newton, adamw)" (Recipe.parseOptimizer "rmsprop") "unknown optimizer"
+            }
+
+            testPropertyWithConfig { FsCheckConfig.defaultConfig with maxTest = 200 } "give the same recipe in any order"
+            <| Prop.forAll (Arb.fromGen (Gen.zip genOverrides (Gen.choose (0, 1000)))) (fun (overrides, seed) ->
+                let shuffled = overrides |> List.sortBy (fun o -> hash (seed, Recipe.flag o))
+                for baseRecipe in Recipe.all do
+                    Expect.equal (Recipe.apply shuffled baseRecipe) (Recipe.apply overrides baseRecipe) $"{baseRecipe.Name}: {overrides} vs {shuffled}")
+
+            test "values that are wrong as given are refused with the option and the value" {
+                for overrides, fragment in
+                    [ [ RecipeOverride.Passes 0 ], "--passes must be at least 1, got 0"
+                      [ RecipeOverride.Passes (Recipe.maxPasses + 1) ], $"--passes must be at most {Recipe.maxPasses}"
+                      [ RecipeOverride.LearningRate -1.0 ], "--lr must be a positive number, got -1"
+                      [ RecipeOverride.LearningRate nan ], "--lr must be a positive number"
+                      [ RecipeOverride.BatchSize 0 ], "--batch-size must be at least 1, got 0"
+                      [ RecipeOverride.Activation Identity ], "--activation identity would make the network linear"
+                      [ RecipeOverride.Mu 0.01 ], "--mu applies to the newton optimizer only"
+                      [ RecipeOverride.Optimizer Recipe.newton1989.Optimizer; RecipeOverride.Mu -1.0 ], "--mu must be positive, got -1"
+                      [ RecipeOverride.Shift 9 ], "--shift must be between 0 and 8 pixels, got 9"
+                      [ RecipeOverride.Dropout 1.0 ], "--dropout must be in [0, 1), got 1" ] do
+                    refusedWith fragment (Recipe.apply overrides Recipe.lecun1989) fragment
+            }
+
+            test "values that round away in float32 are refused, naming what they become" {
+                // Each is a valid float64 that training's float32 turns into 0, infinity or 1.
+                for overrides, fragment in
+                    [ [ RecipeOverride.LearningRate 1e-50 ], "--lr must be a positive number, got 1E-50, which is 0 in float32"
+                      [ RecipeOverride.LearningRate 1e300 ], "which is infinity in float32"
+                      [ RecipeOverride.LearningRate 1e-40 ], "--lr must be a positive number, got 1E-40"
+                      [ RecipeOverride.Mu 1e300 ], "--mu must be positive, got 1E+300, which is infinity in float32"
+                      [ RecipeOverride.Mu 1e-50 ], "which is 0 in float32"
+                      [ RecipeOverride.Dropout 0.99999999999 ], "--dropout must be in [0, 1), got 0.99999999999, which is 1 in float32"
+                      [ RecipeOverride.Dropout 1e-50 ], "--dropout must be 0 or large enough to drop a unit"
+                      [ RecipeOverride.Dropout 1e-9 ], "1 - rate rounds to 1" ] do
+                    refusedWith fragment (Recipe.apply overrides Recipe.newton1989) fragment
+            }
+
+            testPropertyWithConfig { FsCheckConfig.defaultConfig with maxTest = 500 } "a float option is refused or survives float32 as a usable value"
+            <| fun (x: float) (scale: int) ->
+                // Spread the draws over the whole float64 range, where float32 rounds to 0, denormals and infinity.
+                let x = x * Math.Pow(10.0, float (scale % 330))
+                match Recipe.apply [ RecipeOverride.LearningRate x ] Recipe.lecun1989 with
+                | Ok r -> Expect.isTrue (Single.IsNormal r.LearningRate && r.LearningRate > 0.0f) $"--lr {x} -> {r.LearningRate}"
+                | Error e -> Expect.stringContains e "--lr" "names the option"
+                match Recipe.apply [ RecipeOverride.Mu x ] Recipe.newton1989 with
+                | Ok { Optimizer = Newton n } -> Expect.isTrue (Single.IsNormal n.Mu && n.Mu > 0.0f) $"--mu {x} -> {n.Mu}"
+                | Ok _ -> failtest "newton lost"
+                | Error e -> Expect.stringContains e "--mu" "names the option"
+                match Recipe.apply [ RecipeOverride.Dropout (abs x % 1.0) ] Recipe.lecun1989 with
+                | Ok r -> Expect.isTrue (r.Dropout = 0.0f || (r.Dropout > 0.0f && r.Dropout < 1.0f && 1.0f - r.Dropout < 1.0f)) $"--dropout {abs x % 1.0} -> {r.Dropout}"
+                | Error e -> Expect.stringContains e "--dropout" "names the option"
+
+            test "Train.run checks a recipe it is handed by the same rules" {
+                let data = small ()
+                for bad in [ { Recipe.lecun1989 with LearningRate = 0.0f }; { Recipe.lecun1989 with Passes = 0 }
+                             { Recipe.modern with Dropout = 1.0f }; { Recipe.newton1989 with Optimizer = Newton { Mu = infinityf; Patterns = 1; Schedule = [] } } ] do
+                    match Recipe.validate bad with
+                    | Ok _ -> failtest $"{bad} was accepted"
+                    | Error problem ->
+                        try
+                            Train.run Backend.Managed bad data (Init.create bad.WeightInit Layout.lecun1989 1) (fun _ _ -> ()) ignore |> ignore
+                            failtest $"Train.run ran {bad}"
+                        with :? ArgumentException as e -> Expect.stringContains e.Message problem "the same refusal"
+                for r in Recipe.all do
+                    Expect.equal (Recipe.validate r) (Ok r) $"{r.Name} is valid"
             }
         ]
 
-        testList "random shifts" [
-            testProperty "on a digit with a blank border, equal a shifted copy of the image, bit for bit" <| fun (seed: uint16) (dxRaw: byte) (dyRaw: byte) ->
-                // Where the 1-pixel border is background, moving the digit inside the padding and moving
-                // it inside its own 16x16 frame (with background filling the uncovered edge) see the same pixels.
-                let dx, dy = int dxRaw % 3 - 1, int dyRaw % 3 - 1
-                let net = Recipe.network Recipe.modern
-                let p = randomParameters (int seed)
-                let image = EngineTests.randomImage (Rng(uint64 seed)) |> Array.mapi (fun i v -> if i / 16 % 15 = 0 || i % 16 % 15 = 0 then -1.0f else v)
-                let moved = Array.init 256 (fun i ->
-                    let y, x = i / 16 - dy, i % 16 - dx
-                    if y >= 0 && y < 16 && x >= 0 && x < 16 then image.[y * 16 + x] else -1.0f)
-                let ws = Workspace.create net 1
-                Forward.runWith Backend.Managed net p ws moved 0 1 -1
-                let expected = Array.copy (Forward.outputs net ws)
-                Forward.runShifted Backend.Managed net p ws (InputShifts.plan (InputShifts.create net 1) dx dy) image 0 -1
-                Expect.sequenceEqual (Forward.outputs net ws) expected $"outputs for shift ({dx}, {dy})"
-
-            test "of up to one pixel lose no pixel of the digit, and the uncovered edge reads the background" {
-                // Most USPS digits touch the top and bottom rows: a shift that cropped would cut them.
-                let net = Recipe.network Recipe.modern
-                let shifts = InputShifts.create net 1
-                Expect.equal shifts.Plans.Length 9 "one plan per shift"
-                let image = Array.init 256 (fun i -> float32 (i + 1))
-                let cols = Array.zeroCreate shifts.Plans.[0].TransposedSize
-                let colsT = Array.zeroCreate shifts.Plans.[0].TransposedSize
-                for dy in -1 .. 1 do
-                    for dx in -1 .. 1 do
-                        let plan = InputShifts.plan shifts dx dy
-                        plan.ForwardBoth(ReadOnlySpan image, -1.0f, Span cols, Span colsT, Span(Array.zeroCreate plan.ScratchSize))
-                        let seen = cols |> Seq.take (plan.Rows * plan.Positions) |> Set.ofSeq
-                        for i in 0 .. 255 do
-                            Expect.isTrue (seen.Contains(float32 (i + 1))) $"pixel {i} is read under shift ({dx}, {dy})"
-                        // Output (0, 0)'s window starts 2 rows and 2 columns into the padding, so the image's
-                        // first pixel, moved by (dx, dy), is its tap (2 + dy, 2 + dx).
-                        let topLeft = cols.[((2 + dy) * 5 + 2 + dx) * plan.Positions]
-                        Expect.equal topLeft 1.0f $"the image's first pixel sits at its shifted place ({dx}, {dy})"
-                        if dy = 1 then
-                            Expect.equal cols.[(2 * 5 + 2) * plan.Positions] -1.0f "the row uncovered at the top reads the background"
+        testList "seeds" [
+            test "a seed range that would wrap past the largest int is refused" {
+                refusedWith "goes past the largest seed" (Recipe.seeds Int32.MaxValue 2) "--seed 2147483647 --seeds 2"
+                refusedWith "--seeds must be at least 1, got 0" (Recipe.seeds 1 0) "no seeds"
+                Expect.equal (Recipe.seeds Int32.MaxValue 1) (Ok [ Int32.MaxValue ]) "the largest seed alone"
+                Expect.equal (Recipe.seeds -3 3) (Ok [ -3; -2; -1 ]) "negative seeds are seeds"
             }
-
-            test "need a locally-connected first layer and a shift that is not negative" {
-                let net = Recipe.network Recipe.modern
-                Expect.throws (fun () -> InputShifts.create net -1 |> ignore) "negative shift"
-                Expect.throws (fun () -> InputShifts.plan (InputShifts.create net 1) 2 0 |> ignore) "a shift past the plans"
-                Expect.equal (InputShifts.create net 0).Plans.Length 0 "no plans without shifts"
-            }
+            testProperty "an accepted range counts up from the first seed without wrapping" <| fun (first: int) (count: uint16) ->
+                let count = int count % 2000
+                match Recipe.seeds first count with
+                | Ok seeds ->
+                    Expect.equal seeds.Length count "as many seeds as asked"
+                    Expect.isTrue (seeds |> List.forall (fun s -> s >= first)) "none wrapped"
+                | Error e -> Expect.isTrue (count < 1 || int64 first + int64 count - 1L > int64 Int32.MaxValue) e
         ]
-
-        test "AdamW matches hand-computed steps" {
-            // PyTorch's AdamW, by hand: p *= 1 - lr*wd; m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
-            // p -= lr * (m / (1-b1^t)) / (sqrt(v / (1-b2^t)) + eps).
-            let lr, wd, b1, b2, eps = 0.01, 0.1, 0.9, 0.999, 1e-8
-            let p = [| 0.5f; -1.0f; 2.0f |]
-            let grads = [ [| 0.1f; -0.2f; 0.0f |]; [| -0.3f; 0.05f; 1.0f |] ]
-            let state = Optimizer.AdamState.create 3
-            let mutable expected = Array.map float p
-            let m, v = Array.zeroCreate 3, Array.zeroCreate 3
-            grads |> List.iteri (fun step g ->
-                Optimizer.adamWStep (float32 lr) (float32 wd) (float32 b1) (float32 b2) (float32 eps) state p g
-                let t = float (step + 1)
-                expected <- expected |> Array.mapi (fun i w ->
-                    let gi = float g.[i]
-                    m.[i] <- b1 * m.[i] + (1.0 - b1) * gi
-                    v.[i] <- b2 * v.[i] + (1.0 - b2) * gi * gi
-                    w * (1.0 - lr * wd) - lr * (m.[i] / (1.0 - b1 ** t)) / (sqrt (v.[i] / (1.0 - b2 ** t)) + eps))
-                for i in 0..2 do
-                    Expect.floatClose { absolute = 1e-6; relative = 1e-5 } (float p.[i]) expected.[i] $"step {step + 1}, parameter {i}")
-        }
 
         test "AdamW's learning rate falls linearly from 3e-4 to 1e-4 over the passes" {
             let r = Recipe.modern

@@ -97,7 +97,7 @@ let tests =
                 Expect.isTrue (abs d.DispX.[i] <= alpha + 1e-5f && abs d.DispY.[i] <= alpha + 1e-5f) "displacements within alpha")
 
         test "each distortion at strength zero leaves the digit as it is, and changes it otherwise" {
-            let image = (TrainTests.usps.Force()).Train.Image(0).ToArray()
+            let image = (TestSetup.usps.Force()).Train.Image(0).ToArray()
             let identity = Distortion.create net DistortionSettings.none 1
             Distortion.apply identity image 0 0 0
             for s in [ { DistortionSettings.none with Rotation = 10.0f }; { DistortionSettings.none with Scaling = 0.1f }
@@ -110,14 +110,14 @@ let tests =
 
         test "a seed's distortions are the same every time and differ between seeds" {
             let s = { DistortionSettings.none with Rotation = 10.0f; Scaling = 0.1f; ElasticAlpha = 3.0f }
-            let image = (TrainTests.usps.Force()).Train.Image(3).ToArray()
+            let image = (TestSetup.usps.Force()).Train.Image(3).ToArray()
             let frames seed = let d = Distortion.create net s seed in [ for _ in 1 .. 3 -> Distortion.apply d image 0 1 0; Array.copy d.Frame ]
             Expect.equal (frames 5) (frames 5) "same seed, same frames"
             Expect.notEqual (frames 5) (frames 6) "another seed, other frames"
         }
 
         test "training with distortions, soft targets and a teacher allocates nothing per digit" {
-            let data = TrainTests.small ()
+            let data = TestSetup.small ()
             let distortion = { DistortionSettings.none with Rotation = 10.0f; Scaling = 0.1f; Shear = 0.1f; ElasticAlpha = 3.0f }
             let teacher = { Teachers = 1; Temperature = 2.0f; Weight = 0.5f }
             // No dropout: Train.dropLayer's option costs 24 bytes once per pass, not per digit.
@@ -134,7 +134,7 @@ let tests =
         }
 
         test "the averaged weights are the hand-computed mean of the last passes' weights" {
-            let data = TrainTests.small ()
+            let data = TestSetup.small ()
             let data = { data with Train = data.Train.Take 200; Test = data.Test.Take 50 }
             let recipe = { Recipe.lecun1989 with Passes = 3 }
             let initial = Init.create recipe.WeightInit Layout.lecun1989 recipe.Seed
@@ -181,7 +181,7 @@ let tests =
                 Expect.floatClose { absolute = 2e-3; relative = 2e-2 } (float g.[k]) numeric $"d/dy{k}")
 
         test "refined runs end to end on a small subset, with distillation, and twice the same" {
-            let data = TrainTests.small ()
+            let data = TestSetup.small ()
             let data = { data with Train = data.Train.Take 300; Test = data.Test.Take 200 }
             let refine = { Recipe.refined.Refine with Distill = Some { Teachers = 2; Temperature = 2.0f; Weight = 0.7f }; AverageLast = 1 }
             let recipe = { Recipe.refined with Passes = 2; Refine = refine }

@@ -5,18 +5,11 @@ open System.IO
 open Expecto
 open Lecun.Native.Backends
 open Lecun.Model
-
-/// The paper's digits, found through the project's data search path (../shared/data in CI).
-let usps = lazy (Data.load "usps" None |> function Ok d -> d | Error e -> failwith e)
-
-let subset (d: Dataset) (count: int) = d.Take count
-
-/// A small run: 1000 training and 500 test digits of USPS.
-let small () =
-    let d = usps.Force()
-    { d with Train = subset d.Train 1000; Test = subset d.Test 500 }
+open Lecun.Tests.TestSetup
 
 let private quiet = fun (_: int) (_: int) -> ()
+
+let private graph = ConnectionGraph.build Layout.lecun1989
 
 [<Tests>]
 let tests =
@@ -108,65 +101,103 @@ let tests =
             let expected = Array.map2 (fun (w: float32) g -> float w - 0.1 * g) p0 mean
             EngineTests.expectClose 1e-6 (Array.map float p) expected "weights after one minibatch step"
         }
-    ]
 
-let private consoleGate = obj ()
+        testList "training-time randomness" [
+            testList "dropout" [
+                test "a mask of ones is the plain forward pass; evaluation never drops" {
+                    let r = Recipe.modern
+                    let net = Recipe.network r
+                    let p = randomParameters 9
+                    let x = (oneDigit 9).Images
+                    let drop = (Train.dropLayer net r).Value
+                    Expect.equal net.Plans.[drop + 1].Geometry.Name "H3" "dropout sits before H3"
+                    let ws = Workspace.create net 1
+                    Forward.run Backend.Managed net p ws x 0 1
+                    let plain = Array.copy (Forward.outputs net ws)
+                    Array.Fill(ws.DropMask.[drop], 1.0f)
+                    Forward.runWith Backend.Managed net p ws x 0 1 drop
+                    Expect.sequenceEqual (Forward.outputs net ws) plain "mask of ones"
+                    // Drop half the units: the outputs change ...
+                    ws.DropMask.[drop] |> Array.iteri (fun i _ -> ws.DropMask.[drop].[i] <- if i % 2 = 0 then 0.0f else 2.0f)
+                    Forward.runWith Backend.Managed net p ws x 0 1 drop
+                    Expect.notEqual (Forward.outputs net ws) plain "a real mask changes the outputs"
+                    // ... but evaluation on the same workspace, mask still set, is the plain pass.
+                    Forward.run Backend.Managed net p ws x 0 1
+                    Expect.sequenceEqual (Forward.outputs net ws) plain "evaluation ignores the mask"
+                }
+                test "the gradient under dropout matches the reference network with the mask folded into H3's weights" {
+                    // Dropping H2 unit u with scale s is the same as multiplying H3w's row u by s.
+                    let r = Recipe.modern
+                    let net = Recipe.network r
+                    let p = randomParameters 4
+                    let digit = oneDigit 4
+                    let drop = (Train.dropLayer net r).Value
+                    let ws = Workspace.create net 1
+                    let mask = Array.init 192 (fun i -> if i % 3 = 0 then 0.0f else 1.5f)
+                    Array.blit mask 0 ws.DropMask.[drop] 0 192
+                    let grad = Array.zeroCreate p.Length
+                    let dOut = Array.zeroCreate 10
+                    Forward.runWith Backend.Managed net p ws digit.Images 0 1 drop
+                    Loss.gradient r.Loss (Forward.outputs net ws) 0 10 digit.Labels.[0] dOut
+                    Backward.runWith Backend.Managed net p ws digit.Images 0 dOut grad false drop
+                    let h3w = net.Layout.View "H3w"
+                    let folded = Array.map float p
+                    for u in 0..191 do
+                        for j in 0..29 do folded.[h3w.Offset + u * 30 + j] <- folded.[h3w.Offset + u * 30 + j] * float mask.[u]
+                    let refGrad = Reference.gradient r.Loss net graph folded (Array.map float digit.Images) digit.Labels.[0]
+                    // Chain rule through the fold: dL/dW = mask * dL/dW_folded for H3w; other tensors unchanged.
+                    for u in 0..191 do
+                        for j in 0..29 do refGrad.[h3w.Offset + u * 30 + j] <- refGrad.[h3w.Offset + u * 30 + j] * float mask.[u]
+                    EngineTests.expectClose 1e-5 (Array.map float grad) refGrad "all gradients"
+                }
+            ]
 
-/// Runs the command line in-process, capturing stdout and stderr. Console is process-wide, so one
-/// command line runs at a time.
-let runCli (args: string list) =
-  lock consoleGate (fun () ->
-    let out, err = new StringWriter(), new StringWriter()
-    let oldOut, oldErr = Console.Out, Console.Error
-    Console.SetOut out
-    Console.SetError err
-    try
-        let code = Lecun.Cli.Program.run (Array.ofList args)
-        code, out.ToString(), err.ToString()
-    finally
-        Console.SetOut oldOut
-        Console.SetError oldErr)
+            testList "random shifts" [
+                testProperty "on a digit with a blank border, equal a shifted copy of the image, bit for bit" <| fun (seed: uint16) (dxRaw: byte) (dyRaw: byte) ->
+                    // Where the 1-pixel border is background, moving the digit inside the padding and moving
+                    // it inside its own 16x16 frame (with background filling the uncovered edge) see the same pixels.
+                    let dx, dy = int dxRaw % 3 - 1, int dyRaw % 3 - 1
+                    let net = Recipe.network Recipe.modern
+                    let p = randomParameters (int seed)
+                    let image = EngineTests.randomImage (Rng(uint64 seed)) |> Array.mapi (fun i v -> if i / 16 % 15 = 0 || i % 16 % 15 = 0 then -1.0f else v)
+                    let moved = Array.init 256 (fun i ->
+                        let y, x = i / 16 - dy, i % 16 - dx
+                        if y >= 0 && y < 16 && x >= 0 && x < 16 then image.[y * 16 + x] else -1.0f)
+                    let ws = Workspace.create net 1
+                    Forward.runWith Backend.Managed net p ws moved 0 1 -1
+                    let expected = Array.copy (Forward.outputs net ws)
+                    Forward.runShifted Backend.Managed net p ws (InputShifts.plan (InputShifts.create net 1) dx dy) image 0 -1
+                    Expect.sequenceEqual (Forward.outputs net ws) expected $"outputs for shift ({dx}, {dy})"
 
-[<Tests>]
-let cliTests =
-    testSequencedGroup "console" <| testList "command line" [
-        // The program skips this check at start-up (it costs ~40 ms); here it runs on every template.
-        test "the command-line templates pass Argu's structure check" {
-            Argu.ArgumentParser.Create<Lecun.Cli.Program.CliArgs>(programName = "lecun", checkStructure = true) |> ignore
-        }
-        for args, fragment in
-            [ [ "train"; "--passes"; "many" ], "--passes"
-              [ "train"; "--passes"; "0" ], "--passes must be at least 1"
-              [ "train"; "--lr"; "-1" ], "--lr must be a positive number"
-              [ "train"; "--recipe"; "lecun2025" ], "unknown recipe 'lecun2025'"
-              [ "train"; "--backend"; "gpu" ], "unknown backend 'gpu'"
-              [ "train"; "--weight-init"; "xavier" ], "unknown weight initialization 'xavier'"
-              [ "train"; "--holdout"; "7291"; "--passes"; "1"; "--out"; Path.Combine(Path.GetTempPath(), "lecun-bad-holdout") ], "--holdout must be between 1 and 7290"
-              [ "train"; "--data-set"; "cifar"; "--passes"; "1"; "--out"; Path.Combine(Path.GetTempPath(), "lecun-bad-set") ], "cifar"
-              [ "train"; "--init"; "/nonexistent/model.safetensors"; "--passes"; "1"; "--out"; Path.Combine(Path.GetTempPath(), "lecun-bad-init") ], "/nonexistent/model.safetensors"
-              [ "eval" ], "--model"
-              [ "frobnicate" ], "frobnicate" ] do
-            test (String.Join(" ", args)) {
-                let code, _, err = runCli args
-                Expect.notEqual code 0 "non-zero exit"
-                Expect.stringContains err fragment "the error names the problem"
-                Expect.isFalse (err.Contains "   at ") "no stack trace"
-            }
-        test "--holdout reports the held-out training digits, not the test set, and says so" {
-            let dir = Path.Combine(Path.GetTempPath(), $"lecun-holdout-{Guid.NewGuid():N}")
-            try
-                let code, out, err = runCli [ "train"; "--holdout"; "7000"; "--passes"; "1"; "--out"; dir ]
-                Expect.equal code 0 $"exit code (stderr: {err})"
-                Expect.stringContains out "(291 train, 7000 held-out digits)" "trains on the rest, evaluates on the held-out digits"
-                Expect.stringContains out "| held-out loss" "the pass line names the split"
-                Expect.isFalse (out.Contains "LeCun et al. 1989") "no comparison with the paper's test figures"
-                Expect.isTrue (File.Exists(Path.Combine(dir, "model.safetensors"))) "the run's files are written"
-            finally
-                if Directory.Exists dir then Directory.Delete(dir, true)
-        }
-        test "--help prints usage and succeeds" {
-            let code, out, _ = runCli [ "train"; "--help" ]
-            Expect.equal code 0 "exit code"
-            Expect.stringContains out "--batch-size" "usage lists the options"
-        }
+                test "of up to one pixel lose no pixel of the digit, and the uncovered edge reads the background" {
+                    // Most USPS digits touch the top and bottom rows: a shift that cropped would cut them.
+                    let net = Recipe.network Recipe.modern
+                    let shifts = InputShifts.create net 1
+                    Expect.equal shifts.Plans.Length 9 "one plan per shift"
+                    let image = Array.init 256 (fun i -> float32 (i + 1))
+                    let cols = Array.zeroCreate shifts.Plans.[0].TransposedSize
+                    let colsT = Array.zeroCreate shifts.Plans.[0].TransposedSize
+                    for dy in -1 .. 1 do
+                        for dx in -1 .. 1 do
+                            let plan = InputShifts.plan shifts dx dy
+                            plan.ForwardBoth(ReadOnlySpan image, -1.0f, Span cols, Span colsT, Span(Array.zeroCreate plan.ScratchSize))
+                            let seen = cols |> Seq.take (plan.Rows * plan.Positions) |> Set.ofSeq
+                            for i in 0 .. 255 do
+                                Expect.isTrue (seen.Contains(float32 (i + 1))) $"pixel {i} is read under shift ({dx}, {dy})"
+                            // Output (0, 0)'s window starts 2 rows and 2 columns into the padding, so the image's
+                            // first pixel, moved by (dx, dy), is its tap (2 + dy, 2 + dx).
+                            let topLeft = cols.[((2 + dy) * 5 + 2 + dx) * plan.Positions]
+                            Expect.equal topLeft 1.0f $"the image's first pixel sits at its shifted place ({dx}, {dy})"
+                            if dy = 1 then
+                                Expect.equal cols.[(2 * 5 + 2) * plan.Positions] -1.0f "the row uncovered at the top reads the background"
+                }
+
+                test "need a locally-connected first layer and a shift that is not negative" {
+                    let net = Recipe.network Recipe.modern
+                    Expect.throws (fun () -> InputShifts.create net -1 |> ignore) "negative shift"
+                    Expect.throws (fun () -> InputShifts.plan (InputShifts.create net 1) 2 0 |> ignore) "a shift past the plans"
+                    Expect.equal (InputShifts.create net 0).Plans.Length 0 "no plans without shifts"
+                }
+            ]
+        ]
     ]

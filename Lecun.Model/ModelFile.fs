@@ -1,0 +1,79 @@
+/// A model file: the 1989 network's weights (a safetensors checkpoint, see Checkpoint.fs) with what
+/// made them: recipe, seed, passes, data set, squashing functions, loss and the spec. `train` writes it;
+/// `train --init`, `eval` and `predict` read it here, and the network it loads into is checked against
+/// the spec it records.
+namespace Lecun.Model
+
+open System
+open FsToolkit.ErrorHandling
+
+type ModelFile =
+    { /// The file it was read from, for messages.
+      Path: string
+      Parameters: float32 array
+      /// The network the weights run in, with the squashing functions the file records.
+      Network: Network
+      /// The loss the file records (eval reports it).
+      Loss: Loss
+      /// Every metadata entry, as written (files from other writers may have other keys).
+      Metadata: Map<string, string> }
+
+module ModelFile =
+    /// The network this program builds, as a model file's `spec` entry names it.
+    let specName = "lecun1989"
+
+    let layout = Layout.lecun1989
+
+    /// The metadata `train` writes: enough to rebuild the network that produced the weights, and to
+    /// say how they were trained. `dataSet` is the data set as the run's report names it.
+    let metadata (recipe: Recipe) (dataSet: string) : Map<string, string> =
+        Map.ofList
+            [ "recipe", recipe.Name
+              "seed", string recipe.Seed
+              "passes", string recipe.Passes
+              "data_set", dataSet
+              "hidden", Activation.name recipe.Hidden
+              "output", Activation.name recipe.Output
+              "loss", Loss.name recipe.Loss
+              "spec", specName
+              "recipe_details", Recipe.describe recipe ]
+
+    /// Writes the weights a recipe trained on a data set, atomically.
+    let save (path: string) (recipe: Recipe) (dataSet: string) (parameters: float32 array) =
+        Checkpoint.save path layout parameters (metadata recipe dataSet)
+
+    /// Reads a model file: the weights (checked against the layout), the network its metadata names
+    /// (tanh everywhere and MSE when a file, say one written in Python, does not say) and the spec it
+    /// records, which must be the one this program builds.
+    let load (path: string) : Result<ModelFile, string> =
+        result {
+            let! parameters, metadata = Checkpoint.load path layout
+            let read key fallback parse =
+                parse (metadata |> Map.tryFind key |> Option.defaultValue fallback)
+                |> Result.mapError (fun e -> $"{path}: metadata '{key}': {e}")
+            let! hidden = read "hidden" "tanh" Activation.parse
+            let! output = read "output" "tanh" Activation.parse
+            let! loss = read "loss" "mse" Loss.parse
+            match metadata |> Map.tryFind "spec" with
+            | Some spec when spec <> specName ->
+                return! Error $"{path}: metadata 'spec' is '{spec}', but this program builds the {specName} network"
+            | _ ->
+                return { Path = path; Parameters = parameters; Network = Network.create layout hidden output; Loss = loss; Metadata = metadata }
+        }
+
+    let private overflow (model: ModelFile) (what: string) =
+        $"{model.Path}: the network's outputs are not finite on {what}: the weights are finite but too large for float32 arithmetic"
+
+    /// Loss, error, misses and predictions of the model on a split; refused when the forward pass
+    /// overflowed (a loss that is not a number is never reported as a result).
+    let evaluate backend (model: ModelFile) (digits: Dataset) : Result<SplitEvaluation, string> =
+        let result = Evaluate.split backend model.Network model.Loss model.Parameters (Workspace.create model.Network Evaluate.batch) digits
+        if Double.IsFinite result.Metrics.Loss then Ok result
+        else Error(overflow model $"{digits.Name} (loss {result.Metrics.Loss})")
+
+    /// The output scores of one 16x16 digit (`ws` a one-digit workspace of the model's network); refused
+    /// when one is not finite. `what` names the digit in the message.
+    let scores backend (model: ModelFile) (ws: Workspace) (image: float32 array) (what: string) : Result<float32 array, string> =
+        Forward.run backend model.Network model.Parameters ws image 0 1
+        let y = (Forward.outputs model.Network ws).[0 .. model.Network.Layout.OutputSize - 1]
+        if Array.forall Single.IsFinite y then Ok y else Error(overflow model what)

@@ -1,0 +1,97 @@
+/// ModelFile.fs: what a model file records besides its weights, and the network it loads into.
+module Lecun.Tests.ModelFileTests
+
+open System
+open System.IO
+open Expecto
+open Lecun.Native.Backends
+open Lecun.Model
+open Lecun.Tests.TestSetup
+
+let private layout = ModelFile.layout
+
+let private loadOk path = match ModelFile.load path with Ok m -> m | Error e -> failtest e
+
+let private activations (net: Network) = net.Plans |> Array.map (fun p -> p.Activation) |> Array.distinct |> List.ofArray
+
+[<Tests>]
+let tests =
+    testList "model file" [
+        test "records the recipe, seed, passes, data set, squashing, loss, spec and the recipe's description" {
+            Expect.equal (ModelFile.metadata Recipe.lecun1989 "usps")
+                (Map.ofList [ "recipe", "lecun1989"; "seed", "1337"; "passes", "23"; "data_set", "usps"; "hidden", "tanh"; "output", "tanh"
+                              "loss", "mse"; "spec", "lecun1989"
+                              "recipe_details", "tanh/tanh, init sqrt-fan-in, mse, sgd lr 0.03, batch 1, 23 passes" ])
+                "lecun1989's metadata, as train has always written it"
+        }
+
+        test "loads into the network its metadata names" {
+            withTempDir (fun dir ->
+                for recipe in Recipe.all do
+                    let path = Path.Combine(dir, $"{recipe.Name}.safetensors")
+                    let parameters = randomParameters 3
+                    ModelFile.save path recipe "usps" parameters
+                    let model = loadOk path
+                    Expect.sequenceEqual model.Parameters parameters $"{recipe.Name}: weights"
+                    Expect.equal (activations model.Network) (List.distinct [ recipe.Hidden; recipe.Output ]) $"{recipe.Name}: squashing"
+                    Expect.equal model.Loss recipe.Loss $"{recipe.Name}: loss"
+                    Expect.equal model.Metadata.["recipe"] recipe.Name "metadata kept")
+        }
+
+        test "a file without metadata (say, written in Python) is the paper's network: tanh everywhere, MSE" {
+            withTempDir (fun dir ->
+                let path = Path.Combine(dir, "bare.safetensors")
+                Checkpoint.save path layout (randomParameters 1) Map.empty
+                let model = loadOk path
+                Expect.equal (activations model.Network) [ Tanh ] "tanh"
+                Expect.equal model.Loss Mse "mse")
+        }
+
+        test "a file that records another spec or an unknown squashing is refused, naming the entry" {
+            withTempDir (fun dir ->
+                for key, value, fragment in
+                    [ "spec", "lenet5", "metadata 'spec' is 'lenet5', but this program builds the lecun1989 network"
+                      "hidden", "sigmoid", "metadata 'hidden': unknown activation 'sigmoid'"
+                      "loss", "hinge", "metadata 'loss': unknown loss 'hinge'" ] do
+                    let path = Path.Combine(dir, $"{key}.safetensors")
+                    Checkpoint.save path layout (randomParameters 1) (ModelFile.metadata Recipe.lecun1989 "usps" |> Map.add key value)
+                    match ModelFile.load path with
+                    | Ok _ -> failtest $"{key} {value}: loaded"
+                    | Error e ->
+                        Expect.stringContains e fragment key
+                        Expect.stringContains e path "names the file")
+        }
+
+        test "weights that overflow float32 give an error, never a non-finite loss or score" {
+            withTempDir (fun dir ->
+                let path = Path.Combine(dir, "huge.safetensors")
+                // Finite, but every weighted sum overflows: ±infinity, and NaN where they meet.
+                ModelFile.save path Recipe.modern "usps" (Array.init layout.ParamCount (fun i -> if i % 2 = 0 then 3e38f else -3e38f))
+                let model = loadOk path
+                let digits = oneDigit 5
+                match ModelFile.evaluate Backend.Managed model digits with
+                | Ok r -> failtest $"evaluated: loss {r.Metrics.Loss}"
+                | Error e ->
+                    Expect.stringContains e "not finite" "says so"
+                    Expect.stringContains e path "names the file"
+                match ModelFile.scores Backend.Managed model (Workspace.create model.Network 1) digits.Images "digit.txt" with
+                | Ok y -> failtest $"scored: {y}"
+                | Error e -> Expect.stringContains e "not finite on digit.txt" "names the digit")
+        }
+
+        test "ordinary weights evaluate and score as the engine does" {
+            withTempDir (fun dir ->
+                let path = Path.Combine(dir, "model.safetensors")
+                let parameters = randomParameters 8
+                ModelFile.save path Recipe.lecun1989 "usps" parameters
+                let model = loadOk path
+                let digits = oneDigit 8
+                let direct = Evaluate.split Backend.Managed model.Network model.Loss parameters (Workspace.create model.Network Evaluate.batch) digits
+                match ModelFile.evaluate Backend.Managed model digits with
+                | Ok r -> Expect.equal r.Metrics direct.Metrics "the same evaluation"
+                | Error e -> failtest e
+                match ModelFile.scores Backend.Managed model (Workspace.create model.Network 1) digits.Images "digit" with
+                | Ok y -> Expect.equal y.Length 10 "ten scores"
+                | Error e -> failtest e)
+        }
+    ]
