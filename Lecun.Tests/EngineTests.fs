@@ -157,8 +157,8 @@ let tests =
             let xs = Array.init count (fun _ -> randomImage rng) |> Array.concat
             let batch = Workspace.create net 40
             if not LaneBatch.IsSupported then
-                Expect.isEmpty batch.Lanes "no lane buffers without AVX-512"
-                skiptest "this CPU has no AVX-512: batches take the im2col path (tested above)"
+                Expect.isEmpty batch.Lanes "no lane buffers without AVX-512 or AVX2"
+                skiptest "this CPU has neither AVX-512 nor AVX2 with FMA: batches take the im2col path (tested above)"
             else
                 Expect.isNonEmpty batch.Lanes "a batch workspace has lane buffers"
                 Forward.runLanes net p batch xs 0 count

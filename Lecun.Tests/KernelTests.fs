@@ -33,6 +33,30 @@ type KernelGen =
 
 let private config = { FsCheckConfig.defaultConfig with arbitrary = [ typeof<KernelGen> ]; maxTest = 300 }
 
+/// The kernel widths this CPU runs natively: the AVX2 path (two Vector256 per 16 lanes) always, and the
+/// AVX-512 path where the CPU has it. On an AVX-512 machine every test below that runs `eachWidth`
+/// checks both paths against the same definition, so they agree bit for bit with each other too.
+let widths = if KernelWidth.HasAvx512 then [ false; true ] else [ false ]
+
+/// Runs f with the kernels on the AVX-512 path (wide) or the AVX2 path, then restores the setting.
+let atWidth (wide: bool) (f: unit -> 'a) =
+    let saved = KernelWidth.Wide
+    KernelWidth.Wide <- wide
+    try f () finally KernelWidth.Wide <- saved
+
+/// Runs check at every width this CPU has (see widths).
+let eachWidth (check: unit -> unit) = for wide in widths do atWidth wide check
+
+/// The float's bits, so +0 and -0 (equal as floats) are told apart.
+let bitsOf (x: float32) = BitConverter.SingleToInt32Bits x
+
+/// Bit-for-bit equality of two float32 arrays, naming the first element that differs.
+let expectSameBits (actual: float32 array) (expected: float32 array) (what: string) =
+    Expect.equal actual.Length expected.Length $"{what}: length"
+    for i in 0 .. actual.Length - 1 do
+        if bitsOf actual.[i] <> bitsOf expected.[i] then
+            failtestf "%s [%d]: %.9g (0x%08x) where %.9g (0x%08x) expected" what i actual.[i] (bitsOf actual.[i]) expected.[i] (bitsOf expected.[i])
+
 /// The forward error bound of a float32 sum of k products (plus a beta term): a few units of
 /// roundoff per term times the sum of the terms' magnitudes, since cancellation can leave a result
 /// far smaller than its terms.
@@ -218,8 +242,11 @@ let columnsByDefinition (plan: Im2ColPlan) (x: float32 array) (padValue: float32
 
 [<Tests>]
 let unfoldTests =
-    testList "im2col" [
+    // Sequenced: these tests switch the kernels between the AVX-512 and AVX2 paths (on an AVX-512 CPU),
+    // which must not happen under tests running in parallel.
+    testSequenced <| testList "im2col" [
         testProperty "Forward and ForwardBoth write the columns of the definition, in both layouts, shifted or not" <| fun (seed: uint64) (shape: byte) ->
+          eachWidth <| fun () ->
             let rng = Rng seed
             let plan = unfoldPlan rng (int shape)
             let x = Array.init plan.InputSize (fun _ -> rng.NextFloat32() * 2.0f - 1.0f)
@@ -240,6 +267,7 @@ let unfoldTests =
                     Expect.equal colsT.[p * rows + r] expected.[r * n + p] $"colsT[{p},{r}]"
 
         testProperty "col2im sums the entries that read each input, in column order, bit for bit" <| fun (seed: uint64) (shape: byte) ->
+          eachWidth <| fun () ->
             let rng = Rng seed
             let plan = unfoldPlan rng (int shape)
             let n, rows = plan.Positions, plan.Rows
@@ -255,6 +283,7 @@ let unfoldTests =
             Expect.sequenceEqual dIn expected "dInput"
 
         testProperty "the fused input gradient equals the column-gradient products and col2im, bit for bit" <| fun (seed: uint64) (shape: byte) ->
+          eachWidth <| fun () ->
             let rng = Rng seed
             // Geometries of the permute path (16 output positions, the stride tiling the input) with random
             // connection tables: a local layer of 1-13 planes reading runs of its 1-5 input planes.
@@ -286,15 +315,32 @@ let unfoldTests =
             let dIn = Array.create unfold.InputSize nanf
             unfold.InputGradient(ReadOnlySpan w, g.FanIn, ReadOnlySpan dPre, planes, ReadOnlySpan segments,
                                  Span(Array.zeroCreate (unfold.InputGradientScratch planes)), Span dIn)
-            Expect.sequenceEqual dIn expected "dInput"
+            expectSameBits dIn expected "dInput"
+            // The fused forward products against the segments' matrix products, run in order.
+            let x = Array.init unfold.InputSize (fun _ -> rng.NextFloat32() * 2.0f - 1.0f)
+            let cols = Array.zeroCreate (unfold.Rows * n)
+            unfold.Forward(ReadOnlySpan x, -1.0f, Span cols, 0, n, Span(Array.zeroCreate unfold.ScratchSize))
+            let byProducts = Array.create (planes * n) nanf
+            let mutable previous = -1
+            for s in 0 .. 5 .. segments.Length - 1 do
+                let p0, count, c0, inputs, column = segments.[s], segments.[s + 1], segments.[s + 2], segments.[s + 3], segments.[s + 4]
+                Backend.Managed.Gemm(false, false, count, n, inputs * kk, 1.0f,
+                                     ReadOnlySpan(w, p0 * g.FanIn + column, (count - 1) * g.FanIn + inputs * kk), g.FanIn,
+                                     ReadOnlySpan(cols, c0 * kk * n, inputs * kk * n), n, (if p0 = previous then 1.0f else 0.0f),
+                                     Span(byProducts, p0 * n, count * n), n)
+                previous <- p0
+            let fused = Array.create (planes * n) nanf
+            unfold.Product(ReadOnlySpan w, g.FanIn, ReadOnlySpan cols, planes, ReadOnlySpan segments, Span fused)
+            expectSameBits fused byProducts "fused forward products"
 
         test "Transpose16 transposes" {
-            let m = Array.init 256 float32
-            let t = Array.zeroCreate 256
-            Im2ColPlan.Transpose16(ReadOnlySpan m, Span t)
-            for i in 0..15 do
-                for j in 0..15 do
-                    Expect.equal t.[i * 16 + j] m.[j * 16 + i] $"[{i},{j}]"
+            eachWidth <| fun () ->
+                let m = Array.init 256 float32
+                let t = Array.zeroCreate 256
+                Im2ColPlan.Transpose16(ReadOnlySpan m, Span t)
+                for i in 0..15 do
+                    for j in 0..15 do
+                        Expect.equal t.[i * 16 + j] m.[j * 16 + i] $"[{i},{j}]"
         }
 
         // A float32 result against the float64 sum of its products plus a bias, within the rounding
@@ -304,13 +350,12 @@ let unfoldTests =
             let bound = sumBound (terms.Length + 1) (List.sumBy abs terms + abs (float bias))
             Expect.isLessThanOrEqual (abs (float actual - expected)) bound what
 
-        // The 16-lane kernels need AVX-512; without it the engine must not build lane buffers at all,
-        // and the kernel tests are reported as skipped.
+        // The 16-lane kernels run at every width (as two Vector256 without AVX-512); the engine builds lane
+        // buffers exactly where they run natively.
         let withLanes (check: unit -> unit) =
-            if LaneBatch.IsSupported then check ()
-            else
-                Expect.isEmpty (Workspace.create Network.lecun1989 16).Lanes "no lane buffers without AVX-512"
-                skiptest "this CPU has no AVX-512: the 16-lane kernels do not run here (the im2col path does)"
+            Expect.equal (Workspace.create Network.lecun1989 16).Lanes.Length
+                (if LaneBatch.IsSupported then Network.lecun1989.Plans.Length else 0) "lane buffers exactly where the lane kernels run natively"
+            eachWidth check
 
         testProperty "LaneBatch.Local equals the float64 sums of its definition, at every block edge" <| fun (seed: uint64) (shape: byte) ->
             withLanes (fun () ->
@@ -381,4 +426,170 @@ let unfoldTests =
                 LaneBatch.FromLanes(ReadOnlySpan packed, units, count, Span back)
                 Expect.sequenceEqual back.[.. count * units - 1] examples "round trip"
                 Expect.isTrue (Single.IsNaN back.[count * units]) "nothing written past the examples")
+    ]
+
+/// Each kernel against its definition written out element by element in float32: the exact sequence of
+/// roundings (fused multiply-add chains, summation trees) that both the AVX-512 and the AVX2 path must
+/// give, bit for bit, at every width this CPU has. This is what makes a model file the same on both.
+[<Tests>]
+let widthTests =
+    let fma (a: float32) (b: float32) (c: float32) = MathF.FusedMultiplyAdd(a, b, c)
+    let finish (acc: float32) (alpha: float32) (beta: float32) (c: float32) = if beta = 0.0f then acc * alpha else acc * alpha + c * beta
+    let randomArray (rng: Rng) n = Array.init n (fun _ -> rng.NextFloat32() * 2.0f - 1.0f)
+    testSequenced <| testList "kernel widths" [
+        testPropertyWithConfig config "GEMM (A or A^T) B gives each element one chain of fused multiply-adds from +0, then alpha and beta" <| fun (c: GemmCase) ->
+            eachWidth <| fun () ->
+                let rng = Rng c.Seed
+                let lda = (if c.TransA then c.M else c.K) + c.Pad
+                let ldb, ldc = c.N + c.Pad, c.N + c.Pad
+                let a = randomArray rng ((if c.TransA then c.K else c.M) * lda)
+                let b, c0 = randomArray rng (c.K * ldb), randomArray rng (c.M * ldc)
+                let aAt i p = if c.TransA then a.[p * lda + i] else a.[i * lda + p]
+                let expected = Array.copy c0
+                for i in 0 .. c.M - 1 do
+                    for j in 0 .. c.N - 1 do
+                        let mutable s = 0.0f
+                        for p in 0 .. c.K - 1 do s <- fma (aAt i p) b.[p * ldb + j] s
+                        expected.[i * ldc + j] <- finish s c.Alpha c.Beta c0.[i * ldc + j]
+                let out = Array.copy c0
+                Backend.Managed.Gemm(c.TransA, false, c.M, c.N, c.K, c.Alpha, ReadOnlySpan a, lda, ReadOnlySpan b, ldb, c.Beta, Span out, ldc)
+                expectSameBits out expected $"wide={KernelWidth.Wide} {c}"
+
+        testPropertyWithConfig config "GEMM A B^T gives each element 16 lane chains, summed ((0+1)+(2+3)) + ... by 128-bit, 256-bit halves, then the tail" <| fun (c: GemmCase) ->
+            eachWidth <| fun () ->
+                let rng = Rng c.Seed
+                let lda, ldb, ldc = c.K + c.Pad, c.K + c.Pad, c.N + c.Pad
+                let a, b, c0 = randomArray rng (c.M * lda), randomArray rng (c.N * ldb), randomArray rng (c.M * ldc)
+                let dot (x: int) (y: int) =
+                    let lanes = Array.zeroCreate 16
+                    let whole = if c.K >= 16 then c.K / 16 * 16 else 0
+                    for p in 0 .. 16 .. whole - 1 do
+                        for l in 0 .. 15 do lanes.[l] <- fma a.[x + p + l] b.[y + p + l] lanes.[l]
+                    let four o = (lanes.[o] + lanes.[o + 1]) + (lanes.[o + 2] + lanes.[o + 3])
+                    let mutable s = if whole > 0 then (four 0 + four 4) + (four 8 + four 12) else 0.0f
+                    for p in whole .. c.K - 1 do s <- fma a.[x + p] b.[y + p] s
+                    s
+                let expected = Array.copy c0
+                for i in 0 .. c.M - 1 do
+                    for j in 0 .. c.N - 1 do
+                        expected.[i * ldc + j] <- finish (dot (i * lda) (j * ldb)) c.Alpha c.Beta c0.[i * ldc + j]
+                let out = Array.copy c0
+                Backend.Managed.Gemm(false, true, c.M, c.N, c.K, c.Alpha, ReadOnlySpan a, lda, ReadOnlySpan b, ldb, c.Beta, Span out, ldc)
+                expectSameBits out expected $"wide={KernelWidth.Wide} {c}"
+
+        testProperty "GEMV x^T A sums four chains (rows i mod 4) as (s0 + s1) + (s2 + s3); A x sums 16 lanes by the AVX-512 tree" <| fun (seed: uint64) (mRaw: byte) (nRaw: byte) ->
+            eachWidth <| fun () ->
+                let rng = Rng seed
+                let m, n = 1 + int mRaw % 200, 1 + int nRaw % 70
+                let lda = n + int (seed % 3UL)
+                let a = randomArray rng (m * lda)
+                for beta in [ 0.0f; 0.5f ] do
+                    // y = x^T A: column j's four chains.
+                    let x, y0 = randomArray rng m, randomArray rng n
+                    let expected =
+                        Array.init n (fun j ->
+                            let s = Array.zeroCreate 4
+                            for i in 0 .. m - 1 do s.[i % 4] <- fma x.[i] a.[i * lda + j] s.[i % 4]
+                            finish ((s.[0] + s.[1]) + (s.[2] + s.[3])) 1.5f beta y0.[j])
+                    let y = Array.copy y0
+                    Backend.Managed.Gemv(true, m, n, 1.5f, ReadOnlySpan a, lda, ReadOnlySpan x, beta, Span y)
+                    expectSameBits y expected $"wide={KernelWidth.Wide} x^T A {m}x{n} beta={beta}"
+                    // y = A x: for n >= 16, lane l sums columns l, l + 16, ... (the last block ends at n, its
+                    // repeated columns count as zero products), then per four lanes (l0 + l2) + (l1 + l3), then
+                    // (g0 + g1) + (g2 + g3); for n < 16 one chain.
+                    let x, y0 = randomArray rng n, randomArray rng m
+                    let expected =
+                        Array.init m (fun i ->
+                            let s =
+                                if n < 16 then Array.fold2 (fun s w v -> fma w v s) 0.0f a.[i * lda .. i * lda + n - 1] x
+                                else
+                                    let lanes = Array.zeroCreate 16
+                                    let mutable j = 0
+                                    while j + 16 <= n do
+                                        for l in 0 .. 15 do lanes.[l] <- fma a.[i * lda + j + l] x.[j + l] lanes.[l]
+                                        j <- j + 16
+                                    if j < n then
+                                        let start = n - 16
+                                        for l in 0 .. 15 do lanes.[l] <- fma a.[i * lda + start + l] (if start + l >= j then x.[start + l] else 0.0f) lanes.[l]
+                                    let g o = (lanes.[o] + lanes.[o + 2]) + (lanes.[o + 1] + lanes.[o + 3])
+                                    (g 0 + g 4) + (g 8 + g 12)
+                            finish s 1.5f beta y0.[i])
+                    let y = Array.copy y0
+                    Backend.Managed.Gemv(false, m, n, 1.5f, ReadOnlySpan a, lda, ReadOnlySpan x, beta, Span y)
+                    expectSameBits y expected $"wide={KernelWidth.Wide} A x {m}x{n} beta={beta}"
+
+        testProperty "element-wise kernels, FastTanh and AdamW give every element its scalar formula's bits, any length" <| fun (seed: uint64) (nRaw: byte) ->
+            eachWidth <| fun () ->
+                let rng = Rng seed
+                let n = 1 + int nRaw % 70
+                let x, y = randomArray rng n, randomArray rng n
+                // Some exact zeros of both signs, where max and the sign conventions matter.
+                x.[0] <- -0.0f
+                if n > 9 then x.[9] <- 0.0f
+                let run (f: float32 array -> unit) =
+                    let out = Array.create n nanf
+                    f out
+                    out
+                let s = -0.37f
+                let cases =
+                    [ "Add", run (fun o -> Elementwise.Add(ReadOnlySpan x, ReadOnlySpan y, Span o)), Array.map2 (+) x y
+                      "Subtract", run (fun o -> Elementwise.Subtract(ReadOnlySpan x, ReadOnlySpan y, Span o)), Array.map2 (-) x y
+                      "Multiply", run (fun o -> Elementwise.Multiply(ReadOnlySpan x, ReadOnlySpan y, Span o)), Array.map2 (*) x y
+                      "Scale", run (fun o -> Elementwise.Multiply(ReadOnlySpan x, s, Span o)), Array.map (fun v -> v * s) x
+                      "MultiplyAdd", run (fun o -> Elementwise.MultiplyAdd(ReadOnlySpan x, s, ReadOnlySpan y, Span o)), Array.map2 (fun v w -> v * s + w) x y
+                      "ReluForward", run (fun o -> Elementwise.ReluForward(ReadOnlySpan x, Span o)), Array.map (fun v -> MathF.Max(v, 0.0f)) x
+                      "ReluBackward", run (fun o -> Elementwise.ReluBackward(ReadOnlySpan x, ReadOnlySpan y, Span o)), Array.map2 (fun v d -> if v > 0.0f then d else 0.0f) x y
+                      "TanhBackward", run (fun o -> Elementwise.TanhBackward(ReadOnlySpan x, ReadOnlySpan y, Span o)), Array.map2 (fun v d -> (1.0f - v * v) * d) x y
+                      "ScaledTanhBackward", run (fun o -> Elementwise.ScaledTanhBackward(ReadOnlySpan x, ReadOnlySpan y, Span o)),
+                          Array.map2 (fun v d -> Elementwise.ScaledTanhS * (Elementwise.ScaledTanhA - v * v / Elementwise.ScaledTanhA) * d) x y
+                      "FastTanh", run (fun o -> FastTanh.Apply(ReadOnlySpan(Array.map (fun v -> v * 9.0f) x), Span o)), Array.map (fun v -> FastTanh.Scalar(v * 9.0f)) x ]
+                for name, actual, expected in cases do expectSameBits actual expected $"wide={KernelWidth.Wide} {name}, n={n}"
+                // One AdamW step against its scalar formula, element by element.
+                let p, g, m, v = randomArray rng n, randomArray rng n, randomArray rng n, Array.init n (fun _ -> rng.NextFloat32())
+                let decay, step, b1, b2, bias2, eps = 0.9999f, 1e-3f, 0.9f, 0.999f, 0.0447f, 1e-8f
+                let pe, me, ve = Array.copy p, Array.copy m, Array.copy v
+                for i in 0 .. n - 1 do
+                    me.[i] <- b1 * m.[i] + (1.0f - b1) * g.[i]
+                    ve.[i] <- b2 * v.[i] + (1.0f - b2) * g.[i] * g.[i]
+                    pe.[i] <- p.[i] * decay - step * me.[i] / (MathF.Sqrt ve.[i] / bias2 + eps)
+                AdamW.Step(Span p, ReadOnlySpan g, Span m, Span v, decay, step, b1, b2, bias2, eps)
+                expectSameBits p pe $"wide={KernelWidth.Wide} AdamW parameters, n={n}"
+                expectSameBits m me $"wide={KernelWidth.Wide} AdamW m, n={n}"
+                expectSameBits v ve $"wide={KernelWidth.Wide} AdamW v, n={n}"
+
+        testProperty "Transpose16 writes exactly the rows and columns asked for, zeros for rows past the source" <| fun (seed: uint64) (shape: byte) ->
+            eachWidth <| fun () ->
+                let rng = Rng seed
+                let srcRows, dstRows, dstCols = 1 + int shape % 16, 1 + int (seed % 16UL), 1 + int (seed / 16UL % 16UL)
+                let src = randomArray rng (16 * 20)
+                let dst0 = randomArray rng (16 * 24)
+                let dst = Array.copy dst0
+                do
+                    use ps = fixed src
+                    use pd = fixed dst
+                    Im2ColPlan.Transpose16(ps, 20L, srcRows, pd, 24L, dstRows, dstCols)
+                let expected =
+                    Array.init dst0.Length (fun e ->
+                        let j, i = e / 24, e % 24
+                        if j < dstRows && i < dstCols then (if i < srcRows then src.[i * 20 + j] else 0.0f) else dst0.[e])
+                expectSameBits dst expected $"wide={KernelWidth.Wide} {srcRows} rows in, {dstRows}x{dstCols} out"
+
+        test "the AVX2 path trains and evaluates to the AVX-512 path's bits, every recipe" {
+            if not KernelWidth.HasAvx512 then
+                skiptest "this CPU has no AVX-512: only the AVX2 path runs here, checked against the definitions above"
+            let data = Data.load "usps" None |> function Ok d -> d | Error e -> failwith e
+            let digits = data.Train.Take 300
+            for recipe in Recipe.all do
+                let run wide =
+                    atWidth wide (fun () ->
+                        let net = Recipe.network recipe
+                        let p = Init.create recipe.WeightInit net.Layout recipe.Seed
+                        Train.trainOnePass Backend.Managed net recipe 1 p (Workspace.create net 1) (Train.createState net recipe) digits ignore
+                        let evaluation = Evaluate.split Backend.Managed net recipe.Loss p (Workspace.create net Evaluate.batch) digits
+                        p, evaluation.Metrics)
+                let p2, m2 = run false
+                let p5, m5 = run true
+                expectSameBits p2 p5 $"{recipe.Name}: weights after 300 presentations"
+                Expect.equal m2 m5 $"{recipe.Name}: evaluation"
+        }
     ]

@@ -22,7 +22,7 @@ public static class AdamW
         fixed (float* pp = parameters, pg = grad, pm = m, pv = v)
         {
             int i = 0;
-            if (Vector512.IsHardwareAccelerated)
+            if (KernelWidth.Wide)
             {
                 var vb1 = Vector512.Create(beta1); var vc1 = Vector512.Create(c1);
                 var vb2 = Vector512.Create(beta2); var vc2 = Vector512.Create(c2);
@@ -37,6 +37,23 @@ public static class AdamW
                     Vector512.Store(vi, pv + i);
                     var denom = Vector512.Sqrt(vi) / vbias + veps;
                     Vector512.Store(Vector512.Load(pp + i) * vdecay - vstep * mi / denom, pp + i);
+                }
+            }
+            else if (Vector256.IsHardwareAccelerated)
+            {
+                var vb1 = Vector256.Create(beta1); var vc1 = Vector256.Create(c1);
+                var vb2 = Vector256.Create(beta2); var vc2 = Vector256.Create(c2);
+                var vdecay = Vector256.Create(decay); var vstep = Vector256.Create(stepSize);
+                var vbias = Vector256.Create(bias2Sqrt); var veps = Vector256.Create(epsilon);
+                for (; i + 8 <= n; i += 8)
+                {
+                    var g = Vector256.Load(pg + i);
+                    var mi = vb1 * Vector256.Load(pm + i) + vc1 * g;
+                    var vi = vb2 * Vector256.Load(pv + i) + vc2 * g * g;
+                    Vector256.Store(mi, pm + i);
+                    Vector256.Store(vi, pv + i);
+                    var denom = Vector256.Sqrt(vi) / vbias + veps;
+                    Vector256.Store(Vector256.Load(pp + i) * vdecay - vstep * mi / denom, pp + i);
                 }
             }
             for (; i < n; i++)

@@ -15,11 +15,23 @@ public static class Elementwise
         if (dy.Length < n || da.Length < n) throw new ArgumentException("tanh backward: span too small");
         fixed (float* py = y, pd = dy, pa = da)
         {
-            var one = Vector512.Create(1f);
-            for (; i + 16 <= n; i += 16)
+            if (KernelWidth.Wide)
             {
-                var v = Vector512.Load(py + i);
-                Vector512.Store((one - v * v) * Vector512.Load(pd + i), pa + i);
+                var one = Vector512.Create(1f);
+                for (; i + 16 <= n; i += 16)
+                {
+                    var v = Vector512.Load(py + i);
+                    Vector512.Store((one - v * v) * Vector512.Load(pd + i), pa + i);
+                }
+            }
+            else
+            {
+                var one = Vector256.Create(1f);
+                for (; i + 8 <= n; i += 8)
+                {
+                    var v = Vector256.Load(py + i);
+                    Vector256.Store((one - v * v) * Vector256.Load(pd + i), pa + i);
+                }
             }
             for (; i < n; i++) pa[i] = (1f - py[i] * py[i]) * pd[i];
         }
@@ -40,11 +52,23 @@ public static class Elementwise
         if (dy.Length < n || da.Length < n) throw new ArgumentException("scaled tanh backward: span too small");
         fixed (float* py = y, pd = dy, pa = da)
         {
-            var va = Vector512.Create(a);
-            for (; i + 16 <= n; i += 16)
+            if (KernelWidth.Wide)
             {
-                var v = Vector512.Load(py + i);
-                Vector512.Store(s * (va - v * v / va) * Vector512.Load(pd + i), pa + i);
+                var va = Vector512.Create(a);
+                for (; i + 16 <= n; i += 16)
+                {
+                    var v = Vector512.Load(py + i);
+                    Vector512.Store(s * (va - v * v / va) * Vector512.Load(pd + i), pa + i);
+                }
+            }
+            else
+            {
+                var va = Vector256.Create(a);
+                for (; i + 8 <= n; i += 8)
+                {
+                    var v = Vector256.Load(py + i);
+                    Vector256.Store(s * (va - v * v / va) * Vector256.Load(pd + i), pa + i);
+                }
             }
             for (; i < n; i++) pa[i] = s * (a - py[i] * py[i] / a) * pd[i];
         }
@@ -77,42 +101,49 @@ public static class Elementwise
     interface IBinaryOp
     {
         Vector512<float> Apply(Vector512<float> x, Vector512<float> y);
+        Vector256<float> Apply(Vector256<float> x, Vector256<float> y);
         float Apply(float x, float y);
     }
 
     readonly struct AddOp : IBinaryOp
     {
         public Vector512<float> Apply(Vector512<float> x, Vector512<float> y) => x + y;
+        public Vector256<float> Apply(Vector256<float> x, Vector256<float> y) => x + y;
         public float Apply(float x, float y) => x + y;
     }
 
     readonly struct SubtractOp : IBinaryOp
     {
         public Vector512<float> Apply(Vector512<float> x, Vector512<float> y) => x - y;
+        public Vector256<float> Apply(Vector256<float> x, Vector256<float> y) => x - y;
         public float Apply(float x, float y) => x - y;
     }
 
     readonly struct MultiplyOp : IBinaryOp
     {
         public Vector512<float> Apply(Vector512<float> x, Vector512<float> y) => x * y;
+        public Vector256<float> Apply(Vector256<float> x, Vector256<float> y) => x * y;
         public float Apply(float x, float y) => x * y;
     }
 
     readonly struct ScaleOp(float s) : IBinaryOp
     {
         public Vector512<float> Apply(Vector512<float> x, Vector512<float> y) => x * s;
+        public Vector256<float> Apply(Vector256<float> x, Vector256<float> y) => x * s;
         public float Apply(float x, float y) => x * s;
     }
 
     readonly struct ScaleAddOp(float s) : IBinaryOp
     {
         public Vector512<float> Apply(Vector512<float> x, Vector512<float> y) => x * s + y;
+        public Vector256<float> Apply(Vector256<float> x, Vector256<float> y) => x * s + y;
         public float Apply(float x, float y) => x * s + y;
     }
 
     readonly struct ReluOp : IBinaryOp
     {
         public Vector512<float> Apply(Vector512<float> x, Vector512<float> y) => Vector512.Max(x, Vector512<float>.Zero);
+        public Vector256<float> Apply(Vector256<float> x, Vector256<float> y) => Vector256.Max(x, Vector256<float>.Zero);
         public float Apply(float x, float y) => MathF.Max(x, 0f);
     }
 
@@ -123,7 +154,10 @@ public static class Elementwise
         if (y.Length < n || dst.Length < n) throw new ArgumentException("element-wise: span too small");
         fixed (float* px = x, py = y, pd = dst)
         {
-            for (; i + 16 <= n; i += 16) Vector512.Store(op.Apply(Vector512.Load(px + i), Vector512.Load(py + i)), pd + i);
+            if (KernelWidth.Wide)
+                for (; i + 16 <= n; i += 16) Vector512.Store(op.Apply(Vector512.Load(px + i), Vector512.Load(py + i)), pd + i);
+            else
+                for (; i + 8 <= n; i += 8) Vector256.Store(op.Apply(Vector256.Load(px + i), Vector256.Load(py + i)), pd + i);
             for (; i < n; i++) pd[i] = op.Apply(px[i], py[i]);
         }
     }
@@ -135,11 +169,18 @@ public static class Elementwise
         if (dy.Length < n || da.Length < n) throw new ArgumentException("relu backward: span too small");
         fixed (float* py = y, pd = dy, pa = da)
         {
-            for (; i + 16 <= n; i += 16)
-            {
-                var on = Vector512.GreaterThan(Vector512.Load(py + i), Vector512<float>.Zero);
-                Vector512.Store(Vector512.ConditionalSelect(on, Vector512.Load(pd + i), Vector512<float>.Zero), pa + i);
-            }
+            if (KernelWidth.Wide)
+                for (; i + 16 <= n; i += 16)
+                {
+                    var on = Vector512.GreaterThan(Vector512.Load(py + i), Vector512<float>.Zero);
+                    Vector512.Store(Vector512.ConditionalSelect(on, Vector512.Load(pd + i), Vector512<float>.Zero), pa + i);
+                }
+            else
+                for (; i + 8 <= n; i += 8)
+                {
+                    var on = Vector256.GreaterThan(Vector256.Load(py + i), Vector256<float>.Zero);
+                    Vector256.Store(Vector256.ConditionalSelect(on, Vector256.Load(pd + i), Vector256<float>.Zero), pa + i);
+                }
             for (; i < n; i++) pa[i] = py[i] > 0f ? pd[i] : 0f;
         }
     }

@@ -38,6 +38,24 @@ public static class FastTanh
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static Vector256<float> Vector(Vector256<float> x)
+    {
+        x = Vector256.Min(Vector256.Max(x, Vector256.Create(-Clamp)), Vector256.Create(Clamp));
+        var x2 = x * x;
+        var p = Vector256.FusedMultiplyAdd(x2, Vector256.Create(A13), Vector256.Create(A11));
+        p = Vector256.FusedMultiplyAdd(x2, p, Vector256.Create(A9));
+        p = Vector256.FusedMultiplyAdd(x2, p, Vector256.Create(A7));
+        p = Vector256.FusedMultiplyAdd(x2, p, Vector256.Create(A5));
+        p = Vector256.FusedMultiplyAdd(x2, p, Vector256.Create(A3));
+        p = Vector256.FusedMultiplyAdd(x2, p, Vector256.Create(A1));
+        p *= x;
+        var q = Vector256.FusedMultiplyAdd(x2, Vector256.Create(B6), Vector256.Create(B4));
+        q = Vector256.FusedMultiplyAdd(x2, q, Vector256.Create(B2));
+        q = Vector256.FusedMultiplyAdd(x2, q, Vector256.Create(B0));
+        return p / q;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static Vector512<float> Vector(Vector512<float> x)
     {
         x = Vector512.Min(Vector512.Max(x, Vector512.Create(-Clamp)), Vector512.Create(Clamp));
@@ -64,8 +82,10 @@ public static class FastTanh
         fixed (float* px = x, py = y)
         {
             int i = 0;
-            if (Vector512.IsHardwareAccelerated)
+            if (KernelWidth.Wide)
                 for (; i + 16 <= n; i += 16) Vector512.Store(Vector(Vector512.Load(px + i)), py + i);
+            else if (Vector256.IsHardwareAccelerated)
+                for (; i + 8 <= n; i += 8) Vector256.Store(Vector(Vector256.Load(px + i)), py + i);
             for (; i < n; i++) py[i] = Scalar(px[i]);
         }
     }

@@ -110,7 +110,7 @@ public sealed class Im2ColPlan
 
     // The vectorised path: 16x16 register transposes need whole tiles of 16 positions, and each kernel
     // row of a window must fit one 8-float load.
-    bool VectorPath => Avx512F.IsSupported && Positions % 16 == 0 && Kernel <= 8;
+    bool VectorPath => (KernelWidth.Wide || Avx2.IsSupported) && Positions % 16 == 0 && Kernel <= 8;
 
     /// <summary>
     /// Unfolds one example. Its columns start at column <paramref name="colOffset"/> of a matrix whose
@@ -168,7 +168,7 @@ public sealed class Im2ColPlan
     /// colsT [Positions, Rows] for the weight gradient. colsT must hold <see cref="TransposedSize"/> floats.
     /// </summary>
     /// <remarks>
-    /// With AVX-512 the input is first copied into a padded buffer; each window row of colsT is then
+    /// With AVX-512 or AVX2 the input is first copied into a padded buffer; each window row of colsT is then
     /// one contiguous 8-float copy, and cols comes from colsT by 16x16 register transposes. A scalar
     /// gather stores every value twice, one float at a time; this stores vectors.
     /// </remarks>
@@ -195,7 +195,7 @@ public sealed class Im2ColPlan
         fixed (float* x = input, c = cols, t = colsT, padded = scratch) VectorUnfold(x, padValue, c, 0, n, t, padded);
     }
 
-    // The AVX-512 unfold: the input is copied into a padded buffer; each window row of colsT is then one
+    // The vector unfold: the input is copied into a padded buffer; each window row of colsT is then one
     // contiguous 8-float copy, and cols (rows ld apart, from column colOffset) comes from colsT by
     // 16x16 register transposes. A scalar gather moves every value on its own; this moves vectors.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
@@ -251,7 +251,7 @@ public sealed class Im2ColPlan
         }
     }
 
-    /// <summary>result = tile^T for a row-major 16x16 tile (needs AVX-512).</summary>
+    /// <summary>result = tile^T for a row-major 16x16 tile.</summary>
     public static unsafe void Transpose16(ReadOnlySpan<float> tile, Span<float> result)
     {
         if (tile.Length < 256 || result.Length < 256) throw new ArgumentException("transpose: 256 floats expected");
@@ -272,6 +272,12 @@ public sealed class Im2ColPlan
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static unsafe void Transpose16(float* src, long srcStride, int srcRows, float* dst, long dstStride, int dstRows, int dstCols)
     {
+        if (!KernelWidth.Wide)
+        {
+            if (Avx2.IsSupported) NarrowTranspose16(src, srcStride, srcRows, dst, dstStride, dstRows, dstCols);
+            else ScalarTranspose16(src, srcStride, srcRows, dst, dstStride, dstRows, dstCols);
+            return;
+        }
         // After stages 1 and 2, b[i + m] holds, in lane L, column 4L + m of rows i..i+3.
         Quad(Row(src, srcStride, 0, srcRows), Row(src, srcStride, 1, srcRows), Row(src, srcStride, 2, srcRows), Row(src, srcStride, 3, srcRows),
             out var b0, out var b1, out var b2, out var b3);
@@ -326,6 +332,56 @@ public sealed class Im2ColPlan
     {
         if (keep.AsInt32() == Vector512<int>.AllBitsSet) Vector512.Store(v, dst);
         else Vector512.Store(Vector512.ConditionalSelect(keep, v, Vector512.Load(dst)), dst);
+    }
+
+    /// <summary>
+    /// Transpose16 on AVX2: four 8x8 blocks, each transposed in registers (<see cref="Halves.Transpose8"/>)
+    /// and stored to the mirrored block; it reads and writes no float the AVX-512 form does not.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static unsafe void NarrowTranspose16(float* src, long srcStride, int srcRows, float* dst, long dstStride, int dstRows, int dstCols)
+    {
+        for (int rb = 0; rb < 16; rb += 8)
+        {
+            // Source rows rb..rb+7 become destination columns rb..rb+7.
+            if (rb >= dstCols) break;
+            var keep = Vector256.LessThan(Vector256<int>.Indices, Vector256.Create(dstCols - rb)).AsSingle();
+            bool all = dstCols - rb >= 8;
+            for (int cb = 0; cb < 16; cb += 8)
+            {
+                if (cb >= dstRows) break;
+                float* s = src + rb * srcStride + cb;
+                var r0 = Row8(s, srcStride, 0, srcRows - rb); var r1 = Row8(s, srcStride, 1, srcRows - rb);
+                var r2 = Row8(s, srcStride, 2, srcRows - rb); var r3 = Row8(s, srcStride, 3, srcRows - rb);
+                var r4 = Row8(s, srcStride, 4, srcRows - rb); var r5 = Row8(s, srcStride, 5, srcRows - rb);
+                var r6 = Row8(s, srcStride, 6, srcRows - rb); var r7 = Row8(s, srcStride, 7, srcRows - rb);
+                Halves.Transpose8(ref r0, ref r1, ref r2, ref r3, ref r4, ref r5, ref r6, ref r7);
+                float* d = dst + cb * dstStride + rb;
+                int rows = dstRows - cb;
+                Put8(r0, d, keep, all); if (rows > 1) Put8(r1, d + dstStride, keep, all);
+                if (rows > 2) Put8(r2, d + 2 * dstStride, keep, all); if (rows > 3) Put8(r3, d + 3 * dstStride, keep, all);
+                if (rows > 4) Put8(r4, d + 4 * dstStride, keep, all); if (rows > 5) Put8(r5, d + 5 * dstStride, keep, all);
+                if (rows > 6) Put8(r6, d + 6 * dstStride, keep, all); if (rows > 7) Put8(r7, d + 7 * dstStride, keep, all);
+            }
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static unsafe Vector256<float> Row8(float* src, long stride, int i, int rows) => i < rows ? Vector256.Load(src + i * stride) : Vector256<float>.Zero;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static unsafe void Put8(Vector256<float> v, float* dst, Vector256<float> keep, bool all)
+    {
+        if (all) Vector256.Store(v, dst);
+        else Vector256.Store(Vector256.ConditionalSelect(keep, v, Vector256.Load(dst)), dst);
+    }
+
+    // Transpose16 without vector permutes: the same floats, one at a time.
+    static unsafe void ScalarTranspose16(float* src, long srcStride, int srcRows, float* dst, long dstStride, int dstRows, int dstCols)
+    {
+        for (int j = 0; j < dstRows; j++)
+            for (int i = 0; i < dstCols; i++)
+                dst[j * dstStride + i] = i < srcRows ? src[i * srcStride + j] : 0f;
     }
 
     /// <summary>

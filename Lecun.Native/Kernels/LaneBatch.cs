@@ -5,7 +5,8 @@ using System.Runtime.Intrinsics.X86;
 namespace Lecun.Native.Kernels;
 
 /// <summary>
-/// Forward kernels for 16 examples at once, one example per lane of a 512-bit vector: a layer's
+/// Forward kernels for 16 examples at once, one example per lane of a 512-bit vector (with AVX2, of
+/// two 256-bit vectors; each lane runs the same chain either way, so the results are the same bits): a layer's
 /// activations are stored unit-major, [units, 16], so every connection of the network is one
 /// broadcast weight times one vector of 16 examples. A locally-connected layer becomes an implicit
 /// GEMM: its windows are read in place through a table of offsets into the padded input, with no
@@ -23,8 +24,8 @@ public static class LaneBatch
     /// <summary>Examples per batch: the float lanes of a 512-bit vector.</summary>
     public const int Lanes = 16;
 
-    /// <summary>The kernels need AVX-512; callers fall back to the im2col path without it.</summary>
-    public static bool IsSupported => Vector512.IsHardwareAccelerated && Avx512F.IsSupported;
+    /// <summary>The kernels need AVX-512 or AVX2 with FMA; callers fall back to the im2col path without them.</summary>
+    public static bool IsSupported => KernelWidth.HasAvx512 || KernelWidth.HasAvx2;
 
     /// <summary>
     /// lanes[u, :] = examples[:, u] for the first <paramref name="count"/> of 16 examples, row-major
@@ -103,6 +104,15 @@ public static class LaneBatch
         fixed (float* x = input, w = weights, b = bias, y = output)
         fixed (int* o = origins, t = taps)
         {
+            if (!KernelWidth.Wide)
+            {
+                // Blocks of 4 positions x 2 planes, each 8-lane half on its own: eight accumulators.
+                for (int p0 = 0; p0 < planes; p0 += 2)
+                    for (int s0 = 0; s0 < positions; s0 += 4)
+                        for (int half = 0; half < Lanes; half += 8)
+                            NarrowBlock(x + half, o, s0, Math.Min(4, positions - s0), t, fanIn, w, p0, Math.Min(2, planes - p0), b, positions, y + half);
+                return;
+            }
             // Blocks of 4 positions x 4 planes; a block at an edge repeats its last valid position or
             // plane and stores only the valid ones.
             for (int p0 = 0; p0 < planes; p0 += 4)
@@ -162,6 +172,46 @@ public static class LaneBatch
         if (ns > 3) Vector512.Store(s3v + Vector512.Create(bias[unit + 3]), y + (unit + 3) * Lanes);
     }
 
+    // Block for one 8-lane half (x and y offset to it) and at most two planes.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static unsafe void NarrowBlock(float* x, int* origins, int s0, int ns, int* taps, int fanIn, float* w, int p0, int np,
+        float* bias, int positions, float* y)
+    {
+        float* x0 = x + origins[s0], x1 = x + origins[s0 + Math.Min(1, ns - 1)],
+            x2 = x + origins[s0 + Math.Min(2, ns - 1)], x3 = x + origins[s0 + Math.Min(3, ns - 1)];
+        float* w0 = w + (long)p0 * fanIn, w1 = w + (long)(p0 + Math.Min(1, np - 1)) * fanIn;
+        Vector256<float> a00 = default, a01 = default, a10 = default, a11 = default,
+            a20 = default, a21 = default, a30 = default, a31 = default;
+        for (int k = 0; k < fanIn; k++)
+        {
+            int off = taps[k];
+            var v0 = Vector256.Load(x0 + off);
+            var v1 = Vector256.Load(x1 + off);
+            var v2 = Vector256.Load(x2 + off);
+            var v3 = Vector256.Load(x3 + off);
+            var c = Vector256.Create(w0[k]);
+            a00 = Vector256.FusedMultiplyAdd(v0, c, a00); a10 = Vector256.FusedMultiplyAdd(v1, c, a10);
+            a20 = Vector256.FusedMultiplyAdd(v2, c, a20); a30 = Vector256.FusedMultiplyAdd(v3, c, a30);
+            c = Vector256.Create(w1[k]);
+            a01 = Vector256.FusedMultiplyAdd(v0, c, a01); a11 = Vector256.FusedMultiplyAdd(v1, c, a11);
+            a21 = Vector256.FusedMultiplyAdd(v2, c, a21); a31 = Vector256.FusedMultiplyAdd(v3, c, a31);
+        }
+        Put8(a00, a10, a20, a30, 0, s0, ns, p0, np, bias, positions, y);
+        Put8(a01, a11, a21, a31, 1, s0, ns, p0, np, bias, positions, y);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static unsafe void Put8(Vector256<float> s0v, Vector256<float> s1v, Vector256<float> s2v, Vector256<float> s3v,
+        int j, int s0, int ns, int p0, int np, float* bias, int positions, float* y)
+    {
+        if (j >= np) return;
+        long unit = (long)(p0 + j) * positions + s0;
+        Vector256.Store(s0v + Vector256.Create(bias[unit]), y + unit * Lanes);
+        if (ns > 1) Vector256.Store(s1v + Vector256.Create(bias[unit + 1]), y + (unit + 1) * Lanes);
+        if (ns > 2) Vector256.Store(s2v + Vector256.Create(bias[unit + 2]), y + (unit + 2) * Lanes);
+        if (ns > 3) Vector256.Store(s3v + Vector256.Create(bias[unit + 3]), y + (unit + 3) * Lanes);
+    }
+
     /// <summary>
     /// A dense layer: output[u, :] = sum_i weights[i * units + u] * input[i, :] + bias[u], input
     /// [fanIn, 16], weights [fanIn, units] (the x @ W layout), output [units, 16].
@@ -174,8 +224,17 @@ public static class LaneBatch
         if (input.Length < fanIn * Lanes || weights.Length < fanIn * units || bias.Length < units || output.Length < units * Lanes)
             throw new ArgumentException("lanes: input, weight, bias or output span too small");
         fixed (float* x = input, w = weights, b = bias, y = output)
+        {
+            if (!KernelWidth.Wide)
+            {
+                for (int u0 = 0; u0 < units; u0 += 4)
+                    for (int half = 0; half < Lanes; half += 8)
+                        NarrowDenseBlock(x + half, fanIn, w, units, u0, Math.Min(4, units - u0), b, y + half);
+                return;
+            }
             for (int u0 = 0; u0 < units; u0 += 8)
                 DenseBlock(x, fanIn, w, units, u0, Math.Min(8, units - u0), b, y);
+        }
     }
 
     // Eight units over all inputs, the inputs split into two interleaved halves so 16 accumulators
@@ -219,5 +278,36 @@ public static class LaneBatch
         if (nu > 5) Vector512.Store(a5 + e5 + Vector512.Create(bias[c5]), y + (long)c5 * Lanes);
         if (nu > 6) Vector512.Store(a6 + e6 + Vector512.Create(bias[c6]), y + (long)c6 * Lanes);
         if (nu > 7) Vector512.Store(a7 + e7 + Vector512.Create(bias[c7]), y + (long)c7 * Lanes);
+    }
+
+    // DenseBlock for one 8-lane half (x and y offset to it) and four units: the same two interleaved
+    // chains per unit and lane, added as (a + e) + bias.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static unsafe void NarrowDenseBlock(float* x, int fanIn, float* w, int units, int u0, int nu, float* bias, float* y)
+    {
+        int c0 = u0, c1 = u0 + Math.Min(1, nu - 1), c2 = u0 + Math.Min(2, nu - 1), c3 = u0 + Math.Min(3, nu - 1);
+        Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default, e0 = default, e1 = default, e2 = default, e3 = default;
+        int i = 0;
+        for (; i + 2 <= fanIn; i += 2)
+        {
+            var v = Vector256.Load(x + (long)i * Lanes);
+            var u = Vector256.Load(x + (long)(i + 1) * Lanes);
+            float* r = w + (long)i * units, q = r + units;
+            a0 = Vector256.FusedMultiplyAdd(v, Vector256.Create(r[c0]), a0); e0 = Vector256.FusedMultiplyAdd(u, Vector256.Create(q[c0]), e0);
+            a1 = Vector256.FusedMultiplyAdd(v, Vector256.Create(r[c1]), a1); e1 = Vector256.FusedMultiplyAdd(u, Vector256.Create(q[c1]), e1);
+            a2 = Vector256.FusedMultiplyAdd(v, Vector256.Create(r[c2]), a2); e2 = Vector256.FusedMultiplyAdd(u, Vector256.Create(q[c2]), e2);
+            a3 = Vector256.FusedMultiplyAdd(v, Vector256.Create(r[c3]), a3); e3 = Vector256.FusedMultiplyAdd(u, Vector256.Create(q[c3]), e3);
+        }
+        if (i < fanIn)
+        {
+            var v = Vector256.Load(x + (long)i * Lanes);
+            float* r = w + (long)i * units;
+            a0 = Vector256.FusedMultiplyAdd(v, Vector256.Create(r[c0]), a0); a1 = Vector256.FusedMultiplyAdd(v, Vector256.Create(r[c1]), a1);
+            a2 = Vector256.FusedMultiplyAdd(v, Vector256.Create(r[c2]), a2); a3 = Vector256.FusedMultiplyAdd(v, Vector256.Create(r[c3]), a3);
+        }
+        Vector256.Store(a0 + e0 + Vector256.Create(bias[c0]), y + (long)c0 * Lanes);
+        if (nu > 1) Vector256.Store(a1 + e1 + Vector256.Create(bias[c1]), y + (long)c1 * Lanes);
+        if (nu > 2) Vector256.Store(a2 + e2 + Vector256.Create(bias[c2]), y + (long)c2 * Lanes);
+        if (nu > 3) Vector256.Store(a3 + e3 + Vector256.Create(bias[c3]), y + (long)c3 * Lanes);
     }
 }

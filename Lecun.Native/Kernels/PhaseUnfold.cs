@@ -35,13 +35,17 @@ internal sealed unsafe class PhaseUnfold
     // The distinct shifts of the taps' adjoints, and which one each tap uses.
     readonly Vector512<int>[] _shiftAdjoint;
     readonly int[] _tapShift;
+    // The AVX2 path's forms of the same tables: gather indices per 8-lane half for the split and the
+    // merge, and two 8-lane permute tables per 16-lane permute (see Halves).
+    readonly Vector256<int>[] _splitHalf, _mergeHalf;
+    readonly PermuteTable8[] _tapHalf, _tapAdjointHalf, _shiftAdjointHalf;
 
     int Shifts => _shiftAdjoint.Length;
 
     public static bool Fits(int planes, int height, int width, int k, int stride, int pad)
     {
         int oh = Im2ColPlan.OutputSide(height, k, stride, pad), ow = Im2ColPlan.OutputSide(width, k, stride, pad);
-        return Avx512F.IsSupported && planes > 0 && (stride == 1 || stride == 2) && oh * ow == Lanes
+        return (Avx512F.IsSupported || KernelWidth.HasAvx2) && planes > 0 && (stride == 1 || stride == 2) && oh * ow == Lanes
             && height == stride * oh && width == stride * ow;
     }
 
@@ -83,7 +87,22 @@ internal sealed unsafe class PhaseUnfold
                 int y = e / width, x = e % width;
                 return (y % s * s + x % s) * Lanes + y / s * ow + x / s;
             }).ToArray());
+        _splitHalf = Halves16(_split);
+        _mergeHalf = Halves16(_merge);
+        _tapHalf = PermuteHalves(_tapIndex);
+        _tapAdjointHalf = PermuteHalves(_tapAdjoint);
+        _shiftAdjointHalf = PermuteHalves(_shiftAdjoint);
     }
+
+    static Vector256<int>[] Halves16(Vector512<int>[] v) => v.SelectMany(x => new[] { x.GetLower(), x.GetUpper() }).ToArray();
+
+    static PermuteTable8[] PermuteHalves(Vector512<int>[] v) => v.SelectMany(x =>
+    {
+        var index = new int[Lanes];
+        for (int l = 0; l < Lanes; l++) index[l] = x[l];
+        var (lo, hi) = Halves.Table(index);
+        return new[] { lo, hi };
+    }).ToArray();
 
     static int Mod(int a, int m) => (a % m + m) % m;
 
@@ -109,6 +128,11 @@ internal sealed unsafe class PhaseUnfold
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void Unfold(float* input, float padValue, float* cols, int ld)
     {
+        if (!KernelWidth.Wide)
+        {
+            NarrowUnfold(input, padValue, cols, ld);
+            return;
+        }
         var pad = Vector512.Create(padValue);
         var phase = stackalloc Vector512<float>[4];
         bool wide = _planeSize > Lanes;
@@ -139,6 +163,11 @@ internal sealed unsafe class PhaseUnfold
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void Fold(float* dCols, float* dInput)
     {
+        if (!KernelWidth.Wide)
+        {
+            NarrowFold(dCols, dInput);
+            return;
+        }
         var phase = stackalloc Vector512<float>[4];
         for (int c = 0; c < _planes; c++, dCols += _taps * Lanes, dInput += _planeSize)
         {
@@ -174,6 +203,11 @@ internal sealed unsafe class PhaseUnfold
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void InputGradient(float* weights, int fanIn, float* dPre, int outPlanes, int* segments, int segmentCount, float* scratch, float* dInput)
     {
+        if (!KernelWidth.Wide)
+        {
+            NarrowInputGradient(weights, fanIn, dPre, outPlanes, segments, segmentCount, scratch, dInput);
+            return;
+        }
         int shifts = _shiftAdjoint.Length, taps = _taps;
         float* shifted = (float*)(((nint)scratch + 63) & ~(nint)63);
         float* columns = shifted + outPlanes * shifts * Lanes;
@@ -255,6 +289,11 @@ internal sealed unsafe class PhaseUnfold
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void Product(float* weights, int fanIn, float* cols, int* segments, int segmentCount, float* output)
     {
+        if (!KernelWidth.Wide)
+        {
+            NarrowProduct(weights, fanIn, cols, segments, segmentCount, output);
+            return;
+        }
         int taps = _taps, previous = -1;
         for (int s = 0; s < segmentCount; s++)
         {
@@ -315,4 +354,235 @@ internal sealed unsafe class PhaseUnfold
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static void Put(Vector512<float> acc, float* o, bool first) => Vector512.Store(first ? acc : acc + Vector512.Load(o), o);
+
+    // The AVX2 path: every 16-lane value as two Vector256 halves, lanes 0-7 and 8-15. Permutes move
+    // the same floats; the sums add the same terms in the same order, so the results are the bits
+    // of the AVX-512 path above.
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static Vector256<float> Permute(Vector256<float>* v, in PermuteTable8 t, Vector256<float> pad) => Halves.Permute(v[0], v[1], t, pad);
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    void NarrowUnfold(float* input, float padValue, float* cols, int ld)
+    {
+        var pad = Vector256.Create(padValue);
+        var phase = stackalloc Vector256<float>[8];
+        fixed (Vector256<int>* split = _splitHalf)
+        fixed (PermuteTable8* tap = _tapHalf)
+        fixed (int* tapPhase = _tapPhase)
+        {
+            for (int c = 0; c < _planes; c++, input += _planeSize)
+            {
+                for (int h = 0; h < 2 * _phases; h++) phase[h] = Avx2.GatherVector256(input, split[h], 4);
+                for (int t = 0; t < _taps; t++, cols += ld)
+                {
+                    var p = phase + 2 * tapPhase[t];
+                    Vector256.Store(Permute(p, tap[2 * t], pad), cols);
+                    Vector256.Store(Permute(p, tap[2 * t + 1], pad), cols + 8);
+                }
+            }
+        }
+    }
+
+    // One input plane from its phase planes laid end to end in `phases` (64 floats at most).
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    void NarrowMerge(float* phases, float* plane)
+    {
+        fixed (Vector256<int>* merge = _mergeHalf)
+            for (int h = 0; h < _mergeHalf.Length; h++)
+                Vector256.Store(Avx2.GatherVector256(phases, merge[h], 4), plane + h * 8);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    void NarrowFold(float* dCols, float* dInput)
+    {
+        var phases = stackalloc float[4 * Lanes];
+        var d = stackalloc Vector256<float>[2];
+        fixed (PermuteTable8* adjoint = _tapAdjointHalf)
+        fixed (int* byPhase = _byPhase, phaseStart = _phaseStart)
+        {
+            for (int c = 0; c < _planes; c++, dCols += _taps * Lanes, dInput += _planeSize)
+            {
+                for (int ph = 0; ph < _phases; ph++)
+                {
+                    Vector256<float> lo = Vector256<float>.Zero, hi = Vector256<float>.Zero;
+                    for (int i = phaseStart[ph]; i < phaseStart[ph + 1]; i++)
+                    {
+                        int t = byPhase[i];
+                        d[0] = Vector256.Load(dCols + t * Lanes);
+                        d[1] = Vector256.Load(dCols + t * Lanes + 8);
+                        lo += Permute(d, adjoint[2 * t], Vector256<float>.Zero);
+                        hi += Permute(d, adjoint[2 * t + 1], Vector256<float>.Zero);
+                    }
+                    Vector256.Store(lo, phases + ph * Lanes);
+                    Vector256.Store(hi, phases + ph * Lanes + 8);
+                }
+                NarrowMerge(phases, dInput);
+            }
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    void NarrowInputGradient(float* weights, int fanIn, float* dPre, int outPlanes, int* segments, int segmentCount, float* scratch, float* dInput)
+    {
+        int shifts = _shiftAdjoint.Length, taps = _taps;
+        float* shifted = (float*)(((nint)scratch + 63) & ~(nint)63);
+        float* columns = shifted + outPlanes * shifts * Lanes;
+        var d = stackalloc Vector256<float>[2];
+        fixed (PermuteTable8* shiftAdjoint = _shiftAdjointHalf)
+        {
+            for (int p = 0; p < outPlanes; p++)
+            {
+                d[0] = Vector256.Load(dPre + p * Lanes);
+                d[1] = Vector256.Load(dPre + p * Lanes + 8);
+                for (int k = 0; k < shifts; k++)
+                {
+                    float* to = shifted + (p * shifts + k) * Lanes;
+                    Vector256.StoreAligned(Permute(d, shiftAdjoint[2 * k], Vector256<float>.Zero), to);
+                    Vector256.StoreAligned(Permute(d, shiftAdjoint[2 * k + 1], Vector256<float>.Zero), to + 8);
+                }
+            }
+        }
+        for (int i = 0; i < 2 * _planes * taps; i++) Vector256.StoreAligned(Vector256<float>.Zero, columns + i * 8);
+        fixed (int* tapShift = _tapShift, byPhase = _byPhase, phaseStart = _phaseStart)
+        {
+            for (int s = 0; s < segmentCount; s++, segments += 5)
+            {
+                int p0 = segments[0], planes = segments[1], c0 = segments[2], inputs = segments[3];
+                float* w0 = weights + (long)p0 * fanIn + segments[4];
+                float* d0 = shifted + p0 * shifts * Lanes;
+                for (int t = 0; t < taps; t++)
+                {
+                    float* dt = d0 + tapShift[t] * Lanes;
+                    int j = 0;
+                    for (; j + 4 <= inputs; j += 4)
+                    {
+                        Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default, b0 = default, b1 = default, b2 = default, b3 = default;
+                        float* w = w0 + j * taps + t;
+                        float* dq = dt;
+                        for (int q = 0; q < planes; q++, w += fanIn, dq += shifts * Lanes)
+                        {
+                            var v = Vector256.LoadAligned(dq);
+                            var u = Vector256.LoadAligned(dq + 8);
+                            var s0 = Vector256.Create(w[0]); a0 = Vector256.FusedMultiplyAdd(s0, v, a0); b0 = Vector256.FusedMultiplyAdd(s0, u, b0);
+                            var s1 = Vector256.Create(w[taps]); a1 = Vector256.FusedMultiplyAdd(s1, v, a1); b1 = Vector256.FusedMultiplyAdd(s1, u, b1);
+                            var s2 = Vector256.Create(w[2 * taps]); a2 = Vector256.FusedMultiplyAdd(s2, v, a2); b2 = Vector256.FusedMultiplyAdd(s2, u, b2);
+                            var s3 = Vector256.Create(w[3 * taps]); a3 = Vector256.FusedMultiplyAdd(s3, v, a3); b3 = Vector256.FusedMultiplyAdd(s3, u, b3);
+                        }
+                        float* col = columns + ((c0 + j) * taps + t) * Lanes;
+                        AddTo(a0, b0, col); AddTo(a1, b1, col + taps * Lanes);
+                        AddTo(a2, b2, col + 2 * taps * Lanes); AddTo(a3, b3, col + 3 * taps * Lanes);
+                    }
+                    for (; j < inputs; j++)
+                    {
+                        Vector256<float> a = default, b = default;
+                        float* w = w0 + j * taps + t;
+                        float* dq = dt;
+                        for (int q = 0; q < planes; q++, w += fanIn, dq += shifts * Lanes)
+                        {
+                            var sw = Vector256.Create(*w);
+                            a = Vector256.FusedMultiplyAdd(sw, Vector256.LoadAligned(dq), a);
+                            b = Vector256.FusedMultiplyAdd(sw, Vector256.LoadAligned(dq + 8), b);
+                        }
+                        AddTo(a, b, columns + ((c0 + j) * taps + t) * Lanes);
+                    }
+                }
+            }
+            var phases = stackalloc float[4 * Lanes];
+            for (int c = 0; c < _planes; c++, dInput += _planeSize)
+            {
+                float* col = columns + c * taps * Lanes;
+                for (int ph = 0; ph < _phases; ph++)
+                {
+                    Vector256<float> lo = Vector256<float>.Zero, hi = Vector256<float>.Zero;
+                    for (int i = phaseStart[ph]; i < phaseStart[ph + 1]; i++)
+                    {
+                        lo += Vector256.LoadAligned(col + byPhase[i] * Lanes);
+                        hi += Vector256.LoadAligned(col + byPhase[i] * Lanes + 8);
+                    }
+                    Vector256.Store(lo, phases + ph * Lanes);
+                    Vector256.Store(hi, phases + ph * Lanes + 8);
+                }
+                NarrowMerge(phases, dInput);
+            }
+        }
+    }
+
+    // col[0..16] = (lo, hi) + col, as the AVX-512 path's a + column.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void AddTo(Vector256<float> lo, Vector256<float> hi, float* col)
+    {
+        Vector256.StoreAligned(lo + Vector256.LoadAligned(col), col);
+        Vector256.StoreAligned(hi + Vector256.LoadAligned(col + 8), col + 8);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    void NarrowProduct(float* weights, int fanIn, float* cols, int* segments, int segmentCount, float* output)
+    {
+        int taps = _taps, previous = -1;
+        for (int s = 0; s < segmentCount; s++)
+        {
+            int* a = segments + 5 * s;
+            bool firstA = a[0] != previous;
+            previous = a[0];
+            int* b = s + 1 < segmentCount ? a + 5 : null;
+            if (b != null && b[1] == a[1] && b[3] == a[3] && a[1] == 4)
+            {
+                bool firstB = b[0] != previous;
+                previous = b[0];
+                NarrowChains4x2(weights, fanIn, cols, a, b, firstA, firstB, output, 0);
+                NarrowChains4x2(weights, fanIn, cols, a, b, firstA, firstB, output, 8);
+                s++;
+                continue;
+            }
+            for (int q = 0; q < a[1]; q++)
+            {
+                float* w = weights + (long)(a[0] + q) * fanIn + a[4];
+                float* x = cols + a[2] * taps * Lanes;
+                Vector256<float> lo = default, hi = default;
+                for (int i = 0; i < a[3] * taps; i++, x += Lanes)
+                {
+                    var sw = Vector256.Create(w[i]);
+                    lo = Vector256.FusedMultiplyAdd(sw, Vector256.Load(x), lo);
+                    hi = Vector256.FusedMultiplyAdd(sw, Vector256.Load(x + 8), hi);
+                }
+                float* o = output + (a[0] + q) * Lanes;
+                Put(lo, o, firstA);
+                Put(hi, o + 8, firstA);
+            }
+        }
+    }
+
+    // Chains4x2 for one 8-lane half (lanes half..half+7): eight chains fit the sixteen AVX2 registers.
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    void NarrowChains4x2(float* weights, int fanIn, float* cols, int* a, int* b, bool firstA, bool firstB, float* output, int half)
+    {
+        int length = a[3] * _taps;
+        float* wa = weights + (long)a[0] * fanIn + a[4];
+        float* wb = weights + (long)b[0] * fanIn + b[4];
+        float* xa = cols + a[2] * _taps * Lanes + half;
+        float* xb = cols + b[2] * _taps * Lanes + half;
+        float* wa0 = wa, wa1 = wa + fanIn, wa2 = wa + 2 * fanIn, wa3 = wa + 3 * fanIn;
+        float* wb0 = wb, wb1 = wb + fanIn, wb2 = wb + 2 * fanIn, wb3 = wb + 3 * fanIn;
+        Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default, b0 = default, b1 = default, b2 = default, b3 = default;
+        for (int i = 0; i < length; i++, xa += Lanes, xb += Lanes)
+        {
+            var u = Vector256.Load(xa);
+            var v = Vector256.Load(xb);
+            a0 = Vector256.FusedMultiplyAdd(Vector256.Create(wa0[i]), u, a0);
+            a1 = Vector256.FusedMultiplyAdd(Vector256.Create(wa1[i]), u, a1);
+            a2 = Vector256.FusedMultiplyAdd(Vector256.Create(wa2[i]), u, a2);
+            a3 = Vector256.FusedMultiplyAdd(Vector256.Create(wa3[i]), u, a3);
+            b0 = Vector256.FusedMultiplyAdd(Vector256.Create(wb0[i]), v, b0);
+            b1 = Vector256.FusedMultiplyAdd(Vector256.Create(wb1[i]), v, b1);
+            b2 = Vector256.FusedMultiplyAdd(Vector256.Create(wb2[i]), v, b2);
+            b3 = Vector256.FusedMultiplyAdd(Vector256.Create(wb3[i]), v, b3);
+        }
+        float* oa = output + a[0] * Lanes + half, ob = output + b[0] * Lanes + half;
+        Put(a0, oa, firstA); Put(a1, oa + Lanes, firstA); Put(a2, oa + 2 * Lanes, firstA); Put(a3, oa + 3 * Lanes, firstA);
+        Put(b0, ob, firstB); Put(b1, ob + Lanes, firstB); Put(b2, ob + 2 * Lanes, firstB); Put(b3, ob + 3 * Lanes, firstB);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void Put(Vector256<float> acc, float* o, bool first) => Vector256.Store(first ? acc : acc + Vector256.Load(o), o);
 }

@@ -10,13 +10,23 @@ namespace Lecun.Native.Kernels;
 /// row of B is loaded once per four rows and the four accumulator chains hide the FMA latency.
 /// A is addressed with two strides, A(i,p) = a[i*ai + p*ap], which covers A and its transpose.
 /// </summary>
+/// <remarks>
+/// Every element of C is one chain of fused multiply-adds over k in order, from +0, then alpha and
+/// beta, whatever block or tail it falls in: so the AVX2 path (blocks of 8 columns, <see cref="Narrow"/>)
+/// gives the bits of the AVX-512 path (blocks of 16).
+/// </remarks>
 public static unsafe class SmallGemm
 {
     /// <summary>C[m,n] = alpha * A(m x k) * B[k,n] + beta * C, B and C row-major.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void ProductAB(int m, int n, int k, float alpha, float* a, int ai, int ap, float* b, int ldb, float beta, float* c, int ldc)
     {
-        if (k == 1 && Avx512F.IsSupported)
+        if (!KernelWidth.Wide)
+        {
+            Narrow.ProductAB(m, n, k, alpha, a, ai, ap, b, ldb, beta, c, ldc);
+            return;
+        }
+        if (k == 1)
         {
             Outer(m, n, alpha, a, ai, b, beta, c, ldc);
             return;
@@ -121,7 +131,15 @@ public static unsafe class SmallGemm
             StoreFresh(x2, alpha, beta, c2 + start, fresh); StoreFresh(x3, alpha, beta, c3 + start, fresh);
             j = n;
         }
-        for (; j < n; j++)
+        ScalarColumns4(j, n, k, alpha, a, ai, ap, b, ldb, beta, c, ldc);
+    }
+
+    // Columns j0..n-1 of four rows of C one at a time, the chains of the vector blocks.
+    static void ScalarColumns4(int j0, int n, int k, float alpha, float* a, int ai, int ap, float* b, int ldb, float beta, float* c, int ldc)
+    {
+        float* a0 = a, a1 = a + ai, a2 = a + 2 * ai, a3 = a + 3 * ai;
+        float* c0 = c, c1 = c + ldc, c2 = c + 2 * ldc, c3 = c + 3 * ldc;
+        for (int j = j0; j < n; j++)
         {
             float s0 = 0f, s1 = 0f, s2 = 0f, s3 = 0f;
             float* bp = b + j;
@@ -134,6 +152,18 @@ public static unsafe class SmallGemm
             }
             c0[j] = Finish(s0, alpha, beta, c0 + j); c1[j] = Finish(s1, alpha, beta, c1 + j);
             c2[j] = Finish(s2, alpha, beta, c2 + j); c3[j] = Finish(s3, alpha, beta, c3 + j);
+        }
+    }
+
+    // Columns j0..n-1 of one row of C one at a time.
+    static void ScalarColumns1(int j0, int n, int k, float alpha, float* a, int ap, float* b, int ldb, float beta, float* c)
+    {
+        for (int j = j0; j < n; j++)
+        {
+            float s = 0f;
+            float* bp = b + j;
+            for (int p = 0; p < k; p++, bp += ldb) s = MathF.FusedMultiplyAdd(a[(long)p * ap], *bp, s);
+            c[j] = Finish(s, alpha, beta, c + j);
         }
     }
 
@@ -234,13 +264,7 @@ public static unsafe class SmallGemm
             StorePair(x, y, alpha, beta, c + j, c + start);
             return;
         }
-        for (; j < n; j++)
-        {
-            float s = 0f;
-            float* bp = b + j;
-            for (int p = 0; p < k; p++, bp += ldb) s = MathF.FusedMultiplyAdd(a[(long)p * ap], *bp, s);
-            c[j] = Finish(s, alpha, beta, c + j);
-        }
+        ScalarColumns1(j, n, k, alpha, a, ap, b, ldb, beta, c);
     }
 
     /// <summary>C[m,n] = alpha * A[m,k] * B[n,k]^T + beta * C: dot products of contiguous rows.</summary>
@@ -256,18 +280,191 @@ public static unsafe class SmallGemm
     }
 
     /// <summary>Dot product with a fixed summation order (lanes, then the lanes' sum, then the tail).</summary>
+    /// <remarks>
+    /// Vector512.Sum of floats is, as the JIT expands it, Sum(lower 256 bits) + Sum(upper 256 bits), each
+    /// of those Sum(lower 128) + Sum(upper 128), each of those (x0 + x1) + (x2 + x3); the AVX2 path
+    /// keeps the 16 lanes as two halves and adds them by Vector256.Sum, the same tree.
+    /// </remarks>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static float Dot(float* x, float* y, int k)
     {
         int p = 0;
         float s = 0f;
-        if (k >= 16)
+        if (k >= 16 && KernelWidth.Wide)
         {
             var acc = Vector512<float>.Zero;
             for (; p + 16 <= k; p += 16) acc = Vector512.FusedMultiplyAdd(Vector512.Load(x + p), Vector512.Load(y + p), acc);
             s = Vector512.Sum(acc);
         }
+        else if (k >= 16)
+        {
+            Vector256<float> lo = default, hi = default;
+            for (; p + 16 <= k; p += 16)
+            {
+                lo = Vector256.FusedMultiplyAdd(Vector256.Load(x + p), Vector256.Load(y + p), lo);
+                hi = Vector256.FusedMultiplyAdd(Vector256.Load(x + p + 8), Vector256.Load(y + p + 8), hi);
+            }
+            s = Vector256.Sum(lo) + Vector256.Sum(hi);
+        }
         for (; p < k; p++) s = MathF.FusedMultiplyAdd(x[p], y[p], s);
         return s;
+    }
+
+    /// <summary>
+    /// ProductAB on AVX2: the blocked kernels above with blocks of 8 columns (Vector256). Each column's
+    /// chain is the one the 16-column blocks run, so the results are the same bits.
+    /// </summary>
+    internal static class Narrow
+    {
+        const int W = 8;
+
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        public static void ProductAB(int m, int n, int k, float alpha, float* a, int ai, int ap, float* b, int ldb, float beta, float* c, int ldc)
+        {
+            if (k == 1 && n >= W)
+            {
+                Outer(m, n, alpha, a, ai, b, beta, c, ldc);
+                return;
+            }
+            int i = 0;
+            for (; i + 4 <= m; i += 4) Rows4(n, k, alpha, a + (long)i * ai, ai, ap, b, ldb, beta, c + (long)i * ldc, ldc);
+            for (; i < m; i++) Row1(n, k, alpha, a + (long)i * ai, ap, b, ldb, beta, c + (long)i * ldc);
+        }
+
+        // k = 1: C = alpha a b^T + beta C, whole vectors plus one last vector that overlaps the one
+        // before (C read for both before either is written). The product is fma(a, b, +0) as in the chains.
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        static void Outer(int m, int n, float alpha, float* a, int ai, float* b, float beta, float* c, int ldc)
+        {
+            int last = n - W;
+            var bLast = Vector256.Load(b + last);
+            for (int i = 0; i < m; i++)
+            {
+                var s = Vector256.Create(a[(long)i * ai]);
+                float* row = c + (long)i * ldc;
+                var tail = Finish256(Vector256.FusedMultiplyAdd(s, bLast, Vector256<float>.Zero), alpha, beta, row + last);
+                for (int j = 0; j < last; j += W)
+                    Vector256.Store(Finish256(Vector256.FusedMultiplyAdd(s, Vector256.Load(b + j), Vector256<float>.Zero), alpha, beta, row + j), row + j);
+                Vector256.Store(tail, row + last);
+            }
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        static void Rows4(int n, int k, float alpha, float* a, int ai, int ap, float* b, int ldb, float beta, float* c, int ldc)
+        {
+            float* a0 = a, a1 = a + ai, a2 = a + 2 * ai, a3 = a + 3 * ai;
+            float* c0 = c, c1 = c + ldc, c2 = c + 2 * ldc, c3 = c + 3 * ldc;
+            int j = 0;
+            for (; j + 2 * W <= n; j += 2 * W) TwoBlocks(k, alpha, a, ai, ap, b, ldb, beta, c, ldc, j, j + W);
+            if (n - j > W)
+            {
+                TwoBlocks(k, alpha, a, ai, ap, b, ldb, beta, c, ldc, j, n - W);
+                return;
+            }
+            if (j + W == n)
+            {
+                OneBlock(k, a0, a1, a2, a3, ap, b + j, ldb, out var x0, out var x1, out var x2, out var x3);
+                Vector256.Store(Finish256(x0, alpha, beta, c0 + j), c0 + j);
+                Vector256.Store(Finish256(x1, alpha, beta, c1 + j), c1 + j);
+                Vector256.Store(Finish256(x2, alpha, beta, c2 + j), c2 + j);
+                Vector256.Store(Finish256(x3, alpha, beta, c3 + j), c3 + j);
+                return;
+            }
+            if (j < n && n >= W)
+            {
+                // The last partial block: recompute the 8 columns that end at n, keep only the new ones.
+                int start = n - W;
+                var fresh = Vector256.GreaterThanOrEqual(Vector256<int>.Indices, Vector256.Create(j - start)).AsSingle();
+                OneBlock(k, a0, a1, a2, a3, ap, b + start, ldb, out var x0, out var x1, out var x2, out var x3);
+                StoreFresh(x0, alpha, beta, c0 + start, fresh); StoreFresh(x1, alpha, beta, c1 + start, fresh);
+                StoreFresh(x2, alpha, beta, c2 + start, fresh); StoreFresh(x3, alpha, beta, c3 + start, fresh);
+                return;
+            }
+            ScalarColumns4(j, n, k, alpha, a, ai, ap, b, ldb, beta, c, ldc);
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        static void OneBlock(int k, float* a0, float* a1, float* a2, float* a3, int ap, float* bp, int ldb,
+            out Vector256<float> x0, out Vector256<float> x1, out Vector256<float> x2, out Vector256<float> x3)
+        {
+            x0 = default; x1 = default; x2 = default; x3 = default;
+            for (int p = 0; p < k; p++, bp += ldb)
+            {
+                var u = Vector256.Load(bp);
+                long o = (long)p * ap;
+                x0 = Vector256.FusedMultiplyAdd(Vector256.Create(a0[o]), u, x0);
+                x1 = Vector256.FusedMultiplyAdd(Vector256.Create(a1[o]), u, x1);
+                x2 = Vector256.FusedMultiplyAdd(Vector256.Create(a2[o]), u, x2);
+                x3 = Vector256.FusedMultiplyAdd(Vector256.Create(a3[o]), u, x3);
+            }
+        }
+
+        // Columns first..first+7 and second..second+7 of four rows: eight chains (see StorePair above).
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        static void TwoBlocks(int k, float alpha, float* a, int ai, int ap, float* b, int ldb, float beta, float* c, int ldc, int first, int second)
+        {
+            float* a0 = a, a1 = a + ai, a2 = a + 2 * ai, a3 = a + 3 * ai;
+            Vector256<float> x0 = default, y0 = default, x1 = default, y1 = default, x2 = default, y2 = default, x3 = default, y3 = default;
+            float* bp = b + first;
+            float* bq = b + second;
+            for (int p = 0; p < k; p++, bp += ldb, bq += ldb)
+            {
+                var u = Vector256.Load(bp);
+                var v = Vector256.Load(bq);
+                long o = (long)p * ap;
+                var s0 = Vector256.Create(a0[o]); x0 = Vector256.FusedMultiplyAdd(s0, u, x0); y0 = Vector256.FusedMultiplyAdd(s0, v, y0);
+                var s1 = Vector256.Create(a1[o]); x1 = Vector256.FusedMultiplyAdd(s1, u, x1); y1 = Vector256.FusedMultiplyAdd(s1, v, y1);
+                var s2 = Vector256.Create(a2[o]); x2 = Vector256.FusedMultiplyAdd(s2, u, x2); y2 = Vector256.FusedMultiplyAdd(s2, v, y2);
+                var s3 = Vector256.Create(a3[o]); x3 = Vector256.FusedMultiplyAdd(s3, u, x3); y3 = Vector256.FusedMultiplyAdd(s3, v, y3);
+            }
+            float* c0 = c, c1 = c + ldc, c2 = c + 2 * ldc, c3 = c + 3 * ldc;
+            StorePair(x0, y0, alpha, beta, c0 + first, c0 + second); StorePair(x1, y1, alpha, beta, c1 + first, c1 + second);
+            StorePair(x2, y2, alpha, beta, c2 + first, c2 + second); StorePair(x3, y3, alpha, beta, c3 + first, c3 + second);
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        static void StorePair(Vector256<float> x, Vector256<float> y, float alpha, float beta, float* cx, float* cy)
+        {
+            var fx = Finish256(x, alpha, beta, cx);
+            var fy = Finish256(y, alpha, beta, cy);
+            Vector256.Store(fy, cy);
+            Vector256.Store(fx, cx);
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        static void StoreFresh(Vector256<float> acc, float alpha, float beta, float* c, Vector256<float> fresh)
+        {
+            var old = Vector256.Load(c);
+            Vector256.Store(Vector256.ConditionalSelect(fresh, Finish256(acc, alpha, beta, c), old), c);
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        static void Row1(int n, int k, float alpha, float* a, int ap, float* b, int ldb, float beta, float* c)
+        {
+            int j = 0;
+            for (; j + 2 * W <= n || j + W == n; j += W)
+            {
+                Vector256<float> x = default;
+                float* bp = b + j;
+                for (int p = 0; p < k; p++, bp += ldb) x = Vector256.FusedMultiplyAdd(Vector256.Create(a[(long)p * ap]), Vector256.Load(bp), x);
+                Vector256.Store(Finish256(x, alpha, beta, c + j), c + j);
+            }
+            if (n - j > W)
+            {
+                int start = n - W;
+                Vector256<float> x = default, y = default;
+                float* bp = b + j;
+                float* bq = b + start;
+                for (int p = 0; p < k; p++, bp += ldb, bq += ldb)
+                {
+                    var s = Vector256.Create(a[(long)p * ap]);
+                    x = Vector256.FusedMultiplyAdd(s, Vector256.Load(bp), x);
+                    y = Vector256.FusedMultiplyAdd(s, Vector256.Load(bq), y);
+                }
+                StorePair(x, y, alpha, beta, c + j, c + start);
+                return;
+            }
+            ScalarColumns1(j, n, k, alpha, a, ap, b, ldb, beta, c);
+        }
     }
 }

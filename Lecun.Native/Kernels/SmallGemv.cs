@@ -30,23 +30,12 @@ public static unsafe class SmallGemv
     {
         if (n < Lanes)
         {
-            for (int j = 0; j < n; j++)
-            {
-                float s0 = 0f, s1 = 0f, s2 = 0f, s3 = 0f;
-                int i = 0;
-                for (; i + 4 <= m; i += 4)
-                {
-                    s0 = MathF.FusedMultiplyAdd(x[i], a[(long)i * lda + j], s0);
-                    s1 = MathF.FusedMultiplyAdd(x[i + 1], a[(long)(i + 1) * lda + j], s1);
-                    s2 = MathF.FusedMultiplyAdd(x[i + 2], a[(long)(i + 2) * lda + j], s2);
-                    s3 = MathF.FusedMultiplyAdd(x[i + 3], a[(long)(i + 3) * lda + j], s3);
-                }
-                if (i < m) s0 = MathF.FusedMultiplyAdd(x[i], a[(long)i * lda + j], s0);
-                if (i + 1 < m) s1 = MathF.FusedMultiplyAdd(x[i + 1], a[(long)(i + 1) * lda + j], s1);
-                if (i + 2 < m) s2 = MathF.FusedMultiplyAdd(x[i + 2], a[(long)(i + 2) * lda + j], s2);
-                float s = (s0 + s1) + (s2 + s3);
-                y[j] = beta == 0f ? s * alpha : s * alpha + y[j] * beta;
-            }
+            ScalarColumns(m, n, alpha, x, a, lda, beta, y);
+            return;
+        }
+        if (!KernelWidth.Wide)
+        {
+            NarrowVectorTimesMatrix(m, n, alpha, x, a, lda, beta, y);
             return;
         }
         // Blocks of 16 columns; the last block ends at n and overlaps the one before it, whose
@@ -79,6 +68,28 @@ public static unsafe class SmallGemv
         }
     }
 
+    // Columns one at a time, the same four chains per column as the vector blocks.
+    static void ScalarColumns(int m, int n, float alpha, float* x, float* a, int lda, float beta, float* y)
+    {
+        for (int j = 0; j < n; j++)
+        {
+            float s0 = 0f, s1 = 0f, s2 = 0f, s3 = 0f;
+            int i = 0;
+            for (; i + 4 <= m; i += 4)
+            {
+                s0 = MathF.FusedMultiplyAdd(x[i], a[(long)i * lda + j], s0);
+                s1 = MathF.FusedMultiplyAdd(x[i + 1], a[(long)(i + 1) * lda + j], s1);
+                s2 = MathF.FusedMultiplyAdd(x[i + 2], a[(long)(i + 2) * lda + j], s2);
+                s3 = MathF.FusedMultiplyAdd(x[i + 3], a[(long)(i + 3) * lda + j], s3);
+            }
+            if (i < m) s0 = MathF.FusedMultiplyAdd(x[i], a[(long)i * lda + j], s0);
+            if (i + 1 < m) s1 = MathF.FusedMultiplyAdd(x[i + 1], a[(long)(i + 1) * lda + j], s1);
+            if (i + 2 < m) s2 = MathF.FusedMultiplyAdd(x[i + 2], a[(long)(i + 2) * lda + j], s2);
+            float s = (s0 + s1) + (s2 + s3);
+            y[j] = beta == 0f ? s * alpha : s * alpha + y[j] * beta;
+        }
+    }
+
     /// <summary>
     /// y[i] = alpha * sum_j A[i, j] * x[j] + beta * y[i]. Each row's products are summed in 16 lanes
     /// (blocks of 16 columns in order, the last one ending at n with its overlap masked off), then the
@@ -87,7 +98,13 @@ public static unsafe class SmallGemv
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void MatrixTimesVector(int m, int n, float alpha, float* a, int lda, float* x, float beta, float* y)
     {
-        if (n < Lanes || !Avx512F.IsSupported)
+        if (n >= Lanes && !KernelWidth.Wide)
+        {
+            if (Avx2.IsSupported) NarrowMatrixTimesVector(m, n, alpha, a, lda, x, beta, y);
+            else ScalarMatrixTimesVector(m, n, alpha, a, lda, x, beta, y);
+            return;
+        }
+        if (n < Lanes)
         {
             for (int i = 0; i < m; i++)
             {
@@ -163,5 +180,184 @@ public static unsafe class SmallGemv
         var ab = (Avx512F.UnpackLow(a, b) + Avx512F.UnpackHigh(a, b)).AsDouble();
         var cd = (Avx512F.UnpackLow(c, d) + Avx512F.UnpackHigh(c, d)).AsDouble();
         return Avx512F.UnpackLow(ab, cd).AsSingle() + Avx512F.UnpackHigh(ab, cd).AsSingle();
+    }
+
+    /// <summary>
+    /// VectorTimesMatrix on AVX2: blocks of 16 columns as two halves (eight chains), then of 8, the
+    /// last block overlapping the one before; every column runs the chains of the AVX-512 path.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void NarrowVectorTimesMatrix(int m, int n, float alpha, float* x, float* a, int lda, float beta, float* y)
+    {
+        const int W = 8;
+        if (n < W)
+        {
+            ScalarColumns(m, n, alpha, x, a, lda, beta, y);
+            return;
+        }
+        int block = n >= 2 * W ? 2 * W : W;
+        for (int j = 0; j < n; j += block)
+        {
+            int start = Math.Min(j, n - block);
+            if (block == 2 * W)
+            {
+                // Two 8-column halves of one 16-column block: eight chains.
+                Vector256<float> s0 = default, s1 = default, s2 = default, s3 = default, t0 = default, t1 = default, t2 = default, t3 = default;
+                float* col = a + start;
+                int i = 0;
+                for (; i + 4 <= m; i += 4, col += 4L * lda)
+                {
+                    var x0 = Vector256.Create(x[i]); var x1 = Vector256.Create(x[i + 1]);
+                    var x2 = Vector256.Create(x[i + 2]); var x3 = Vector256.Create(x[i + 3]);
+                    s0 = Vector256.FusedMultiplyAdd(x0, Vector256.Load(col), s0); t0 = Vector256.FusedMultiplyAdd(x0, Vector256.Load(col + W), t0);
+                    s1 = Vector256.FusedMultiplyAdd(x1, Vector256.Load(col + lda), s1); t1 = Vector256.FusedMultiplyAdd(x1, Vector256.Load(col + lda + W), t1);
+                    s2 = Vector256.FusedMultiplyAdd(x2, Vector256.Load(col + 2L * lda), s2); t2 = Vector256.FusedMultiplyAdd(x2, Vector256.Load(col + 2L * lda + W), t2);
+                    s3 = Vector256.FusedMultiplyAdd(x3, Vector256.Load(col + 3L * lda), s3); t3 = Vector256.FusedMultiplyAdd(x3, Vector256.Load(col + 3L * lda + W), t3);
+                }
+                if (i < m) { var x0 = Vector256.Create(x[i]); s0 = Vector256.FusedMultiplyAdd(x0, Vector256.Load(col), s0); t0 = Vector256.FusedMultiplyAdd(x0, Vector256.Load(col + W), t0); }
+                if (i + 1 < m) { var x1 = Vector256.Create(x[i + 1]); s1 = Vector256.FusedMultiplyAdd(x1, Vector256.Load(col + lda), s1); t1 = Vector256.FusedMultiplyAdd(x1, Vector256.Load(col + lda + W), t1); }
+                if (i + 2 < m) { var x2 = Vector256.Create(x[i + 2]); s2 = Vector256.FusedMultiplyAdd(x2, Vector256.Load(col + 2L * lda), s2); t2 = Vector256.FusedMultiplyAdd(x2, Vector256.Load(col + 2L * lda + W), t2); }
+                StoreColumns((s0 + s1) + (s2 + s3), alpha, beta, y + start, j - start);
+                StoreColumns((t0 + t1) + (t2 + t3), alpha, beta, y + start + W, j - start - W);
+            }
+            else
+            {
+                Vector256<float> s0 = default, s1 = default, s2 = default, s3 = default;
+                float* col = a + start;
+                int i = 0;
+                for (; i + 4 <= m; i += 4, col += 4L * lda)
+                {
+                    s0 = Vector256.FusedMultiplyAdd(Vector256.Create(x[i]), Vector256.Load(col), s0);
+                    s1 = Vector256.FusedMultiplyAdd(Vector256.Create(x[i + 1]), Vector256.Load(col + lda), s1);
+                    s2 = Vector256.FusedMultiplyAdd(Vector256.Create(x[i + 2]), Vector256.Load(col + 2L * lda), s2);
+                    s3 = Vector256.FusedMultiplyAdd(Vector256.Create(x[i + 3]), Vector256.Load(col + 3L * lda), s3);
+                }
+                if (i < m) s0 = Vector256.FusedMultiplyAdd(Vector256.Create(x[i]), Vector256.Load(col), s0);
+                if (i + 1 < m) s1 = Vector256.FusedMultiplyAdd(Vector256.Create(x[i + 1]), Vector256.Load(col + lda), s1);
+                if (i + 2 < m) s2 = Vector256.FusedMultiplyAdd(Vector256.Create(x[i + 2]), Vector256.Load(col + 2L * lda), s2);
+                StoreColumns((s0 + s1) + (s2 + s3), alpha, beta, y + start, j - start);
+            }
+        }
+    }
+
+    // y[0..8] = alpha s + beta y, except the first `done` columns (already written by the block before,
+    // which this one overlaps) when y is read: they keep their value. (With beta = 0 they are rewritten
+    // with the same bits.)
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void StoreColumns(Vector256<float> s, float alpha, float beta, float* y, int done)
+    {
+        if (beta == 0f) { Vector256.Store(s * alpha, y); return; }
+        var old = Vector256.Load(y);
+        var result = s * alpha + old * beta;
+        if (done > 0) result = Vector256.ConditionalSelect(Vector256.GreaterThanOrEqual(Vector256<int>.Indices, Vector256.Create(done)).AsSingle(), result, old);
+        Vector256.Store(result, y);
+    }
+
+    /// <summary>
+    /// MatrixTimesVector on AVX2, bit for bit the AVX-512 path: each row's 16 lanes as two halves
+    /// (lanes 0-7 and 8-15), summed by the same tree (<see cref="SumLanes"/>) with 256-bit unpacks and
+    /// 128-bit lane swaps, eight rows per vector.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void NarrowMatrixTimesVector(int m, int n, float alpha, float* a, int lda, float* x, float beta, float* y)
+    {
+        var lo = stackalloc Vector256<float>[Lanes];
+        var hi = stackalloc Vector256<float>[Lanes];
+        for (int i0 = 0; i0 < m; i0 += Lanes)
+        {
+            int count = Math.Min(Lanes, m - i0);
+            float* r0 = a + (long)i0 * lda;
+            for (int r = 0; r < Lanes; r++)
+            {
+                if (r < count) RowProducts(r0 + (long)r * lda, x, n, out lo[r], out hi[r]);
+                else { lo[r] = default; hi[r] = default; }
+            }
+            var first = SumEight(lo, hi, 0);
+            var second = SumEight(lo, hi, 8);
+            if (count == Lanes)
+            {
+                Vector256.Store(beta == 0f ? first * alpha : first * alpha + Vector256.Load(y + i0) * beta, y + i0);
+                Vector256.Store(beta == 0f ? second * alpha : second * alpha + Vector256.Load(y + i0 + 8) * beta, y + i0 + 8);
+            }
+            else
+                for (int r = 0; r < count; r++)
+                {
+                    float s = r < 8 ? first.GetElement(r) : second.GetElement(r - 8);
+                    y[i0 + r] = beta == 0f ? s * alpha : s * alpha + y[i0 + r] * beta;
+                }
+        }
+    }
+
+    // One row's lane-wise products as RowProducts computes them, lanes 0-7 and 8-15.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void RowProducts(float* row, float* x, int n, out Vector256<float> lo, out Vector256<float> hi)
+    {
+        lo = Vector256<float>.Zero;
+        hi = Vector256<float>.Zero;
+        int j = 0;
+        for (; j + Lanes <= n; j += Lanes)
+        {
+            lo = Vector256.FusedMultiplyAdd(Vector256.Load(row + j), Vector256.Load(x + j), lo);
+            hi = Vector256.FusedMultiplyAdd(Vector256.Load(row + j + 8), Vector256.Load(x + j + 8), hi);
+        }
+        if (j < n)
+        {
+            int start = n - Lanes, first = j - start;
+            var freshLo = Vector256.GreaterThanOrEqual(Vector256<int>.Indices, Vector256.Create(first)).AsSingle();
+            var freshHi = Vector256.GreaterThanOrEqual(Vector256<int>.Indices, Vector256.Create(first - 8)).AsSingle();
+            lo = Vector256.FusedMultiplyAdd(Vector256.Load(row + start), Vector256.ConditionalSelect(freshLo, Vector256.Load(x + start), Vector256<float>.Zero), lo);
+            hi = Vector256.FusedMultiplyAdd(Vector256.Load(row + start + 8), Vector256.ConditionalSelect(freshHi, Vector256.Load(x + start + 8), Vector256<float>.Zero), hi);
+        }
+    }
+
+    // Rows r0..r0+7's sums by SumLanes's tree: Quad within each 128-bit lane, then the 128-bit lanes
+    // L0 + L1 and L2 + L3, then those two.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static Vector256<float> SumEight(Vector256<float>* lo, Vector256<float>* hi, int r0)
+    {
+        // lanes 128-bit 0,1 (from lo) and 2,3 (from hi) of rows r0..r0+3 and r0+4..r0+7
+        var a01 = Quad(lo[r0], lo[r0 + 1], lo[r0 + 2], lo[r0 + 3]);
+        var a23 = Quad(hi[r0], hi[r0 + 1], hi[r0 + 2], hi[r0 + 3]);
+        var b01 = Quad(lo[r0 + 4], lo[r0 + 5], lo[r0 + 6], lo[r0 + 7]);
+        var b23 = Quad(hi[r0 + 4], hi[r0 + 5], hi[r0 + 6], hi[r0 + 7]);
+        var l01 = Avx.Permute2x128(a01, b01, 0x20) + Avx.Permute2x128(a01, b01, 0x31);
+        var l23 = Avx.Permute2x128(a23, b23, 0x20) + Avx.Permute2x128(a23, b23, 0x31);
+        return l01 + l23;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static Vector256<float> Quad(Vector256<float> a, Vector256<float> b, Vector256<float> c, Vector256<float> d)
+    {
+        var ab = (Avx.UnpackLow(a, b) + Avx.UnpackHigh(a, b)).AsDouble();
+        var cd = (Avx.UnpackLow(c, d) + Avx.UnpackHigh(c, d)).AsDouble();
+        return Avx.UnpackLow(ab, cd).AsSingle() + Avx.UnpackHigh(ab, cd).AsSingle();
+    }
+
+    /// <summary>
+    /// MatrixTimesVector without AVX2 or AVX-512, and the definition the tests check both paths against:
+    /// each row's 16 lane sums, lane l taking the columns l, l + 16, ... in order (the last block ending
+    /// at n, the columns it repeats counted as zero products), then the tree
+    /// ((l0 + l2) + (l1 + l3)) per group of four lanes, (g0 + g1) + (g2 + g3) over the groups.
+    /// </summary>
+    internal static void ScalarMatrixTimesVector(int m, int n, float alpha, float* a, int lda, float* x, float beta, float* y)
+    {
+        var lanes = stackalloc float[Lanes];
+        for (int i = 0; i < m; i++)
+        {
+            float* row = a + (long)i * lda;
+            for (int l = 0; l < Lanes; l++) lanes[l] = 0f;
+            int j = 0;
+            for (; j + Lanes <= n; j += Lanes)
+                for (int l = 0; l < Lanes; l++) lanes[l] = MathF.FusedMultiplyAdd(row[j + l], x[j + l], lanes[l]);
+            if (j < n)
+            {
+                int start = n - Lanes;
+                for (int l = 0; l < Lanes; l++) lanes[l] = MathF.FusedMultiplyAdd(row[start + l], start + l >= j ? x[start + l] : 0f, lanes[l]);
+            }
+            float g0 = (lanes[0] + lanes[2]) + (lanes[1] + lanes[3]), g1 = (lanes[4] + lanes[6]) + (lanes[5] + lanes[7]);
+            float g2 = (lanes[8] + lanes[10]) + (lanes[9] + lanes[11]), g3 = (lanes[12] + lanes[14]) + (lanes[13] + lanes[15]);
+            float s = (g0 + g1) + (g2 + g3);
+            y[i] = beta == 0f ? s * alpha : s * alpha + y[i] * beta;
+        }
     }
 }

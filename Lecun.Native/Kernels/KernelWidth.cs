@@ -1,0 +1,92 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
+[assembly: InternalsVisibleTo("Lecun.Tests")]
+
+namespace Lecun.Native.Kernels;
+
+/// <summary>
+/// Which vector width the hand-written kernels run at. With AVX-512 a 16-float value is one Vector512;
+/// with AVX2 and FMA it is two Vector256 halves (lanes 0-7 and 8-15). Every output element goes through
+/// the same operations in the same order at either width (the same fused multiply-adds, the same
+/// horizontal-sum trees), so both kinds of CPU give the same bits.
+/// </summary>
+public static class KernelWidth
+{
+    /// <summary>AVX-512 runs natively (Vector512 is not emulated in software).</summary>
+    public static bool HasAvx512 => Vector512.IsHardwareAccelerated && Avx512F.IsSupported;
+
+    /// <summary>AVX2 and FMA run natively: the 256-bit path.</summary>
+    public static bool HasAvx2 => Vector256.IsHardwareAccelerated && Avx2.IsSupported && Fma.IsSupported;
+
+    /// <summary>
+    /// Whether the kernels take their AVX-512 path. Tests set it to false on an AVX-512 machine to run
+    /// the AVX2 path there and compare the two bit for bit.
+    /// </summary>
+    internal static bool Wide = HasAvx512;
+
+    /// <summary>The path the kernels take on this CPU, for reports.</summary>
+    public static string Name => Wide ? "AVX-512" : HasAvx2 ? "AVX2+FMA" : "scalar";
+}
+
+/// <summary>Register permutes of 16 floats held as two Vector256 halves (the AVX2 path's Vector512).</summary>
+internal static class Halves
+{
+    /// <summary>
+    /// out[l] = src[index[l]] for index 0-15, or pad for 16: what Avx512F.PermuteVar16x32x2(src, index, pad)
+    /// gives for such indices. The index table is precomputed by <see cref="Table"/>.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<float> Permute(Vector256<float> lo, Vector256<float> hi, in PermuteTable8 t, Vector256<float> pad)
+    {
+        var fromLo = Avx2.PermuteVar8x32(lo, t.Index);
+        var fromHi = Avx2.PermuteVar8x32(hi, t.Index);
+        return Avx.BlendVariable(Avx.BlendVariable(fromLo, fromHi, t.High), pad, t.Pad);
+    }
+
+    /// <summary>The AVX2 form of one 16-lane index vector (values 0-16): two tables of 8 lanes.</summary>
+    public static (PermuteTable8 Lo, PermuteTable8 Hi) Table(int[] index)
+    {
+        PermuteTable8 Half(int from)
+        {
+            var l = index.Skip(from).Take(8).ToArray();
+            return new PermuteTable8(
+                Vector256.Create(l.Select(i => i & 7).ToArray()),
+                Vector256.Create(l.Select(i => i is >= 8 and < 16 ? -1 : 0).ToArray()).AsSingle(),
+                Vector256.Create(l.Select(i => i >= 16 ? -1 : 0).ToArray()).AsSingle());
+        }
+        return (Half(0), Half(8));
+    }
+
+    /// <summary>
+    /// Transposes an 8x8 block: rows r0..r7 in, columns c0..c7 out (c_j[i] = r_i[j]). Interleave floats,
+    /// then pairs, within 128-bit lanes; then swap 128-bit lanes.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void Transpose8(ref Vector256<float> r0, ref Vector256<float> r1, ref Vector256<float> r2, ref Vector256<float> r3,
+        ref Vector256<float> r4, ref Vector256<float> r5, ref Vector256<float> r6, ref Vector256<float> r7)
+    {
+        var t0 = Avx.UnpackLow(r0, r1); var t1 = Avx.UnpackHigh(r0, r1);
+        var t2 = Avx.UnpackLow(r2, r3); var t3 = Avx.UnpackHigh(r2, r3);
+        var t4 = Avx.UnpackLow(r4, r5); var t5 = Avx.UnpackHigh(r4, r5);
+        var t6 = Avx.UnpackLow(r6, r7); var t7 = Avx.UnpackHigh(r6, r7);
+        var s0 = Avx.Shuffle(t0, t2, 0x44); var s1 = Avx.Shuffle(t0, t2, 0xee);
+        var s2 = Avx.Shuffle(t1, t3, 0x44); var s3 = Avx.Shuffle(t1, t3, 0xee);
+        var s4 = Avx.Shuffle(t4, t6, 0x44); var s5 = Avx.Shuffle(t4, t6, 0xee);
+        var s6 = Avx.Shuffle(t5, t7, 0x44); var s7 = Avx.Shuffle(t5, t7, 0xee);
+        r0 = Avx.Permute2x128(s0, s4, 0x20); r1 = Avx.Permute2x128(s1, s5, 0x20);
+        r2 = Avx.Permute2x128(s2, s6, 0x20); r3 = Avx.Permute2x128(s3, s7, 0x20);
+        r4 = Avx.Permute2x128(s0, s4, 0x31); r5 = Avx.Permute2x128(s1, s5, 0x31);
+        r6 = Avx.Permute2x128(s2, s6, 0x31); r7 = Avx.Permute2x128(s3, s7, 0x31);
+    }
+}
+
+/// <summary>One half of a 16-lane permute for <see cref="Halves.Permute"/>: lane indices mod 8, the lanes
+/// that take the high half, and the lanes that take the pad value.</summary>
+internal readonly struct PermuteTable8(Vector256<int> index, Vector256<float> high, Vector256<float> pad)
+{
+    public readonly Vector256<int> Index = index;
+    public readonly Vector256<float> High = high;
+    public readonly Vector256<float> Pad = pad;
+}
