@@ -14,10 +14,12 @@ type EvalArgs =
     | Split of name: string
     | Backend of name: string
     | Json
+    | Misses
 
     interface IArgParserTemplate with
         member a.Usage =
             match a with
+            | Misses -> "also list the misclassified digits' indices (true -> predicted), for `show --digit`."
             | Model _ -> "checkpoint (model.safetensors) to evaluate."
             | Data_Set _ -> "usps (default) or mnist-sim."
             | Data _ -> "folder holding the data sets."
@@ -61,6 +63,7 @@ let runEval (args: ParseResults<EvalArgs>) =
     let result = ModelFile.evaluate backend model digits |> orFail
     let m = confusionMatrix digits.Labels result.Predictions
     let metrics = result.Metrics
+    let missed = [| for i in 0 .. digits.Count - 1 do if result.Predictions.[i] <> digits.Labels.[i] then i |]
     if args.Contains EvalArgs.Json then
         let matrix = JsonArray([| for t in 0..9 -> JsonArray([| for p in 0..9 -> JsonValue.Create m.[t, p] :> JsonNode |]) :> JsonNode |])
         let json =
@@ -73,11 +76,20 @@ let runEval (args: ParseResults<EvalArgs>) =
                        "error", JsonValue.Create metrics.Error
                        "misses", JsonValue.Create metrics.Misses
                        "confusion", matrix ])
+        if args.Contains Misses then
+            let miss (i: int) =
+                JsonObject(dict [ "index", JsonValue.Create i :> JsonNode; "label", JsonValue.Create digits.Labels.[i]; "predicted", JsonValue.Create result.Predictions.[i] ]) :> JsonNode
+            json.Add("missed", JsonArray(missed |> Array.map miss))
         printfn "%s" (json.ToJsonString jsonOptions)
     else
         printfn "%s %s (%d digits): loss %s error %.2f%% misses %d" dataSet split digits.Count (formatLoss metrics.Loss) metrics.Error metrics.Misses
         printfn ""
         printfn "%s" (confusionText m)
+        if args.Contains Misses then
+            printfn ""
+            printfn "misclassified %s digits (index: true -> predicted):" split
+            for line in missed |> Array.map (fun i -> $"{i}: {digits.Labels.[i]} -> {result.Predictions.[i]}") |> Array.chunkBySize 8 do
+                printfn "  %s" (String.Join("   ", line))
     0
 
 let runPredict (args: ParseResults<PredictArgs>) =

@@ -21,7 +21,7 @@ let private sansInstalled =
 
 let private regular = lazy (if sansInstalled.Value then SKTypeface.FromFamilyName sansFamily else SKTypeface.Default)
 let private bold = lazy (if sansInstalled.Value then SKTypeface.FromFamilyName(sansFamily, SKFontStyle.Bold) else SKTypeface.Default)
-let private typeface (isBold: bool) = if isBold then bold.Value else regular.Value
+let typeface (isBold: bool) = if isBold then bold.Value else regular.Value
 
 let private newPlot () =
     let plot = new Plot()
@@ -31,7 +31,7 @@ let private newPlot () =
 /// PNG with every row "Up"-filtered at zlib level 6. Skia's default tries every filter on every row:
 /// on the two run pictures that took 18.5 and 23.4 ms against 7.6 and 10.2 ms here, for files 9% and
 /// 3% smaller (measured on this machine, mean of 10 encodes).
-let private encodePng (surface: SKSurface) =
+let encodePng (surface: SKSurface) =
     use pixels = surface.PeekPixels()
     use data = pixels.Encode(SKPngEncoderOptions(SKPngEncoderFilterFlags.Up, 6))
     data.ToArray()
@@ -42,7 +42,7 @@ let private renderOn (plot: Plot) (width: int) (height: int) =
     plot.Render(surface.Canvas, width, height)
     surface
 
-let private drawCentered (canvas: SKCanvas) (text: string) (x: float32) (baseline: float32) (size: float32) (bold: bool) (color: SKColor) =
+let drawCentered (canvas: SKCanvas) (text: string) (x: float32) (baseline: float32) (size: float32) (bold: bool) (color: SKColor) =
     use font = new SKFont(typeface bold, size)
     use paint = new SKPaint(Color = color, IsAntialias = true)
     canvas.DrawText(text, x, baseline, SKTextAlign.Center, font, paint)
@@ -154,7 +154,7 @@ let private perRow, scale, labelBand, gap = 12, 4, 20, 10
 let private side = Dataset.Side
 
 /// Value -1 is white paper and +1 black ink, as the paper prints its digits.
-let private gray (v: float32) =
+let gray (v: float32) =
     let v = Math.Clamp(v, -1.0f, 1.0f)
     byte (MathF.Round((1.0f - v) * 0.5f * 255.0f))
 

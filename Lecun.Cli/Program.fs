@@ -21,6 +21,8 @@ type CliArgs =
     | [<CliPrefix(CliPrefix.None)>] Count_Params of ParseResults<CountParamsArgs>
     | [<CliPrefix(CliPrefix.None)>] Data of ParseResults<DataCommand.DataArgs>
     | [<CliPrefix(CliPrefix.None)>] Bench of ParseResults<BenchCommand.BenchArgs>
+    | [<CliPrefix(CliPrefix.None)>] Show of ParseResults<ShowCommand.ShowArgs>
+    | [<CliPrefix(CliPrefix.None)>] Serve of ParseResults<ServeCommand.ServeArgs>
     | [<Inherit>] Verbose
 
     interface IArgParserTemplate with
@@ -33,6 +35,8 @@ type CliArgs =
             | Count_Params _ -> "per-layer units, connections, parameters and MACs of the 1989 network."
             | Data _ -> "data sets: info, verify, fetch, prepare."
             | Bench _ -> "throughput on this machine (training, recognition, MAC/s, share of FMA peak) against the 1989 workstation."
+            | Show _ -> "one PNG of the network reading a digit: input, H1/H2 maps, H3, outputs, H1's kernels."
+            | Serve _ -> "a page where you draw a digit and watch the network read it, and its JSON API."
             | Verbose -> "show stack traces on errors."
 
 let private dispatch (args: ParseResults<CliArgs>) =
@@ -44,6 +48,8 @@ let private dispatch (args: ParseResults<CliArgs>) =
     | Count_Params a -> CountParams.run (a.Contains CountParamsArgs.Json)
     | Data a -> DataCommand.run a
     | Bench a -> BenchCommand.run a
+    | Show a -> ShowCommand.run a
+    | Serve a -> ServeCommand.run a
     | Verbose -> fail "no command given (try --help)"
 
 /// Runs one command line and returns the exit code: 0 done, 1 the work failed, 2 bad usage.
