@@ -33,6 +33,18 @@ type TrainArgs =
     | Seeds of count: int
     | Jobs of count: int
     | Holdout of digits: int
+    // issue 19
+    | Rotation of degrees: float
+    | Scaling of fraction: float
+    | Shear of factor: float
+    | Elastic of alpha: float
+    | Elastic_Sigma of pixels: float
+    | Average_Last of passes: int
+    | Label_Smoothing of epsilon: float
+    | Schedule of name: string
+    | Distill of teachers: int
+    | Temperature of t: float
+    | Distill_Weight of weight: float
 
     interface IArgParserTemplate with
         member a.Usage =
@@ -58,6 +70,17 @@ type TrainArgs =
             | Seeds _ -> "train this many seeds (seed, seed+1, ...) and report mean and spread of the final errors."
             | Jobs _ -> "runs at a time with --seeds (default: one per core)."
             | Holdout _ -> "train on all but the last N training digits and report those N where the test set would be (to choose settings without the test set)."
+            | Rotation _ -> "distortion: rotate each training presentation by up to this many degrees (0 = none)."
+            | Scaling _ -> "distortion: scale each presentation by 1 + s in x and in y, s up to this fraction (0 = none)."
+            | Shear _ -> "distortion: shear each presentation by up to this factor (0 = none)."
+            | Elastic _ -> "distortion: elastic deformation (Simard et al. 2003) of this strength alpha in pixels (0 = none)."
+            | Elastic_Sigma _ -> "distortion: width in pixels of the elastic field's Gaussian smoothing (default 2)."
+            | Average_Last _ -> "evaluate and save the average of the weights at the end of each of the last N passes (0 = none)."
+            | Label_Smoothing _ -> "softmax-ce: smooth the targets, 1 - e + e/10 on the label and e/10 elsewhere (0 = none)."
+            | Schedule _ -> "adamw: how the learning rate falls to its final value, linear (default) or cosine."
+            | Distill _ -> "first train this many teachers (the same recipe, other seeds), then train on their averaged soft outputs (0 = none)."
+            | Temperature _ -> "distillation: softmax temperature of the teachers' and the student's soft outputs (default 2)."
+            | Distill_Weight _ -> "distillation: weight of the teachers' term; the labels' term gets the rest (default 1)."
 
 /// One pass's report; `testName` is the second split's name ("test", or "held-out" with --holdout).
 let passLine (testName: string) (m: PassMetrics) =
@@ -111,7 +134,19 @@ let overridesFrom (args: ParseResults<TrainArgs>) : RecipeOverride list =
           args.TryGetResult Optimizer |> named Recipe.parseOptimizer RecipeOverride.Optimizer
           args.TryGetResult Mu |> Option.map RecipeOverride.Mu
           args.TryGetResult Shift |> Option.map RecipeOverride.Shift
-          args.TryGetResult Dropout |> Option.map RecipeOverride.Dropout ]
+          args.TryGetResult Dropout |> Option.map RecipeOverride.Dropout
+          // issue 19
+          args.TryGetResult Rotation |> Option.map RecipeOverride.Rotation
+          args.TryGetResult Scaling |> Option.map RecipeOverride.Scaling
+          args.TryGetResult Shear |> Option.map RecipeOverride.Shear
+          args.TryGetResult Elastic |> Option.map RecipeOverride.Elastic
+          args.TryGetResult Elastic_Sigma |> Option.map RecipeOverride.ElasticSigma
+          args.TryGetResult Average_Last |> Option.map RecipeOverride.AverageLast
+          args.TryGetResult Label_Smoothing |> Option.map RecipeOverride.LabelSmoothing
+          args.TryGetResult Schedule |> named LrSchedule.parse RecipeOverride.Schedule
+          args.TryGetResult Distill |> Option.map RecipeOverride.Distill
+          args.TryGetResult Temperature |> Option.map RecipeOverride.Temperature
+          args.TryGetResult Distill_Weight |> Option.map RecipeOverride.DistillWeight ]
 
 /// The recipe `--recipe` names (lecun1989 by default) with the other options' overrides.
 let recipeFrom (args: ParseResults<TrainArgs>) =
@@ -187,8 +222,20 @@ let writeRunFiles (outDir: string) (run: RunContext) (result: TrainResult) =
             (missed |> Array.map (fun i -> data.Test.Labels.[i])) (missed |> Array.map (fun i -> result.TestPredictions.[i]))
     AtomicFile.writeBytes (Path.Combine(outDir, "curves.png")) curves.Result
     AtomicFile.writeBytes (Path.Combine(outDir, "errors.png")) errors
+    // Issue 19: the first training digit of each class under the run's distortions (a stream of their own).
+    if not (DistortionSettings.isNone recipe.Refine.Distortion) then
+        let firsts = [| for c in 0 .. 9 do match Array.tryFindIndex ((=) c) data.Train.Labels with Some i -> data.Train.Image(i).ToArray() | None -> () |]
+        let picture =
+            DistortionPlot.png (DistortionPlot.title recipe.Name recipe.Refine.Distortion recipe.Shift) (Recipe.network recipe) recipe.Refine.Distortion recipe.Shift (recipe.Seed + 7919) firsts 9
+        AtomicFile.writeBytes (Path.Combine(outDir, "distortions.png")) picture
 
-let private seedsJson (recipe: Recipe) (dataSet: string) (seconds: float) (results: (int * PassMetrics) array) =
+/// Issue 19: the line on the teachers' ensemble of a distilled run (or runs).
+let ensembleLine (testName: string) (teachers: int) (ensembles: SplitMetrics array) =
+    let s = Runs.summarize (ensembles |> Array.map (fun m -> m.Error))
+    let spread = if ensembles.Length > 1 then $" ± {s.Sd:F2}" else ""
+    $"side row: the {teachers} teachers' ensemble ({teachers} x the inference cost): {testName} error {s.Mean:F2}{spread}%% misses {ensembles |> Array.averageBy (fun m -> float m.Misses):F1}"
+
+let private seedsJson (recipe: Recipe) (dataSet: string) (seconds: float) (results: (int * PassMetrics) array) (ensembles: SplitMetrics array) =
     let summary = SeedsSummary.ofFinals (Array.map snd results)
     let run (seed: int, m: PassMetrics) =
         JsonObject(dict [ "seed", JsonValue.Create seed :> JsonNode; "train_error", JsonValue.Create m.Train.Error; "train_misses", JsonValue.Create m.Train.Misses
@@ -200,6 +247,9 @@ let private seedsJson (recipe: Recipe) (dataSet: string) (seconds: float) (resul
                "seconds", JsonValue.Create seconds
                "train", splitSummaryJson summary.Train
                "test", splitSummaryJson summary.Test
+               if ensembles.Length > 0 then
+                   let e = SeedsSummary.ofFinals (ensembles |> Array.map (fun m -> { Pass = 0; Train = m; Test = m; Seconds = 0.0 }))
+                   "teachers_ensemble", splitSummaryJson e.Test
                "runs", JsonArray(results |> Array.map run) ])
         .ToJsonString(jsonOptions)
 
@@ -245,10 +295,12 @@ let run (verbose: bool) (args: ParseResults<TrainArgs>) =
         if count = 1 then
             let result = results.[0]
             printfn "%s" (finalTable dataSet testName result.Passes)
+            result.Ensemble |> Option.iter (fun e -> printfn "%s" (ensembleLine testName recipe.Refine.Distill.Value.Teachers [| e |]))
             printfn "%d passes in %.2f s (%.0f presentations/s including evaluation)" recipe.Passes result.Seconds
                 (float (recipe.Passes * data.Train.Count) / result.Seconds)
             writeRunFiles outDir (context recipe) result
             "model.safetensors metrics.csv metrics.json curves.png errors.png"
+            + (if DistortionSettings.isNone recipe.Refine.Distortion then "" else " distortions.png")
         else
             let finals = Array.map2 (fun (job: RunJob) (r: TrainResult) -> job.Recipe.Seed, List.last r.Passes) jobs results
             printfn "%6s %9s %7s | %9s %7s" "seed" "train" "misses" testName "misses"
@@ -259,9 +311,11 @@ let run (verbose: bool) (args: ParseResults<TrainArgs>) =
                 summary.Train.Error.Mean summary.Train.Error.Sd summary.Train.Misses summary.Test.Error.Mean summary.Test.Error.Sd summary.Test.Misses count
             if testName = "test" then
                 printfn "%s %8.2f%% %7d | %8.2f%% %7d" "paper " Paper.trainError Paper.trainMisses Paper.testError Paper.testMisses
+            let ensembles = results |> Array.choose (fun r -> r.Ensemble)
+            if ensembles.Length > 0 then printfn "%s" (ensembleLine testName recipe.Refine.Distill.Value.Teachers ensembles)
             printfn "%d runs in %.1f s wall" count seconds
             Array.iter2 (fun (job: RunJob) r -> writeRunFiles (Path.Combine(outDir, $"seed-{job.Recipe.Seed}")) (context job.Recipe) r) jobs results
-            AtomicFile.writeText (Path.Combine(outDir, "seeds.json")) (seedsJson recipe dataSet seconds finals)
+            AtomicFile.writeText (Path.Combine(outDir, "seeds.json")) (seedsJson recipe dataSet seconds finals ensembles)
             "seeds.json and one folder per seed")
     |> fun (written, final) -> printfn "wrote %s: %s" final written
     0

@@ -41,6 +41,38 @@ module Ladder =
     /// 80 passes over 7,291 (583,280), so the step changes the data and not the amount of training.
     let step5Passes = 12
 
+    // ---- issue 19 ----
+    /// The techniques of Recipe.refined beyond modern, in ladder order: what each step adds, how it
+    /// changes the step before, and its train flags. Derived from Recipe.refined, so the last step is it.
+    let refinements : (string * RecipeOverride list) list =
+        let f = Recipe.refined.Refine
+        let d = f.Distortion
+        let inv (x: float32) = x.ToString(System.Globalization.CultureInfo.InvariantCulture)
+        // float32 -> float through the shortest text, so the printed flag reads 0.15 and not 0.15000000596.
+        let f64 (x: float32) = float (inv x)
+        [ if d.Rotation > 0.0f || d.Scaling > 0.0f || d.Shear > 0.0f then
+              $"affine distortions: rotation up to {inv d.Rotation} deg, scaling up to {inv d.Scaling}, shear up to {inv d.Shear}",
+              [ RecipeOverride.Rotation(f64 d.Rotation); RecipeOverride.Scaling(f64 d.Scaling); RecipeOverride.Shear(f64 d.Shear) ]
+          if d.ElasticAlpha > 0.0f then
+              $"elastic distortions, alpha {inv d.ElasticAlpha} px, sigma {inv d.ElasticSigma} px",
+              [ RecipeOverride.Elastic(f64 d.ElasticAlpha); RecipeOverride.ElasticSigma(f64 d.ElasticSigma) ]
+          if f.LabelSmoothing > 0.0f then
+              $"label smoothing {inv f.LabelSmoothing}", [ RecipeOverride.LabelSmoothing(f64 f.LabelSmoothing) ]
+          if f.Schedule <> Linear || Recipe.refined.Passes <> Recipe.modern.Passes then
+              $"{LrSchedule.name f.Schedule} learning-rate schedule, {Recipe.refined.Passes} passes",
+              [ RecipeOverride.Schedule f.Schedule; RecipeOverride.Passes Recipe.refined.Passes ]
+          if f.AverageLast > 0 then
+              $"weights averaged over the last {f.AverageLast} passes", [ RecipeOverride.AverageLast f.AverageLast ]
+          match f.Distill with
+          | Some t ->
+              $"distilled from {t.Teachers} teachers (this recipe less distillation) at temperature {inv t.Temperature}",
+              [ RecipeOverride.Distill t.Teachers; RecipeOverride.Temperature(f64 t.Temperature); RecipeOverride.DistillWeight(f64 t.Weight) ]
+          | None -> () ]
+
+    /// The labels of issue 19's steps: "6", "7", ...
+    let refinedLabels = refinements |> List.mapi (fun i _ -> string (6 + i))
+    // ---- end issue 19 ----
+
     /// The ladder on `dataSet` (usps or mnist-sim); step 5 exists on mnist-sim only.
     let steps (dataSet: string) : LadderStep list =
         let s0 =
@@ -68,16 +100,21 @@ module Ladder =
         let side =
             { s0 with Label = "0n"; Adds = "side row: the paper's optimizer, squashing and init (newton1989)"; Base = Recipe.newton1989
                       Essay = None }
-        [ s0; side; s1; s2; s3; s4 ] @ (if dataSet = "mnist-sim" then [ s5 ] else [])
+        // Issue 19: steps 6.. build on step 4 (step 5 changes the data), one kept technique each.
+        let refinedSteps =
+            refinements |> List.mapi (fun i (adds, change) -> string (6 + i), adds, change)
+            |> List.scan (fun prev (label, adds, change) -> next prev label adds change None) s4
+            |> List.tail
+        [ s0; side; s1; s2; s3; s4 ] @ (if dataSet = "mnist-sim" then [ s5 ] else []) @ refinedSteps
 
     /// Parses "0-4", "0,2,5" or "all" into step labels (the side row "0n" goes with step 0).
     let parseSteps (text: string) : Result<string list, string> =
-        let known = [ "0"; "1"; "2"; "3"; "4"; "5" ]
+        let known = [ "0"; "1"; "2"; "3"; "4"; "5" ] @ refinedLabels
         let parsePart (part: string) =
             match part.Trim().Split('-') with
             | [| a |] when List.contains a known -> Ok [ int a ]
             | [| a; b |] when List.contains a known && List.contains b known && int a <= int b -> Ok [ int a .. int b ]
-            | _ -> Error $"unknown step '{part.Trim()}' (steps are 0 to 5, e.g. --steps 0-4 or --steps 0,2,4)"
+            | _ -> Error $"unknown step '{part.Trim()}' (steps are 0 to {List.last known}, e.g. --steps 0-4 or --steps 0,2,4)"
         if text.Trim() = "all" then Ok known
         else
             text.Split(',')

@@ -51,7 +51,9 @@ type TrainResult =
       /// Wall time of training and per-pass evaluation.
       Seconds: float
       /// Test-set predictions after the last pass.
-      TestPredictions: int array }
+      TestPredictions: int array
+      /// With distillation: the teachers' ensemble (K times the inference cost) on the test split.
+      Ensemble: SplitMetrics option }
 
 module Train =
     /// How often (in presentations) progress is reported: often enough for a smooth bar, rarely enough to cost nothing.
@@ -69,7 +71,11 @@ module Train =
           Rates: float32 array
           Scratch: float32 array
           Adam: Optimizer.AdamState
-          Rng: Rng }
+          Rng: Rng
+          /// Issue 19: affine/elastic distortions (None when the recipe has none) and distillation's teachers.
+          Distorter: Distorter option
+          Teachers: TeacherSet option
+          Soft: float32 array }
 
     let createState (net: Network) (recipe: Recipe) =
         let n = net.Layout.ParamCount
@@ -81,7 +87,12 @@ module Train =
           Scratch = Array.zeroCreate n
           Adam = Optimizer.AdamState.create n
           // Its own stream, so the initial weights of a seed do not depend on the augmentation.
-          Rng = Rng.Derive(uint64 recipe.Seed, 1UL) }
+          Rng = Rng.Derive(uint64 recipe.Seed, 1UL)
+          Distorter =
+            if DistortionSettings.isNone recipe.Refine.Distortion then None
+            else Some(Distortion.create net recipe.Refine.Distortion recipe.Seed)
+          Teachers = None
+          Soft = Array.zeroCreate net.Layout.OutputSize }
 
     /// Index of the layer whose output is dropped out (the input of the first dense layer), if the recipe drops any
     /// (a value option: nothing is allocated per pass).
@@ -139,7 +150,15 @@ module Train =
             for i in 0 .. h.Length - 1 do
                 state.Rates.[i] <- rate / (float32 batch * (n.Mu + h.[i]))
         | Sgd | AdamW _ -> ()
-        if batch > 1 && ws.Capacity >= batch then
+        let refine = recipe.Refine
+        // Issue 19: the soft targets' settings and teacher buffer, chosen once per pass.
+        let softWeight = match state.Teachers with Some t -> t.Settings.Weight | None -> 0.0f
+        let temperature = match state.Teachers with Some t -> t.Settings.Temperature | None -> 1.0f
+        let teacher = match state.Teachers with Some t -> t.Probabilities | None -> state.Soft
+        // Batched GEMMs over the whole batch; the refinements of issue 19 (distortions, soft targets,
+        // teachers) run one example at a time, accumulating the batch's gradient.
+        let refined = state.Distorter.IsSome || state.Teachers.IsSome || Refinements.softTargets refine
+        if batch > 1 && ws.Capacity >= batch && not refined then
             let mutable start = 0
             while start < data.Count do
                 let size = min batch (data.Count - start)
@@ -158,12 +177,41 @@ module Train =
                 start <- start + size
                 if start / progressEvery > before / progressEvery then onProgress (start / progressEvery * progressEvery)
         else
+            let rng = state.Rng
             for i in 0 .. data.Count - 1 do
-                let x, xOffset = data.Images, i * Dataset.Pixels
-                drawAugmentation recipe state ws drop keep dropUnits 0
-                if recipe.Shift > 0 then Forward.runShifted backend net parameters ws ws.FirstUnfolds.[0] x xOffset drop
-                else Forward.runWith backend net parameters ws x xOffset 1 drop
-                Loss.gradient recipe.Loss (Forward.outputs net ws) 0 outputs data.Labels.[i] state.DOut
+                let mutable x, xOffset = data.Images, i * Dataset.Pixels
+                let shift =
+                    if recipe.Shift > 0 then
+                        let dx = rng.NextInt(2 * recipe.Shift + 1) - recipe.Shift
+                        let dy = rng.NextInt(2 * recipe.Shift + 1) - recipe.Shift
+                        match state.Distorter with
+                        | Some d ->
+                            // Issue 19: the distorted digit, moved by the same shift, in the padded frame.
+                            Distortion.apply d data.Images xOffset dx dy
+                            ValueSome d.Unfold
+                        // A value option: nothing is allocated per presentation.
+                        | None -> ValueSome(InputShifts.plan state.Shifts dx dy)
+                    else
+                        match state.Distorter with
+                        | Some d -> Distortion.apply d data.Images xOffset 0 0; ValueSome d.Unfold
+                        | None -> ValueNone
+                match state.Distorter with
+                | Some d -> x <- d.Frame; xOffset <- 0
+                | None -> ()
+                if drop >= 0 then
+                    let mask = ws.DropMask.[drop]
+                    for u in 0 .. dropUnits - 1 do
+                        mask.[u] <- if rng.NextFloat32() < keep then 1.0f / keep else 0.0f
+                match shift with
+                | ValueSome unfold -> Forward.runShifted backend net parameters ws unfold x xOffset drop
+                | ValueNone -> Forward.runWith backend net parameters ws x xOffset 1 drop
+                match state.Teachers with
+                | Some t -> Distill.teach backend net t shift x xOffset
+                | None -> ()
+                if Refinements.softTargets refine then
+                    // Issue 19: label smoothing and/or the teachers' soft outputs.
+                    Distill.gradient (Forward.outputs net ws) 0 outputs data.Labels.[i] refine.LabelSmoothing teacher temperature softWeight state.Soft state.DOut
+                else Loss.gradient recipe.Loss (Forward.outputs net ws) 0 outputs data.Labels.[i] state.DOut
                 match recipe.Optimizer with
                 | Sgd when batch = 1 ->
                     // The paper's per-example step, fused into the backward pass (see GradientSink).
@@ -191,19 +239,31 @@ module Train =
     /// `onProgress pass presentations` reports within a pass; `onPass` after each pass's evaluation.
     /// Each pass is evaluated on a snapshot of the weights on another core while the next pass trains,
     /// so evaluation costs no training time; both callbacks run on the calling thread.
-    let run (backend: IBackend) (recipe: Recipe) (data: TrainTest) (initial: float32 array)
+    let rec run (backend: IBackend) (recipe: Recipe) (data: TrainTest) (initial: float32 array)
             (onProgress: int -> int -> unit) (onPass: PassMetrics -> unit) =
         match Recipe.validate recipe with
         | Error problem -> invalidArg (nameof recipe) problem
         | Ok _ -> ()
         let net = Recipe.network recipe
+        let clock = Stopwatch.StartNew()
+        // ---- issue 19: distillation trains its teachers first (the same recipe less distillation) ----
+        let teachers, ensemble =
+            match recipe.Refine.Distill with
+            | None -> None, None
+            | Some d ->
+                let teacherWeights =
+                    Array.init d.Teachers (fun k ->
+                        let r = { recipe with Refine = { recipe.Refine with Distill = None }; Seed = Distill.teacherSeed recipe.Seed k }
+                        (run backend r data (Init.create r.WeightInit net.Layout r.Seed) (fun _ _ -> ()) ignore).Parameters)
+                Some(Distill.create net d teacherWeights), Some(fst (Distill.evaluateEnsemble backend net teacherWeights data.Test))
+        let average = if recipe.Refine.AverageLast > 0 then Some(WeightAverage.create initial.Length) else None
+        // ---- end issue 19 ----
         let parameters = Array.copy initial
         let ws = Workspace.create net (max 1 recipe.BatchSize)
-        let state = createState net recipe
+        let state = { createState net recipe with Teachers = teachers }
         let evalWorkspace = Workspace.create net Evaluate.batch
         // Two snapshots: one being evaluated while the next pass fills the other.
         let snapshots = Array.init 2 (fun _ -> Array.zeroCreate<float32> parameters.Length)
-        let clock = Stopwatch.StartNew()
         let mutable pending : Task<SplitEvaluation array> option = None
         let mutable testPredictions = Array.empty
         let passes = ResizeArray()
@@ -223,10 +283,16 @@ module Train =
             // The previous pass's evaluation has had a whole pass of time; it is done or nearly so.
             pending |> Option.iter (fun t -> report t (pass - 1))
             let snapshot = snapshots.[pass % 2]
-            Array.blit parameters 0 snapshot 0 parameters.Length
+            // Issue 19: while weights are averaged, the average is what is evaluated (and saved).
+            match average with
+            | Some avg when WeightAverage.covers recipe.Refine.AverageLast recipe.Passes pass ->
+                WeightAverage.add avg parameters
+                Array.blit avg.Average 0 snapshot 0 parameters.Length
+            | _ -> Array.blit parameters 0 snapshot 0 parameters.Length
             pending <-
                 Some(Task.Run(fun () ->
                     [| Evaluate.split backend net recipe.Loss snapshot evalWorkspace data.Train
                        Evaluate.split backend net recipe.Loss snapshot evalWorkspace data.Test |]))
         pending |> Option.iter (fun t -> report t recipe.Passes)
-        { Parameters = parameters; Passes = List.ofSeq passes; Seconds = clock.Elapsed.TotalSeconds; TestPredictions = testPredictions }
+        let final = match average with Some avg when avg.Count > 0 -> Array.copy avg.Average | _ -> parameters
+        { Parameters = final; Passes = List.ofSeq passes; Seconds = clock.Elapsed.TotalSeconds; TestPredictions = testPredictions; Ensemble = ensemble }

@@ -627,14 +627,14 @@ let widthTests =
             atWidth false (fun () ->
                 // Read on threads of their own (a task's Result may run it inline, on this thread).
                 let onThread (flow: bool) =
-                    let seen = ref (true, KernelPath.Scalar)
+                    let seen = ref (true, SimdPath.Scalar)
                     let thread = Thread(fun () -> seen.Value <- (KernelWidth.Avx2Forced, KernelWidth.Path))
                     if flow then thread.Start() else thread.UnsafeStart()
                     thread.Join()
                     seen.Value
                 Expect.isTrue KernelWidth.Avx2Forced "this flow forced the AVX2 path"
-                Expect.equal (onThread true) (true, KernelPath.Avx2) "and the threads it starts see it"
-                Expect.equal (onThread false) (false, (if KernelWidth.HasAvx512 then KernelPath.Avx512 else KernelPath.Avx2))
+                Expect.equal (onThread true) (true, SimdPath.Avx2) "and the threads it starts see it"
+                Expect.equal (onThread false) (false, (if KernelWidth.HasAvx512 then SimdPath.Avx512 else SimdPath.Avx2))
                     "a thread that does not carry this flow keeps the CPU's own path")
             // Flows setting opposite values at once never see each other's (a shared static would).
             let flows =

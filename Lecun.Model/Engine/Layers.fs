@@ -70,7 +70,8 @@ module Layers =
         let struct (l, inPlanes, ih, iw, planes, n) = localDims g
         let inSize = inPlanes * ih * iw
         let ld = count * n
-        if count = 1 then unfold.ForwardBoth(ro x xOffset inSize, l.PadValue, Span cols, Span colsT, Span scratch)
+        // One example reads the plan's input size: a distorted digit's padded frame is larger (see Distortion).
+        if count = 1 then unfold.ForwardBoth(ro x xOffset unfold.InputSize, l.PadValue, Span cols, Span colsT, Span scratch)
         else
             for b in 0 .. count - 1 do
                 let u = if perExample.Length > 0 then perExample.[b] else unfold

@@ -46,12 +46,12 @@ public static class KernelWidth
     internal static bool UseAvx512 => HasAvx512 && !Avx2Forced;
 
     /// <summary>The path the kernels take here (for the calling flow), for reports.</summary>
-    public static KernelPath Path => UseAvx512 ? KernelPath.Avx512 : HasVectorKernels ? KernelPath.Avx2 : KernelPath.Scalar;
+    public static SimdPath Path => UseAvx512 ? SimdPath.Avx512 : HasVectorKernels ? SimdPath.Avx2 : SimdPath.Scalar;
 }
 
 /// <summary>The code path of the hand-written kernels: 16 floats as one Vector512, as two Vector256
 /// halves, or scalar loops (no vector kernels: callers use the im2col path).</summary>
-public enum KernelPath
+public enum SimdPath
 {
     Scalar,
     Avx2,

@@ -1,0 +1,133 @@
+/// Soft targets for softmax cross-entropy: label smoothing and knowledge distillation (Hinton, Vinyals
+/// & Dean 2015) from an ensemble of trained copies of the network, run on the same (distorted) digit.
+namespace Lecun.Model
+
+open System
+open Lecun.Native.Backends
+open Lecun.Native.Kernels
+
+type DistillSettings =
+    { /// Teachers: copies of the network trained first, with the same recipe less distillation.
+      Teachers: int
+      /// Softmax temperature of the teachers' and the student's soft outputs.
+      Temperature: float32
+      /// Weight of the soft (teacher) term; the hard-label term gets 1 - Weight.
+      Weight: float32 }
+
+/// The teachers of one run, with their buffers: everything a presentation needs, allocated once.
+type TeacherSet =
+    { Settings: DistillSettings
+      Parameters: float32 array array
+      Workspaces: Workspace array
+      /// The teachers' averaged probabilities at the temperature, for the current digit.
+      Probabilities: float32 array
+      Scratch: float32 array }
+
+module Distill =
+    /// p = softmax(y[offset ..] / temperature) into p[0 .. outputs-1].
+    let softmaxAt (y: float32 array) (offset: int) (outputs: int) (temperature: float32) (p: float32 array) =
+        let mutable m = Single.NegativeInfinity
+        for k in 0 .. outputs - 1 do
+            m <- max m y.[offset + k]
+        let mutable z = 0.0f
+        for k in 0 .. outputs - 1 do
+            let e = exp ((y.[offset + k] - m) / temperature)
+            p.[k] <- e
+            z <- z + e
+        for k in 0 .. outputs - 1 do
+            p.[k] <- p.[k] / z
+
+    /// The gradient with respect to the logits y of
+    ///   (1 - w) CE(q_smooth, softmax y) + w T^2 KL(teacher || softmax(y / T)),
+    /// where q_smooth puts 1 - smoothing + smoothing / K on the label and smoothing / K elsewhere, and
+    /// `teacher` holds the teachers' averaged probabilities at temperature T (ignored when w = 0):
+    ///   dOut = (1 - w) (softmax y - q_smooth) + w T (softmax(y / T) - teacher).
+    /// With w = 0 and smoothing 0 it is softmax cross-entropy's gradient; so it is with w = 1, T = 1 and
+    /// a teacher that puts all its probability on the label.
+    let gradient (y: float32 array) (offset: int) (outputs: int) (label: int) (smoothing: float32)
+                 (teacher: float32 array) (temperature: float32) (weight: float32) (scratch: float32 array) (dOut: float32 array) =
+        let hard = 1.0f - weight
+        if weight < 1.0f then
+            softmaxAt y offset outputs 1.0f dOut
+            let off = smoothing / float32 outputs
+            for k in 0 .. outputs - 1 do
+                let q = (if k = label then 1.0f - smoothing else 0.0f) + off
+                dOut.[k] <- hard * (dOut.[k] - q)
+        else Array.Clear(dOut, 0, outputs)
+        if weight > 0.0f then
+            softmaxAt y offset outputs temperature scratch
+            for k in 0 .. outputs - 1 do
+                dOut.[k] <- dOut.[k] + weight * temperature * (scratch.[k] - teacher.[k])
+
+    /// The loss whose gradient `gradient` is (for reporting and tests).
+    let value (y: float32 array) (offset: int) (outputs: int) (label: int) (smoothing: float32)
+              (teacher: float32 array) (temperature: float32) (weight: float32) =
+        let logSoftmax (t: float32) k =
+            let mutable m = Double.NegativeInfinity
+            for j in 0 .. outputs - 1 do
+                m <- max m (float y.[offset + j] / float t)
+            let mutable z = 0.0
+            for j in 0 .. outputs - 1 do
+                z <- z + exp (float y.[offset + j] / float t - m)
+            float y.[offset + k] / float t - m - log z
+        let off = float smoothing / float outputs
+        let hard = -(Seq.sum [ for k in 0 .. outputs - 1 -> ((if k = label then 1.0 - float smoothing else 0.0) + off) * logSoftmax 1.0f k ])
+        let soft =
+            if weight = 0.0f then 0.0
+            else
+                let t = float temperature
+                t * t * Seq.sum [ for k in 0 .. outputs - 1 do
+                                    let q = float teacher.[k]
+                                    if q > 0.0 then q * (log q - logSoftmax temperature k) ]
+        (1.0 - float weight) * hard + float weight * soft
+
+    /// The teachers' averaged probabilities at the temperature for one digit, read by each teacher's
+    /// first layer through `firstUnfold` from x[xOffset ..] (a distorted frame, a shifted or a plain digit).
+    let teach (backend: IBackend) (net: Network) (teachers: TeacherSet) (firstUnfold: Im2ColPlan voption) (x: float32 array) (xOffset: int) =
+        let outputs = net.Layout.OutputSize
+        let p = teachers.Probabilities
+        Array.Clear(p, 0, outputs)
+        for t in 0 .. teachers.Parameters.Length - 1 do
+            let ws = teachers.Workspaces.[t]
+            match firstUnfold with
+            | ValueSome u -> Forward.runShifted backend net teachers.Parameters.[t] ws u x xOffset -1
+            | ValueNone -> Forward.runWith backend net teachers.Parameters.[t] ws x xOffset 1 -1
+            softmaxAt (Forward.outputs net ws) 0 outputs teachers.Settings.Temperature teachers.Scratch
+            Elementwise.Add(ReadOnlySpan(p, 0, outputs), ReadOnlySpan(teachers.Scratch, 0, outputs), Span(p, 0, outputs))
+        let scale = 1.0f / float32 teachers.Parameters.Length
+        for k in 0 .. outputs - 1 do
+            p.[k] <- p.[k] * scale
+
+    /// The seed of teacher k (0-based) of a run with seed `seed`: apart from every other run's seeds.
+    let teacherSeed (seed: int) (k: int) = seed * 1000 + 101 + k
+
+    let create (net: Network) (settings: DistillSettings) (parameters: float32 array array) =
+        { Settings = settings
+          Parameters = parameters
+          Workspaces = parameters |> Array.map (fun _ -> Workspace.create net 1)
+          Probabilities = Array.zeroCreate net.Layout.OutputSize
+          Scratch = Array.zeroCreate net.Layout.OutputSize }
+
+    /// The ensemble's prediction on a data set: the class of the largest averaged probability (T = 1),
+    /// with the error and the averaged probabilities' cross-entropy.
+    let evaluateEnsemble (backend: IBackend) (net: Network) (parameters: float32 array array) (data: Dataset) =
+        let outputs = net.Layout.OutputSize
+        let ws = Workspace.create net 1
+        let p = Array.zeroCreate outputs
+        let sum = Array.zeroCreate outputs
+        let predictions = Array.zeroCreate data.Count
+        let mutable misses = 0
+        let mutable loss = 0.0
+        for i in 0 .. data.Count - 1 do
+            Array.Clear sum
+            for w in parameters do
+                Forward.runWith backend net w ws data.Images (i * Dataset.Pixels) 1 -1
+                softmaxAt (Forward.outputs net ws) 0 outputs 1.0f p
+                for k in 0 .. outputs - 1 do
+                    sum.[k] <- sum.[k] + p.[k] / float32 parameters.Length
+            let predicted = Loss.argmax sum 0 outputs
+            predictions.[i] <- predicted
+            loss <- loss - log (max 1e-30 (float sum.[data.Labels.[i]]))
+            if predicted <> data.Labels.[i] then misses <- misses + 1
+        let n = max data.Count 1
+        { Loss = loss / float n; Error = 100.0 * float misses / float n; Misses = misses; Count = data.Count }, predictions
