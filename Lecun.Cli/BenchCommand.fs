@@ -35,19 +35,6 @@ type BenchArgs =
             | Peak_Gmacs _ -> "FMA peak of one core in G multiply-accumulates/s (default: measured with independent FMA chains)."
             | Data _ -> "folder holding the data sets (default: $LECUN_DATA, ./data, ../shared/data)."
 
-/// The paper's machine and figures (LeCun et al. 1989, section 6; see DESIGN, "Throughput against the 1989 workstation").
-module Paper =
-    /// The DSP board's peak multiply-accumulates per second.
-    let peakMacsPerSecond = 12.5e6
-    /// 23 passes over 7291 digits (167,693 presentations) in 3 days.
-    let presentations = 167_693
-    let trainingSeconds = 3.0 * 86_400.0
-    let trainPresentationsPerSecond = float presentations / trainingSeconds
-    /// Recognition of already normalized digits (what this engine does: USPS digits are normalized 16x16).
-    let normalizedDigitsPerSecond = 30.0
-    /// Recognition including the normalization of the raw digit: 10 to 12 digits/s; ratios use 12.
-    let fullRecognitionDigitsPerSecond = 12.0
-
 /// What the MAC counts (Lecun.Model.Macs) cover, in words.
 let private describeMacs (layout: NetLayout) =
     let fwd = Macs.forward layout
@@ -118,19 +105,19 @@ let private rows (layout: NetLayout) (m: Machine) (f: BackendFigures) =
     let share macs cores = match peak cores with Some p -> percent (100.0 * macs / p) | None -> "-"
     let b = Evaluate.batch
     let cores = m.Cores
-    let paperTrainMacs = Paper.trainPresentationsPerSecond * train
-    let paperInferMacs = Paper.normalizedDigitsPerSecond * fwd
-    let paperShare macs = percent (100.0 * macs / Paper.peakMacsPerSecond) + "*"
-    [ ("training presentations/s (1 core)", rate f.TrainPresentationsPerSecond, rate Paper.trainPresentationsPerSecond, ratio (f.TrainPresentationsPerSecond / Paper.trainPresentationsPerSecond))
+    let paperTrainMacs = Paper.Workstation.trainPresentationsPerSecond * train
+    let paperInferMacs = Paper.Workstation.normalizedDigitsPerSecond * fwd
+    let paperShare macs = percent (100.0 * macs / Paper.Workstation.peakMacsPerSecond) + "*"
+    [ ("training presentations/s (1 core)", rate f.TrainPresentationsPerSecond, rate Paper.Workstation.trainPresentationsPerSecond, ratio (f.TrainPresentationsPerSecond / Paper.Workstation.trainPresentationsPerSecond))
       ("training MAC/s (1 core)", si (f.TrainPresentationsPerSecond * train), si paperTrainMacs + "*", ratio (f.TrainPresentationsPerSecond * train / paperTrainMacs))
       ("training share of FMA peak (1 core)", share (f.TrainPresentationsPerSecond * train) 1, paperShare paperTrainMacs, "")
-      ("recognition digits/s, one at a time (1 core)", rate f.SingleDigitsPerSecond, rate Paper.normalizedDigitsPerSecond, ratio (f.SingleDigitsPerSecond / Paper.normalizedDigitsPerSecond))
-      ($"recognition digits/s, batches of {b} (1 core)", rate f.BatchedDigitsPerSecond, rate Paper.normalizedDigitsPerSecond, ratio (f.BatchedDigitsPerSecond / Paper.normalizedDigitsPerSecond))
-      ($"recognition digits/s, batches of {b} ({cores} cores)", rate f.AllCoresDigitsPerSecond, rate Paper.normalizedDigitsPerSecond, ratio (f.AllCoresDigitsPerSecond / Paper.normalizedDigitsPerSecond))
-      ("  the same against full recognition (10-12/s)", rate f.AllCoresDigitsPerSecond, rate Paper.fullRecognitionDigitsPerSecond, ratio (f.AllCoresDigitsPerSecond / Paper.fullRecognitionDigitsPerSecond))
+      ("recognition digits/s, one at a time (1 core)", rate f.SingleDigitsPerSecond, rate Paper.Workstation.normalizedDigitsPerSecond, ratio (f.SingleDigitsPerSecond / Paper.Workstation.normalizedDigitsPerSecond))
+      ($"recognition digits/s, batches of {b} (1 core)", rate f.BatchedDigitsPerSecond, rate Paper.Workstation.normalizedDigitsPerSecond, ratio (f.BatchedDigitsPerSecond / Paper.Workstation.normalizedDigitsPerSecond))
+      ($"recognition digits/s, batches of {b} ({cores} cores)", rate f.AllCoresDigitsPerSecond, rate Paper.Workstation.normalizedDigitsPerSecond, ratio (f.AllCoresDigitsPerSecond / Paper.Workstation.normalizedDigitsPerSecond))
+      ("  the same against full recognition (10-12/s)", rate f.AllCoresDigitsPerSecond, rate Paper.Workstation.fullRecognitionDigitsPerSecond, ratio (f.AllCoresDigitsPerSecond / Paper.Workstation.fullRecognitionDigitsPerSecond))
       ($"recognition MAC/s, batches of {b} ({cores} cores)", si (f.AllCoresDigitsPerSecond * fwd), si paperInferMacs + "*", ratio (f.AllCoresDigitsPerSecond * fwd / paperInferMacs))
       ($"recognition share of FMA peak ({cores} cores)", share (f.AllCoresDigitsPerSecond * fwd) cores, paperShare paperInferMacs, "")
-      ($"peak MAC/s ({cores} cores)", (match peak cores with Some p -> si p | None -> "-"), si Paper.peakMacsPerSecond, (match peak cores with Some p -> ratio (p / Paper.peakMacsPerSecond) | None -> "-")) ]
+      ($"peak MAC/s ({cores} cores)", (match peak cores with Some p -> si p | None -> "-"), si Paper.Workstation.peakMacsPerSecond, (match peak cores with Some p -> ratio (p / Paper.Workstation.peakMacsPerSecond) | None -> "-")) ]
 
 let private table (layout: NetLayout) (m: Machine) (settings: Settings) (data: TrainTest) (figures: BackendFigures list) (training: TrainingFigures list) (timings: ProductTiming list) =
     let sb = StringBuilder()
@@ -140,7 +127,7 @@ let private table (layout: NetLayout) (m: Machine) (settings: Settings) (data: T
     let peakText = m.PeakGmacsPerCore |> Option.map (fun g -> si (g * 1e9) + " MAC/s per core") |> Option.defaultValue "unknown"
     line $"FMA peak: {peakText}; {m.PeakSource}"
     line $"MACs counted: {describeMacs layout}"
-    line $"1989: SUN-4/260 with DSP, {si Paper.peakMacsPerSecond} MAC/s peak; {thousands Paper.presentations} presentations in 3 days; 10-12 digits/s, 30 on normalized digits."
+    line $"1989: SUN-4/260 with DSP, {si Paper.Workstation.peakMacsPerSecond} MAC/s peak; {thousands Paper.Workstation.presentations} presentations in 3 days; 10-12 digits/s, 30 on normalized digits."
     line $"data: {data.Source} ({data.Train.Count} train, {data.Test.Count} test digits); median of {settings.Repeat} repetition(s) after warm-up (until the timings settle)"
     for f in figures do
         line ""
@@ -218,25 +205,25 @@ let private toJson (layout: NetLayout) (m: Machine) (settings: Settings) (data: 
               "infer_macs_per_s", num (f.AllCoresDigitsPerSecond * fwd)
               "infer_peak_share", opt (shareOf (f.AllCoresDigitsPerSecond * fwd) m.Cores)
               "ratios_1989",
-              obj [ "train_presentations", num (f.TrainPresentationsPerSecond / Paper.trainPresentationsPerSecond)
-                    "infer_one_at_a_time", num (f.SingleDigitsPerSecond / Paper.normalizedDigitsPerSecond)
-                    "infer_batched_one_core", num (f.BatchedDigitsPerSecond / Paper.normalizedDigitsPerSecond)
-                    "infer_batched_all_cores", num (f.AllCoresDigitsPerSecond / Paper.normalizedDigitsPerSecond) ] ]
+              obj [ "train_presentations", num (f.TrainPresentationsPerSecond / Paper.Workstation.trainPresentationsPerSecond)
+                    "infer_one_at_a_time", num (f.SingleDigitsPerSecond / Paper.Workstation.normalizedDigitsPerSecond)
+                    "infer_batched_one_core", num (f.BatchedDigitsPerSecond / Paper.Workstation.normalizedDigitsPerSecond)
+                    "infer_batched_all_cores", num (f.AllCoresDigitsPerSecond / Paper.Workstation.normalizedDigitsPerSecond) ] ]
     let root =
       obj [ "train_presentations_per_s", num bestTrain.TrainPresentationsPerSecond
             "train_backend", str bestTrain.Backend
             "infer_digits_per_s", num bestInfer.AllCoresDigitsPerSecond
             "infer_backend", str bestInfer.Backend
             "ratios_1989",
-            obj [ "train_presentations", num (bestTrain.TrainPresentationsPerSecond / Paper.trainPresentationsPerSecond)
-                  "infer_digits", num (bestInfer.AllCoresDigitsPerSecond / Paper.normalizedDigitsPerSecond)
-                  "infer_digits_full_recognition", num (bestInfer.AllCoresDigitsPerSecond / Paper.fullRecognitionDigitsPerSecond)
-                  "peak_macs", opt (peak m.Cores |> Option.map (fun p -> p / Paper.peakMacsPerSecond)) ]
+            obj [ "train_presentations", num (bestTrain.TrainPresentationsPerSecond / Paper.Workstation.trainPresentationsPerSecond)
+                  "infer_digits", num (bestInfer.AllCoresDigitsPerSecond / Paper.Workstation.normalizedDigitsPerSecond)
+                  "infer_digits_full_recognition", num (bestInfer.AllCoresDigitsPerSecond / Paper.Workstation.fullRecognitionDigitsPerSecond)
+                  "peak_macs", opt (peak m.Cores |> Option.map (fun p -> p / Paper.Workstation.peakMacsPerSecond)) ]
             "paper_1989",
             obj [ "machine", str "SUN-4/260 with DSP"
-                  "peak_macs_per_s", num Paper.peakMacsPerSecond
-                  "train_presentations_per_s", num Paper.trainPresentationsPerSecond
-                  "infer_digits_per_s", num Paper.normalizedDigitsPerSecond
+                  "peak_macs_per_s", num Paper.Workstation.peakMacsPerSecond
+                  "train_presentations_per_s", num Paper.Workstation.trainPresentationsPerSecond
+                  "infer_digits_per_s", num Paper.Workstation.normalizedDigitsPerSecond
                   "infer_digits_per_s_full_recognition", str "10-12" ]
             "machine",
             obj [ "processor", str m.Processor

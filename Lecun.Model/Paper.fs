@@ -3,3 +3,16 @@ module Lecun.Model.Paper
 
 /// The final train and test error (percent) and misses of the paper's network, on its 7,291 + 2,007 digits.
 let trainError, trainMisses, testError, testMisses = 0.14, 10, 5.0, 102
+
+/// The paper's machine and its speed (LeCun et al. 1989, section 6; see DESIGN, "Throughput against the 1989 workstation").
+module Workstation =
+    /// The DSP board's peak multiply-accumulates per second.
+    let peakMacsPerSecond = 12.5e6
+    /// 23 passes over 7291 digits (167,693 presentations) in 3 days.
+    let presentations = 167_693
+    let trainingSeconds = 3.0 * 86_400.0
+    let trainPresentationsPerSecond = float presentations / trainingSeconds
+    /// Recognition of already normalized digits (what this engine does: USPS digits are normalized 16x16).
+    let normalizedDigitsPerSecond = 30.0
+    /// Recognition including the normalization of the raw digit: 10 to 12 digits/s; ratios use 12.
+    let fullRecognitionDigitsPerSecond = 12.0
