@@ -280,7 +280,7 @@ let run (args: ParseResults<BenchArgs>) =
     | Some g when not (g > 0.0 && Double.IsFinite g) -> fail $"--peak-gmacs must be a positive number, got {g}"
     | _ -> ()
     let backends = backendsFor (args.TryGetResult Backend)
-    let data = Data.load "usps" (args.TryGetResult Data) |> orFail
+    let data = Data.load DataSetName.Usps (args.TryGetResult Data) |> orFail
     let machine = Machine.detect peakOverride
     let settings =
         if quick then

@@ -98,23 +98,25 @@ let private info (args: ParseResults<InfoArgs>) =
             | Some d -> $"{d} (no such folder)"
         printfn "  %-16s %s" p.Origin where
     if not (places |> List.exists (fun p -> p.Origin = "--data")) then printfn "  %-16s %s" "--data DIR" "(not given; when given, only it is searched)"
-    for name in Data.knownSets do
+    for set in Data.knownSets do
+        let name = DataSetName.name set
         printfn ""
         let timer = Diagnostics.Stopwatch.StartNew()
-        match Data.loadFrom places name seed with
+        match Data.loadFrom places set seed with
         | Error e -> printfn "%s: %s" name e
         | Ok data ->
             printfn "%s: %s (loaded in %d ms)" name data.Source timer.ElapsedMilliseconds
-            if name = "usps" then
+            if set = DataSetName.Usps then
                 match DataPath.folders places |> List.tryPick DataPath.uspsFilesIn with
                 | Some (train, test) -> printfn "  train  %s\n  test   %s" train test
                 | None -> ()
             classTable data
 
 /// The checks of `verify` on one loaded set: (description, passed, detail) triples.
-let checks (name: string) (data: TrainTest) =
+let checks (set: DataSetName) (data: TrainTest) =
+    let isUsps = (set = DataSetName.Usps)
     let show (a: int array) = a |> Array.map string |> String.concat " "
-    let expectedSize = if name = "usps" then Usps.trainCount, Usps.testCount else MnistSim.trainCount, MnistSim.testCount
+    let expectedSize = if isUsps then Usps.trainCount, Usps.testCount else MnistSim.trainCount, MnistSim.testCount
     [ for d, split, expected in [ data.Train, "train", fst expectedSize; data.Test, "test", snd expectedSize ] do
         yield $"{split}: {d.Count} digits", d.Count = expected, $"expected {expected}"
         yield $"{split}: 16x16 images", d.Images.Length = d.Count * Dataset.Pixels, $"{d.Images.Length} values for {d.Count} digits"
@@ -127,7 +129,7 @@ let checks (name: string) (data: TrainTest) =
         let blank = Seq.init d.Count id |> Seq.filter (fun i -> d.Image(i).IndexOfAnyExcept(-1f) < 0) |> Seq.length
         yield $"{split}: every digit has ink", blank = 0, $"{blank} images are background only"
         let counts = Usps.classCounts d
-        if name = "usps" then
+        if isUsps then
             let expectedClasses = if split = "train" then Usps.trainClassCounts else Usps.testClassCounts
             yield $"{split}: class counts {show counts}", counts = expectedClasses, $"expected {show expectedClasses}"
         else
@@ -136,15 +138,16 @@ let checks (name: string) (data: TrainTest) =
 let private verify (args: ParseResults<VerifyArgs>) =
     let places = DataPath.places (args.TryGetResult VerifyArgs.Data_Dir)
     let seed = args.GetResult(VerifyArgs.Seed, MnistSim.defaultSeed)
-    let explicitSet = args.TryGetResult VerifyArgs.Data_Set
+    let explicitSet = args.TryGetResult VerifyArgs.Data_Set |> Option.map (DataSetName.parse >> orFail)
     let sets = explicitSet |> Option.map List.singleton |> Option.defaultValue Data.knownSets
     let results =
         sets
-        |> List.map (fun name ->
-            match Data.loadFrom places name seed with
+        |> List.map (fun set ->
+            let name = DataSetName.name set
+            match Data.loadFrom places set seed with
             | Error e -> name, Error e
             | Ok data ->
-                let results = checks name data
+                let results = checks set data
                 name, Ok(data, results))
     let mutable failures = 0
     let mutable verified = 0
@@ -182,7 +185,7 @@ let private fetch (args: ParseResults<FetchArgs>) =
 
 let private prepare (args: ParseResults<PrepareArgs>) =
     let name = args.GetResult PrepareArgs.Set
-    if name.ToLowerInvariant() <> "mnist-sim" then
+    if DataSetName.parse name <> Ok DataSetName.MnistSim then
         fail $"only mnist-sim is prepared (usps is read directly from its files); got '{name}'"
     let dataDir = args.TryGetResult PrepareArgs.Data_Dir
     let places = DataPath.places dataDir

@@ -57,7 +57,7 @@ let runEval (args: ParseResults<EvalArgs>) =
     if split <> "test" && split <> "train" then fail $"--split must be train or test, got '{split}'"
     let model = ModelFile.load file |> orFail
     let backend = Providers.choose (args.TryGetResult EvalArgs.Backend)
-    let dataSet = args.GetResult(EvalArgs.Data_Set, "usps")
+    let dataSet = args.GetResult(EvalArgs.Data_Set, "usps") |> DataSetName.parse |> orFail
     let data = Data.load dataSet (args.TryGetResult EvalArgs.Data) |> orFail
     let digits = if split = "test" then data.Test else data.Train
     let result = ModelFile.evaluate backend model digits |> orFail
@@ -69,7 +69,7 @@ let runEval (args: ParseResults<EvalArgs>) =
         let json =
             JsonObject(
                 dict [ "model", JsonValue.Create file :> JsonNode
-                       "data_set", JsonValue.Create dataSet
+                       "data_set", JsonValue.Create(DataSetName.name dataSet)
                        "split", JsonValue.Create split
                        "count", JsonValue.Create digits.Count
                        "loss", JsonValue.Create metrics.Loss
@@ -82,7 +82,7 @@ let runEval (args: ParseResults<EvalArgs>) =
             json.Add("missed", JsonArray(missed |> Array.map miss))
         printfn "%s" (json.ToJsonString jsonOptions)
     else
-        printfn "%s %s (%d digits): loss %s error %.2f%% misses %d" dataSet split digits.Count (formatLoss metrics.Loss) metrics.Error metrics.Misses
+        printfn "%s %s (%d digits): loss %s error %.2f%% misses %d" (DataSetName.name dataSet) split digits.Count (formatLoss metrics.Loss) metrics.Error metrics.Misses
         printfn ""
         printfn "%s" (confusionText m)
         if args.Contains Misses then

@@ -42,7 +42,7 @@ type private StepResult =
 
 let private summary (r: StepResult) = SeedsSummary.ofFinals (Array.map snd r.Runs)
 
-let private toJson (dataSet: string) (seeds: int) (seconds: float) (results: StepResult list) (skipped: (LadderStep * string) list) =
+let private toJson (dataSet: DataSetName) (seeds: int) (seconds: float) (results: StepResult list) (skipped: (LadderStep * string) list) =
     let essay (step: LadderStep) =
         match step.Essay with
         | Some (train, test) -> JsonObject(dict [ "train_error", JsonValue.Create train :> JsonNode; "test_error", JsonValue.Create test ]) :> JsonNode
@@ -52,7 +52,7 @@ let private toJson (dataSet: string) (seeds: int) (seconds: float) (results: Ste
             dict [ "step", JsonValue.Create r.Step.Label :> JsonNode
                    "adds", JsonValue.Create r.Step.Adds
                    "passes", JsonValue.Create r.Step.Recipe.Passes
-                   "data_set", JsonValue.Create r.Step.DataSet
+                   "data_set", JsonValue.Create(DataSetName.name r.Step.DataSet)
                    "command", JsonValue.Create r.Step.Command
                    "seconds", JsonValue.Create r.Seconds
                    "train", splitSummaryJson (summary r).Train
@@ -69,7 +69,7 @@ let private toJson (dataSet: string) (seeds: int) (seconds: float) (results: Ste
     let skip (s: LadderStep, why: string) =
         JsonObject(dict [ "step", JsonValue.Create s.Label :> JsonNode; "adds", JsonValue.Create s.Adds; "command", JsonValue.Create s.Command; "skipped", JsonValue.Create why ]) :> JsonNode
     JsonObject(
-        dict [ "data_set", JsonValue.Create dataSet :> JsonNode
+        dict [ "data_set", JsonValue.Create(DataSetName.name dataSet) :> JsonNode
                "seeds", JsonValue.Create seeds
                "seconds", JsonValue.Create seconds
                "steps", JsonArray(results |> List.map step |> Array.ofList)
@@ -105,8 +105,12 @@ let private table (results: StepResult list) (skipped: (LadderStep * string) lis
     |> String.concat "\n"
 
 let run (args: ParseResults<LadderArgs>) =
-    let dataSet = args.GetResult(Data_Set, "usps")
-    if dataSet <> "usps" && dataSet <> "mnist-sim" then fail $"unknown data set '{dataSet}' for the ladder (known: usps, mnist-sim)"
+    let dataSet =
+        let text = args.GetResult(Data_Set, "usps")
+        match DataSetName.parse text with
+        | Ok (DataSetName.Usps | DataSetName.MnistSim as d) -> d
+        | Ok DataSetName.MnistSim50k
+        | Error _ -> fail $"unknown data set '{text}' for the ladder (known: usps, mnist-sim)"
     let firstSeed = args.GetResult(Seed, Recipe.lecun1989.Seed)
     let seedList = Recipe.seeds firstSeed (args.GetResult(Seeds, 5)) |> orFail
     let seeds = seedList.Length
@@ -119,7 +123,7 @@ let run (args: ParseResults<LadderArgs>) =
     let backend = Providers.choose (args.TryGetResult Backend)
     let folder =
         TrainCommand.stageOutDir (args.TryGetResult Out) (args.Contains Force)
-            (fun () -> $"""ladder-{dataSet}-{DateTime.Now.ToString("yyyyMMdd-HHmmss", Globalization.CultureInfo.InvariantCulture)}""")
+            (fun () -> $"""ladder-{DataSetName.name dataSet}-{DateTime.Now.ToString("yyyyMMdd-HHmmss", Globalization.CultureInfo.InvariantCulture)}""")
     TrainCommand.writeStaged folder (fun outDir ->
         let dataDir = args.TryGetResult Data
         let selected = Ladder.steps dataSet |> List.filter (fun s -> List.contains (s.Label.TrimEnd 'n') wanted)
@@ -143,8 +147,8 @@ let run (args: ParseResults<LadderArgs>) =
             selected |> List.partition (fun s -> match loaded.[s.DataSet] with Ok _ -> true | Error _ -> false)
         let skipped =
             [ for s in skipped -> s, (match loaded.[s.DataSet] with Error e -> e | Ok _ -> "")
-              if stepFiveWanted && dataSet = "usps" then
-                  let five = Ladder.steps "mnist-sim" |> List.find (fun s -> s.Label = "5")
+              if stepFiveWanted && dataSet = DataSetName.Usps then
+                  let five = Ladder.steps DataSetName.MnistSim |> List.find (fun s -> s.Label = "5")
                   yield five, "step 5 adds MNIST training digits, so it runs on mnist-sim only (ladder --data-set mnist-sim)" ]
         let layout = Layout.lecun1989
         let jobs =
@@ -154,7 +158,7 @@ let run (args: ParseResults<LadderArgs>) =
                        yield s, { Recipe = { s.Recipe with Seed = seed }; Data = data; Initial = Init.create s.Recipe.WeightInit layout seed } |]
         let totalPresentations = jobs |> Array.sumBy (fun (_, j) -> j.Recipe.Passes * j.Data.Train.Count)
         printfn "ladder on %s: %d steps x %d seeds = %d runs, %s presentations, %d at a time, backend %s"
-            dataSet runnable.Length seeds jobs.Length (thousands totalPresentations) jobsAtOnce backend.Name
+            (DataSetName.name dataSet) runnable.Length seeds jobs.Length (thousands totalPresentations) jobsAtOnce backend.Name
         let clock = Diagnostics.Stopwatch.StartNew()
         let runJobs = jobs |> Array.map snd
         let label j = let s, job = jobs.[j] in $"step {s.Label} seed {job.Recipe.Seed}"
@@ -205,6 +209,6 @@ let run (args: ParseResults<LadderArgs>) =
                 let train, test = (summary r).Train.Error, (summary r).Test.Error
                 ({ Label = r.Step.Label; TrainMean = train.Mean; TrainSd = train.Sd; TestMean = test.Mean; TestSd = test.Sd
                    EssayTest = r.Step.Essay |> Option.map snd }: Plots.LadderPoint))
-        Plots.ladder $"""the 33-year ladder on {dataSet}, {seeds} {(if seeds = 1 then "seed" else "seeds")}""" points (Path.Combine(outDir, "ladder.png")))
+        Plots.ladder $"""the 33-year ladder on {DataSetName.name dataSet}, {seeds} {(if seeds = 1 then "seed" else "seeds")}""" points (Path.Combine(outDir, "ladder.png")))
     |> fun ((), final) -> printfn "wrote %s: ladder.json ladder.csv ladder.png" final
     0

@@ -35,7 +35,7 @@ type ModelView =
 /// error (the model still reads drawings); it is reported in `Data`.
 let load (backend: IBackend) (file: string) (dataDir: string option) =
     let model = ModelFile.load file |> orFail
-    let data = Data.load (dataSetOf model.Metadata) dataDir
+    let data = DataSetName.parse (dataSetOf model.Metadata) |> Result.bind (fun d -> Data.load d dataDir)
     let test, misses =
         match data with
         | Ok d ->

@@ -183,12 +183,16 @@ let finalTable (dataSet: string) (testName: string) (passes: PassMetrics list) =
 /// What a run's files say about it besides its results.
 type RunContext =
     { Recipe: Recipe
-      /// The data set as the report names it (with --holdout, which digits were held out).
-      DataSet: string
+      DataSet: DataSetName
+      /// With --holdout, the count of training digits held out (the report and files say so).
+      HeldOut: int option
       /// The second split's name: "test", or "held-out" with --holdout.
       TestName: string
       Backend: string
       Data: TrainTest }
+
+    /// The data set as the report names it (with --holdout, which digits were held out).
+    member r.DataSetLabel = DataSetName.describe r.DataSet r.HeldOut
 
 let private metricsJson (run: RunContext) (result: TrainResult) =
     let split (s: SplitMetrics) =
@@ -200,7 +204,7 @@ let private metricsJson (run: RunContext) (result: TrainResult) =
     JsonObject(
         dict [ "recipe", JsonValue.Create run.Recipe.Name :> JsonNode
                "seed", JsonValue.Create run.Recipe.Seed
-               "data_set", JsonValue.Create run.DataSet
+               "data_set", JsonValue.Create run.DataSetLabel
                "backend", JsonValue.Create run.Backend
                "learning_rate", JsonValue.Create(float run.Recipe.LearningRate)
                "batch_size", JsonValue.Create run.Recipe.BatchSize
@@ -210,8 +214,8 @@ let private metricsJson (run: RunContext) (result: TrainResult) =
 
 /// The run's files, each written whole or not at all.
 let writeRunFiles (outDir: string) (run: RunContext) (result: TrainResult) =
-    let recipe, dataSet, data = run.Recipe, run.DataSet, run.Data
-    ModelFile.save (Path.Combine(outDir, "model.safetensors")) recipe dataSet result.Parameters
+    let recipe, dataSet, data = run.Recipe, run.DataSetLabel, run.Data
+    ModelFile.save (Path.Combine(outDir, "model.safetensors")) recipe run.DataSet run.HeldOut result.Parameters
     AtomicFile.writeText (Path.Combine(outDir, "metrics.csv")) (metricsCsv result.Passes)
     AtomicFile.writeText (Path.Combine(outDir, "metrics.json")) (metricsJson run result)
     // The two pictures are drawn side by side, one per core.
@@ -255,7 +259,7 @@ let private seedsJson (recipe: Recipe) (dataSet: string) (seconds: float) (resul
 
 let run (verbose: bool) (args: ParseResults<TrainArgs>) =
     let recipe = recipeFrom args
-    let dataSet = args.GetResult(Data_Set, "usps")
+    let dataSet = args.GetResult(Data_Set, "usps") |> DataSetName.parse |> orFail
     let seedCount = args.GetResult(Seeds, 1)
     if seedCount > maxRuns then fail $"--seeds must be between 1 and {maxRuns}, got {seedCount}"
     let seeds = Recipe.seeds recipe.Seed seedCount |> orFail
@@ -269,19 +273,19 @@ let run (verbose: bool) (args: ParseResults<TrainArgs>) =
         let warmUp = Threading.Tasks.Task.Run(fun () -> (try Train.warmUp backend recipe with _ -> ()); Plots.warmUp ())
         let data = Data.load dataSet (args.TryGetResult Data) |> orFail
         // With --holdout the files and tables say so wherever they name the data set.
-        let data, dataSet, testName =
+        let data, heldOut, testName =
             match args.TryGetResult Holdout with
-            | None -> data, dataSet, "test"
+            | None -> data, None, "test"
             | Some n when n >= 1 && n < data.Train.Count ->
                 let held = data.HoldOut n
-                held, $"{dataSet}, last {n} training digits held out", held.Test.Name
+                held, Some n, held.Test.Name
             | Some n -> fail $"--holdout must be between 1 and {data.Train.Count - 1} (the training digits less one), got {n}"
         let initial =
             match args.TryGetResult Init with
             | Some file -> let model = ModelFile.load file |> orFail in fun (_: int) -> model.Parameters
             | None -> Init.create recipe.WeightInit ModelFile.layout
         let jobs = [| for seed in seeds -> ({ Recipe = { recipe with Seed = seed }; Data = data; Initial = initial seed }: RunJob) |]
-        let context (r: Recipe) : RunContext = { Recipe = r; DataSet = dataSet; TestName = testName; Backend = backend.Name; Data = data }
+        let context (r: Recipe) : RunContext = { Recipe = r; DataSet = dataSet; HeldOut = heldOut; TestName = testName; Backend = backend.Name; Data = data }
         let count = seeds.Length
         printfn "training %s on %s (%d train, %d %s digits): %s; seed %s; backend %s"
             recipe.Name data.Source data.Train.Count data.Test.Count testName (Recipe.describe recipe)
@@ -294,7 +298,7 @@ let run (verbose: bool) (args: ParseResults<TrainArgs>) =
         printfn ""
         if count = 1 then
             let result = results.[0]
-            printfn "%s" (finalTable dataSet testName result.Passes)
+            printfn "%s" (finalTable (DataSetName.describe dataSet heldOut) testName result.Passes)
             result.Ensemble |> Option.iter (fun e -> printfn "%s" (ensembleLine testName recipe.Refine.Distill.Value.Teachers [| e |]))
             printfn "%d passes in %.2f s (%.0f presentations/s including evaluation)" recipe.Passes result.Seconds
                 (float (recipe.Passes * data.Train.Count) / result.Seconds)
@@ -315,7 +319,7 @@ let run (verbose: bool) (args: ParseResults<TrainArgs>) =
             if ensembles.Length > 0 then printfn "%s" (ensembleLine testName recipe.Refine.Distill.Value.Teachers ensembles)
             printfn "%d runs in %.1f s wall" count seconds
             Array.iter2 (fun (job: RunJob) r -> writeRunFiles (Path.Combine(outDir, $"seed-{job.Recipe.Seed}")) (context job.Recipe) r) jobs results
-            AtomicFile.writeText (Path.Combine(outDir, "seeds.json")) (seedsJson recipe dataSet seconds finals ensembles)
+            AtomicFile.writeText (Path.Combine(outDir, "seeds.json")) (seedsJson recipe (DataSetName.describe dataSet heldOut) seconds finals ensembles)
             "seeds.json and one folder per seed")
     |> fun (written, final) -> printfn "wrote %s: %s" final written
     0

@@ -12,7 +12,7 @@ type LadderStep =
       /// and its printed command both come from this one list.
       Overrides: RecipeOverride list
       /// The data set the step trains on (step 5 swaps in mnist-sim-50k).
-      DataSet: string
+      DataSet: DataSetName
       /// The essay's single-seed (train, test) error in percent, on its MNIST-simulated data.
       Essay: (float * float) option }
 
@@ -27,7 +27,7 @@ type LadderStep =
 
     member s.Command =
         let flags = s.Flags |> List.map (fun (k, v) -> $"{k} {v}") |> String.concat " "
-        $"lecun train --data-set {s.DataSet} {flags}"
+        $"lecun train --data-set {DataSetName.name s.DataSet} {flags}"
 
 module Ladder =
     /// Adds or replaces overrides, keeping the position of a kind that was already there.
@@ -74,7 +74,7 @@ module Ladder =
     // ---- end issue 19 ----
 
     /// The ladder on `dataSet` (usps or mnist-sim); step 5 exists on mnist-sim only.
-    let steps (dataSet: string) : LadderStep list =
+    let steps (dataSet: DataSetName) : LadderStep list =
         let s0 =
             { Label = "0"; Adds = "the paper's recipe (lecun1989)"; Base = Recipe.lecun1989; Overrides = []
               DataSet = dataSet; Essay = Some(0.62, 4.09) }
@@ -96,7 +96,7 @@ module Ladder =
         let s5 =
             { next s4 "5" $"~50,000 MNIST training digits ({step5Passes} passes, as many presentations as step 4)"
                   [ RecipeOverride.Passes step5Passes ] (Some(1.07, 1.25))
-                with DataSet = "mnist-sim-50k" }
+                with DataSet = DataSetName.MnistSim50k }
         let side =
             { s0 with Label = "0n"; Adds = "side row: the paper's optimizer, squashing and init (newton1989)"; Base = Recipe.newton1989
                       Essay = None }
@@ -105,7 +105,7 @@ module Ladder =
             refinements |> List.mapi (fun i (adds, change) -> string (6 + i), adds, change)
             |> List.scan (fun prev (label, adds, change) -> next prev label adds change None) s4
             |> List.tail
-        [ s0; side; s1; s2; s3; s4 ] @ (if dataSet = "mnist-sim" then [ s5 ] else []) @ refinedSteps
+        [ s0; side; s1; s2; s3; s4 ] @ (if dataSet = DataSetName.MnistSim then [ s5 ] else []) @ refinedSteps
 
     /// Parses "0-4", "0,2,5" or "all" into step labels (the side row "0n" goes with step 0).
     let parseSteps (text: string) : Result<string list, string> =

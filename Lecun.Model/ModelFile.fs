@@ -25,13 +25,14 @@ module ModelFile =
     let layout = Layout.lecun1989
 
     /// The metadata `train` writes: enough to rebuild the network that produced the weights, and to
-    /// say how they were trained. `dataSet` is the data set as the run's report names it.
-    let metadata (recipe: Recipe) (dataSet: string) : Map<string, string> =
+    /// say how they were trained. `data_set` names the data set as the run's report does (with the
+    /// count of training digits held out by --holdout, when `heldOut` is given).
+    let metadata (recipe: Recipe) (dataSet: DataSetName) (heldOut: int option) : Map<string, string> =
         Map.ofList
             [ "recipe", recipe.Name
               "seed", string recipe.Seed
               "passes", string recipe.Passes
-              "data_set", dataSet
+              "data_set", DataSetName.describe dataSet heldOut
               "hidden", Activation.name recipe.Hidden
               "output", Activation.name recipe.Output
               "loss", Loss.name recipe.Loss
@@ -39,8 +40,8 @@ module ModelFile =
               "recipe_details", Recipe.describe recipe ]
 
     /// Writes the weights a recipe trained on a data set, atomically.
-    let save (path: string) (recipe: Recipe) (dataSet: string) (parameters: float32 array) =
-        Checkpoint.save path layout parameters (metadata recipe dataSet)
+    let save (path: string) (recipe: Recipe) (dataSet: DataSetName) (heldOut: int option) (parameters: float32 array) =
+        Checkpoint.save path layout parameters (metadata recipe dataSet heldOut)
 
     /// Reads a model file: the weights (checked against the layout), the network its metadata names
     /// (tanh everywhere and MSE when a file, say one written in Python, does not say) and the spec it

@@ -411,7 +411,7 @@ let tests =
                 Expect.equal (set.Train.Count, set.Test.Count) (7291, 2007) "sizes"
                 // Every synthetic training image is constant, so its digits are too.
                 Expect.isTrue ([ 0 .. 50 ] |> List.forall (fun i -> let im = set.Train.Image(i).ToArray() in im |> Array.forall ((=) im[0]))) "train digits from the training file"
-                let loaded = Data.loadFrom [ { Origin = "--data"; Dir = Some dir.Path } ] "mnist-sim" 5 |> ok
+                let loaded = Data.loadFrom [ { Origin = "--data"; Dir = Some dir.Path } ] DataSetName.MnistSim 5 |> ok
                 Expect.stringContains loaded.Source "train from MNIST training digits" "source says so"
             }
             test "prepared file round trip, preferred by the loader, checksum enforced" {
@@ -425,7 +425,7 @@ let tests =
                 Expect.equal (digest back) (digest built) "round trip is exact"
                 Expect.equal (back.Seed, back.TrainFromMnistTrain) (21, false) "header"
                 let places = [ { Origin = "--data"; Dir = Some dir.Path } ]
-                let loaded = Data.loadFrom places "mnist-sim" 21 |> ok
+                let loaded = Data.loadFrom places DataSetName.MnistSim 21 |> ok
                 Expect.stringContains loaded.Source "prepared in" "prepared file used"
                 Expect.equal (Data.digest loaded) (digest built) "same digits"
                 let bytes = File.ReadAllBytes path
@@ -450,18 +450,26 @@ let tests =
                 use env = new TempDir()
                 use cwd = new TempDir()
                 let places = DataPath.placesFrom None (Some env.Path) cwd.Path cwd.Path
-                for name in [ "usps"; "mnist-sim" ] do
+                for name in [ DataSetName.Usps; DataSetName.MnistSim ] do
                     let e = errorOf (Data.loadFrom places name 1)
                     Expect.stringContains e $"$LECUN_DATA = {env.Path}" "env"
                     Expect.stringContains e (Path.Combine(cwd.Path, "data")) "./data"
                     Expect.stringContains e "../shared/data (no Lecun.Fast.sln" "shared"
                     Expect.isFalse (e.Contains "\n") "one line"
-                let e = errorOf (Data.loadFrom places "usps" 1)
+                let e = errorOf (Data.loadFrom places DataSetName.Usps 1)
                 Expect.stringContains e "lecun data fetch" "how to get it"
                 Expect.stringContains e "ElemStatLearn/datasets" "public location"
-                Expect.stringContains (errorOf (Data.loadFrom places "mnist-sim" 1)) "mnist" "MNIST mirrors"
-                let e = errorOf (Data.loadFrom [] "cifar" 1)
+                Expect.stringContains (errorOf (Data.loadFrom places DataSetName.MnistSim 1)) "mnist" "MNIST mirrors"
+                let e = errorOf (DataSetName.parse "cifar")
                 Expect.equal e "unknown data set 'cifar' (known: usps, mnist-sim, mnist-sim-50k)" "unknown name"
+            }
+            test "data set names: each reads back as itself, whatever its case and surrounding spaces" {
+                Expect.equal (DataSetName.names |> List.map snd) [ "usps"; "mnist-sim"; "mnist-sim-50k" ] "the spellings files and commands use"
+                for d, text in DataSetName.names do
+                    Expect.equal (DataSetName.parse text) (Ok d) text
+                    Expect.equal (DataSetName.parse $" {text.ToUpperInvariant()} ") (Ok d) $"{text} in capitals"
+                Expect.equal (DataSetName.describe DataSetName.Usps None) "usps" "no holdout"
+                Expect.equal (DataSetName.describe DataSetName.MnistSim (Some 1000)) "mnist-sim, last 1000 training digits held out" "holdout"
             }
             test "a truncated copy on the path is an error, not a smaller data set" {
                 use dir = new TempDir()
@@ -470,11 +478,11 @@ let tests =
                 let _, test = uspsFiles ()
                 File.WriteAllLines(Path.Combine(usps, "zip.train"), realLines.Value)
                 File.WriteAllLines(Path.Combine(usps, "zip.test"), realLines.Value[..2005])
-                let e = errorOf (Data.loadFrom [ { Origin = "--data"; Dir = Some dir.Path } ] "usps" 1)
+                let e = errorOf (Data.loadFrom [ { Origin = "--data"; Dir = Some dir.Path } ] DataSetName.Usps 1)
                 Expect.stringContains e "7291" "train is the wrong file"
                 File.Copy(test, Path.Combine(usps, "zip.test.gz"))
                 File.Copy(fst (uspsFiles ()), Path.Combine(usps, "zip.train.gz"))
-                let ok = Data.loadFrom [ { Origin = "--data"; Dir = Some dir.Path } ] "usps" 1 |> ok
+                let ok = Data.loadFrom [ { Origin = "--data"; Dir = Some dir.Path } ] DataSetName.Usps 1 |> ok
                 Expect.equal (ok.Train.Count, ok.Test.Count) (7291, 2007) "the .gz files are preferred"
             }
         ]
@@ -498,7 +506,7 @@ let tests =
                 Expect.equal (fetched |> List.map (fun f -> f.Split, f.Digits)) [ "train", 7291; "test", 2007 ] "both splits"
                 Expect.equal (File.ReadAllBytes(Path.Combine(target.Path, "usps", "zip.train.gz"))) trainBytes "train saved as served"
                 Expect.equal (filesUnder target.Path) [| "zip.test.gz"; "zip.train.gz" |] "exactly the two files"
-                let loaded = Data.loadFrom [ { Origin = "--data"; Dir = Some target.Path } ] "usps" 1 |> ok
+                let loaded = Data.loadFrom [ { Origin = "--data"; Dir = Some target.Path } ] DataSetName.Usps 1 |> ok
                 Expect.equal loaded.Train.Count 7291 "loadable"
                 for bad, phrase in [ "/corrupt/", "gzip"; "/wrong/", "7291"; "/half/", "404"; "/nothing/", "404" ] do
                     use empty = new TempDir()

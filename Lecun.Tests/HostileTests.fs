@@ -377,13 +377,13 @@ let tests =
                     let set = Data.buildMnistSim files 3 |> Result.defaultWith failwith
                     MnistSim.save (Path.Combine(dir, "mnist-sim", MnistSim.fileName 3)) set
                     let places = [ { Origin = "--data"; Dir = Some dir } ]
-                    let loaded = Data.loadFrom places "mnist-sim" 3 |> Result.defaultWith failwith
+                    let loaded = Data.loadFrom places DataSetName.MnistSim 3 |> Result.defaultWith failwith
                     Expect.stringContains loaded.Source "prepared in" "the prepared file is used while its sources are unchanged"
                     // Relabel every digit 7 as 1: a different but valid label file.
                     let labels = RawFile.read Idx.maxLabelFileBytes "labels" files.TestLabels |> Result.defaultWith failwith
                     let changed = labels |> Array.mapi (fun i b -> if i >= 8 && b = 7uy then 1uy else b)
                     File.WriteAllBytes(files.TestLabels, gzip changed)
-                    let reloaded = Data.loadFrom places "mnist-sim" 3 |> Result.defaultWith failwith
+                    let reloaded = Data.loadFrom places DataSetName.MnistSim 3 |> Result.defaultWith failwith
                     Expect.stringContains reloaded.Source "changed since it was prepared" "says why it was rebuilt"
                     Expect.isFalse (Array.contains 7 reloaded.Train.Labels) "the digits come from the changed files")
             }

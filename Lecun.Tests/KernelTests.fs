@@ -653,7 +653,7 @@ let widthTests =
         test "the AVX2 path trains and evaluates to the AVX-512 path's bits, every recipe" {
             if not KernelWidth.HasAvx512 then
                 skiptest "this CPU has no AVX-512: only the AVX2 path runs here, checked against the definitions above"
-            let data = Data.load "usps" None |> function Ok d -> d | Error e -> failwith e
+            let data = Data.load DataSetName.Usps None |> function Ok d -> d | Error e -> failwith e
             let digits = data.Train.Take 300
             for recipe in Recipe.all do
                 let run wide =

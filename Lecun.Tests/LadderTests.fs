@@ -48,7 +48,7 @@ let private mnistFolder (dir: string) (withTrain: bool) =
 let tests =
     testList "ladder" [
         test "each step is the step before plus exactly its documented change" {
-            let steps = Ladder.steps "mnist-sim"
+            let steps = Ladder.steps DataSetName.MnistSim
             let expected =
                 [ "1", "0", set [ "Output"; "Loss"; "LearningRate" ]
                   "2", "1", set [ "Optimizer"; "LearningRate" ]
@@ -59,22 +59,22 @@ let tests =
                 Expect.equal (differences (step steps prev).Recipe (step steps s).Recipe) changed $"step {s} vs {prev}"
             Expect.equal (step steps "1").Recipe.Loss SoftmaxCrossEntropy "step 1 is cross-entropy"
             Expect.equal (step steps "3").Recipe.Shift 1 "step 3 shifts by one pixel"
-            Expect.equal (step steps "5").DataSet "mnist-sim-50k" "step 5 adds MNIST training digits"
-            Expect.equal (step steps "4").DataSet "mnist-sim" "steps 0-4 stay on the ladder's data"
+            Expect.equal (step steps "5").DataSet DataSetName.MnistSim50k "step 5 adds MNIST training digits"
+            Expect.equal (step steps "4").DataSet DataSetName.MnistSim "steps 0-4 stay on the ladder's data"
             Expect.equal { (step steps "4").Recipe with Name = "modern" } Recipe.modern "step 4 is the modern recipe"
             Expect.equal (step steps "0").Recipe Recipe.lecun1989 "step 0 is the paper's recipe"
             Expect.equal (step steps "0n").Recipe Recipe.newton1989 "the side row is the paper's optimizer"
-            Expect.isFalse (Ladder.steps "usps" |> List.exists (fun s -> s.Label = "5")) "no step 5 on usps"
+            Expect.isFalse (Ladder.steps DataSetName.Usps |> List.exists (fun s -> s.Label = "5")) "no step 5 on usps"
         }
 
         test "each step's command is its base recipe and its overrides as train options, in order" {
             // TrainCommandTests checks that train reads these options back into the same overrides and recipe.
-            for s in Ladder.steps "mnist-sim" do
+            for s in Ladder.steps DataSetName.MnistSim do
                 let options = s.Overrides |> List.map (fun o -> let k, v = Recipe.flag o in $" {k} {v}") |> String.concat ""
-                Expect.equal s.Command $"lecun train --data-set {s.DataSet} --recipe {s.Base.Name}{options}" $"step {s.Label}"
-                Expect.stringStarts s.Command $"lecun train --data-set {s.DataSet} " "the command names the data set"
+                Expect.equal s.Command $"lecun train --data-set {DataSetName.name s.DataSet} --recipe {s.Base.Name}{options}" $"step {s.Label}"
+                Expect.stringStarts s.Command $"lecun train --data-set {DataSetName.name s.DataSet} " "the command names the data set"
                 Expect.equal (Recipe.apply s.Overrides s.Base) (Ok s.Recipe) "the recipe is the base with the overrides"
-            Expect.equal (step (Ladder.steps "usps") "4").Command
+            Expect.equal (step (Ladder.steps DataSetName.Usps) "4").Command
                 "lecun train --data-set usps --recipe lecun1989 --loss softmax-ce --lr 0.0003 --optimizer adamw --shift 1 --passes 80 --dropout 0.25 --activation relu"
                 "step 4's command, as the ladder has always printed it"
         }

@@ -18,7 +18,7 @@ let private activations (net: Network) = net.Plans |> Array.map (fun p -> p.Acti
 let tests =
     testList "model file" [
         test "records the recipe, seed, passes, data set, squashing, loss, spec and the recipe's description" {
-            Expect.equal (ModelFile.metadata Recipe.lecun1989 "usps")
+            Expect.equal (ModelFile.metadata Recipe.lecun1989 DataSetName.Usps None)
                 (Map.ofList [ "recipe", "lecun1989"; "seed", "1337"; "passes", "23"; "data_set", "usps"; "hidden", "tanh"; "output", "tanh"
                               "loss", "mse"; "spec", "lecun1989"
                               "recipe_details", "tanh/tanh, init sqrt-fan-in, mse, sgd lr 0.03, batch 1, 23 passes" ])
@@ -30,7 +30,7 @@ let tests =
                 for recipe in Recipe.all do
                     let path = Path.Combine(dir, $"{recipe.Name}.safetensors")
                     let parameters = randomParameters 3
-                    ModelFile.save path recipe "usps" parameters
+                    ModelFile.save path recipe DataSetName.Usps None parameters
                     let model = loadOk path
                     Expect.sequenceEqual model.Parameters parameters $"{recipe.Name}: weights"
                     Expect.equal (activations model.Network) (List.distinct [ recipe.Hidden; recipe.Output ]) $"{recipe.Name}: squashing"
@@ -54,7 +54,7 @@ let tests =
                       "hidden", "sigmoid", "metadata 'hidden': unknown activation 'sigmoid'"
                       "loss", "hinge", "metadata 'loss': unknown loss 'hinge'" ] do
                     let path = Path.Combine(dir, $"{key}.safetensors")
-                    Checkpoint.save path layout (randomParameters 1) (ModelFile.metadata Recipe.lecun1989 "usps" |> Map.add key value)
+                    Checkpoint.save path layout (randomParameters 1) (ModelFile.metadata Recipe.lecun1989 DataSetName.Usps None |> Map.add key value)
                     match ModelFile.load path with
                     | Ok _ -> failtest $"{key} {value}: loaded"
                     | Error e ->
@@ -66,7 +66,7 @@ let tests =
             withTempDir (fun dir ->
                 let path = Path.Combine(dir, "huge.safetensors")
                 // Finite, but every weighted sum overflows: ±infinity, and NaN where they meet.
-                ModelFile.save path Recipe.modern "usps" (Array.init layout.ParamCount (fun i -> if i % 2 = 0 then 3e38f else -3e38f))
+                ModelFile.save path Recipe.modern DataSetName.Usps None (Array.init layout.ParamCount (fun i -> if i % 2 = 0 then 3e38f else -3e38f))
                 let model = loadOk path
                 let digits = oneDigit 5
                 match ModelFile.evaluate Backend.Managed model digits with
@@ -83,7 +83,7 @@ let tests =
             withTempDir (fun dir ->
                 let path = Path.Combine(dir, "model.safetensors")
                 let parameters = randomParameters 8
-                ModelFile.save path Recipe.lecun1989 "usps" parameters
+                ModelFile.save path Recipe.lecun1989 DataSetName.Usps None parameters
                 let model = loadOk path
                 let digits = oneDigit 8
                 let direct = Evaluate.split Backend.Managed model.Network model.Loss parameters (Workspace.create model.Network Evaluate.batch) digits

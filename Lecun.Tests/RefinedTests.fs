@@ -197,7 +197,7 @@ let tests =
         }
 
         test "the ladder's last step is the refined recipe, and each of its steps adds one technique" {
-            for dataSet in [ "usps"; "mnist-sim" ] do
+            for dataSet in [ DataSetName.Usps; DataSetName.MnistSim ] do
                 let steps = Ladder.steps dataSet
                 let refined = steps |> List.filter (fun s -> List.contains s.Label Ladder.refinedLabels)
                 Expect.isNonEmpty refined "issue 19 has steps"

@@ -18,7 +18,7 @@ let private trained =
          Directory.CreateDirectory dir |> ignore
          AppDomain.CurrentDomain.ProcessExit.Add(fun _ -> try Directory.Delete(dir, true) with _ -> ())
          let file = Path.Combine(dir, "model.safetensors")
-         ModelFile.save file recipe "usps" result.Parameters
+         ModelFile.save file recipe DataSetName.Usps None result.Parameters
          file)
 
 /// The checkpoint's path.

@@ -7,7 +7,7 @@ open System.IO
 open Lecun.Model
 
 /// The paper's digits, found through the project's data search path (../shared/data in CI).
-let usps = lazy (Data.load "usps" None |> function Ok d -> d | Error e -> failwith e)
+let usps = lazy (Data.load DataSetName.Usps None |> function Ok d -> d | Error e -> failwith e)
 
 let subset (d: Dataset) (count: int) = d.Take count
 

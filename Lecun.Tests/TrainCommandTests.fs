@@ -54,7 +54,7 @@ let tests =
 
         test "the ladder's commands give exactly its steps' overrides and recipes through train" {
             let parser = ArgumentParser.Create<TrainCommand.TrainArgs>()
-            for s in Ladder.steps "mnist-sim" do
+            for s in Ladder.steps DataSetName.MnistSim do
                 let args = parser.ParseCommandLine(s.Flags |> List.collect (fun (k, v) -> [ k; v ]) |> Array.ofList)
                 // The order of options does not matter (RecipeTests: overrides give the same recipe in any order).
                 let inOrder = List.sortBy (Recipe.flag >> fst)
@@ -85,7 +85,7 @@ let tests =
                 let layout = Layout.lecun1989
                 let huge = Array.init layout.ParamCount (fun i -> if i % 2 = 0 then 3e38f else -3e38f)
                 let model = Path.Combine(dir, "huge.safetensors")
-                ModelFile.save model Recipe.modern "usps" huge
+                ModelFile.save model Recipe.modern DataSetName.Usps None huge
                 let digit = Path.Combine(dir, "digit.txt")
                 File.WriteAllText(digit, String.Join(" ", Array.init 256 (fun i -> if i % 3 = 0 then "1" else "-0.5")) + "\n")
                 for args in [ [ "eval"; "--model"; model; "--backend"; "managed" ]; [ "predict"; "--model"; model; "--backend"; "managed"; digit ] ] do

@@ -20,7 +20,7 @@ public static class Fixture
     /// (the cost of a pass does not depend on the pixel values).</summary>
     public static (float[] Images, int[] Labels, string Source) Digits()
     {
-        var loaded = Data.load("usps", FSharpOption<string>.None);
+        var loaded = Data.load(DataSetName.Usps, FSharpOption<string>.None);
         if (loaded.IsOk) return (loaded.ResultValue.Test.Images, loaded.ResultValue.Test.Labels, loaded.ResultValue.Source);
         const int count = 2007;
         var rng = new Random(1989);

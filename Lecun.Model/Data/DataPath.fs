@@ -92,9 +92,10 @@ module DataPath =
         let path = Path.Combine(dir, "mnist-sim", MnistSim.fileName seed)
         if File.Exists path then Some path else None
 
-/// Loading a data set by name: `Data.load "usps" None`.
+/// Loading a data set by name: `Data.load DataSetName.Usps None`.
 module Data =
-    let knownSets = [ "usps"; "mnist-sim" ]
+    /// The sets `data info` and `data verify` look for (mnist-sim-50k is mnist-sim's files too).
+    let knownSets = [ DataSetName.Usps; DataSetName.MnistSim ]
 
     let uspsHowTo =
         $"get it with `lecun data fetch` (downloads zip.train.gz and zip.test.gz from the Elements of Statistical Learning data page, {Fetch.defaultBaseUrl}) or put usps/zip.train.gz and usps/zip.test.gz in one of these folders"
@@ -206,21 +207,18 @@ module Data =
             notFound "the MNIST training files (train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz) for mnist-sim-50k" places mnistHowTo
 
     /// Loads a data set by name from the given search path; `seed` picks the mnist-sim draw.
-    let loadFrom (places: DataPlace list) (dataSet: string) (seed: int) : Result<TrainTest, string> =
-        match dataSet.Trim().ToLowerInvariant() with
-        | "usps" -> loadUsps places
-        | "mnist-sim" -> loadMnistSim places seed
-        | "mnist-sim-50k" -> loadMnistSimLarge places seed
-        | other ->
-            let known = String.concat ", " (knownSets @ [ "mnist-sim-50k" ])
-            Error $"unknown data set '{other}' (known: {known})"
+    let loadFrom (places: DataPlace list) (dataSet: DataSetName) (seed: int) : Result<TrainTest, string> =
+        match dataSet with
+        | DataSetName.Usps -> loadUsps places
+        | DataSetName.MnistSim -> loadMnistSim places seed
+        | DataSetName.MnistSim50k -> loadMnistSimLarge places seed
 
     /// Loads `usps` or `mnist-sim` (its draw seeded by `seed`); `dataDir` is `--data`, if given.
-    let loadSeeded (dataSet: string) (dataDir: string option) (seed: int) : Result<TrainTest, string> =
+    let loadSeeded (dataSet: DataSetName) (dataDir: string option) (seed: int) : Result<TrainTest, string> =
         loadFrom (DataPath.places dataDir) dataSet seed
 
     /// Loads `usps` or `mnist-sim` (default draw seed); `dataDir` is `--data`, if given.
-    let load (dataSet: string) (dataDir: string option) : Result<TrainTest, string> =
+    let load (dataSet: DataSetName) (dataDir: string option) : Result<TrainTest, string> =
         loadSeeded dataSet dataDir MnistSim.defaultSeed
 
     /// A content digest of a train/test pair, so two copies can be compared whatever their
