@@ -150,9 +150,12 @@ let tests =
                 if backend.AllowsFusedKernels then
                     Expect.sequenceEqual fused stepped $"{backend.Name}: fused step = gradient, then step"
                 else
-                    // MKL's sgemm rounds alpha * (A B) + beta * C in its own order: equal within a rounding.
+                    // MKL's sgemm sums A B in its own order and rounds alpha * (A B) + beta * C its own way:
+                    // equal within the rounding of a step (relative to the largest step), not bit for bit.
+                    // (1e-7 alone failed once: 1.19e-7 on a random case with a large rate.)
+                    let largestStep = grad |> Array.fold (fun m g -> max m (abs (float rate * float g))) 0.0
                     Array.iteri2 (fun i (a: float32) (b: float32) ->
-                        Expect.floatClose { absolute = 1e-7; relative = 1e-6 } (float a) (float b) $"{backend.Name}: fused step [{i}]") fused stepped
+                        Expect.floatClose { absolute = 1e-7 + 1e-5 * largestStep; relative = 1e-6 } (float a) (float b) $"{backend.Name}: fused step [{i}]") fused stepped
 
         testProperty "the 16-lane batched forward pass equals per-example passes, any count and activation" <| fun (seed: byte) (countRaw: byte) (variant: byte) ->
             let _, net, _ = variants.[int variant % variants.Length]
