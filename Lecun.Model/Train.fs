@@ -103,18 +103,27 @@ module Train =
             | Some i when i > 0 -> ValueSome(i - 1)
             | _ -> ValueNone
 
-    /// Draws example b's random shift and dropout mask, in that order (the same draws whether the
-    /// examples then run one at a time or as a batch): the first layer's plan goes to ws.FirstUnfolds.[b].
-    let private drawAugmentation (recipe: Recipe) (state: State) (ws: Workspace) (drop: int) (keep: float32) (units: int) (b: int) =
-        let rng = state.Rng
+    /// Draws one example's random shift (dx, dy; zero without shifts). Drawn before its dropout mask.
+    let private drawShift (recipe: Recipe) (state: State) =
         if recipe.Shift > 0 then
-            let dx = rng.NextInt(2 * recipe.Shift + 1) - recipe.Shift
-            let dy = rng.NextInt(2 * recipe.Shift + 1) - recipe.Shift
-            ws.FirstUnfolds.[b] <- InputShifts.plan state.Shifts dx dy
+            let dx = state.Rng.NextInt(2 * recipe.Shift + 1) - recipe.Shift
+            let dy = state.Rng.NextInt(2 * recipe.Shift + 1) - recipe.Shift
+            struct (dx, dy)
+        else struct (0, 0)
+
+    /// Draws example b's dropout mask into ws.DropMask.[drop] (units per example).
+    let private drawMask (state: State) (ws: Workspace) (drop: int) (keep: float32) (units: int) (b: int) =
         if drop >= 0 then
             let mask = ws.DropMask.[drop]
             for u in b * units .. (b + 1) * units - 1 do
-                mask.[u] <- if rng.NextFloat32() < keep then 1.0f / keep else 0.0f
+                mask.[u] <- if state.Rng.NextFloat32() < keep then 1.0f / keep else 0.0f
+
+    /// Draws example b's random shift and dropout mask, in that order (the same draws whether the
+    /// examples then run one at a time or as a batch): the first layer's plan goes to ws.FirstUnfolds.[b].
+    let private drawAugmentation (recipe: Recipe) (state: State) (ws: Workspace) (drop: int) (keep: float32) (units: int) (b: int) =
+        let struct (dx, dy) = drawShift recipe state
+        if recipe.Shift > 0 then ws.FirstUnfolds.[b] <- InputShifts.plan state.Shifts dx dy
+        drawMask state ws drop keep units b
 
     /// The optimizer's step on `grad`, the sum of the gradients of a batch of `size` examples (the
     /// recipe's batch size, or fewer for a short last batch, which averages over what it has).
@@ -177,31 +186,22 @@ module Train =
                 start <- start + size
                 if start / progressEvery > before / progressEvery then onProgress (start / progressEvery * progressEvery)
         else
-            let rng = state.Rng
             for i in 0 .. data.Count - 1 do
                 let mutable x, xOffset = data.Images, i * Dataset.Pixels
+                // The same draws, in the same order, as drawAugmentation: shift, then dropout mask.
+                let struct (dx, dy) = drawShift recipe state
                 let shift =
-                    if recipe.Shift > 0 then
-                        let dx = rng.NextInt(2 * recipe.Shift + 1) - recipe.Shift
-                        let dy = rng.NextInt(2 * recipe.Shift + 1) - recipe.Shift
-                        match state.Distorter with
-                        | Some d ->
-                            // Issue 19: the distorted digit, moved by the same shift, in the padded frame.
-                            Distortion.apply d data.Images xOffset dx dy
-                            ValueSome d.Unfold
-                        // A value option: nothing is allocated per presentation.
-                        | None -> ValueSome(InputShifts.plan state.Shifts dx dy)
-                    else
-                        match state.Distorter with
-                        | Some d -> Distortion.apply d data.Images xOffset 0 0; ValueSome d.Unfold
-                        | None -> ValueNone
-                match state.Distorter with
-                | Some d -> x <- d.Frame; xOffset <- 0
-                | None -> ()
-                if drop >= 0 then
-                    let mask = ws.DropMask.[drop]
-                    for u in 0 .. dropUnits - 1 do
-                        mask.[u] <- if rng.NextFloat32() < keep then 1.0f / keep else 0.0f
+                    match state.Distorter with
+                    | Some d ->
+                        // Issue 19: the distorted digit, moved by the same shift, in the padded frame.
+                        Distortion.apply d data.Images xOffset dx dy
+                        x <- d.Frame
+                        xOffset <- 0
+                        ValueSome d.Unfold
+                    // A value option: nothing is allocated per presentation.
+                    | None when recipe.Shift > 0 -> ValueSome(InputShifts.plan state.Shifts dx dy)
+                    | None -> ValueNone
+                drawMask state ws drop keep dropUnits 0
                 match shift with
                 | ValueSome unfold -> Forward.runShifted backend net parameters ws unfold x xOffset drop
                 | ValueNone -> Forward.runWith backend net parameters ws x xOffset 1 drop
