@@ -37,7 +37,7 @@ public sealed class AutoBackend(IBackend managed, IBackend mkl) : IBackend
     /// <summary>See <see cref="MklMinColumns"/>.</summary>
     public const int MklMinRows = 8;
 
-    /// <summary>Products up to this many multiply-adds run on the managed kernels (see <see cref="GemmRoute"/>).</summary>
+    /// <summary>Matrix-vector products up to this many multiply-adds run on the managed kernels (every GEMV of the engine: one digit's dense layers; see <see cref="GemvRoute"/>).</summary>
     public const long SmallProductLimit = 1 << 18;
 
     /// <summary>The provider of C = op(A)[m,k] op(B)[k,n].</summary>
