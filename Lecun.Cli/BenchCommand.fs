@@ -150,13 +150,12 @@ let private table (layout: NetLayout) (m: Machine) (settings: Settings) (data: T
     if not training.IsEmpty then
         line ""
         line "training presentations/s by provider, batch size and MKL threads (lecun1989's network, SGD; batch 1 is the paper's per-example path, B > 1 one batched forward and backward per batch)"
-        let perExample = training |> List.tryFind (fun t -> t.Batch = 1 && t.Threads = 1 && t.Backend = (List.head training).Backend)
         line $"""{"provider",-9} {"batch",5} {"threads",7} {"presentations/s",15} {"share of FMA peak",17} {"MACs through MKL",16} {"x per-example",13}"""
         for t in training do
             let peak = (if t.Threads > 1 then m.PeakGmacsAllCores else m.PeakGmacsPerCore) |> Option.map (fun g -> percent (100.0 * t.PresentationsPerSecond * float (Macs.trainingPresentation layout) / (g * 1e9))) |> Option.defaultValue "-"
-            let speedup = training |> List.tryFind (fun b -> b.Backend = t.Backend && b.Batch = 1 && b.Threads = 1) |> Option.map (fun b -> ratio (t.PresentationsPerSecond / b.PresentationsPerSecond)) |> Option.defaultValue "-"
+            let speedup = Training.perExampleRatio training t |> Option.map ratio |> Option.defaultValue "-"
             line $"{t.Backend,-9} {t.Batch,5} {t.Threads,7} {rate t.PresentationsPerSecond,15} {peak,17} {percent (100.0 * t.MklMacShare),16} {speedup,13}"
-        ignore perExample
+        line "x per-example: the median over the rounds of this configuration's rate over its provider's batch-1 rate in the same round (the rounds interleave every configuration, so both saw the machine alike)"
     if not timings.IsEmpty then
         line ""
         line "routing: every product of the per-example, batched-training and evaluation paths, its time per call on each provider (best of 3), and where each provider runs it"
@@ -253,7 +252,8 @@ let private toJson (layout: NetLayout) (m: Machine) (settings: Settings) (data: 
                           "presentations_per_s", num t.PresentationsPerSecond
                           "presentations_per_s_samples", JsonArray(t.Samples |> Array.map num)
                           "peak_share", opt (shareOf (t.PresentationsPerSecond * trainMacs) t.Threads)
-                          "mkl_mac_share", num t.MklMacShare ])
+                          "mkl_mac_share", num t.MklMacShare
+                          "per_example_ratio", opt (Training.perExampleRatio training t) ])
                 |> Array.ofList)
             "routing",
             JsonArray(
@@ -302,15 +302,19 @@ let run (args: ParseResults<BenchArgs>) =
     let layout = Layout.lecun1989
     let batches = if quick then [ 1; 64 ] else [ 1; 16; 64; 256 ]
     let training =
-        [ for b in backends do
-            for batch in batches do
-                for threads in [ 1; 2 ] do
-                    // The managed kernels run on one thread; more threads are MKL's.
-                    if threads = 1 || (b.Name <> "managed" && Lecun.Native.Mkl.MklLibrary.Threaded) then
-                        if not json then eprintfn "measuring training: %s, batch %d, %d thread(s) ..." b.Name batch threads
-                        yield Training.measure b data.Train batch threads settings.TrainWarmUp settings.Repeat ]
+        let configs =
+            [ for b in backends do
+                for batch in batches do
+                    for threads in [ 1; 2 ] do
+                        // The managed kernels run on one thread; more threads are MKL's.
+                        if threads = 1 || (b.Name <> "managed" && Lecun.Native.Mkl.MklLibrary.Threaded) then yield b, batch, threads ]
+        Training.measureAll configs data.Train settings.TrainWarmUp settings.Repeat (fun line -> if not json then eprintfn "%s" line)
     if not json then eprintfn "measuring every product on both providers ..."
-    let timings = Products.measure (Routing.table Network.lecun1989 64 Evaluate.batch) (if quick then 0.002 else 0.05)
+    // The routing table at batch 64, and (full runs) the batched products at 16 and 256, which AutoBackend's rule also covers.
+    let products =
+        Routing.table Network.lecun1989 64 Evaluate.batch
+        @ [ for b in (if quick then [] else [ 16; 256 ]) do yield! Routing.products Network.lecun1989 $"batched training, batch {b}" b true ]
+    let timings = Products.measure products (if quick then 0.002 else 0.05)
     if json then printfn "%s" (toJson layout machine settings data figures training timings)
     else printf "%s" (table layout machine settings data figures training timings)
     0

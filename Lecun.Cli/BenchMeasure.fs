@@ -213,34 +213,60 @@ type ProductTiming =
       MklMicroseconds: float option }
 
 module Training =
-    /// The paper's recipe (SGD; its cost does not depend on the optimizer's details) at batch size
-    /// `batch`: untimed passes until the speed settles, then `repeat` timed ones over the training digits,
-    /// with MKL allowed `threads` threads on this thread.
-    let measure (backend: IBackend) (train: Dataset) (batch: int) (threads: int) (warm: Measure.WarmUp) (repeat: int) =
-        let recipe = { Recipe.lecun1989 with BatchSize = batch }
-        let net = Recipe.network recipe
-        let parameters = Init.create recipe.WeightInit net.Layout recipe.Seed
-        let ws = Workspace.create net batch
-        let state = Train.createState net recipe
-        let previous = if threads > 1 then MklLibrary.SetThreadsOnThisThread threads else 0
-        try
-            let mutable pass = 0
-            let warmupPasses, _ =
-                Measure.warmUp warm (fun () ->
+    /// One configuration of the training table, warmed up and ready to time one pass at a time.
+    type private Session =
+        { Backend: IBackend
+          Batch: int
+          Threads: int
+          Pass: unit -> unit
+          mutable Samples: float list
+          mutable Macs: int64 }
+
+    /// The paper's recipe (SGD; its cost does not depend on the optimizer's details) under each
+    /// (provider, batch size, MKL threads) of `configs`: each warmed up (untimed passes until the speed
+    /// settles), then `repeat` rounds in which every configuration times one pass over the training digits
+    /// in turn. Round-robin, so a slow spell of the machine (this VM's speed drifts by up to 1.7x within
+    /// seconds) falls on every configuration alike instead of on whichever was measured then.
+    let measureAll (configs: (IBackend * int * int) list) (train: Dataset) (warm: Measure.WarmUp) (repeat: int) (progress: string -> unit) =
+        let withThreads threads (f: unit -> 'a) =
+            let previous = if threads > 1 then MklLibrary.SetThreadsOnThisThread threads else 0
+            try f () finally if threads > 1 then MklLibrary.SetThreadsOnThisThread previous |> ignore
+        let sessions =
+            configs |> List.map (fun (backend, batch, threads) ->
+                progress $"warming up training: {backend.Name}, batch {batch}, {threads} thread(s) ..."
+                let recipe = { Recipe.lecun1989 with BatchSize = batch }
+                let net = Recipe.network recipe
+                let parameters = Init.create recipe.WeightInit net.Layout recipe.Seed
+                let ws = Workspace.create net batch
+                let state = Train.createState net recipe
+                let mutable pass = 0
+                let one () =
                     pass <- pass + 1
-                    Train.trainOnePass backend net recipe pass parameters ws state train ignore)
-            let before = MklCalls.OnThisThread
-            let samples =
-                Array.init repeat (fun r ->
+                    Train.trainOnePass backend net recipe pass parameters ws state train ignore
+                withThreads threads (fun () -> Measure.warmUp warm one |> ignore)
+                { Backend = backend; Batch = batch; Threads = threads; Pass = one; Samples = []; Macs = 0L })
+        progress $"timing training: {repeat} round(s) over {sessions.Length} configurations ..."
+        for _ in 1 .. repeat do
+            for s in sessions do
+                withThreads s.Threads (fun () ->
+                    let before = MklCalls.OnThisThread
                     let start = Stopwatch.GetTimestamp()
-                    Train.trainOnePass backend net recipe (warmupPasses + r + 1) parameters ws state train ignore
-                    float train.Count / Measure.seconds start)
-            let served = MklCalls.OnThisThread - before
-            { Backend = backend.Name; Batch = batch; Threads = threads
+                    s.Pass ()
+                    s.Samples <- float train.Count / Measure.seconds start :: s.Samples
+                    s.Macs <- s.Macs + (MklCalls.OnThisThread - before).Macs)
+        let perPresentation = float (Macs.trainingPresentation Layout.lecun1989)
+        sessions |> List.map (fun s ->
+            let samples = s.Samples |> List.rev |> Array.ofList
+            { Backend = s.Backend.Name; Batch = s.Batch; Threads = s.Threads
               PresentationsPerSecond = Measure.median samples; Samples = samples
-              MklMacShare = float served.Macs / (float repeat * float train.Count * float (Macs.trainingPresentation net.Layout)) }
-        finally
-            if threads > 1 then MklLibrary.SetThreadsOnThisThread previous |> ignore
+              MklMacShare = float s.Macs / (float repeat * float train.Count * perPresentation) })
+
+    /// A configuration's speed over its provider's per-example (batch 1, one thread) speed: the median over
+    /// the rounds of measureAll of the two rates measured in the same round.
+    let perExampleRatio (all: TrainingFigures list) (t: TrainingFigures) =
+        all
+        |> List.tryFind (fun b -> b.Backend = t.Backend && b.Batch = 1 && b.Threads = 1 && b.Samples.Length = t.Samples.Length)
+        |> Option.map (fun b -> Measure.median (Array.map2 (/) t.Samples b.Samples))
 
 module Products =
     /// Microseconds per call of one product shape on a provider: random operands, calls repeated for

@@ -90,8 +90,9 @@ let private toCsv (results: StepResult list) =
     String.Join("\n", "step,adds,passes,seeds,train_error_mean,train_error_sd,train_misses_mean,test_error_mean,test_error_sd,test_misses_mean,essay_train_error,essay_test_error,run_seconds,command" :: rows) + "\n"
 
 let private table (results: StepResult list) (skipped: (LadderStep * string) list) =
+    let addsWidth = (results |> List.map (fun r -> r.Step.Adds.Length)) @ (skipped |> List.map (fun (s, _) -> s.Adds.Length)) |> List.fold max 4
     let row (step: string) (adds: string) (passes: string) (train: string) (test: string) (essay: string) (secs: string) =
-        $"{step,-4} {adds,-66} {passes,6}  {train,-22} {test,-22} {essay,-16} {secs,7}"
+        $"{step,-4} {adds.PadRight addsWidth} {passes,6}  {train,-22} {test,-22} {essay,-16} {secs,7}"
     [ yield row "step" "adds" "passes" "train error (misses)" "test error (misses)" "essay train/test" "run s"
       for r in results do
           let sum = summary r
@@ -209,6 +210,7 @@ let run (args: ParseResults<LadderArgs>) =
                 let train, test = (summary r).Train.Error, (summary r).Test.Error
                 ({ Label = r.Step.Label; TrainMean = train.Mean; TrainSd = train.Sd; TestMean = test.Mean; TestSd = test.Sd
                    EssayTest = r.Step.Essay |> Option.map snd }: Plots.LadderPoint))
-        Plots.ladder $"""the 33-year ladder on {DataSetName.name dataSet}, {seeds} {(if seeds = 1 then "seed" else "seeds")}""" points (Path.Combine(outDir, "ladder.png")))
+        let references = match dataSet with DataSetName.Usps -> Paper.UspsReferences.levels | _ -> []
+        Plots.ladder $"""the 33-year ladder on {DataSetName.name dataSet}, {seeds} {(if seeds = 1 then "seed" else "seeds")}""" points references (Path.Combine(outDir, "ladder.png")))
     |> fun ((), final) -> printfn "wrote %s: ladder.json ladder.csv ladder.png" final
     0

@@ -241,8 +241,14 @@ type LadderPoint =
 
 /// Test (and train) error per step with error bars of one standard deviation over the seeds, and the
 /// essay's single-seed test error drawn beside each step for reference.
-let ladder (title: string) (points: LadderPoint list) (path: string) : unit =
+let ladder (title: string) (points: LadderPoint list) (references: (float * string) list) (path: string) : unit =
     use plot = newPlot ()
+    for level, label in references do
+        let line = plot.Add.HorizontalLine(level)
+        line.LegendText <- label
+        line.Color <- Colors.Gray
+        line.LineWidth <- 1.0f
+        line.LinePattern <- LinePattern.Dashed
     let xs = points |> List.mapi (fun i _ -> float i) |> Array.ofList
     let series (ys: float array) (errs: float array) (label: string) (color: Color) (marker: MarkerShape) (offset: float) =
         let x = xs |> Array.map (fun x -> x + offset)

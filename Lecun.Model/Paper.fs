@@ -4,6 +4,16 @@ module Lecun.Model.Paper
 /// The final train and test error (percent) and misses of the paper's network, on its 7,291 + 2,007 digits.
 let trainError, trainMisses, testError, testMisses = 0.14, 10, 5.0, 102
 
+/// Reference levels of test error (percent) on the USPS test set that issue 19 measures `refined` against.
+module UspsReferences =
+    /// Human readers on the same 2,007 test digits (Bromley & Saeckinger 1991).
+    let human = 2.5
+    /// The best published result of any method (tangent-distance kernel densities with distorted training and
+    /// test digits, Keysers et al. 2000).
+    let bestPublished = 2.2
+    /// The levels with the labels plots give them.
+    let levels = [ human, "human readers (2.5%)"; bestPublished, "best published, any method (2.2%)" ]
+
 /// The paper's machine and its speed (LeCun et al. 1989, section 6; see DESIGN, "Throughput against the 1989 workstation").
 module Workstation =
     /// The DSP board's peak multiply-accumulates per second.

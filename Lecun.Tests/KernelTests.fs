@@ -291,6 +291,22 @@ let unfoldTests =
             plan.Backward(ReadOnlySpan dCols, Span dIn)
             Expect.sequenceEqual dIn expected "dInput"
 
+        testProperty "batched col2im (BatchColumns.Fold) equals each example's col2im, bit for bit" <| fun (seed: uint64) (shape: byte) (countRaw: byte) (padRaw: byte) ->
+            let rng = Rng seed
+            let plan = unfoldPlan rng (int shape)
+            let n, rows, size = plan.Positions, plan.Rows, plan.InputSize
+            let count = 1 + int countRaw % 5
+            let ld = count * n + int padRaw % 3
+            let dCols = Array.init (rows * ld) (fun _ -> rng.NextFloat32() - 0.5f)
+            let dIn = Array.create (count * size) nanf
+            BatchColumns.Fold(plan, ReadOnlySpan dCols, ld, count, Span dIn)
+            for b in 0 .. count - 1 do
+                // Example b's own [rows, n] columns, with the zero Backward expects after them.
+                let own = Array.init (rows * n + 1) (fun i -> if i = rows * n then 0.0f else dCols.[(i / n) * ld + b * n + i % n])
+                let expected = Array.create size nanf
+                plan.Backward(ReadOnlySpan own, Span expected)
+                expectSameBits dIn.[b * size .. (b + 1) * size - 1] expected $"example {b} of {count}"
+
         testProperty "the fused input gradient equals the column-gradient products and col2im, bit for bit" <| fun (seed: uint64) (shape: byte) ->
           eachWidth <| fun () ->
             let rng = Rng seed
@@ -464,27 +480,34 @@ let widthTests =
                 Backend.Managed.Gemm(c.TransA, false, c.M, c.N, c.K, c.Alpha, ReadOnlySpan a, lda, ReadOnlySpan b, ldb, c.Beta, Span out, ldc)
                 expectSameBits out expected $"{KernelWidth.Path} {c}"
 
-        testPropertyWithConfig config "GEMM A B^T gives each element 16 lane chains, summed ((0+1)+(2+3)) + ... by 128-bit, 256-bit halves, then the tail" <| fun (c: GemmCase) ->
+        testPropertyWithConfig config "GEMM A B^T: below ShortDot one chain of fused multiply-adds from +0; from it on, 16 lane chains summed ((0+1)+(2+3)) + ... by 128-bit, 256-bit halves, then the tail" <| fun (c: GemmCase) ->
             eachWidth <| fun () ->
                 let rng = Rng c.Seed
-                let lda, ldb, ldc = c.K + c.Pad, c.K + c.Pad, c.N + c.Pad
+                // k from 4 to 160: both sides of ShortDot (64), whole 16-blocks, the 2x2 output blocks and their edges.
+                let k = c.K * 4
+                let lda, ldb, ldc = k + c.Pad, k + c.Pad, c.N + c.Pad
                 let a, b, c0 = randomArray rng (c.M * lda), randomArray rng (c.N * ldb), randomArray rng (c.M * ldc)
                 let dot (x: int) (y: int) =
+                    if k < ManagedBackend.ShortDot then
+                        let mutable s = 0.0f
+                        for p in 0 .. k - 1 do s <- fma a.[x + p] b.[y + p] s
+                        s
+                    else
                     let lanes = Array.zeroCreate 16
-                    let whole = if c.K >= 16 then c.K / 16 * 16 else 0
+                    let whole = k / 16 * 16
                     for p in 0 .. 16 .. whole - 1 do
                         for l in 0 .. 15 do lanes.[l] <- fma a.[x + p + l] b.[y + p + l] lanes.[l]
                     let four o = (lanes.[o] + lanes.[o + 1]) + (lanes.[o + 2] + lanes.[o + 3])
-                    let mutable s = if whole > 0 then (four 0 + four 4) + (four 8 + four 12) else 0.0f
-                    for p in whole .. c.K - 1 do s <- fma a.[x + p] b.[y + p] s
+                    let mutable s = (four 0 + four 4) + (four 8 + four 12)
+                    for p in whole .. k - 1 do s <- fma a.[x + p] b.[y + p] s
                     s
                 let expected = Array.copy c0
                 for i in 0 .. c.M - 1 do
                     for j in 0 .. c.N - 1 do
                         expected.[i * ldc + j] <- finish (dot (i * lda) (j * ldb)) c.Alpha c.Beta c0.[i * ldc + j]
                 let out = Array.copy c0
-                Backend.Managed.Gemm(false, true, c.M, c.N, c.K, c.Alpha, ReadOnlySpan a, lda, ReadOnlySpan b, ldb, c.Beta, Span out, ldc)
-                expectSameBits out expected $"{KernelWidth.Path} {c}"
+                Backend.Managed.Gemm(false, true, c.M, c.N, k, c.Alpha, ReadOnlySpan a, lda, ReadOnlySpan b, ldb, c.Beta, Span out, ldc)
+                expectSameBits out expected $"{KernelWidth.Path} {c} k={k}"
 
         testProperty "GEMV x^T A sums four chains (rows i mod 4) as (s0 + s1) + (s2 + s3); A x sums 16 lanes by the AVX-512 tree" <| fun (seed: uint64) (mRaw: byte) (nRaw: byte) ->
             eachWidth <| fun () ->

@@ -90,12 +90,34 @@ let tests =
                         let count = counted (fun () ->
                             provider.Gemm(transA, transB, m, n, k, 1.0f, ReadOnlySpan a, (if transA then m else k), ReadOnlySpan b,
                                           (if transB then k else n), 0.0f, Span c, n))
-                        Expect.equal count (MklCount(1L, int64 (m * n * k))) $"{provider.Name}: one MKL call of m n k multiply-adds"
+                        // auto sends it to MKL only where its rule says (this shape: A B^T, k = 50 < ShortDot).
+                        let expected = if provider.Name = "mkl" || AutoBackend.GemmRoute(transA, transB, m, n, k) = Route.Mkl then MklCount(1L, int64 (m * n * k)) else MklCount(0L, 0L)
+                        Expect.equal count expected $"{provider.Name}: MKL calls and multiply-adds"
                         for i in 0 .. m - 1 do
                             for j in 0 .. n - 1 do
                                 let expected = List.sum [ for p in 0 .. k - 1 -> aAt i p * bAt p j ]
                                 Expect.floatClose { absolute = 1e-4; relative = 1e-4 } (float c.[i * n + j]) expected $"{provider.Name} C[{i},{j}]"
                 }
+            test "auto sends a product to MKL exactly when its rule says, on both sides of each part of the rule" {
+                let backend = auto ()
+                // (transA, transB, m, n, k): the batched products of the 1989 network at batches 16, 64 and 256, and edges of the rule.
+                let shapes =
+                    [ false, false, 12, 4096, 25; false, false, 12, 1024, 25; false, false, 4, 4096, 200; false, false, 8, 2048, 3; false, false, 7, 2048, 3
+                      false, true, 64, 192, 30; false, true, 64, 30, 10; false, true, 4, 200, 1024; false, true, 17, 32, 64; false, true, 17, 32, 63
+                      true, false, 200, 1024, 4; true, false, 192, 30, 64 ]
+                for transA, transB, m, n, k in shapes do
+                    let rng = Rng(uint64 (m * n + k))
+                    let a, b, c = random rng (m * k), random rng (k * n), Array.zeroCreate<float32> (m * n)
+                    let count = counted (fun () ->
+                        backend.Gemm(transA, transB, m, n, k, 1.0f, ReadOnlySpan a, (if transA then m else k), ReadOnlySpan b,
+                                     (if transB then k else n), 0.0f, Span c, n))
+                    let mkl = AutoBackend.GemmRoute(transA, transB, m, n, k) = Route.Mkl
+                    Expect.equal count (if mkl then MklCount(1L, int64 m * int64 n * int64 k) else MklCount(0L, 0L)) $"{transA} {transB} {m}x{n}x{k}"
+                let routes = shapes |> List.map (fun (ta, tb, m, n, k) -> AutoBackend.GemmRoute(ta, tb, m, n, k))
+                Expect.equal routes [ Route.Mkl; Route.Managed; Route.Managed; Route.Mkl; Route.Managed
+                                      Route.Mkl; Route.Managed; Route.Managed; Route.Managed; Route.Mkl
+                                      Route.Managed; Route.Managed ] "the rule: long-row A B on MKL, short-dot A B^T of 2^15 MACs or more on MKL, the rest managed"
+            }
             for trans in [ false; true ] do
                 test $"cblas_sgemv, trans {trans}" {
                     let m, n = 600, 500 // 300,000 multiply-adds

@@ -11,6 +11,9 @@ module BatchLayers =
     let inline private ro a offset length = Layers.ro a offset length
     let inline private rw a offset length = Layers.rw a offset length
 
+    /// Column gradients of a batched input gradient are computed and folded about this many floats at a time.
+    let ChunkFloats = 32768
+
     /// The bias gradient of a batch: dPre [count, units] summed over the examples (into `sum`), then into the sink.
     let private biasGradient (sink: GradientSink) (g: LayerGeometry) (dPre: float32 array) (count: int) (sum: float32 array) =
         let units = g.Units
@@ -34,15 +37,22 @@ module BatchLayers =
         let ld = count * n
         Layers.toPlaneMajor dPre staged planes n count
         if needInput then
-            // Groups that read the same input planes add up: clear once, then accumulate.
-            (rw dCols 0 (unfold.Rows * ld)).Clear()
-            for grp in groups do
-                for run in grp.Runs do
-                    backend.Gemm(true, false, run.Length, ld, grp.Planes, 1.0f,
-                                 ro parameters (g.Weight.Offset + grp.FirstPlane * fanIn + run.WeightColumn) ((grp.Planes - 1) * fanIn + run.Length), fanIn,
-                                 ro staged (grp.FirstPlane * ld) (grp.Planes * ld), ld,
-                                 1.0f, rw dCols (run.ColRow * ld) (run.Length * ld), ld)
-            BatchColumns.Fold(unfold, ReadOnlySpan dCols, ld, count, Span dIn)
+            // A few examples at a time (their column gradients about 128 KB, so they are folded while
+            // still in cache); each column's sums are the same whatever the chunk.
+            let rows = unfold.Rows
+            let chunk = max 1 (min count (ChunkFloats / (rows * n)))
+            for first in 0 .. chunk .. count - 1 do
+                let examples = min chunk (count - first)
+                let column, width = first * n, examples * n
+                // Groups that read the same input planes add up: clear once, then accumulate.
+                for r in 0 .. rows - 1 do (rw dCols (r * ld + column) width).Clear()
+                for grp in groups do
+                    for run in grp.Runs do
+                        backend.Gemm(true, false, run.Length, width, grp.Planes, 1.0f,
+                                     ro parameters (g.Weight.Offset + grp.FirstPlane * fanIn + run.WeightColumn) ((grp.Planes - 1) * fanIn + run.Length), fanIn,
+                                     ro staged (grp.FirstPlane * ld + column) ((grp.Planes - 1) * ld + width), ld,
+                                     1.0f, rw dCols (run.ColRow * ld + column) ((run.Length - 1) * ld + width), ld)
+                BatchColumns.Fold(unfold, ReadOnlySpan(dCols, column, (rows - 1) * ld + width), ld, examples, Span(dIn, first * unfold.InputSize, examples * unfold.InputSize))
         biasGradient sink g dPre count biasSum
         for grp in groups do
             for run in grp.Runs do

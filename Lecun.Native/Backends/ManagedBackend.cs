@@ -22,6 +22,18 @@ public sealed class ManagedBackend : IBackend
         {
             if (!transB)
                 SmallGemm.ProductAB(m, n, k, alpha, pa, transA ? 1 : lda, transA ? lda : 1, pb, ldb, beta, pc, ldc);
+            else if (!transA && k < ShortDot && (long)n * k <= MaxTransposed)
+            {
+                // Dot products this short are mostly their horizontal sums and scalar tails: B^T once
+                // (k x n, thread-local), then the register-blocked A*B kernel.
+                var bt = TransposedScratch(n * k);
+                fixed (float* pt = bt)
+                {
+                    for (int j = 0; j < n; j++)
+                    for (int p = 0; p < k; p++) pt[(long)p * n + j] = pb[(long)j * ldb + p];
+                    SmallGemm.ProductAB(m, n, k, alpha, pa, lda, 1, pt, n, beta, pc, ldc);
+                }
+            }
             else if (!transA)
                 SmallGemm.ProductABt(m, n, k, alpha, pa, lda, pb, ldb, beta, pc, ldc);
             else
@@ -35,6 +47,20 @@ public sealed class ManagedBackend : IBackend
                 }
             }
         }
+    }
+
+    /// <summary>A*B^T with a shorter inner dimension runs as A*(B^T) on a transposed copy of B.</summary>
+    public const int ShortDot = 64;
+
+    /// <summary>The largest B (in floats) copied for that; larger ones run the dot-product kernel.</summary>
+    public const long MaxTransposed = 1 << 20;
+
+    [ThreadStatic] static float[]? _transposed;
+
+    static float[] TransposedScratch(int length)
+    {
+        if (_transposed == null || _transposed.Length < length) _transposed = new float[length];
+        return _transposed;
     }
 
     public unsafe void Gemv(bool transA, int m, int n, float alpha, ReadOnlySpan<float> a, int lda,

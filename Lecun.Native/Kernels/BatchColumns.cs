@@ -9,40 +9,28 @@ public static class BatchColumns
 {
     /// <summary>
     /// dInput[b, plane, y, x] = the sum of the column entries of example b that read input (plane, y, x);
-    /// entries that read padding are dropped. Overwrites dInput, [count, plan.InputSize].
+    /// entries that read padding are dropped. Overwrites dInput, [count, plan.InputSize]. Each example's
+    /// columns are copied into one contiguous [Rows, Positions] block and folded by the plan's own
+    /// <see cref="Im2ColPlan.Backward"/> (its permute path where it has one), so every example gets exactly
+    /// the one-example col2im's sums.
     /// </summary>
-    public static unsafe void Fold(Im2ColPlan plan, ReadOnlySpan<float> dCols, int ld, int count, Span<float> dInput)
+    public static void Fold(Im2ColPlan plan, ReadOnlySpan<float> dCols, int ld, int count, Span<float> dInput)
     {
-        int k = plan.Kernel, stride = plan.Stride, h = plan.Height, w = plan.Width;
-        int outW = Im2ColPlan.OutputSide(w, k, stride, plan.Pad), outH = plan.Positions / outW;
-        int positions = plan.Positions, inputSize = plan.InputSize;
-        int offY = plan.Pad + plan.ShiftY, offX = plan.Pad + plan.ShiftX;
+        int positions = plan.Positions, rows = plan.Rows, inputSize = plan.InputSize;
         if (ld < count * positions) throw new ArgumentException($"ld {ld} < {count} x {positions} columns");
-        if (dCols.Length < (long)(plan.Rows - 1) * ld + count * positions) throw new ArgumentException("dCols too small");
+        if (dCols.Length < (long)(rows - 1) * ld + count * positions) throw new ArgumentException("dCols too small");
         if (dInput.Length < (long)count * inputSize) throw new ArgumentException("dInput too small");
-        dInput[..(count * inputSize)].Clear();
-        fixed (float* pc = dCols, pd = dInput)
+        int size = plan.ColumnsWithZero;
+        Span<float> own = size <= StackFloats ? stackalloc float[size] : new float[size];
+        own[size - 1] = 0f;
+        for (int b = 0; b < count; b++)
         {
-            for (int plane = 0; plane < plan.Planes; plane++)
-            for (int ky = 0; ky < k; ky++)
-            for (int kx = 0; kx < k; kx++)
-            {
-                float* row = pc + (long)((plane * k + ky) * k + kx) * ld;
-                for (int oy = 0; oy < outH; oy++)
-                {
-                    int y = oy * stride + ky - offY;
-                    if ((uint)y >= (uint)h) continue;
-                    for (int ox = 0; ox < outW; ox++)
-                    {
-                        int x = ox * stride + kx - offX;
-                        if ((uint)x >= (uint)w) continue;
-                        int position = oy * outW + ox;
-                        float* target = pd + (plane * h + y) * w + x;
-                        for (int b = 0; b < count; b++)
-                            target[(long)b * inputSize] += row[b * positions + position];
-                    }
-                }
-            }
+            for (int r = 0; r < rows; r++)
+                dCols.Slice(r * ld + b * positions, positions).CopyTo(own.Slice(r * positions, positions));
+            plan.Backward(own, dInput.Slice(b * inputSize, inputSize));
         }
     }
+
+    /// <summary>One example's columns up to this many floats (64 KB) are staged on the stack.</summary>
+    const int StackFloats = 16384;
 }

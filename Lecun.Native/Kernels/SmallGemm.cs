@@ -271,11 +271,80 @@ public static unsafe class SmallGemm
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void ProductABt(int m, int n, int k, float alpha, float* a, int lda, float* b, int ldb, float beta, float* c, int ldc)
     {
-        for (int i = 0; i < m; i++)
+        int i = 0;
+        if (k >= 16)
+        {
+            // 2x2 blocks of outputs share their loads (8 loads feed 8 FMAs instead of 16 feeding 8);
+            // every output keeps Dot's own chain, so the results are Dot's bits.
+            for (; i + 2 <= m; i += 2)
+            {
+                float* a0 = a + (long)i * lda, a1 = a0 + lda;
+                float* c0 = c + (long)i * ldc, c1 = c0 + ldc;
+                int j = 0;
+                for (; j + 2 <= n; j += 2)
+                {
+                    float* b0 = b + (long)j * ldb;
+                    Dot2x2(a0, a1, b0, b0 + ldb, k, out float s00, out float s01, out float s10, out float s11);
+                    c0[j] = Finish(s00, alpha, beta, c0 + j);
+                    c0[j + 1] = Finish(s01, alpha, beta, c0 + j + 1);
+                    c1[j] = Finish(s10, alpha, beta, c1 + j);
+                    c1[j + 1] = Finish(s11, alpha, beta, c1 + j + 1);
+                }
+                for (; j < n; j++)
+                {
+                    c0[j] = Finish(Dot(a0, b + (long)j * ldb, k), alpha, beta, c0 + j);
+                    c1[j] = Finish(Dot(a1, b + (long)j * ldb, k), alpha, beta, c1 + j);
+                }
+            }
+        }
+        for (; i < m; i++)
         {
             float* ar = a + (long)i * lda;
             float* cr = c + (long)i * ldc;
             for (int j = 0; j < n; j++) cr[j] = Finish(Dot(ar, b + (long)j * ldb, k), alpha, beta, cr + j);
+        }
+    }
+
+    /// <summary>
+    /// Four dot products x_r . y_s (r, s in 0..1) of length k >= 16, each with <see cref="Dot"/>'s
+    /// summation order: two 8-lane chains over blocks of 16 (the AVX-512 path's one 16-lane chain, lane
+    /// for lane), summed by Vector256.Sum, then the scalar tail.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void Dot2x2(float* x0, float* x1, float* y0, float* y1, int k, out float s00, out float s01, out float s10, out float s11)
+    {
+        Vector256<float> l00 = default, l01 = default, l10 = default, l11 = default;
+        Vector256<float> h00 = default, h01 = default, h10 = default, h11 = default;
+        int p = 0;
+        for (; p + 16 <= k; p += 16)
+        {
+            var u0 = Vector256.Load(x0 + p);
+            var u1 = Vector256.Load(x1 + p);
+            var v0 = Vector256.Load(y0 + p);
+            var v1 = Vector256.Load(y1 + p);
+            l00 = Vector256.FusedMultiplyAdd(u0, v0, l00);
+            l01 = Vector256.FusedMultiplyAdd(u0, v1, l01);
+            l10 = Vector256.FusedMultiplyAdd(u1, v0, l10);
+            l11 = Vector256.FusedMultiplyAdd(u1, v1, l11);
+            u0 = Vector256.Load(x0 + p + 8);
+            u1 = Vector256.Load(x1 + p + 8);
+            v0 = Vector256.Load(y0 + p + 8);
+            v1 = Vector256.Load(y1 + p + 8);
+            h00 = Vector256.FusedMultiplyAdd(u0, v0, h00);
+            h01 = Vector256.FusedMultiplyAdd(u0, v1, h01);
+            h10 = Vector256.FusedMultiplyAdd(u1, v0, h10);
+            h11 = Vector256.FusedMultiplyAdd(u1, v1, h11);
+        }
+        s00 = Vector256.Sum(l00) + Vector256.Sum(h00);
+        s01 = Vector256.Sum(l01) + Vector256.Sum(h01);
+        s10 = Vector256.Sum(l10) + Vector256.Sum(h10);
+        s11 = Vector256.Sum(l11) + Vector256.Sum(h11);
+        for (; p < k; p++)
+        {
+            s00 = MathF.FusedMultiplyAdd(x0[p], y0[p], s00);
+            s01 = MathF.FusedMultiplyAdd(x0[p], y1[p], s01);
+            s10 = MathF.FusedMultiplyAdd(x1[p], y0[p], s10);
+            s11 = MathF.FusedMultiplyAdd(x1[p], y1[p], s11);
         }
     }
 
