@@ -52,12 +52,13 @@ let private onePass (backend: IBackend) (recipe: Recipe) (initial: float32 array
 [<Tests>]
 let tests =
     testList "providers" [
-        // A fixed draw of 25 specs: on fresh draws about one run in six met a spec whose float32 rounding
-        // missed the bounds (gradient 1.7e-4 to 4.3e-4 against 1e-4, outputs 1.5e-5 against 1e-5; mkl and
-        // auto alike, fan-ins of hundreds), which made CI fail at random. To do: find which specs are
-        // ill-conditioned (saturation, ReLU kinks) and draw fresh again with them excluded.
-        testPropertyWithConfig { FsCheckConfig.defaultConfig with arbitrary = [ typeof<SpecTests.SpecGen> ]; maxTest = 25; replay = Some (1989UL, 1257UL, None) }
-            "every provider's forward pass and gradient equal the float64 reference on random specs" <| fun (spec: NetSpec) (seed: uint16) ->
+        // Held to a running error bound (Reference.errorBounds), not to one tolerance: fresh draws include
+        // specs whose float32 gradient is ill-conditioned (saturated tanh units, outputs at their targets,
+        // gradients down to 1e-11), where any fixed relative tolerance either fails at random or is too
+        // loose to catch a wrong connection elsewhere. Over 25 runs of this property (15,000 fresh checks
+        // of outputs and gradients) the worst error was 0.57 of its bound.
+        testPropertyWithConfig { FsCheckConfig.defaultConfig with arbitrary = [ typeof<SpecTests.SpecGen> ]; maxTest = 100 }
+            "every provider's forward pass and gradient lie within float32's error bound of the float64 reference, on random specs" <| fun (spec: NetSpec) (seed: uint16) ->
             let layout = Layout.create spec
             let graph = ConnectionGraph.build layout
             for hidden, output, loss in [ Tanh, Tanh, Mse; Relu, Identity, SoftmaxCrossEntropy ] do
@@ -66,15 +67,20 @@ let tests =
                 let p = random rng layout.ParamCount |> Array.map (fun v -> 0.5f * v)
                 let x = random rng layout.InputSize
                 let label = int seed % layout.OutputSize
-                let reference = Reference.forward net graph (Array.map float p) (Array.map float x)
-                let refOut = Reference.outputs net reference
-                let refGrad = Reference.gradient loss net graph (Array.map float p) (Array.map float x) label
+                let p64, x64 = Array.map float p, Array.map float x
+                let refOut = Reference.outputs net (Reference.forward net graph p64 x64)
+                let refGrad = Reference.gradient loss net graph p64 x64 label
+                let outBound, gradBound = Reference.errorBounds loss net graph p64 x64 label
+                let within (actual: float32 array) (expected: float array) (bound: float array) (what: string) =
+                    for i in 0 .. expected.Length - 1 do
+                        let error = abs (float actual.[i] - expected.[i])
+                        if error > bound.[i] then
+                            failtestf "%s [%d]: %.9g where %.9g expected, off by %.3g, bound %.3g" what i actual.[i] expected.[i] error bound.[i]
                 for backend in EngineTests.backends () do
                     let ws = Workspace.create net 1
                     Forward.run backend net p ws x 0 1
-                    EngineTests.expectClose 1e-5 (Array.map float (Forward.outputs net ws).[0 .. layout.OutputSize - 1]) refOut $"{backend.Name} outputs"
-                    let grad = EngineTests.engineGradient backend net loss p x label
-                    EngineTests.expectClose 1e-4 (Array.map float grad) refGrad $"{backend.Name} gradient"
+                    within (Forward.outputs net ws).[0 .. layout.OutputSize - 1] refOut outBound $"{backend.Name} {hidden} outputs"
+                    within (EngineTests.engineGradient backend net loss p x label) refGrad gradBound $"{backend.Name} {hidden} gradient"
 
         testList "products above the old 2^18 limit reach MKL" [
             for transA, transB in [ false, false; true, false; false, true; true, true ] do
