@@ -141,6 +141,25 @@ let tests =
         ]
 
         testList "the MKL call counter" [
+            for count in [ 1; 7; 64; 100 ] do
+                test $"the routing table lists every product of a training step over {count} digits: under mkl, its calls and multiply-adds are the counter's" {
+                    let backend = mkl ()
+                    let net = Network.lecun1989
+                    let p = Init.create SqrtFanIn net.Layout 3
+                    let data = randomDigits 5 count
+                    let ws = Workspace.create net count
+                    let grad = Array.zeroCreate<float32> p.Length
+                    let dOut = Array.init (count * net.Layout.OutputSize) (fun i -> float32 (i % 7) * 0.1f - 0.3f)
+                    let served = counted (fun () ->
+                        Forward.runWith backend net p ws data.Images 0 count -1
+                        if count = 1 then Backward.runWith backend net p ws data.Images 0 dOut grad false -1
+                        else Backward.runBatchInto backend net p ws data.Images 0 count dOut (GradientSink.into grad false) -1)
+                    let table = Routing.products net "training" count true
+                    let calls = table |> List.sumBy (fun q -> int64 q.Calls)
+                    let macs = table |> List.sumBy (fun q -> int64 q.Calls * Routing.Shape.macs q.Shape)
+                    Expect.equal served (MklCount(calls, macs)) "calls and multiply-adds: served by MKL = listed by the routing table"
+                    Expect.equal macs (int64 count * Macs.trainingPresentation net.Layout) "the table's multiply-adds are the network's count per presentation"
+                }
             for recipe, batch in [ Recipe.lecun1989, 1; Recipe.modern, 1; Recipe.modern, 64 ] do
                 test $"under mkl every multiply-add of a {recipe.Name} training pass at batch {batch} and of its evaluation goes through MKL" {
                     let backend = mkl ()

@@ -14,6 +14,9 @@ module BatchLayers =
     /// Column gradients of a batched input gradient are computed and folded about this many floats at a time.
     let ChunkFloats = 32768
 
+    /// Examples per chunk of a batched input gradient over columns of `rows` x `positions` per example.
+    let inputGradientChunk (rows: int) (positions: int) (count: int) = max 1 (min count (ChunkFloats / (rows * positions)))
+
     /// The bias gradient of a batch: dPre [count, units] summed over the examples (into `sum`), then into the sink.
     let private biasGradient (sink: GradientSink) (g: LayerGeometry) (dPre: float32 array) (count: int) (sum: float32 array) =
         let units = g.Units
@@ -40,7 +43,7 @@ module BatchLayers =
             // A few examples at a time (their column gradients about 128 KB, so they are folded while
             // still in cache); each column's sums are the same whatever the chunk.
             let rows = unfold.Rows
-            let chunk = max 1 (min count (ChunkFloats / (rows * n)))
+            let chunk = inputGradientChunk rows n count
             for first in 0 .. chunk .. count - 1 do
                 let examples = min chunk (count - first)
                 let column, width = first * n, examples * n

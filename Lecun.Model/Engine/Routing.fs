@@ -66,7 +66,14 @@ let products (net: Network) (path: string) (count: int) (training: bool) =
                             if training then
                                 if count = 1 then yield item "weight gradient" (Gemm(false, false, grp.Planes, run.Length, n)) 1 Im2colGemm
                                 else yield item "weight gradient" (Gemm(false, true, grp.Planes, run.Length, n)) 1 Im2colGemm
-                                if i > 0 then yield item "input gradient" (Gemm(true, false, run.Length, n, grp.Planes)) 1 fused ]
+                                if i > 0 && count = 1 then yield item "input gradient" (Gemm(true, false, run.Length, n, grp.Planes)) 1 fused
+                                elif i > 0 then
+                                    // A batch's input gradient runs a few examples at a time (BatchLayers.inputGradientChunk).
+                                    let chunk = BatchLayers.inputGradientChunk u.Rows u.Positions count
+                                    if count / chunk > 0 then
+                                        yield item "input gradient" (Gemm(true, false, run.Length, chunk * u.Positions, grp.Planes)) (count / chunk) fused
+                                    if count % chunk > 0 then
+                                        yield item "input gradient" (Gemm(true, false, run.Length, (count % chunk) * u.Positions, grp.Planes)) 1 fused ]
         | None ->
             let fanIn, units = g.FanIn, g.Units
             if count = 1 then
