@@ -138,7 +138,6 @@ let errorBounds (loss: Loss) (net: Network) (graph: UnitConnections array) (p: f
             | MseHalf -> errValue.[firstOut + k] + u32 * abs dy.[k] + u32
             | SoftmaxCrossEntropy -> 2.0 * worstOut + float (4 * outputs) * u32
     // Backward: error of each unit's delta, of the values' gradients and of every parameter's gradient.
-    let grad = Array.zeroCreate<float> p.Length
     let gradMagnitude = Array.zeroCreate<float> p.Length
     let gradErr = Array.zeroCreate<float> p.Length
     let uses = Array.zeroCreate<int> p.Length
@@ -167,7 +166,6 @@ let errorBounds (loss: Loss) (net: Network) (graph: UnitConnections array) (p: f
         // With the second-order term: at a saturated unit the exact slope is ~0 but the engine's is not.
         let deltaErr = (slope + slopeErr) * errD + abs d * slopeErr + u32 * abs delta
         let contribute w (value: float) (valueErr: float) =
-            grad.[w] <- grad.[w] + delta * value
             gradMagnitude.[w] <- gradMagnitude.[w] + abs (delta * value)
             gradErr.[w] <- gradErr.[w] + abs value * deltaErr + abs delta * valueErr + valueErr * deltaErr
         contribute unit.Bias 1.0 0.0
