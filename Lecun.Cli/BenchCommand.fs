@@ -165,7 +165,7 @@ let private table (layout: NetLayout) (m: Machine) (settings: Settings) (data: T
             let mklText = t.MklMicroseconds |> Option.map (fun v -> inv v "0.000") |> Option.defaultValue "-"
             let routed = match Backend.Auto with null -> "managed" | auto -> Routing.routeOf auto p
             let managedText = inv t.ManagedMicroseconds "0.000"
-            let shapeText = Routing.Shape.describe p.Shape
+            let shapeText = ProductShape.describe p.Shape
             line $"{p.Path,-28} {p.Layer,-5} {p.Role,-16} {shapeText,-22} {p.Calls,5} {managedText,10} {mklText,8}  {routed}"
     if figures |> List.exists (fun f -> f.Backend = "mkl") then
         let cbwr = Environment.GetEnvironmentVariable "MKL_CBWR" |> Option.ofObj |> Option.defaultValue "AVX2,STRICT"
@@ -263,7 +263,7 @@ let private toJson (layout: NetLayout) (m: Machine) (settings: Settings) (data: 
                     obj [ "path", str p.Path
                           "layer", str p.Layer
                           "product", str p.Role
-                          "shape", str (Routing.Shape.describe p.Shape)
+                          "shape", str (ProductShape.describe p.Shape)
                           "calls", int' p.Calls
                           "managed_us", num t.ManagedMicroseconds
                           "mkl_us", opt t.MklMicroseconds

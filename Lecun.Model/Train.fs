@@ -12,8 +12,8 @@ type SplitEvaluation = { Metrics: SplitMetrics; Predictions: int array }
 
 module Evaluate =
     /// Batch size of evaluation: one 16-lane batch (LaneBatch) where the CPU has AVX-512; otherwise
-    /// small batches that keep their im2col matrices in cache (BenchmarkDotNet, managed, per digit:
-    /// 3.5 us at 32, 4.7 at 256, 7.9 at 2007; `bench`: 308k digits/s per core at 8).
+    /// small batches that keep their im2col matrices in cache (measured per digit against larger
+    /// batches: see docs/design.md, "Measurements behind kernel choices").
     let batch = if LaneBatch.IsSupported then LaneBatch.Lanes else 8
 
     /// Loss, error and misses of a whole data set, evaluated in batches on the given workspace.
@@ -72,7 +72,7 @@ module Train =
           Scratch: float32 array
           Adam: Optimizer.AdamState
           Rng: Rng
-          /// Issue 19: affine/elastic distortions (None when the recipe has none) and distillation's teachers.
+          /// The refinements: affine/elastic distortions (None when the recipe has none) and distillation's teachers.
           Distorter: Distorter option
           Teachers: TeacherSet option
           Soft: float32 array }
@@ -141,7 +141,7 @@ module Train =
     /// One pass of training over `data` in file order; parameters are updated in place. With a batch
     /// size B > 1 and a workspace of capacity B, each batch runs as one batched forward and backward
     /// pass (batched GEMMs); on a one-example workspace its examples run one at a time and their
-    /// gradients are summed (the reference the batched pass is tested against). B = 1 is the paper's
+    /// gradients are summed (what the batched pass is tested against). B = 1 is the paper's
     /// per-example SGD with the step fused into the backward pass.
     let trainOnePass (backend: IBackend) (net: Network) (recipe: Recipe) (pass: int) (parameters: float32 array) (ws: Workspace)
                      (state: State) (data: Dataset) (onProgress: int -> unit) =
@@ -160,11 +160,11 @@ module Train =
                 state.Rates.[i] <- rate / (float32 batch * (n.Mu + h.[i]))
         | Sgd | AdamW _ -> ()
         let refine = recipe.Refine
-        // Issue 19: the soft targets' settings and teacher buffer, chosen once per pass.
+        // The soft targets' settings and teacher buffer, chosen once per pass.
         let softWeight = match state.Teachers with Some t -> t.Settings.Weight | None -> 0.0f
         let temperature = match state.Teachers with Some t -> t.Settings.Temperature | None -> 1.0f
         let teacher = match state.Teachers with Some t -> t.Probabilities | None -> state.Soft
-        // Batched GEMMs over the whole batch; the refinements of issue 19 (distortions, soft targets,
+        // Batched GEMMs over the whole batch; the refinements (distortions, soft targets,
         // teachers) run one example at a time, accumulating the batch's gradient.
         let refined = state.Distorter.IsSome || state.Teachers.IsSome || Refinements.softTargets refine
         if batch > 1 && ws.Capacity >= batch && not refined then
@@ -193,7 +193,7 @@ module Train =
                 let shift =
                     match state.Distorter with
                     | Some d ->
-                        // Issue 19: the distorted digit, moved by the same shift, in the padded frame.
+                        // The distorted digit, moved by the same shift, in the padded frame.
                         Distortion.apply d data.Images xOffset dx dy
                         x <- d.Frame
                         xOffset <- 0
@@ -209,7 +209,7 @@ module Train =
                 | Some t -> Distill.teach backend net t shift x xOffset
                 | None -> ()
                 if Refinements.softTargets refine then
-                    // Issue 19: label smoothing and/or the teachers' soft outputs.
+                    // Label smoothing and/or the teachers' soft outputs.
                     Distill.gradient (Forward.outputs net ws) 0 outputs data.Labels.[i] refine.LabelSmoothing teacher temperature softWeight state.Soft state.DOut
                 else Loss.gradient recipe.Loss (Forward.outputs net ws) 0 outputs data.Labels.[i] state.DOut
                 match recipe.Optimizer with
@@ -224,7 +224,7 @@ module Train =
 
     /// Runs the recipe's training and evaluation code once on a few blank digits with throwaway weights,
     /// so that the just-in-time compiler has the hot kernels ready before a run starts (started on an
-    /// idle core while the data loads, it takes the default train's first pass from ~110 ms to ~90 ms).
+    /// idle core while the data loads, it shortens the first pass).
     /// Touches nothing a run uses: its own network, weights, workspaces and generator.
     let warmUp (backend: IBackend) (recipe: Recipe) =
         let net = Recipe.network recipe
@@ -246,7 +246,7 @@ module Train =
         | Ok _ -> ()
         let net = Recipe.network recipe
         let clock = Stopwatch.StartNew()
-        // ---- issue 19: distillation trains its teachers first (the same recipe less distillation) ----
+        // Distillation trains its teachers first (the same recipe less distillation).
         let teachers, ensemble =
             match recipe.Refine.Distill with
             | None -> None, None
@@ -257,7 +257,6 @@ module Train =
                         (run backend r data (Init.create r.WeightInit net.Layout r.Seed) (fun _ _ -> ()) ignore).Parameters)
                 Some(Distill.create net d teacherWeights), Some(fst (Distill.evaluateEnsemble backend net teacherWeights data.Test))
         let average = if recipe.Refine.AverageLast > 0 then Some(WeightAverage.create initial.Length) else None
-        // ---- end issue 19 ----
         let parameters = Array.copy initial
         let ws = Workspace.create net (max 1 recipe.BatchSize)
         let state = { createState net recipe with Teachers = teachers }
@@ -283,7 +282,7 @@ module Train =
             // The previous pass's evaluation has had a whole pass of time; it is done or nearly so.
             pending |> Option.iter (fun t -> report t (pass - 1))
             let snapshot = snapshots.[pass % 2]
-            // Issue 19: while weights are averaged, the average is what is evaluated (and saved).
+            // While weights are averaged, the average is what is evaluated (and saved).
             match average with
             | Some avg when WeightAverage.covers recipe.Refine.AverageLast recipe.Passes pass ->
                 WeightAverage.add avg parameters
