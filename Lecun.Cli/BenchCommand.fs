@@ -75,7 +75,7 @@ type private Settings =
       MinSeconds: float }
 
 let private measure (settings: Settings) (data: TrainTest) (backend: IBackend) =
-    let net = Network.lecun1989
+    let net = Recipe.network Recipe.lecun1989
     let trainSamples, collections, bytes, warmupPasses = Measure.training backend data.Train settings.TrainWarmUp settings.Repeat
     // Recognition uses the trained-from-seed weights' shapes only; its cost does not depend on their values.
     let parameters = Init.create Recipe.lecun1989.WeightInit net.Layout Recipe.lecun1989.Seed
@@ -299,7 +299,7 @@ let run (args: ParseResults<BenchArgs>) =
         |> List.map (fun b ->
             if not json then eprintfn "measuring %s ..." b.Name
             measure settings data b)
-    let layout = Layout.lecun1989
+    let layout = ModelFile.layout
     let batches = if quick then [ 1; 64 ] else [ 1; 16; 64; 256 ]
     let training =
         let configs =
@@ -312,8 +312,8 @@ let run (args: ParseResults<BenchArgs>) =
     if not json then eprintfn "measuring every product on both providers ..."
     // The routing table at batch 64, and (full runs) the batched products at 16 and 256, which AutoBackend's rule also covers.
     let products =
-        Routing.table Network.lecun1989 64 Evaluate.batch
-        @ [ for b in (if quick then [] else [ 16; 256 ]) do yield! Routing.products Network.lecun1989 $"batched training, batch {b}" b true ]
+        Routing.table (Recipe.network Recipe.lecun1989) 64 Evaluate.batch
+        @ [ for b in (if quick then [] else [ 16; 256 ]) do yield! Routing.products (Recipe.network Recipe.lecun1989) $"batched training, batch {b}" b true ]
     let timings = Products.measure products (if quick then 0.002 else 0.05)
     if json then printfn "%s" (toJson layout machine settings data figures training timings)
     else printf "%s" (table layout machine settings data figures training timings)

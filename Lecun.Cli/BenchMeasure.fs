@@ -254,7 +254,7 @@ module Training =
                     s.Pass ()
                     s.Samples <- float train.Count / Measure.seconds start :: s.Samples
                     s.Macs <- s.Macs + (MklCalls.OnThisThread - before).Macs)
-        let perPresentation = float (Macs.trainingPresentation Layout.lecun1989)
+        let perPresentation = float (Macs.trainingPresentation ModelFile.layout)
         sessions |> List.map (fun s ->
             let samples = s.Samples |> List.rev |> Array.ofList
             { Backend = s.Backend.Name; Batch = s.Batch; Threads = s.Threads

@@ -151,7 +151,7 @@ let run (args: ParseResults<LadderArgs>) =
               if stepFiveWanted && dataSet = DataSetName.Usps then
                   let five = Ladder.steps DataSetName.MnistSim |> List.find (fun s -> s.Label = "5")
                   yield five, "step 5 adds MNIST training digits, so it runs on mnist-sim only (ladder --data-set mnist-sim)" ]
-        let layout = Layout.lecun1989
+        let layout = ModelFile.layout
         let jobs =
             [| for s in runnable do
                    let data = match loaded.[s.DataSet] with Ok d -> d | Error e -> fail e
