@@ -55,13 +55,12 @@ module RunFolder =
         let found = Collections.Generic.List<Entry>()
         let pending = Collections.Generic.Stack<string>([ dir ])
         while pending.Count > 0 && found.Count <= maxEntries do
-            for info in DirectoryInfo(pending.Pop()).EnumerateFileSystemInfos("*", options) do
-                if found.Count <= maxEntries then
-                    if not (isNull info.LinkTarget) then found.Add(Link(relative info.FullName))
-                    elif info :? DirectoryInfo then
-                        found.Add(Folder(relative info.FullName))
-                        pending.Push info.FullName
-                    else found.Add(File(relative info.FullName))
+            for info in DirectoryInfo(pending.Pop()).EnumerateFileSystemInfos("*", options) |> Seq.truncate (maxEntries + 1 - found.Count) do
+                if not (isNull info.LinkTarget) then found.Add(Link(relative info.FullName))
+                elif info :? DirectoryInfo then
+                    found.Add(Folder(relative info.FullName))
+                    pending.Push info.FullName
+                else found.Add(File(relative info.FullName))
         if found.Count > maxEntries then Error $"more than {maxEntries} entries" else Ok(List.ofSeq found)
 
     /// A JSON object read from a file of at most `maxJsonBytes`, or None.
