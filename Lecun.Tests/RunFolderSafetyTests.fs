@@ -51,6 +51,20 @@ let private runCliIn (workingDir: string) (args: string list) =
         failtest $"{args}: no exit within 120 s"
     p.ExitCode, out.Result, err.Result
 
+/// A training run started as a child process, once its hidden staging folder is in `dir`.
+let private runningTrain (dir: string) =
+    let p = startCliIn Environment.CurrentDirectory [ "train"; "--passes"; "200"; "--holdout"; "7000"; "--backend"; "managed"; "--out"; Path.Combine(dir, "run") ]
+    let clock = Stopwatch.StartNew()
+    while Directory.GetFileSystemEntries(dir).Length = 0 && clock.Elapsed.TotalSeconds < 60.0 && not p.HasExited do
+        Threading.Thread.Sleep 20
+    Expect.isFalse p.HasExited "the run was still going"
+    p
+
+/// `kill -SIGNAL pid`.
+let private send (signal: string) (p: Process) =
+    use kill = Process.Start("kill", [ $"-{signal}"; string p.Id ])
+    kill.WaitForExit()
+
 let private oneLine (what: string) (err: string) =
     Expect.equal (err.TrimEnd('\n').Split('\n').Length) 1 $"{what}: one line on stderr: {err}"
     Expect.isFalse (err.Contains "   at ") $"{what}: no stack trace"
@@ -192,15 +206,10 @@ let tests =
             test "HUP, QUIT, USR1, USR2, ALRM, XCPU, XFSZ, VTALRM, PROF: the unfinished run removed, one line, exit 1" {
                 for signal in [ "HUP"; "QUIT"; "USR1"; "USR2"; "ALRM"; "XCPU"; "XFSZ"; "VTALRM"; "PROF" ] do
                     withTempDir (fun dir ->
-                        use p = startCliIn Environment.CurrentDirectory [ "train"; "--passes"; "200"; "--holdout"; "7000"; "--backend"; "managed"; "--out"; Path.Combine(dir, "run") ]
+                        use p = runningTrain dir
                         let err = p.StandardError.ReadToEndAsync()
-                        let clock = Stopwatch.StartNew()
-                        while Directory.GetFileSystemEntries(dir).Length = 0 && clock.Elapsed.TotalSeconds < 60.0 && not p.HasExited do
-                            Threading.Thread.Sleep 20
-                        Expect.isFalse p.HasExited $"SIG{signal}: the run was still going"
                         Threading.Thread.Sleep 200
-                        use kill = Process.Start("kill", [ $"-{signal}"; string p.Id ])
-                        kill.WaitForExit()
+                        send signal p
                         Expect.isTrue (p.WaitForExit 20000) $"SIG{signal}: exits"
                         Expect.equal p.ExitCode 1 $"SIG{signal}: exit code"
                         Expect.stringStarts err.Result $"interrupted by SIG{signal}: removed what was being written" $"SIG{signal}: says so"
@@ -211,17 +220,11 @@ let tests =
                 let burst = [ "HUP"; "HUP"; "TERM"; "QUIT"; "INT"; "HUP"; "USR1"; "TERM"; "QUIT"; "ALRM"; "HUP"; "TERM" ]
                 for trial in 1 .. 3 do
                     withTempDir (fun dir ->
-                        use p = startCliIn Environment.CurrentDirectory [ "train"; "--passes"; "200"; "--holdout"; "7000"; "--backend"; "managed"; "--out"; Path.Combine(dir, "run") ]
+                        use p = runningTrain dir
                         let err = p.StandardError.ReadToEndAsync()
-                        let clock = Stopwatch.StartNew()
-                        while Directory.GetFileSystemEntries(dir).Length = 0 && clock.Elapsed.TotalSeconds < 60.0 && not p.HasExited do
-                            Threading.Thread.Sleep 20
-                        Expect.isFalse p.HasExited "the run was still going"
                         // Each signal in its own `kill`, as fast as they can be sent, after a different delay each trial.
                         Threading.Thread.Sleep(100 * trial)
-                        for signal in burst do
-                            use kill = Process.Start("kill", [ $"-{signal}"; string p.Id ])
-                            kill.WaitForExit()
+                        for signal in burst do send signal p
                         Expect.isTrue (p.WaitForExit 20000) "exits"
                         Expect.equal p.ExitCode 1 "exit code"
                         oneLine $"trial {trial}" err.Result
@@ -263,8 +266,7 @@ let tests =
                     let clock = Stopwatch.StartNew()
                     while not (lock lines (fun () -> lines.Exists(fun l -> l.StartsWith "listening"))) && clock.Elapsed.TotalSeconds < 60.0 && not p.HasExited do
                         Threading.Thread.Sleep 50
-                    use kill = Process.Start("kill", [ "-TERM"; string p.Id ])
-                    kill.WaitForExit()
+                    send "TERM" p
                     p.WaitForExit 20000 |> ignore
                     reader.Wait 5000 |> ignore
                     let out = String.Join("\n", lock lines (fun () -> List.ofSeq lines))
