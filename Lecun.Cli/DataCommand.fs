@@ -42,7 +42,7 @@ type FetchArgs =
             | From _ -> $"base URL or folder holding zip.train.gz and zip.test.gz (default {Fetch.defaultBaseUrl})."
             | To _ -> "data folder to write usps/ into (default: --data, else $LECUN_DATA, else ./data)."
             | Data_Dir _ -> "the data folder (the default for --to)."
-            | Timeout _ -> "give up on a download after this many seconds (default 60)."
+            | Timeout _ -> $"give up when the download (both files) has not finished after this many seconds (default 60); a server silent for {Fetch.readTimeout.TotalSeconds} s is given up sooner."
 
 type PrepareArgs =
     | [<MainCommand; ExactlyOnce>] Set of data_set: string

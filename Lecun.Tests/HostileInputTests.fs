@@ -136,26 +136,42 @@ let private filterLine (kind: int) (bpp: int) (prior: byte array option) (line: 
 
 let private adam7 = [ 0, 0, 8, 8; 4, 0, 8, 8; 0, 4, 4, 8; 2, 0, 4, 4; 0, 2, 2, 4; 1, 0, 2, 2; 0, 1, 1, 2 ]
 
-/// A 16x16 palette PNG of the given bit depth (1, 2, 4 or 8), interlaced or not, with
-/// `entries` gray palette entries (entry k is gray 255 k / (entries - 1)) and the given index per
-/// pixel. Row r of each pass uses filter r mod 5, so every filter type is used.
-let private palettePng (depth: int) (interlaced: bool) (entries: int) (indices: int array) =
+/// The IDAT data of a 16x16 image of the given colour type and bit depth, interlaced or not:
+/// `sample pixel channel` gives each sample. Row r of each pass uses filter r mod 5, so every
+/// filter type is used.
+let private scanlines (colourType: int) (depth: int) (interlaced: bool) (sample: int -> int -> int) =
+    let channels = match colourType with 2 -> 3 | 4 -> 2 | 6 -> 4 | _ -> 1
+    let bpp = max 1 (channels * depth / 8)
     let passes = if interlaced then adam7 else [ 0, 0, 1, 1 ]
-    let raw =
-        [| for x0, y0, dx, dy in passes do
-               let w, h = (16 - x0 + dx - 1) / dx, (16 - y0 + dy - 1) / dy
-               let mutable prior = None
-               for r in 0 .. h - 1 do
-                   let line = Array.zeroCreate<byte> ((w * depth + 7) / 8)
-                   for c in 0 .. w - 1 do
-                       let index = indices[(y0 + r * dy) * 16 + x0 + c * dx]
-                       let bit = c * depth
-                       line[bit / 8] <- line[bit / 8] ||| byte (index <<< (8 - depth - bit % 8))
-                   yield! filterLine (r % 5) 1 prior line
-                   prior <- Some line |]
+    [| for x0, y0, dx, dy in passes do
+           let w, h = (16 - x0 + dx - 1) / dx, (16 - y0 + dy - 1) / dy
+           let mutable prior = None
+           for r in 0 .. h - 1 do
+               let line = Array.zeroCreate<byte> ((w * channels * depth + 7) / 8)
+               for c in 0 .. w - 1 do
+                   let pixel = (y0 + r * dy) * 16 + x0 + c * dx
+                   for ch in 0 .. channels - 1 do
+                       let v = sample pixel ch
+                       let bit = (c * channels + ch) * depth
+                       if depth = 16 then
+                           line[bit / 8] <- byte (v >>> 8)
+                           line[bit / 8 + 1] <- byte v
+                       else line[bit / 8] <- line[bit / 8] ||| byte (v <<< (8 - depth - bit % 8))
+               yield! filterLine (r % 5) bpp prior line
+               prior <- Some line |]
+
+/// A 16x16 PNG from its IHDR fields, with the chunks given before and after its one IDAT.
+let private png (colourType: int) (depth: int) (interlaced: bool) (before: byte array list) (after: byte array list) (sample: int -> int -> int) =
+    let ihdr = Array.concat [ be32 16; be32 16; [| byte depth; byte colourType; 0uy; 0uy; (if interlaced then 1uy else 0uy) |] ]
+    Array.concat
+        [ yield pngSignature; yield pngChunk "IHDR" ihdr; yield! before
+          yield pngChunk "IDAT" (zlib (scanlines colourType depth interlaced sample)); yield! after; yield pngChunk "IEND" [||] ]
+
+/// A 16x16 palette PNG of the given bit depth (1, 2, 4 or 8) with `entries` gray palette
+/// entries (entry k is gray 255 k / (entries - 1)) and the given index per pixel.
+let private palettePng (depth: int) (interlaced: bool) (entries: int) (indices: int array) =
     let palette = Array.init entries (fun k -> let g = byte (if entries = 1 then 0 else 255 * k / (entries - 1)) in [| g; g; g |]) |> Array.concat
-    let ihdr = Array.concat [ be32 16; be32 16; [| byte depth; 3uy; 0uy; 0uy; (if interlaced then 1uy else 0uy) |] ]
-    Array.concat [ pngSignature; pngChunk "IHDR" ihdr; pngChunk "PLTE" palette; pngChunk "IDAT" (zlib raw); pngChunk "IEND" [||] ]
+    png 3 depth interlaced [ pngChunk "PLTE" palette ] [] (fun pixel _ -> indices[pixel])
 
 /// A 16x16 8-bit gray PNG whose IDAT holds exactly the given zlib stream.
 let private grayPngWithIdat (idat: byte array) =
@@ -231,7 +247,7 @@ let private otherCompressed =
 
 [<Tests>]
 let tests =
-    testSequenced <| testList "hostile input" [
+    testSequenced <| testList "hostile input, second round" [
         testList "data fetch timeouts" [
             test "a server that sends its headers and then nothing fails at --timeout, in one line" {
                 use server = slowBody 0 (TimeSpan.FromSeconds 1.0)
@@ -284,21 +300,49 @@ let tests =
 
         testList "invalid files are refused" [
             test "a palette PNG whose indices go past its palette is refused; within it, read exactly" {
-                let entries = 2
                 for depth in [ 1; 2; 4; 8 ] do
+                    // One entry leaves index 1 of a 1-bit image past the palette; three, 3 of 2 bits.
+                    let entries = if depth = 1 then 1 else 3
                     for interlaced in [ false; true ] do
                         let what = $"depth {depth}, interlaced {interlaced}"
                         let indices = Array.init 256 (fun i -> (i * 7 + i / 16) % entries)
                         match readDigits "d.png" (palettePng depth interlaced entries indices) with
                         | Ok [ values, None ] ->
-                            // Entry k is gray 255 k, so index 0 is black ink (+1) and index 1 white paper (-1).
-                            Expect.equal values (indices |> Array.map (fun k -> if k = 0 then 1f else -1f)) $"{what}: every pixel from its entry"
+                            // Entry k is gray g = 255 k / (entries - 1) (0: black ink, +1), read as 1 - 2 g / 255.
+                            for i in 0 .. 255 do
+                                let gray = if entries = 1 then 0 else 255 * indices[i] / (entries - 1)
+                                Expect.floatClose Accuracy.medium (float values[i]) (1.0 - 2.0 * float gray / 255.0) $"{what}: pixel {i} from its entry"
                         | other -> failtest $"{what}: the valid image was not read as one digit: {other}"
                         for pixel in [ 0; 17; 255 ] do
                             let past = Array.copy indices
                             past[pixel] <- (1 <<< depth) - 1
                             let e = errorOf (readDigits "d.png" (palettePng depth interlaced entries past))
                             Expect.stringContains e $"palette index {(1 <<< depth) - 1}, past the palette's {entries} entries" $"{what}, pixel {pixel}"
+            }
+            test "every valid PNG is still read: each colour type and bit depth, interlaced, ancillary chunks, APNG" {
+                let depths = [ 0, [ 1; 2; 4; 8; 16 ]; 2, [ 8; 16 ]; 3, [ 1; 2; 4; 8 ]; 4, [ 8; 16 ]; 6, [ 8; 16 ] ]
+                let rng = Random(29)
+                for colourType, allowed in depths do
+                    for depth in allowed do
+                        for interlaced in [ false; true ] do
+                            let what = $"colour type {colourType}, depth {depth}, interlaced {interlaced}"
+                            let top = if colourType = 3 then 3 else (1 <<< depth) - 1
+                            let samples = Array.init (256 * 4) (fun _ -> rng.Next(top + 1))
+                            let before =
+                                [ pngChunk "gAMA" (be32 45455)
+                                  pngChunk "tEXt" (Encoding.ASCII.GetBytes "Comment\000odd but valid")
+                                  if colourType = 3 then pngChunk "PLTE" (Array.init 12 (fun i -> byte (i * 20))) ]
+                            let bytes = png colourType depth interlaced before [ pngChunk "zTXt" [| 'x'B; 0uy; 0uy; 0x78uy; 0x9Cuy |] ] (fun p ch -> samples[p * 4 + ch])
+                            match readDigits "d.png" bytes with
+                            | Ok [ values, None ] -> Expect.equal values.Length 256 what
+                            | other -> failtest $"{what}: not read as one digit: {other}"
+                // APNG: the default image (IDAT) is the first frame; the animation's own chunks around it.
+                let fcTL (sequence: int) = pngChunk "fcTL" (Array.concat [ be32 sequence; be32 16; be32 16; be32 0; be32 0; [| 0uy; 1uy; 0uy; 1uy; 0uy; 0uy |] ])
+                let frame2 = Array.append (be32 2) (zlib (scanlines 0 8 false (fun p _ -> p)))
+                let apng = png 0 8 false [ pngChunk "acTL" (Array.append (be32 2) (be32 0)); fcTL 0 ] [ fcTL 1; pngChunk "fdAT" frame2 ] (fun _ _ -> 0)
+                match readDigits "d.png" apng with
+                | Ok [ values, None ] -> Expect.isTrue (values |> Array.forall ((=) 1f)) "the first frame (black), not the second"
+                | other -> failtest $"APNG not read as its first frame: {other}"
             }
             test "a safetensors header with a key given twice, at any level, is refused" {
                 let cases =

@@ -59,11 +59,11 @@ module Fetch =
             let response = waitFor (fun t -> client.GetAsync(current, HttpCompletionOption.ResponseHeadersRead, t))
             let status = int response.StatusCode
             if status >= 300 && status < 400 && status <> 304 then
-                response.Dispose()
                 let location =
                     match response.Headers.NonValidated.TryGetValues "Location" with
                     | true, values -> values |> Seq.tryHead
                     | _ -> None
+                response.Dispose()
                 match location with
                 | None -> Error $"{url}: HTTP {status} redirect without a Location"
                 | Some location ->
@@ -163,6 +163,6 @@ module Fetch =
         finally
             client |> Option.iter (fun c -> c.Dispose())
 
-    /// `uspsWithin` with the default wait for a stalled server (or the whole timeout, if shorter).
+    /// `uspsWithin` with the default wait for a stalled server (a timeout shorter than it ends first).
     let usps (source: string) (toDir: string) (timeout: TimeSpan) : Result<Fetched list, string> =
-        uspsWithin source toDir timeout (min timeout readTimeout)
+        uspsWithin source toDir timeout readTimeout
