@@ -7,19 +7,13 @@ open System
 open System.Diagnostics
 open System.IO
 open System.IO.Compression
-open System.Net
-open System.Net.Sockets
 open System.Text
-open System.Threading
 open System.Threading.Tasks
 open Expecto
 open Lecun.Model
 open Lecun.Cli
 
-let private withTempDir (f: string -> 'a) =
-    let dir = Path.Combine(Path.GetTempPath(), $"lecun-hostile-input-{Guid.NewGuid():N}")
-    Directory.CreateDirectory dir |> ignore
-    try f dir finally (try Directory.Delete(dir, true) with _ -> ())
+let private withTempDir = TestSetup.withTempDir
 
 let private errorOf (result: Result<'a, string>) =
     match result with
@@ -40,48 +34,12 @@ let private be32 (v: int) = [| byte (v >>> 24); byte (v >>> 16); byte (v >>> 8);
 
 // ---- a local HTTP server that misbehaves -------------------------------------------------------
 
-/// A server on 127.0.0.1 only that reads each request's headers and answers with `respond`,
-/// which writes raw bytes to the connection and may take as long as it likes (it is given a
-/// token cancelled when the server is disposed).
-type private RawServer(respond: NetworkStream -> CancellationToken -> Task) =
-    let listener = new TcpListener(IPAddress.Loopback, 0)
-    let stop = new CancellationTokenSource()
-    do listener.Start()
-    let port = (listener.LocalEndpoint :?> IPEndPoint).Port
-    let serve (client: TcpClient) =
-        task {
-            use client = client
-            use stream = client.GetStream()
-            let request = Array.zeroCreate<byte> 8192
-            let mutable seen = 0
-            let mutable ended = false
-            while not ended && seen < request.Length do
-                let! n = stream.ReadAsync(request.AsMemory(seen), stop.Token)
-                seen <- seen + n
-                ended <- n = 0 || Encoding.ASCII.GetString(request, 0, seen).Contains "\r\n\r\n"
-            try do! respond stream stop.Token with _ -> ()
-        }
-    let accepting =
-        task {
-            try
-                while not stop.IsCancellationRequested do
-                    let! client = listener.AcceptTcpClientAsync(stop.Token)
-                    serve client |> ignore
-            with _ -> ()
-        }
-    member _.Url = $"http://127.0.0.1:{port}/"
-    interface IDisposable with
-        member _.Dispose() =
-            stop.Cancel()
-            listener.Stop()
-            (try accepting.Wait(2000) |> ignore with _ -> ())
-
 let private headers (lines: string list) = Encoding.ASCII.GetBytes(String.Join("\r\n", lines) + "\r\n\r\n")
 
 /// Headers promising a 2 MB gzip file, then the body at `bytesPerTick` bytes every `tick` (0 bytes:
 /// nothing after the headers), never finishing.
 let private slowBody (bytesPerTick: int) (tick: TimeSpan) =
-    RawServer(fun stream token ->
+    new TestSetup.RawHttpServer(fun _ stream token ->
         task {
             let h = headers [ "HTTP/1.1 200 OK"; "Content-Type: application/gzip"; "Content-Length: 2000000" ]
             do! stream.WriteAsync(h.AsMemory(), token)
@@ -249,50 +207,40 @@ let private otherCompressed =
 let tests =
     testSequenced <| testList "hostile input, second round" [
         testList "data fetch timeouts" [
-            test "a server that sends its headers and then nothing fails at --timeout, in one line" {
-                use server = slowBody 0 (TimeSpan.FromSeconds 1.0)
-                withTempDir (fun dir ->
-                    let line, seconds = timed (fun () -> refusedBy [ "data"; "fetch"; "--from"; server.Url; "--to"; dir; "--timeout"; "2" ])
-                    Expect.stringContains line "no complete answer within 2 s" "the timeout is named"
-                    Expect.stringContains line server.Url "the URL is named"
-                    Expect.isLessThan seconds (2.0 + slack) "ends soon after the timeout"
-                    Expect.isEmpty (Directory.GetFileSystemEntries dir) "nothing written")
-            }
-            test "a server that trickles the body a byte at a time fails at --timeout" {
+            test "a server that stalls after its headers, or trickles the body, fails at --timeout, in one line" {
                 // A byte every 100 ms never leaves the connection idle for long: only the bound on
-                // the whole transfer stops it.
-                use server = slowBody 1 (TimeSpan.FromMilliseconds 100.0)
-                withTempDir (fun dir ->
-                    let line, seconds = timed (fun () -> refusedBy [ "data"; "fetch"; "--from"; server.Url; "--to"; dir; "--timeout"; "2" ])
-                    Expect.stringContains line "no complete answer within 2 s" "the timeout is named"
-                    Expect.isLessThan seconds (2.0 + slack) "ends soon after the timeout"
-                    Expect.isEmpty (Directory.GetFileSystemEntries dir) "nothing written")
+                // the whole transfer stops the trickle.
+                for what, bytesPerTick, tick in [ "stalls", 0, TimeSpan.FromSeconds 1.0; "trickles", 1, TimeSpan.FromMilliseconds 100.0 ] do
+                    use server = slowBody bytesPerTick tick
+                    let url = server.Url "/"
+                    withTempDir (fun dir ->
+                        let line, seconds = timed (fun () -> refusedBy [ "data"; "fetch"; "--from"; url; "--to"; dir; "--timeout"; "2" ])
+                        Expect.stringContains line $"{url}zip.train.gz: no complete answer within 2 s" $"{what}: the URL and the timeout are named"
+                        Expect.isLessThan seconds (2.0 + slack) $"{what}: ends soon after the timeout"
+                        Expect.isEmpty (Directory.GetFileSystemEntries dir) $"{what}: nothing written")
             }
-            test "a body that stalls fails after the read timeout, long before the total" {
-                use server = slowBody 0 (TimeSpan.FromSeconds 1.0)
-                withTempDir (fun dir ->
-                    let result, seconds = timed (fun () -> Fetch.uspsWithin server.Url dir (TimeSpan.FromSeconds 60.0) (TimeSpan.FromSeconds 1.0))
-                    Expect.stringContains (errorOf result) "sent nothing for 1 s (stalled)" "the stall is named"
-                    Expect.isLessThan seconds (1.0 + slack) "ends soon after the read timeout"
-                    Expect.isEmpty (Directory.GetFileSystemEntries dir) "nothing written")
-            }
-            test "a trickle that is never idle for the read timeout still ends at the total" {
-                use server = slowBody 1 (TimeSpan.FromMilliseconds 100.0)
-                withTempDir (fun dir ->
-                    let result, seconds = timed (fun () -> Fetch.uspsWithin server.Url dir (TimeSpan.FromSeconds 2.0) (TimeSpan.FromSeconds 1.0))
-                    Expect.stringContains (errorOf result) "no complete answer within 2 s" "the total is what stopped it"
-                    Expect.isLessThan seconds (2.0 + slack) "ends soon after the total")
+            test "a body that stalls fails after the read timeout; a trickle never idle that long, at the total" {
+                // Read timeout 1 s; `stops` is the one of the two bounds that ends the download.
+                for what, bytesPerTick, tick, total, stops, phrase in
+                    [ "stalls", 0, TimeSpan.FromSeconds 1.0, 60.0, 1.0, "the server sent nothing for 1 s (stalled)"
+                      "trickles", 1, TimeSpan.FromMilliseconds 100.0, 2.0, 2.0, "no complete answer within 2 s" ] do
+                    use server = slowBody bytesPerTick tick
+                    withTempDir (fun dir ->
+                        let result, seconds = timed (fun () -> Fetch.uspsWithin (server.Url "/") dir (TimeSpan.FromSeconds total) (TimeSpan.FromSeconds 1.0))
+                        Expect.stringContains (errorOf result) phrase what
+                        Expect.isLessThan seconds (stops + slack) $"{what}: ends soon after the bound that stops it"
+                        Expect.isEmpty (Directory.GetFileSystemEntries dir) $"{what}: nothing written")
             }
             test "a redirect to a file:// or other non-http URL is refused naming the URL" {
                 for target in [ "file:///etc/passwd"; "ftp://127.0.0.1/zip.train.gz"; "gopher://x/" ] do
                     use server =
-                        new RawServer(fun stream token ->
+                        new TestSetup.RawHttpServer(fun _ stream token ->
                             task {
                                 let h = headers [ "HTTP/1.1 302 Found"; $"Location: {target}"; "Content-Length: 0"; "Connection: close" ]
                                 do! stream.WriteAsync(h.AsMemory(), token)
                             })
                     withTempDir (fun dir ->
-                        let line = refusedBy [ "data"; "fetch"; "--from"; server.Url; "--to"; dir; "--timeout"; "10" ]
+                        let line = refusedBy [ "data"; "fetch"; "--from"; server.Url "/"; "--to"; dir; "--timeout"; "10" ]
                         Expect.stringContains line target "the redirect's target is named"
                         Expect.stringContains line "not an http(s) URL" "why it is refused")
             }
