@@ -367,7 +367,10 @@ let tests =
                     Directory.CreateDirectory(Path.Combine(usps, "zip.train.gz")) |> ignore
                     File.WriteAllBytes(Path.Combine(usps, "zip.test.gz"), [||])
                     let line = refusedBy [ "data"; "verify"; "--data"; Path.Combine(dir, "data"); "--data-set"; "usps" ]
-                    Expect.stringContains line "zip.train.gz: is a folder, not a file" "data verify")
+                    Expect.stringContains line "zip.train.gz: is a folder, not a file" "data verify"
+                    // And the other way round: a file given as the data folder.
+                    let line = refusedBy [ "data"; "verify"; "--data"; Path.Combine(usps, "zip.test.gz"); "--data-set"; "usps" ]
+                    Expect.stringContains line "zip.test.gz (a file, not a folder)" "--data naming a file")
             }
             test "data compressed by something else than gzip is called what it looks like, not parsed as text" {
                 for kind, bytes in otherCompressed do

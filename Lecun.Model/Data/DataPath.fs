@@ -66,6 +66,7 @@ module DataPath =
             | None when p.Origin = "../shared/data" -> $"{p.Origin} (no {repoMarker} above the current or program folder)"
             | None -> $"{p.Origin} (not set)"
             | Some d when Directory.Exists d -> $"{p.Origin} = {d}"
+            | Some d when File.Exists d -> $"{p.Origin} = {d} (a file, not a folder)"
             | Some d -> $"{p.Origin} = {d} (no such folder)")
         |> String.concat ", "
 
