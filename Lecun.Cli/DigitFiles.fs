@@ -159,7 +159,8 @@ let private decodePng (bytes: byte array) : Result<Digit, string> =
         | SKCodecResult.IncompleteInput -> Error "truncated PNG: the image data ends before the last row"
         | other -> Error $"corrupt PNG: the decoder stopped ({other})"
 
-let private readPng (bytes: byte array) = checkPngChunks bytes |> Result.bind (fun () -> decodePng bytes)
+let private readPng (bytes: byte array) =
+    checkPngChunks bytes |> Result.bind (fun () -> PngData.check side bytes) |> Result.bind (fun () -> decodePng bytes)
 
 // ---------------------------------------------------------------- text rows
 
@@ -318,15 +319,18 @@ let read (path: string) : Result<Digit list, string> =
             | None -> Error $"larger than {maxImageBytes} bytes; a 16x16 image is a few kilobytes"
             | Some rest -> decode (Array.append head rest) |> Result.map List.singleton
         if startsWith "P2"B head || startsWith "P5"B head then image readPgm
+        elif startsWith "P3"B head || startsWith "P6"B head then Error "a colour PPM image (P3 or P6); only grayscale PGM (P2 or P5) is supported"
+        elif startsWith "P1"B head || startsWith "P4"B head then Error "a PBM bitmap (P1 or P4); only grayscale PGM (P2 or P5) is supported"
         elif startsWith pngSignature head then image readPng
         elif extension = ".pgm" then Error "bad PGM header: the file does not start with P2 or P5"
         elif extension = ".png" then Error "not a PNG (no PNG signature)"
         else readText (new PrefixedStream(head, stream))
     let result =
         try
-            if not (File.Exists path) then Error "file not found"
-            else
-                use stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 65536)
+            match RawFile.openRead 65536 path with
+            | Error e -> Error e
+            | Ok stream ->
+                use stream = stream
                 readFrom stream
         with
         | :? IOException

@@ -31,8 +31,8 @@ type LadderArgs =
             | Steps _ -> "steps to run: all (default), a range like 0-4, or a list like 0,2,4 (6.. are the refinements)."
             | Jobs _ -> "runs at a time (default: one per core)."
             | Backend _ -> Providers.usage
-            | Out _ -> "folder for ladder.json, ladder.csv and ladder.png (default: a new folder under runs/); refused when it already holds files, unless --force."
-            | Force -> "replace the files of an --out folder that already holds some."
+            | Out _ -> "folder for ladder.json, ladder.csv and ladder.png (default: a new folder under runs/); refused when it already holds files, unless they are a finished run and --force is given."
+            | Force -> "replace an --out folder that holds a finished run of this program (no other folder, never the working folder or one that contains it)."
             | Limit _ -> "use only the first N digits of each split (a quick look; the figures are then not comparable)."
 
 type private StepResult =

@@ -91,46 +91,68 @@ let private innermost (e: exn) =
     e
 
 /// Runs one command line and returns the exit code: 0 done, 1 anything else (bad usage, bad
-/// input, a failed or interrupted run), with one line on stderr saying why.
+/// input, a failed or interrupted run), with one line on stderr saying why. Everything printed
+/// passes through `Output.printable`: text from files never reaches the terminal as controls.
 let run (argv: string array) =
     let verbose = argv |> Array.contains "--verbose"
     // Argu's structure check of the templates costs ~40 ms of a ~1.3 s train; the tests run it instead.
     let parser = ArgumentParser.Create<CliArgs>(programName = "lecun", checkStructure = false)
-    try
+    withPrintableConsole (fun () ->
         try
             let parsed = parser.ParseCommandLine(argv, raiseOnUsage = true)
             dispatch parsed
         with e ->
+            if Lecun.Model.Unfinished.isInterrupted () then
+                // A signal handler is removing what was being written and then ends the process with
+                // its own line; returning now would end it before the removal is done.
+                Threading.Thread.Sleep(TimeSpan.FromSeconds 30.0)
             match innermost e with
             | :? ArguParseException as e when e.ErrorCode = ErrorCode.HelpText ->
                 printfn "%s" e.Message
                 0
             | UserError message ->
-                eprintfn "error: %s" message
+                eprintfn "error: %s" (printableLine message)
                 1
             | :? ArguParseException as e ->
                 eprintfn "%s" (usageError argv e.Message)
                 1
             | inner ->
-                eprintfn "error: %s" inner.Message
+                eprintfn "error: %s" (printableLine inner.Message)
                 if verbose then eprintfn "%O" e
-                1
-    finally
-        Console.Out.Flush()
+                1)
 
-/// Ctrl-C and SIGTERM: remove every temporary file and unfinished run folder, say so, exit 1.
-let private onSignal (name: string) (context: Runtime.InteropServices.PosixSignalContext) =
+open System.Runtime.InteropServices
+
+/// The signals that end the process unless handled (SIGHUP: the terminal or ssh session closed;
+/// SIGQUIT: Ctrl-\). Each is handled as one: every temporary file and unfinished run folder is
+/// removed, one line says so, exit 1. The rest are Linux's numbers, which .NET takes as raw values.
+let private endingSignals =
+    let linux = [ 10, "SIGUSR1"; 12, "SIGUSR2"; 14, "SIGALRM"; 24, "SIGXCPU"; 25, "SIGXFSZ"; 26, "SIGVTALRM"; 27, "SIGPROF" ]
+    [ PosixSignal.SIGINT, "SIGINT (Ctrl-C)"; PosixSignal.SIGTERM, "SIGTERM"; PosixSignal.SIGHUP, "SIGHUP"; PosixSignal.SIGQUIT, "SIGQUIT" ]
+    @ (if OperatingSystem.IsLinux() then linux |> List.map (fun (number, name) -> enum<PosixSignal> number, name) else [])
+
+/// 1 once a signal has been taken: later ones (the same or another) add nothing.
+let private signalled = ref 0
+
+let private onSignal (name: string) (context: PosixSignalContext) =
     context.Cancel <- true
-    let removed = Lecun.Model.Unfinished.interrupt ()
-    let what =
-        if removed.IsEmpty then "nothing was being written"
-        else $"""removed what was being written ({String.Join(", ", removed |> List.map IO.Path.GetFileName)}); finished files are whole"""
-    eprintfn "interrupted by %s: %s" name what
-    Console.Error.Flush()
-    exit 1
+    if Threading.Interlocked.Exchange(&signalled.contents, 1) = 0 then
+        try
+            let removed = Lecun.Model.Unfinished.interrupt ()
+            let what =
+                if removed.IsEmpty then "nothing was being written"
+                else $"""removed what was being written ({String.Join(", ", removed |> List.map IO.Path.GetFileName)}); finished files are whole"""
+            // stderr may have gone with the terminal (SIGHUP): the files are removed all the same.
+            try
+                eprintfn "interrupted by %s: %s" name what
+                Console.Error.Flush()
+            with _ -> ()
+        finally
+            exit 1
 
 [<EntryPoint>]
 let main argv =
-    use _sigint = Runtime.InteropServices.PosixSignalRegistration.Create(Runtime.InteropServices.PosixSignal.SIGINT, onSignal "SIGINT (Ctrl-C)")
-    use _sigterm = Runtime.InteropServices.PosixSignalRegistration.Create(Runtime.InteropServices.PosixSignal.SIGTERM, onSignal "SIGTERM")
-    run argv
+    let registrations = endingSignals |> List.map (fun (signal, name) -> PosixSignalRegistration.Create(signal, onSignal name))
+    try run argv
+    finally
+        for r in registrations do r.Dispose()

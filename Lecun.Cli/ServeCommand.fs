@@ -150,7 +150,17 @@ let run (args: ParseResults<ServeArgs>) =
     | Ok _ -> ()
     let server =
         try start view address port
-        with :? IOException as e -> fail $"cannot listen on {address}:{port} ({e.Message})"
+        with
+        | :? IOException as e -> fail $"cannot listen on {address}:{port} ({e.Message})"
+        | :? Sockets.SocketException as e when e.SocketErrorCode = Sockets.SocketError.AddressNotAvailable ->
+            let own =
+                try
+                    NetworkInformation.NetworkInterface.GetAllNetworkInterfaces()
+                    |> Seq.collect (fun i -> i.GetIPProperties().UnicastAddresses |> Seq.map (fun a -> string a.Address))
+                    |> String.concat ", "
+                with _ -> "unknown"
+            fail $"cannot listen on {address}: this machine has no such address (its addresses: {own}; 0.0.0.0 listens on all)"
+        | :? Sockets.SocketException as e -> fail $"cannot listen on {address}:{port} ({e.Message})"
     printfn "serving %s (%s) at %s" file (ModelView.describe view) server.Url
     if IPAddress.IsLoopback address then printfn "listening on this machine only (--host 0.0.0.0 opens it to the network); Ctrl+C stops"
     else printfn "listening on %O: other machines can reach it; Ctrl+C stops" address

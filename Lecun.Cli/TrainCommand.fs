@@ -58,8 +58,8 @@ type TrainArgs =
             | Backend _ -> Providers.usage
             | Batch_Size _ -> "examples per update: 1 = the paper's per-example training (default); B > 1 = one batched forward and backward per B digits on the averaged gradient (AdamW's rate then scales with sqrt(B) unless --lr is given)."
             | Init _ -> "start from this checkpoint instead of a fresh initialization."
-            | Out _ -> "folder for the run's files (default: a new folder under runs/); refused when it already holds files, unless --force."
-            | Force -> "replace the files of an --out folder that already holds some."
+            | Out _ -> "folder for the run's files (default: a new folder under runs/); refused when it already holds files, unless they are a finished run and --force is given."
+            | Force -> "replace an --out folder that holds a finished run of this program (no other folder, never the working folder or one that contains it)."
             | Activation _ -> "tanh (lecun1989's), scaled-tanh (1.7159 tanh(2a/3), the paper's scaled tanh, newton1989's) or relu, on every unit that is not a linear output."
             | Weight_Init _ -> "initial weights U[-b, b] with b = 2.4/sqrt(F) (sqrt-fan-in, lecun1989's) or 2.4/F (fan-in, newton1989's), F the unit's fan-in."
             | Loss _ -> "mse (mean over the 10 outputs, the paper), mse-half (half the summed squares) or softmax-ce (makes the outputs linear)."
@@ -95,7 +95,7 @@ let private metricsCsv (passes: PassMetrics list) =
                                inv m.Test.Loss; inv m.Test.Error; string m.Test.Misses; inv m.Seconds ]))
     String.Join("\n", "pass,train_loss,train_error,train_misses,test_loss,test_error,test_misses,seconds" :: rows) + "\n"
 
-/// The run's folder, staged: `--out` (refused when it holds files, unless --force), or a new
+/// The run's folder, staged: `--out` (refused when it holds files, unless a finished run and --force), or a new
 /// folder under runs/ named by the time (a free `-2`, `-3`, ... when two runs start in the same second).
 let stageOutDir (out: string option) (force: bool) (defaultName: unit -> string) =
     match out with

@@ -141,9 +141,30 @@ module Checkpoint =
             return Map.ofList pairs
         }
 
+    /// The first key given twice in one object anywhere in the header, and where ("header" at the
+    /// top, else the tensor or __metadata__ it is in). JsonDocument keeps both, and the last-wins
+    /// rule of other readers would hide the first, so the file would mean different things to
+    /// different readers; the reference reader refuses such a header. A loop over an explicit
+    /// stack: nesting is bounded by the parser's depth limit, and no recursion grows with it.
+    let private duplicateKey (root: JsonElement) : (string * string) option =
+        let pending = Collections.Generic.Stack<string * JsonElement>()
+        pending.Push("header", root)
+        let mutable found = None
+        while found.IsNone && pending.Count > 0 do
+            let where, element = pending.Pop()
+            match element.ValueKind with
+            | JsonValueKind.Object ->
+                let seen = Collections.Generic.HashSet<string>(StringComparer.Ordinal)
+                for p in element.EnumerateObject() do
+                    if found.IsNone && not (seen.Add p.Name) then found <- Some(p.Name, where)
+                    let inner = if where <> "header" then where elif p.Name = metadataKey then metadataKey else $"tensor {p.Name}"
+                    pending.Push(inner, p.Value)
+            | JsonValueKind.Array -> for item in element.EnumerateArray() do pending.Push(where, item)
+            | _ -> ()
+        found
+
     /// Splits the header into metadata and tensor entries, refusing far more entries than the layout
-    /// has tensors (plus the metadata) and duplicate names (JsonDocument keeps duplicates, and the
-    /// last-wins rule of other readers would hide them).
+    /// has tensors (plus the metadata) and any key given twice at any level.
     let private parseHeader (layout: NetLayout) (json: string) : Result<Map<string, string> * Entry list, string> =
         result {
             use! doc = try Ok(JsonDocument.Parse json) with :? JsonException as e -> Error $"header is not valid JSON ({e.Message})"
@@ -153,8 +174,9 @@ module Checkpoint =
             let most = 2 * (layout.Views.Length + 1)
             let props = root.EnumerateObject() |> Seq.truncate (most + 1) |> List.ofSeq
             do! check (props.Length <= most) $"header has more than {most} entries (a model file of this network has {layout.Views.Length} tensors and {metadataKey})"
-            match props |> List.countBy (fun p -> p.Name) |> List.tryFind (fun (_, n) -> n > 1) with
-            | Some(name, _) -> return! Error $"header names {name} twice"
+            match duplicateKey root with
+            | Some(name, "header") -> return! Error $"header names {name} twice"
+            | Some(key, where) -> return! Error $"header gives {key} twice in {where} (a key may appear once)"
             | None ->
                 let! metadata =
                     match props |> List.tryFind (fun p -> p.Name = metadataKey) with
@@ -223,9 +245,10 @@ module Checkpoint =
     let private readBounded (path: string) (limit: int64) : Result<byte array, string> =
         let tooLong = $"file is longer than any model file of this network ({limit} bytes at most)"
         try
-            if not (File.Exists path) then Error "file not found"
-            else
-                use stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 4096)
+            match RawFile.openRead 4096 path with
+            | Error e -> Error e
+            | Ok stream ->
+                use stream = stream
                 // A regular file's length is known: refuse a long one without reading it. Devices report 0.
                 if stream.CanSeek && stream.Length > limit then Error $"file is {stream.Length} bytes, longer than any model file of this network ({limit} bytes at most)"
                 else

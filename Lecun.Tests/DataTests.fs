@@ -83,44 +83,19 @@ let private good = line "3" " " values256
 // ---- a tiny HTTP server for fetch ------------------------------------------------------------
 
 /// Serves fixed responses on 127.0.0.1 (any free port): path -> bytes; anything else is a 404.
-type private TestServer(files: Map<string, byte array>) =
-    let listener = new TcpListener(IPAddress.Loopback, 0)
-    let cts = new CancellationTokenSource()
-    do listener.Start()
-    let port = (listener.LocalEndpoint :?> IPEndPoint).Port
-    let serve (client: TcpClient) =
+let private fileServer (files: Map<string, byte array>) =
+    new TestSetup.RawHttpServer(fun request stream token ->
         task {
-            use client = client
-            use stream = client.GetStream()
-            let buffer = Array.zeroCreate<byte> 8192
-            let mutable request = ""
-            while not (request.Contains "\r\n\r\n") do
-                let! n = stream.ReadAsync(buffer, 0, buffer.Length)
-                if n = 0 then request <- request + "\r\n\r\n"
-                request <- request + Encoding.ASCII.GetString(buffer, 0, n)
-            let path = request.Split(' ').[1]
+            let path = match request.Split(' ') with parts when parts.Length > 1 -> parts[1] | _ -> ""
             let status, body =
                 match files.TryFind path with
                 | Some bytes -> "200 OK", bytes
                 | None -> "404 Not Found", Encoding.ASCII.GetBytes "not found"
             let header = $"HTTP/1.1 {status}\r\nContent-Length: {body.Length}\r\nContent-Type: application/octet-stream\r\nConnection: close\r\n\r\n"
             let h = Encoding.ASCII.GetBytes header
-            do! stream.WriteAsync(h, 0, h.Length)
-            do! stream.WriteAsync(body, 0, body.Length)
-        }
-    let loop =
-        task {
-            try
-                while not cts.IsCancellationRequested do
-                    let! client = listener.AcceptTcpClientAsync(cts.Token)
-                    serve client |> ignore
-            with _ -> ()
-        }
-    member _.Url(path: string) = $"http://127.0.0.1:{port}{path}"
-    interface IDisposable with
-        member _.Dispose() =
-            cts.Cancel()
-            listener.Stop()
+            do! stream.WriteAsync(h, 0, h.Length, token)
+            do! stream.WriteAsync(body, 0, body.Length, token)
+        })
 
 let private filesUnder (dir: string) =
     if Directory.Exists dir then Directory.GetFiles(dir, "*", SearchOption.AllDirectories) |> Array.map Path.GetFileName |> Array.sort
@@ -499,7 +474,7 @@ let tests =
                           "/wrong/zip.train.gz", testBytes
                           "/wrong/zip.test.gz", testBytes
                           "/half/zip.train.gz", trainBytes ]
-                use server = new TestServer(files)
+                use server = fileServer files
                 let timeout = TimeSpan.FromSeconds 20.0
                 use target = new TempDir()
                 let fetched = Fetch.usps (server.Url "/good/") target.Path timeout |> ok

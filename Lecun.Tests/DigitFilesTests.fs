@@ -113,7 +113,7 @@ let tests =
             let row n = String.Join(" ", Array.create n "0.5")
             let cases =
                 [ "P5 15x16", "d.pgm", Array.append (Encoding.ASCII.GetBytes "P5 15 16 255\n") (Array.zeroCreate 240), "15x16"
-                  "P3 magic", "d.pgm", Encoding.ASCII.GetBytes "P3 16 16 255\n", "bad PGM header"
+                  "P3 magic", "d.pgm", Encoding.ASCII.GetBytes "P3 16 16 255\n", "colour PPM image (P3 or P6)"
                   "no magic", "d.pgm", Encoding.ASCII.GetBytes "hello", "bad PGM header"
                   "header cut short", "d.pgm", Encoding.ASCII.GetBytes "P5 16 16", "bad PGM header"
                   "letters for width", "d.pgm", Encoding.ASCII.GetBytes "P2 sixteen 16 255\n", "bad PGM header"

@@ -308,8 +308,9 @@ let tests =
             test "5: a folder holding files is refused unless forced; default names never collide; failures leave nothing" {
                 withTempDir (fun dir ->
                     let target = Path.Combine(dir, "run")
-                    Directory.CreateDirectory target |> ignore
-                    File.WriteAllText(Path.Combine(target, "old.txt"), "old")
+                    let old = RunFolder.stage target false false |> Result.defaultWith failwith
+                    File.WriteAllText(Path.Combine(old.Staging, "old.txt"), "old")
+                    RunFolder.commit old |> Result.defaultWith failwith |> ignore
                     match RunFolder.stage target false false with
                     | Ok _ -> failtest "a folder holding files was accepted without --force"
                     | Error e -> Expect.stringContains e "--force" "says how to replace it"
@@ -317,7 +318,7 @@ let tests =
                     File.WriteAllText(Path.Combine(forced.Staging, "new.txt"), "new")
                     Expect.isTrue (File.Exists(Path.Combine(target, "old.txt"))) "the old run stays whole until the new one is complete"
                     RunFolder.commit forced |> Result.defaultWith failwith |> ignore
-                    Expect.equal (Directory.GetFiles target |> Array.map Path.GetFileName) [| "new.txt" |] "only the new run's files"
+                    Expect.equal (Directory.GetFiles target |> Array.map Path.GetFileName |> Array.sort) [| RunFolder.markerName; "new.txt" |] "only the new run's files"
                     let name = Path.Combine(dir, "same-second")
                     let first = RunFolder.stage name false true |> Result.defaultWith failwith
                     let second = RunFolder.stage name false true |> Result.defaultWith failwith

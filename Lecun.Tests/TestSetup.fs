@@ -1,5 +1,5 @@
 /// What the model and command-line tests share: the data, small random networks and digits, temporary
-/// folders, and the command line run in-process.
+/// folders, the command line run in-process, and a local HTTP server that answers as told.
 module Lecun.Tests.TestSetup
 
 open System
@@ -49,3 +49,39 @@ let runCli (args: string list) =
     finally
         Console.SetOut oldOut
         Console.SetError oldErr)
+
+/// An HTTP server on 127.0.0.1 only (any free port) that reads each request's headers and answers
+/// with `respond request stream token`, which writes the raw reply, well-formed or not, and may
+/// take as long as it likes: `token` is cancelled when the server is disposed.
+type RawHttpServer(respond: string -> Net.Sockets.NetworkStream -> Threading.CancellationToken -> Threading.Tasks.Task) =
+    let listener = new Net.Sockets.TcpListener(Net.IPAddress.Loopback, 0)
+    let stop = new Threading.CancellationTokenSource()
+    do listener.Start()
+    let port = (listener.LocalEndpoint :?> Net.IPEndPoint).Port
+    let serve (client: Net.Sockets.TcpClient) =
+        task {
+            use client = client
+            use stream = client.GetStream()
+            let buffer = Array.zeroCreate<byte> 8192
+            let mutable request = ""
+            let mutable ended = false
+            while not ended do
+                let! n = stream.ReadAsync(buffer.AsMemory(), stop.Token)
+                request <- request + Text.Encoding.ASCII.GetString(buffer, 0, n)
+                ended <- n = 0 || request.Contains "\r\n\r\n" || request.Length > 65536
+            try do! respond request stream stop.Token with _ -> ()
+        }
+    let accepting =
+        task {
+            try
+                while not stop.IsCancellationRequested do
+                    let! client = listener.AcceptTcpClientAsync(stop.Token)
+                    serve client |> ignore
+            with _ -> ()
+        }
+    member _.Url(path: string) = $"http://127.0.0.1:{port}{path}"
+    interface IDisposable with
+        member _.Dispose() =
+            stop.Cancel()
+            listener.Stop()
+            (try accepting.Wait 2000 |> ignore with _ -> ())

@@ -66,6 +66,7 @@ module DataPath =
             | None when p.Origin = "../shared/data" -> $"{p.Origin} (no {repoMarker} above the current or program folder)"
             | None -> $"{p.Origin} (not set)"
             | Some d when Directory.Exists d -> $"{p.Origin} = {d}"
+            | Some d when File.Exists d -> $"{p.Origin} = {d} (a file, not a folder)"
             | Some d -> $"{p.Origin} = {d} (no such folder)")
         |> String.concat ", "
 
@@ -76,7 +77,7 @@ module DataPath =
 
     let private idxFileIn (dir: string) (name: string) =
         [ Path.Combine(dir, "mnist", name + ".gz"); Path.Combine(dir, "mnist", name); Path.Combine(dir, name + ".gz"); Path.Combine(dir, name) ]
-        |> List.tryFind File.Exists
+        |> List.tryFind RawFile.exists
 
     let mnistFilesIn (dir: string) : MnistFiles option =
         match idxFileIn dir "t10k-images-idx3-ubyte", idxFileIn dir "t10k-labels-idx1-ubyte" with
@@ -90,7 +91,7 @@ module DataPath =
 
     let preparedFileIn (dir: string) (seed: int) : string option =
         let path = Path.Combine(dir, "mnist-sim", MnistSim.fileName seed)
-        if File.Exists path then Some path else None
+        if RawFile.exists path then Some path else None
 
 /// Loading a data set by name: `Data.load DataSetName.Usps None`.
 module Data =

@@ -6,6 +6,8 @@ open System
 open System.IO
 open System.Net
 open System.Net.Http
+open System.Threading
+open System.Threading.Tasks
 
 /// One file that `fetch` wrote.
 type Fetched =
@@ -29,25 +31,73 @@ module Fetch =
         source.StartsWith("http://", StringComparison.OrdinalIgnoreCase)
         || source.StartsWith("https://", StringComparison.OrdinalIgnoreCase)
 
-    let private download (client: HttpClient) (url: string) : Result<byte array, string> =
+    /// The longest a download may wait for the server at any one step (connecting, the headers,
+    /// each read of the body) before it is given up as stalled; `--timeout` bounds the whole.
+    let readTimeout = TimeSpan.FromSeconds 30.0
+
+    let private maxRedirects = 10
+
+    /// What a download gave up on, for the message.
+    type private Stop =
+        | Deadline
+        | Stalled
+
+    /// Downloads one URL, following redirects to http(s) URLs only. Every wait for the server ends
+    /// at the deadline (the whole fetch's `--timeout`) or after `idle` without an answer,
+    /// whichever comes first: a server that sends its headers and then stalls, or trickles the
+    /// body a byte at a time, does not hold the command past its timeout.
+    let private download (client: HttpClient) (deadline: CancellationToken) (timeout: TimeSpan) (idle: TimeSpan) (url: string) : Result<byte array, string> =
+        let stopped = ref None
+        let waitFor (work: CancellationToken -> Task<'a>) =
+            use step = CancellationTokenSource.CreateLinkedTokenSource deadline
+            step.CancelAfter idle
+            try work(step.Token).GetAwaiter().GetResult()
+            with :? OperationCanceledException ->
+                stopped.Value <- Some(if deadline.IsCancellationRequested then Deadline else Stalled)
+                reraise ()
+        let rec answer (current: Uri) (redirects: int) : Result<HttpResponseMessage, string> =
+            let response = waitFor (fun t -> client.GetAsync(current, HttpCompletionOption.ResponseHeadersRead, t))
+            let status = int response.StatusCode
+            if status >= 300 && status < 400 && status <> 304 then
+                let location =
+                    match response.Headers.NonValidated.TryGetValues "Location" with
+                    | true, values -> values |> Seq.tryHead
+                    | _ -> None
+                response.Dispose()
+                match location with
+                | None -> Error $"{url}: HTTP {status} redirect without a Location"
+                | Some location ->
+                    match Uri.TryCreate(current, location) with
+                    | false, _ -> Error $"{url}: redirected to '{location}', which is not a URL"
+                    | true, target when target.Scheme <> Uri.UriSchemeHttp && target.Scheme <> Uri.UriSchemeHttps ->
+                        Error $"{url}: redirected to {target}, not an http(s) URL (refused)"
+                    | true, _ when redirects = maxRedirects -> Error $"{url}: more than {maxRedirects} redirects"
+                    | true, target -> answer target (redirects + 1)
+            else Ok response
         try
-            use response = client.GetAsync(url, HttpCompletionOption.ResponseHeadersRead).GetAwaiter().GetResult()
-            if not response.IsSuccessStatusCode then
-                Error $"{url}: HTTP {int response.StatusCode} {response.ReasonPhrase}"
-            elif response.Content.Headers.ContentLength.HasValue && response.Content.Headers.ContentLength.Value > maxBytes then
-                Error $"{url}: {response.Content.Headers.ContentLength.Value} bytes, far more than the zip-code data (refused)"
-            else
-                use body = response.Content.ReadAsStream()
-                use buffer = new MemoryStream()
-                let chunk = Array.zeroCreate<byte> 65536
-                let mutable read = body.Read(chunk, 0, chunk.Length)
-                while read > 0 && buffer.Length <= maxBytes do
-                    buffer.Write(chunk, 0, read)
-                    read <- body.Read(chunk, 0, chunk.Length)
-                if buffer.Length > maxBytes then Error $"{url}: more than {maxBytes} bytes, far more than the zip-code data (refused)"
-                else Ok(buffer.ToArray())
+            answer (Uri url) 0
+            |> Result.bind (fun response ->
+                use response = response
+                if not response.IsSuccessStatusCode then
+                    Error $"{url}: HTTP {int response.StatusCode} {response.ReasonPhrase}"
+                elif response.Content.Headers.ContentLength.HasValue && response.Content.Headers.ContentLength.Value > maxBytes then
+                    Error $"{url}: {response.Content.Headers.ContentLength.Value} bytes, far more than the zip-code data (refused)"
+                else
+                    use body = waitFor (fun t -> response.Content.ReadAsStreamAsync t)
+                    use buffer = new MemoryStream()
+                    let chunk = Array.zeroCreate<byte> 65536
+                    let read () = waitFor (fun t -> body.ReadAsync(chunk.AsMemory(), t).AsTask())
+                    let mutable got = read ()
+                    while got > 0 && buffer.Length <= maxBytes do
+                        buffer.Write(chunk, 0, got)
+                        got <- read ()
+                    if buffer.Length > maxBytes then Error $"{url}: more than {maxBytes} bytes, far more than the zip-code data (refused)"
+                    else Ok(buffer.ToArray()))
         with
-        | :? OperationCanceledException -> Error $"{url}: no complete answer within {client.Timeout.TotalSeconds} s"
+        | :? OperationCanceledException ->
+            match stopped.Value with
+            | Some Stalled -> Error $"{url}: the server sent nothing for {idle.TotalSeconds} s (stalled)"
+            | _ -> Error $"{url}: no complete answer within {timeout.TotalSeconds} s"
         | :? HttpRequestException as e -> Error $"{url}: download failed ({e.Message})"
         | :? IOException as e -> Error $"{url}: download interrupted ({e.Message})"
 
@@ -57,15 +107,15 @@ module Fetch =
           Path.Combine(dir, "usps", $"zip.{split}")
           Path.Combine(dir, $"zip.{split}.gz")
           Path.Combine(dir, $"zip.{split}") ]
-        |> List.tryFind File.Exists
+        |> List.tryFind RawFile.exists
 
     /// Fetches, parses and checks one split; returns the original bytes and the digit count.
-    let private getSplit (client: HttpClient option) (source: string) (split: string) : Result<string * byte array * int, string> =
+    let private getSplit (download: (string -> Result<byte array, string>) option) (source: string) (split: string) : Result<string * byte array * int, string> =
         let fetched =
-            match client with
-            | Some c ->
+            match download with
+            | Some download ->
                 let url = (if source.EndsWith "/" then source else source + "/") + $"zip.{split}.gz"
-                download c url |> Result.map (fun bytes -> url, bytes)
+                download url |> Result.map (fun bytes -> url, bytes)
             | None ->
                 match splitFileIn source split with
                 | None -> Error $"{source}: no zip.{split}.gz or zip.{split} (looked in the folder and its usps/ subfolder)"
@@ -80,19 +130,25 @@ module Fetch =
 
     /// Gets zip.train and zip.test from a base URL or a folder, verifies both (every value
     /// parsed; digit and class counts of the distributed files), and only then writes them to
-    /// `toDir/usps/` atomically, keeping the compression they came with.
-    let usps (source: string) (toDir: string) (timeout: TimeSpan) : Result<Fetched list, string> =
+    /// `toDir/usps/` atomically, keeping the compression they came with. `timeout` bounds the
+    /// whole transfer, both files; `idle` each wait for the server.
+    let uspsWithin (source: string) (toDir: string) (timeout: TimeSpan) (idle: TimeSpan) : Result<Fetched list, string> =
         let client =
-            if isUrl source then Some(new HttpClient(Timeout = timeout))
+            if isUrl source then
+                Some(new HttpClient(new SocketsHttpHandler(AllowAutoRedirect = false), Timeout = Threading.Timeout.InfiniteTimeSpan))
             else None
+        use deadline = new CancellationTokenSource(timeout)
+        let fetch = client |> Option.map (fun c -> download c deadline.Token timeout idle)
         try
-            if client.IsNone && not (Directory.Exists source) then
+            if client.IsNone && File.Exists source then
+                Error $"{source}: a file, not a folder (give a folder holding zip.train.gz and zip.test.gz, or an http(s) URL)"
+            elif client.IsNone && not (Directory.Exists source) then
                 Error $"{source}: no such folder (give a folder holding zip.train.gz and zip.test.gz, or an http(s) URL)"
             else
-                match getSplit client source "train" with
+                match getSplit fetch source "train" with
                 | Error e -> Error e
                 | Ok train ->
-                    match getSplit client source "test" with
+                    match getSplit fetch source "test" with
                     | Error e -> Error e
                     | Ok test ->
                         try
@@ -106,3 +162,7 @@ module Fetch =
                         with e -> Error $"cannot write into {toDir}: {e.Message}"
         finally
             client |> Option.iter (fun c -> c.Dispose())
+
+    /// `uspsWithin` with the default wait for a stalled server (a timeout shorter than it ends first).
+    let usps (source: string) (toDir: string) (timeout: TimeSpan) : Result<Fetched list, string> =
+        uspsWithin source toDir timeout readTimeout

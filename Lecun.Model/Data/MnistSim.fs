@@ -120,6 +120,16 @@ module MnistSim =
     let build (seed: int) (t10k: IdxImages * int array) (mnistTrain: (IdxImages * int array) option) =
         buildSized seed trainCount t10k mnistTrain
 
+    /// What a split of mnist-sim holds, whoever wrote the file: the paper's split size and digits
+    /// of every class. A prepared file is held to it when loaded, and `data verify` reports it.
+    let checkSplit (split: string) (d: Dataset) : Result<unit, string> =
+        let expected = if split = "train" then trainCount else testCount
+        if d.Count <> expected then Error $"{split} split has {d.Count} digits, mnist-sim's has {expected}"
+        else
+            match Usps.classCounts d |> Array.tryFindIndex ((=) 0) with
+            | Some c -> Error $"{split} split has no digit of class {c}, mnist-sim draws every class"
+            | None -> Ok()
+
     // Prepared file: everything little-endian.
     //   "LECUNSIM" | version u32 = 2 | seed i32 | fromTrain u32 (0/1) | trainCount u32 | testCount u32
     //   | SHA-256 of the source files (32 bytes, zeros when unknown)
@@ -196,11 +206,15 @@ module MnistSim =
                             { Name = name
                               Labels = Array.sub labels lo count
                               Images = Array.sub images (lo * Dataset.Pixels) (count * Dataset.Pixels) }
-                        Ok { Seed = seed
-                             TrainFromMnistTrain = (fromTrain = 1u)
-                             SourceDigest = sourceDigest
-                             Train = split "mnist-sim train" 0 tc
-                             Test = split "mnist-sim test" tc sc }
+                        let train, test = split "mnist-sim train" 0 tc, split "mnist-sim test" tc sc
+                        match checkSplit "train" train |> Result.bind (fun () -> checkSplit "test" test) with
+                        | Error e -> corrupt e
+                        | Ok() ->
+                            Ok { Seed = seed
+                                 TrainFromMnistTrain = (fromTrain = 1u)
+                                 SourceDigest = sourceDigest
+                                 Train = train
+                                 Test = test }
 
     let load (path: string) : Result<MnistSimSet, string> =
         RawFile.readRaw maxFileBytes "prepared mnist-sim file" path |> Result.bind (ofBytes path)

@@ -9,6 +9,58 @@ open System.IO.Compression
 module RawFile =
     let isGzip (bytes: ReadOnlySpan<byte>) = bytes.Length >= 2 && bytes[0] = 0x1Fuy && bytes[1] = 0x8Buy
 
+    /// Why a path that cannot be opened as a file cannot, for the message. .NET decodes the
+    /// bytes of a file name as UTF-8 and replaces what is not UTF-8 with U+FFFD, so a name that
+    /// is not valid UTF-8 (on the command line or in a folder listing) names no file .NET can open:
+    /// when the folder holds an entry that decodes to the same text, that is the reason.
+    let private whyNotAFile (path: string) =
+        if Directory.Exists path then "is a folder, not a file"
+        elif path.Contains '\uFFFD' then
+            let folder = match Path.GetDirectoryName path with null | "" -> "." | d -> d
+            let name = Path.GetFileName path
+            let listed =
+                try Directory.Exists folder && Directory.EnumerateFileSystemEntries folder |> Seq.exists (fun e -> Path.GetFileName e = name)
+                with _ -> false
+            if listed then "the file name is not valid UTF-8, and .NET cannot open such a name; rename the file (for example with `convmv` or `mv`)"
+            else "file not found (and the name given is not valid UTF-8, shown with U+FFFD)"
+        else "file not found"
+
+    /// Whether anything is at the path, a file or a folder: a data file searched for by name and
+    /// found as a folder is then reported as a folder by `openRead`, not passed over as missing.
+    let exists (path: string) = File.Exists path || Directory.Exists path
+
+    /// Opens a file to read, or says in a few words why it cannot be: no such file, a folder,
+    /// a name .NET cannot open, no permission. The message does not name the path (callers do).
+    let openRead (bufferSize: int) (path: string) : Result<FileStream, string> =
+        if not (File.Exists path) then Error(whyNotAFile path)
+        else
+            try Ok(new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize))
+            with
+            | :? IOException
+            | :? UnauthorizedAccessException as e -> Error $"cannot read the file ({e.Message})"
+
+    /// What a file that is not gzip but starts with another compressor's magic bytes holds, so
+    /// that it is refused for what its bytes look like, not parsed as text or IDX.
+    let otherCompression (bytes: byte array) : string option =
+        let starts (prefix: byte array) = bytes.AsSpan().StartsWith(ReadOnlySpan prefix)
+        if starts "BZh"B then Some "bzip2"
+        elif starts [| 0xFDuy; '7'B; 'z'B; 'X'B; 'Z'B; 0uy |] then Some "xz"
+        elif starts [| 0x28uy; 0xB5uy; 0x2Fuy; 0xFDuy |] then Some "zstd"
+        elif starts [| 'P'B; 'K'B; 3uy; 4uy |] || starts [| 'P'B; 'K'B; 5uy; 6uy |] then Some "zip"
+        elif starts [| 0x5Duy; 0uy; 0uy |] then Some "lzma"
+        elif starts [| 0x1Fuy; 0x9Duy |] then Some "compress (.Z)"
+        // A zlib stream as zlib and Python write it: deflate with a 32 KB window, and the header checksum.
+        elif bytes.Length >= 2 && bytes[0] = 0x78uy && (0x7800 + int bytes[1]) % 31 = 0 then Some "zlib"
+        else None
+
+    /// Refuses data compressed by something other than gzip, naming what it looks like.
+    let private refuseOtherCompression (what: string) (name: string) (bytes: byte array) : Result<unit, string> =
+        match otherCompression bytes with
+        | None -> Ok()
+        | Some kind when name.EndsWith(".gz", StringComparison.OrdinalIgnoreCase) ->
+            Error $"{name}: not gzip although named .gz; it looks like {kind} data (decompress it, or recompress it with gzip)"
+        | Some kind -> Error $"{name}: looks like {kind} data, not a {what}; decompress it, or compress it with gzip"
+
     /// Reads a stream to its end, or stops as soon as it has given more than `limit` bytes (None):
     /// memory never goes much past the limit, whatever the stream holds. `expected` (the size the
     /// file claims, when it claims one) sizes the first buffer; past it the bytes go into chunks of
@@ -109,14 +161,15 @@ module RawFile =
             use input = new MemoryStream(bytes, false)
             gunzip name what limit input bytes.LongLength bytes[max 0 (bytes.Length - 8) ..] 
         elif bytes.Length > limit then tooLarge name what limit false
-        else Ok bytes
+        else refuseOtherCompression what name bytes |> Result.map (fun () -> bytes)
 
     /// Reads at most `limit` bytes of a file as they are on disk (no decompression).
     let readRaw (limit: int) (what: string) (path: string) : Result<byte array, string> =
         try
-            if not (File.Exists path) then Error $"{path}: file not found"
-            else
-                use stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 <<< 16)
+            match openRead (1 <<< 16) path with
+            | Error e -> Error $"{path}: {e}"
+            | Ok stream ->
+                use stream = stream
                 let size = if stream.CanSeek then Some stream.Length else None
                 match readAtMost stream limit size with
                 | None -> tooLarge path what limit false
@@ -130,9 +183,10 @@ module RawFile =
     /// the message). The compressed file is streamed, never held whole.
     let read (limit: int) (what: string) (path: string) : Result<byte array, string> =
         try
-            if not (File.Exists path) then Error $"{path}: file not found"
-            else
-                use stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 <<< 16)
+            match openRead (1 <<< 16) path with
+            | Error e -> Error $"{path}: {e}"
+            | Ok stream ->
+                use stream = stream
                 let magic = Array.zeroCreate<byte> 2
                 let got = stream.ReadAtLeast(magic.AsSpan(), 2, false)
                 if got = 2 && isGzip (ReadOnlySpan magic) && stream.CanSeek then
