@@ -269,6 +269,21 @@ let tests =
     ]
 
 [<Tests>]
+let skipTests =
+    testList "expected skips" [
+        test "a skip counts as expected only when it names a reason this run accepts" {
+            let messageOf (f: unit -> unit) =
+                try f (); failtest "did not skip" with :? IgnoreException as e -> e.Message
+            for reason in [ NoAvx512; NoLanes ] do
+                Expect.isTrue (ExpectedSkip.isAccepted (messageOf (fun () -> ExpectedSkip.skip reason "detail"))) $"{reason} is accepted on any run"
+            Expect.equal (ExpectedSkip.isAccepted (messageOf (fun () -> ExpectedSkip.skip NoMkl "detail"))) (not mklRequired) "NoMkl only where MKL is not required"
+            Expect.equal (ExpectedSkip.isAccepted (messageOf (fun () -> ExpectedSkip.skip NoBrowser "detail"))) (not browserRequired) "NoBrowser only where the browser is not required"
+            for message in [ ""; "MKL not available"; "this CPU has no AVX-512"; "detail [expected skip: no AVX-512] " ] do
+                Expect.isFalse (ExpectedSkip.isAccepted message) $"a skip that names no reason: '{message}'"
+        }
+    ]
+
+[<Tests>]
 let rngTests =
     testList "rng" [
         test "SplitMix64 gives the published reference stream" {
