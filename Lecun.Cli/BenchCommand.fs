@@ -75,7 +75,7 @@ type private Settings =
       MinSeconds: float }
 
 let private measure (settings: Settings) (data: TrainTest) (backend: IBackend) =
-    let net = Network.lecun1989
+    let net = Recipe.network Recipe.lecun1989
     let trainSamples, collections, bytes, warmupPasses = Measure.training backend data.Train settings.TrainWarmUp settings.Repeat
     // Recognition uses the trained-from-seed weights' shapes only; its cost does not depend on their values.
     let parameters = Init.create Recipe.lecun1989.WeightInit net.Layout Recipe.lecun1989.Seed
@@ -165,7 +165,7 @@ let private table (layout: NetLayout) (m: Machine) (settings: Settings) (data: T
             let mklText = t.MklMicroseconds |> Option.map (fun v -> inv v "0.000") |> Option.defaultValue "-"
             let routed = match Backend.Auto with null -> "managed" | auto -> Routing.routeOf auto p
             let managedText = inv t.ManagedMicroseconds "0.000"
-            let shapeText = Routing.Shape.describe p.Shape
+            let shapeText = ProductShape.describe p.Shape
             line $"{p.Path,-28} {p.Layer,-5} {p.Role,-16} {shapeText,-22} {p.Calls,5} {managedText,10} {mklText,8}  {routed}"
     if figures |> List.exists (fun f -> f.Backend = "mkl") then
         let cbwr = Environment.GetEnvironmentVariable "MKL_CBWR" |> Option.ofObj |> Option.defaultValue "AVX2,STRICT"
@@ -263,7 +263,7 @@ let private toJson (layout: NetLayout) (m: Machine) (settings: Settings) (data: 
                     obj [ "path", str p.Path
                           "layer", str p.Layer
                           "product", str p.Role
-                          "shape", str (Routing.Shape.describe p.Shape)
+                          "shape", str (ProductShape.describe p.Shape)
                           "calls", int' p.Calls
                           "managed_us", num t.ManagedMicroseconds
                           "mkl_us", opt t.MklMicroseconds
@@ -299,7 +299,7 @@ let run (args: ParseResults<BenchArgs>) =
         |> List.map (fun b ->
             if not json then eprintfn "measuring %s ..." b.Name
             measure settings data b)
-    let layout = Layout.lecun1989
+    let layout = ModelFile.layout
     let batches = if quick then [ 1; 64 ] else [ 1; 16; 64; 256 ]
     let training =
         let configs =
@@ -312,8 +312,8 @@ let run (args: ParseResults<BenchArgs>) =
     if not json then eprintfn "measuring every product on both providers ..."
     // The routing table at batch 64, and (full runs) the batched products at 16 and 256, which AutoBackend's rule also covers.
     let products =
-        Routing.table Network.lecun1989 64 Evaluate.batch
-        @ [ for b in (if quick then [] else [ 16; 256 ]) do yield! Routing.products Network.lecun1989 $"batched training, batch {b}" b true ]
+        Routing.table (Recipe.network Recipe.lecun1989) 64 Evaluate.batch
+        @ [ for b in (if quick then [] else [ 16; 256 ]) do yield! Routing.products (Recipe.network Recipe.lecun1989) $"batched training, batch {b}" b true ]
     let timings = Products.measure products (if quick then 0.002 else 0.05)
     if json then printfn "%s" (toJson layout machine settings data figures training timings)
     else printf "%s" (table layout machine settings data figures training timings)

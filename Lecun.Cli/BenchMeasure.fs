@@ -206,7 +206,7 @@ type TrainingFigures =
 
 /// The time of each product of the routing table under managed and under MKL.
 type ProductTiming =
-    { Product: Routing.Product
+    { Product: Product
       /// Microseconds per call, managed kernels.
       ManagedMicroseconds: float
       /// Microseconds per call through MKL (None without MKL).
@@ -254,7 +254,7 @@ module Training =
                     s.Pass ()
                     s.Samples <- float train.Count / Measure.seconds start :: s.Samples
                     s.Macs <- s.Macs + (MklCalls.OnThisThread - before).Macs)
-        let perPresentation = float (Macs.trainingPresentation Layout.lecun1989)
+        let perPresentation = float (Macs.trainingPresentation ModelFile.layout)
         sessions |> List.map (fun s ->
             let samples = s.Samples |> List.rev |> Array.ofList
             { Backend = s.Backend.Name; Batch = s.Batch; Threads = s.Threads
@@ -271,16 +271,16 @@ module Training =
 module Products =
     /// Microseconds per call of one product shape on a provider: random operands, calls repeated for
     /// about `seconds`, the best of 3 such runs.
-    let time (backend: IBackend) (shape: Routing.Shape) (seconds: float) =
+    let time (backend: IBackend) (shape: ProductShape) (seconds: float) =
         let rng = Rng 5UL
         let fill n = Array.init (max n 1) (fun _ -> rng.NextFloat32() - 0.5f)
         let call =
             match shape with
-            | Routing.Gemm(ta, tb, m, n, k) ->
+            | Gemm(ta, tb, m, n, k) ->
                 let a, b, c = fill (m * k), fill (k * n), fill (m * n)
                 let lda, ldb = (if ta then m else k), (if tb then k else n)
                 fun () -> backend.Gemm(ta, tb, m, n, k, 1.0f, ReadOnlySpan a, lda, ReadOnlySpan b, ldb, 0.0f, Span c, n)
-            | Routing.Gemv(t, m, n) ->
+            | Gemv(t, m, n) ->
                 let a, x, y = fill (m * n), fill (if t then m else n), fill (if t then n else m)
                 fun () -> backend.Gemv(t, m, n, 1.0f, ReadOnlySpan a, n, ReadOnlySpan x, 0.0f, Span y)
         for _ in 1 .. 20 do call ()
@@ -294,8 +294,8 @@ module Products =
         List.min [ once (); once (); once () ]
 
     /// Both providers' time for every distinct product of the routing table.
-    let measure (table: Routing.Product list) (seconds: float) =
-        let cache = Collections.Generic.Dictionary<string * Routing.Shape, float>()
+    let measure (table: Product list) (seconds: float) =
+        let cache = Collections.Generic.Dictionary<string * ProductShape, float>()
         let timed (backend: IBackend) shape =
             match cache.TryGetValue((backend.Name, shape)) with
             | true, t -> t

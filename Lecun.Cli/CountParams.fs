@@ -41,6 +41,6 @@ let toTable (layout: NetLayout) =
     sb.ToString()
 
 let run (json: bool) =
-    let layout = Layout.lecun1989
+    let layout = ModelFile.layout
     if json then printfn "%s" (toJson layout) else printf "%s" (toTable layout)
     0

@@ -1,4 +1,4 @@
-/// Issue 19: a picture of digits under a recipe's training distortions, as the first layer sees them
+/// A picture of digits under a recipe's training distortions, as the first layer sees them
 /// (in its padded 20x20 frame; the 16x16 box of the original digit is outlined).
 module Lecun.Cli.DistortionPlot
 

@@ -28,7 +28,7 @@ type LadderArgs =
             | Data _ -> "folder holding the data sets."
             | Seeds _ -> "seeds per step (default 5)."
             | Seed _ -> "first seed (default 1337); seed s of every step starts from the same weights."
-            | Steps _ -> "steps to run: all (default), a range like 0-4, or a list like 0,2,4 (6.. are issue 19's refinements)."
+            | Steps _ -> "steps to run: all (default), a range like 0-4, or a list like 0,2,4 (6.. are the refinements)."
             | Jobs _ -> "runs at a time (default: one per core)."
             | Backend _ -> Providers.usage
             | Out _ -> "folder for ladder.json, ladder.csv and ladder.png (default: a new folder under runs/); refused when it already holds files, unless they are a finished run and --force is given."
@@ -151,7 +151,7 @@ let run (args: ParseResults<LadderArgs>) =
               if stepFiveWanted && dataSet = DataSetName.Usps then
                   let five = Ladder.steps DataSetName.MnistSim |> List.find (fun s -> s.Label = "5")
                   yield five, "step 5 adds MNIST training digits, so it runs on mnist-sim only (ladder --data-set mnist-sim)" ]
-        let layout = Layout.lecun1989
+        let layout = ModelFile.layout
         let jobs =
             [| for s in runnable do
                    let data = match loaded.[s.DataSet] with Ok d -> d | Error e -> fail e
@@ -195,7 +195,7 @@ let run (args: ParseResults<LadderArgs>) =
         printfn ""
         printfn "%s" (table stepResults skipped)
         printfn "errors: mean ± sd over %d seeds (mean misses); run s: seconds of the step's runs added up" seeds
-        // Issue 19: a distilled step's teachers, as an ensemble with K times the inference cost.
+        // A distilled step's teachers, as an ensemble with K times the inference cost.
         for s in runnable do
             let ensembles = Array.zip jobs results |> Array.filter (fun ((st, _), _) -> st.Label = s.Label) |> Array.choose (fun (_, r) -> r.Ensemble)
             match s.Recipe.Refine.Distill with

@@ -23,6 +23,6 @@ let routing (backend: IBackend) (net: Network) (batch: int) (evalBatch: int) =
     let sb = Text.StringBuilder()
     sb.AppendLine $"routing under {backend.Name}: path, layer, product, shape, calls per pass -> provider" |> ignore
     for p in Routing.table net batch evalBatch do
-        let shape = Routing.Shape.describe p.Shape
+        let shape = ProductShape.describe p.Shape
         sb.AppendLine $"  {p.Path,-28} {p.Layer,-5} {p.Role,-16} {shape,-22} {p.Calls,3} -> {Routing.routeOf backend p}" |> ignore
     sb.ToString()

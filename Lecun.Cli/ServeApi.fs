@@ -86,7 +86,7 @@ let parsePixels (body: ReadOnlyMemory<byte>) : Result<float32 array, string> =
 /// Each layer's values for one digit and the class they give.
 type Reading =
     { Class: int
-      /// Each layer's outputs in DESIGN.md's layout: H1 768, H2 192, H3 30, out 10.
+      /// Each layer's outputs in docs/design.md's layout: H1 768, H2 192, H3 30, out 10.
       Layers: float32 array array }
 
 /// Workspaces for concurrent requests: the network and its parameters are read-only; each request

@@ -33,7 +33,7 @@ type ShowArgs =
 type ShowContent =
     { Title: string
       Input: float32 array
-      /// H1 [12,8,8], H2 [12,4,4], H3 [30], out [10] (DESIGN.md's layout, flattened).
+      /// H1 [12,8,8], H2 [12,4,4], H3 [30], out [10] (docs/design.md's layout, flattened).
       Layers: float32 array array
       /// H1's weights [12,1,5,5].
       Kernels: float32 array }

@@ -33,7 +33,7 @@ type TrainArgs =
     | Seeds of count: int
     | Jobs of count: int
     | Holdout of digits: int
-    // issue 19
+    // The refinements.
     | Rotation of degrees: float
     | Scaling of fraction: float
     | Shear of factor: float
@@ -135,7 +135,7 @@ let overridesFrom (args: ParseResults<TrainArgs>) : RecipeOverride list =
           args.TryGetResult Mu |> Option.map RecipeOverride.Mu
           args.TryGetResult Shift |> Option.map RecipeOverride.Shift
           args.TryGetResult Dropout |> Option.map RecipeOverride.Dropout
-          // issue 19
+          // The refinements.
           args.TryGetResult Rotation |> Option.map RecipeOverride.Rotation
           args.TryGetResult Scaling |> Option.map RecipeOverride.Scaling
           args.TryGetResult Shear |> Option.map RecipeOverride.Shear
@@ -226,14 +226,14 @@ let writeRunFiles (outDir: string) (run: RunContext) (result: TrainResult) =
             (missed |> Array.map (fun i -> data.Test.Labels.[i])) (missed |> Array.map (fun i -> result.TestPredictions.[i]))
     AtomicFile.writeBytes (Path.Combine(outDir, "curves.png")) curves.Result
     AtomicFile.writeBytes (Path.Combine(outDir, "errors.png")) errors
-    // Issue 19: the first training digit of each class under the run's distortions (a stream of their own).
+    // The first training digit of each class under the run's distortions (a stream of their own).
     if not (DistortionSettings.isNone recipe.Refine.Distortion) then
         let firsts = [| for c in 0 .. 9 do match Array.tryFindIndex ((=) c) data.Train.Labels with Some i -> data.Train.Image(i).ToArray() | None -> () |]
         let picture =
             DistortionPlot.png (DistortionPlot.title recipe.Name recipe.Refine.Distortion recipe.Shift) (Recipe.network recipe) recipe.Refine.Distortion recipe.Shift (recipe.Seed + 7919) firsts 9
         AtomicFile.writeBytes (Path.Combine(outDir, "distortions.png")) picture
 
-/// Issue 19: the line on the teachers' ensemble of a distilled run (or runs).
+/// The line on the teachers' ensemble of a distilled run (or runs).
 let ensembleLine (testName: string) (teachers: int) (ensembles: SplitMetrics array) =
     let s = Runs.summarize (ensembles |> Array.map (fun m -> m.Error))
     let spread = if ensembles.Length > 1 then $" ± {s.Sd:F2}" else ""

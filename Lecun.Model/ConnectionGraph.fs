@@ -1,5 +1,5 @@
 /// The network written out unit by unit: every unit's inputs and the parameter each connection uses.
-/// Slow and plain on purpose: it is the independent reference that counts and kernels are checked against.
+/// Slow and plain on purpose: counts are checked against it, and the float64 Reference evaluates it.
 namespace Lecun.Model
 
 /// Where a connection takes its value from.

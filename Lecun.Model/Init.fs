@@ -4,7 +4,7 @@ namespace Lecun.Model
 
 /// The bound b of the initial weights U[-b, b], from the fan-in F of the unit a weight feeds.
 type WeightInit =
-    /// b = 2.4 / sqrt F: the common PyTorch reproduction's reading of the paper (DESIGN.md, `lecun1989`).
+    /// b = 2.4 / sqrt F: the common PyTorch reproduction's reading of the paper.
     | SqrtFanIn
     /// b = 2.4 / F: the rule as LeCun et al. state it (1998, Appendix A); total inputs start small,
     /// inside the quasi-linear range of the squashing function.

@@ -5,7 +5,7 @@ open Lecun.Native.Backends
 
 module Inspect =
     /// Runs one 16x16 image (row-major, [-1, 1]) through the network on a one-example workspace and
-    /// returns a copy of each layer's outputs in DESIGN.md's tensor layout, flattened: for the 1989
+    /// returns a copy of each layer's outputs in docs/design.md's tensor layout, flattened: for the 1989
     /// network H1 [12,8,8] (768), H2 [12,4,4] (192), H3 [30] and out [10]. The parameters are only
     /// read; the workspace is overwritten (one workspace per thread).
     let layers (backend: IBackend) (net: Network) (parameters: float32 array) (ws: Workspace) (image: float32 array) : float32 array array =

@@ -41,7 +41,6 @@ module Ladder =
     /// 80 passes over 7,291 (583,280), so the step changes the data and not the amount of training.
     let step5Passes = 12
 
-    // ---- issue 19 ----
     /// The techniques of Recipe.refined beyond modern, in ladder order: what each step adds, how it
     /// changes the step before, and its train flags. Derived from Recipe.refined, so the last step is it.
     let refinements : (string * RecipeOverride list) list =
@@ -69,9 +68,8 @@ module Ladder =
               [ RecipeOverride.Distill t.Teachers; RecipeOverride.Temperature(f64 t.Temperature); RecipeOverride.DistillWeight(f64 t.Weight) ]
           | None -> () ]
 
-    /// The labels of issue 19's steps: "6", "7", ...
+    /// The labels of the refinements' steps: "6", "7", ...
     let refinedLabels = refinements |> List.mapi (fun i _ -> string (6 + i))
-    // ---- end issue 19 ----
 
     /// The ladder on `dataSet` (usps or mnist-sim); step 5 exists on mnist-sim only.
     let steps (dataSet: DataSetName) : LadderStep list =
@@ -100,7 +98,7 @@ module Ladder =
         let side =
             { s0 with Label = "0n"; Adds = "side row: the paper's optimizer, squashing and init (newton1989)"; Base = Recipe.newton1989
                       Essay = None }
-        // Issue 19: steps 6.. build on step 4 (step 5 changes the data), one kept technique each.
+        // The refinements: steps 6.. build on step 4 (step 5 changes the data), one kept technique each.
         let refinedSteps =
             refinements |> List.mapi (fun i (adds, change) -> string (6 + i), adds, change)
             |> List.scan (fun prev (label, adds, change) -> next prev label adds change None) s4

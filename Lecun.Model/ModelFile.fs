@@ -24,37 +24,56 @@ module ModelFile =
 
     let layout = Layout.lecun1989
 
-    /// The metadata `train` writes: enough to rebuild the network that produced the weights, and to
-    /// say how they were trained. `data_set` names the data set as the run's report does (with the
-    /// count of training digits held out by --holdout, when `heldOut` is given).
+    /// The metadata `train` writes: enough to rebuild the network that produced the weights (`network`:
+    /// the spec and squashing as data, NetworkText; `spec`, `hidden` and `output` as files before it
+    /// had them), and to say how they were trained. `data_set` names the data set; `held_out` is the
+    /// count of its last training digits held out by --holdout, when `heldOut` is given.
     let metadata (recipe: Recipe) (dataSet: DataSetName) (heldOut: int option) : Map<string, string> =
         Map.ofList
             [ "recipe", recipe.Name
               "seed", string recipe.Seed
               "passes", string recipe.Passes
-              "data_set", DataSetName.describe dataSet heldOut
+              "data_set", DataSetName.name dataSet
+              match heldOut with
+              | Some n -> "held_out", string n
+              | None -> ()
               "hidden", Activation.name recipe.Hidden
               "output", Activation.name recipe.Output
               "loss", Loss.name recipe.Loss
               "spec", specName
+              "network", NetworkText.write { NetworkText.Spec = layout.Spec; Hidden = recipe.Hidden; Output = recipe.Output }
               "recipe_details", Recipe.describe recipe ]
 
     /// Writes the weights a recipe trained on a data set, atomically.
     let save (path: string) (recipe: Recipe) (dataSet: DataSetName) (heldOut: int option) (parameters: float32 array) =
         Checkpoint.save path layout parameters (metadata recipe dataSet heldOut)
 
-    /// Reads a model file: the weights (checked against the layout), the network its metadata names
-    /// (tanh everywhere and MSE when a file, say one written in Python, does not say) and the spec it
-    /// records, which must be the one this program builds.
+    /// Reads a model file: the weights (checked against the layout), the network its metadata records
+    /// (`network`, read back as data; in a file without it, the `spec` name and the `hidden` and `output`
+    /// squashing, tanh everywhere and MSE when a file, say one written in Python, does not say), which
+    /// must be the one this program builds.
     let load (path: string) : Result<ModelFile, string> =
         result {
             let! parameters, metadata = Checkpoint.load path layout
             let read key fallback parse =
                 parse (metadata |> Map.tryFind key |> Option.defaultValue fallback)
                 |> Result.mapError (fun e -> $"{path}: metadata '{key}': {e}")
+            let! loss = read "loss" "mse" Loss.parse
             let! hidden = read "hidden" "tanh" Activation.parse
             let! output = read "output" "tanh" Activation.parse
-            let! loss = read "loss" "mse" Loss.parse
+            let! hidden, output =
+                match metadata |> Map.tryFind "network" with
+                | None -> Ok(hidden, output)
+                | Some text ->
+                    match NetworkText.read text with
+                    | Error e -> Error $"{path}: metadata 'network': {e}"
+                    | Ok network when network.Spec <> layout.Spec ->
+                        Error $"{path}: metadata 'network' records another network than the {specName} network this program builds"
+                    | Ok network ->
+                        // Where a file also has the older keys, they must say the same.
+                        let agrees key (a: Activation) = metadata |> Map.tryFind key |> Option.forall (fun v -> v = Activation.name a)
+                        if agrees "hidden" network.Hidden && agrees "output" network.Output then Ok(network.Hidden, network.Output)
+                        else Error $"{path}: metadata 'hidden' or 'output' disagrees with the squashing 'network' records"
             match metadata |> Map.tryFind "spec" with
             | Some spec when spec <> specName ->
                 return! Error $"{path}: metadata 'spec' is '{spec}', but this program builds the {specName} network"

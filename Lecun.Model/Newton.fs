@@ -71,12 +71,8 @@ let estimateDiagonal (backend: IBackend) (net: Network) (loss: Loss) (parameters
             let input, inputOffset = if i = 0 then data.Images, xOffset else ws.Outputs.[i - 1], 0
             let sqIn = scratch.SquaredInputs.[i]
             Elementwise.Multiply(ReadOnlySpan(input, inputOffset, sqIn.Length), ReadOnlySpan(input, inputOffset, sqIn.Length), Span sqIn)
-            match g.Spec with
-            | Local _ ->
-                let sqCols = scratch.SquaredCols.[i]
-                Elementwise.Multiply(ReadOnlySpan ws.ColsT.[i], ReadOnlySpan ws.ColsT.[i], Span sqCols)
-                Layers.localBackward backend plan (KernelPath.under backend plan.ExamplePath) squaredWeights sqCols hPre (GradientSink.into hessian true) (i > 0) ws.DeltaCols.[i] ws.DeltaIn.[i]
-            | Dense _ -> Layers.denseBackward backend g squaredWeights sqIn 0 hPre (GradientSink.into hessian true) (i > 0) ws.DeltaIn.[i]
+            (LayerKinds.ofPlan plan).Curvature(backend, plan, ws, i, squaredWeights, sqIn, scratch.SquaredCols.[i], hPre,
+                                               GradientSink.into hessian true, (i > 0))
             hY <- ws.DeltaIn.[i]
     if count > 0 then Elementwise.Multiply(ReadOnlySpan hessian, 1.0f / float32 count, Span hessian)
     hessian

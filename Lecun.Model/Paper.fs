@@ -4,7 +4,7 @@ module Lecun.Model.Paper
 /// The final train and test error (percent) and misses of the paper's network, on its 7,291 + 2,007 digits.
 let trainError, trainMisses, testError, testMisses = 0.14, 10, 5.0, 102
 
-/// Reference levels of test error (percent) on the USPS test set that issue 19 measures `refined` against.
+/// Reference levels of test error (percent) on the USPS test set that `refined` is measured against.
 module UspsReferences =
     /// Human readers on the same 2,007 test digits (Bromley & Saeckinger 1991).
     let human = 2.5
@@ -14,7 +14,7 @@ module UspsReferences =
     /// The levels with the labels plots give them.
     let levels = [ human, "human readers (2.5%)"; bestPublished, "best published, any method (2.2%)" ]
 
-/// The paper's machine and its speed (LeCun et al. 1989, section 6; see DESIGN, "Throughput against the 1989 workstation").
+/// The paper's machine and its speed (LeCun et al. 1989, section 6; see the README, "Speed").
 module Workstation =
     /// The DSP board's peak multiply-accumulates per second.
     let peakMacsPerSecond = 12.5e6

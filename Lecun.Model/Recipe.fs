@@ -48,7 +48,7 @@ type Recipe =
       Dropout: float32
       /// Random shifts of up to this many pixels in x and y, each training presentation; 0 = none.
       Shift: int
-      /// Issue 19's techniques beyond the ladder (distortions, averaging, soft targets, schedule).
+      /// The refinements beyond the ladder (distortions, averaging, soft targets, schedule).
       Refine: Refinements
       Seed: int }
 
@@ -72,7 +72,7 @@ type RecipeOverride =
     | Mu of float
     | Shift of int
     | Dropout of float
-    // issue 19: distortions (degrees; fractions; pixels), averaging, soft targets, schedule
+    // The refinements: distortions (degrees; fractions; pixels), averaging, soft targets, schedule
     | Rotation of float
     | Scaling of float
     | Shear of float
@@ -120,8 +120,7 @@ module Recipe =
             Dropout = 0.25f
             Shift = 1 }
 
-    // ---- issue 19 ----
-    /// modern plus each technique of issue 19 that lowered the error on held-out training digits
+    /// modern plus each refinement (Refinements) that lowered the error on held-out training digits
     /// (settings chosen with --holdout 1000; README, "Beyond the essay"). Ladder steps 6.. add them one at a time.
     let refined =
         { modern with
@@ -134,7 +133,6 @@ module Recipe =
                     Schedule = Cosine } }
 
     let all = [ lecun1989; newton1989; modern; refined ]
-    // ---- end issue 19 ----
 
     let tryFind (name: string) =
         match all |> List.tryFind (fun r -> r.Name = name) with
@@ -191,7 +189,7 @@ module Recipe =
         let extras =
             [ if r.Shift > 0 then $"shifts {r.Shift}px"
               if r.Dropout > 0.0f then $"dropout {r.Dropout}"
-              // issue 19
+              // The refinements.
               if d.Rotation > 0.0f then $"rotation {d.Rotation}deg"
               if d.Scaling > 0.0f then $"scaling {d.Scaling}"
               if d.Shear > 0.0f then $"shear {d.Shear}"
@@ -264,7 +262,7 @@ module Recipe =
                 do! check (a.WeightDecay >= 0.0f && Single.IsFinite a.WeightDecay) $"recipe {r.Name}: AdamW's weight decay must be a non-negative number, got {show32 a.WeightDecay}"
                 do! check (a.Beta1 >= 0.0f && a.Beta1 < 1.0f && a.Beta2 >= 0.0f && a.Beta2 < 1.0f) $"recipe {r.Name}: AdamW's betas must be in [0, 1), got {show32 a.Beta1} and {show32 a.Beta2}"
                 do! normal "AdamW's epsilon" a.Epsilon
-            // issue 19
+            // The refinements.
             let f = r.Refine
             do! check (f.AverageLast >= 0 && f.AverageLast <= r.Passes) $"--average-last must be between 0 and the passes ({r.Passes}), got {f.AverageLast}"
             do! check (not (Refinements.softTargets f) || r.Loss = SoftmaxCrossEntropy) "--label-smoothing and --distill need softmax cross-entropy (--loss softmax-ce)"
@@ -302,7 +300,7 @@ module Recipe =
         | RecipeOverride.Temperature _ -> 20
         | RecipeOverride.DistillWeight _ -> 21
 
-    // issue 19: helpers of the refinements' overrides
+    // Helpers of the refinements' overrides.
     let private inRange (flag: string) (lo: float) (hi: float) (x: float) : Result<float32, string> =
         if x >= lo && x <= hi then Ok(float32 x) else Error $"{flag} must be between {lo} and {hi}, got {x}"
     let private distort (r: Recipe) (g: DistortionSettings -> DistortionSettings) = { r with Refine = { r.Refine with Distortion = g r.Refine.Distortion } }

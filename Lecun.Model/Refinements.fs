@@ -1,4 +1,4 @@
-/// The techniques added after the 33-year ladder (issue 19): each changes how the network is trained,
+/// The techniques added after the 33-year ladder: each changes how the network is trained,
 /// none the network or its inference cost.
 namespace Lecun.Model
 

@@ -12,8 +12,8 @@ type SplitEvaluation = { Metrics: SplitMetrics; Predictions: int array }
 
 module Evaluate =
     /// Batch size of evaluation: one 16-lane batch (LaneBatch) where the CPU has AVX-512; otherwise
-    /// small batches that keep their im2col matrices in cache (BenchmarkDotNet, managed, per digit:
-    /// 3.5 us at 32, 4.7 at 256, 7.9 at 2007; `bench`: 308k digits/s per core at 8).
+    /// small batches that keep their im2col matrices in cache (measured per digit against larger
+    /// batches: see docs/design.md, "Measurements behind kernel choices").
     let batch = if LaneBatch.IsSupported then LaneBatch.Lanes else 8
 
     /// Loss, error and misses of a whole data set, evaluated in batches on the given workspace.
@@ -67,12 +67,10 @@ module Train =
           BatchDOut: float32 array
           /// The first layer's unfold plans for the recipe's random shifts.
           Shifts: InputShifts
-          /// Newton: per-parameter rates for the current pass; also scratch for the step.
-          Rates: float32 array
-          Scratch: float32 array
-          Adam: Optimizer.AdamState
+          /// The recipe's optimizer and its state (only its own).
+          Optimizer: IOptimizer
           Rng: Rng
-          /// Issue 19: affine/elastic distortions (None when the recipe has none) and distillation's teachers.
+          /// The refinements: affine/elastic distortions (None when the recipe has none) and distillation's teachers.
           Distorter: Distorter option
           Teachers: TeacherSet option
           Soft: float32 array }
@@ -83,9 +81,7 @@ module Train =
           DOut = Array.zeroCreate net.Layout.OutputSize
           BatchDOut = Array.zeroCreate (max 1 recipe.BatchSize * net.Layout.OutputSize)
           Shifts = InputShifts.create net recipe.Shift
-          Rates = Array.zeroCreate n
-          Scratch = Array.zeroCreate n
-          Adam = Optimizer.AdamState.create n
+          Optimizer = Optimizers.create recipe.Optimizer n
           // Its own stream, so the initial weights of a seed do not depend on the augmentation.
           Rng = Rng.Derive(uint64 recipe.Seed, 1UL)
           Distorter =
@@ -125,23 +121,10 @@ module Train =
         if recipe.Shift > 0 then ws.FirstUnfolds.[b] <- InputShifts.plan state.Shifts dx dy
         drawMask state ws drop keep units b
 
-    /// The optimizer's step on `grad`, the sum of the gradients of a batch of `size` examples (the
-    /// recipe's batch size, or fewer for a short last batch, which averages over what it has).
-    let private step (recipe: Recipe) (rate: float32) (batch: int) (size: int) (parameters: float32 array) (state: State) =
-        let grad = state.Grad
-        match recipe.Optimizer with
-        | Sgd -> Optimizer.sgdStep (rate / float32 size) parameters grad
-        | Newton _ ->
-            if size <> batch then Elementwise.Multiply(ReadOnlySpan grad, float32 batch / float32 size, Span grad)
-            Optimizer.scaledStep state.Rates parameters grad state.Scratch
-        | AdamW a ->
-            if size > 1 then Elementwise.Multiply(ReadOnlySpan grad, 1.0f / float32 size, Span grad)
-            Optimizer.adamWStep rate a.WeightDecay a.Beta1 a.Beta2 a.Epsilon state.Adam parameters grad
-
     /// One pass of training over `data` in file order; parameters are updated in place. With a batch
     /// size B > 1 and a workspace of capacity B, each batch runs as one batched forward and backward
     /// pass (batched GEMMs); on a one-example workspace its examples run one at a time and their
-    /// gradients are summed (the reference the batched pass is tested against). B = 1 is the paper's
+    /// gradients are summed (what the batched pass is tested against). B = 1 is the paper's
     /// per-example SGD with the step fused into the backward pass.
     let trainOnePass (backend: IBackend) (net: Network) (recipe: Recipe) (pass: int) (parameters: float32 array) (ws: Workspace)
                      (state: State) (data: Dataset) (onProgress: int -> unit) =
@@ -153,18 +136,13 @@ module Train =
         let keep = 1.0f - recipe.Dropout
         let dropUnits = if drop >= 0 then net.Plans.[drop].Geometry.Units else 0
         let grad = state.Grad
-        match recipe.Optimizer with
-        | Newton n ->
-            let h = Newton.estimateDiagonal backend net recipe.Loss parameters data n.Patterns
-            for i in 0 .. h.Length - 1 do
-                state.Rates.[i] <- rate / (float32 batch * (n.Mu + h.[i]))
-        | Sgd | AdamW _ -> ()
+        state.Optimizer.BeginPass(backend, net, recipe.Loss, parameters, data, rate, batch)
         let refine = recipe.Refine
-        // Issue 19: the soft targets' settings and teacher buffer, chosen once per pass.
+        // The soft targets' settings and teacher buffer, chosen once per pass.
         let softWeight = match state.Teachers with Some t -> t.Settings.Weight | None -> 0.0f
         let temperature = match state.Teachers with Some t -> t.Settings.Temperature | None -> 1.0f
         let teacher = match state.Teachers with Some t -> t.Probabilities | None -> state.Soft
-        // Batched GEMMs over the whole batch; the refinements of issue 19 (distortions, soft targets,
+        // Batched GEMMs over the whole batch; the refinements (distortions, soft targets,
         // teachers) run one example at a time, accumulating the batch's gradient.
         let refined = state.Distorter.IsSome || state.Teachers.IsSome || Refinements.softTargets refine
         if batch > 1 && ws.Capacity >= batch && not refined then
@@ -181,7 +159,7 @@ module Train =
                     Loss.gradient recipe.Loss y (b * outputs) outputs data.Labels.[start + b] state.DOut
                     Array.blit state.DOut 0 state.BatchDOut (b * outputs) outputs
                 Backward.runBatchInto backend net parameters ws data.Images xOffset size state.BatchDOut (GradientSink.into grad false) drop
-                step recipe rate batch size parameters state
+                state.Optimizer.Step(rate, batch, size, parameters, grad)
                 let before = start
                 start <- start + size
                 if start / progressEvery > before / progressEvery then onProgress (start / progressEvery * progressEvery)
@@ -193,7 +171,7 @@ module Train =
                 let shift =
                     match state.Distorter with
                     | Some d ->
-                        // Issue 19: the distorted digit, moved by the same shift, in the padded frame.
+                        // The distorted digit, moved by the same shift, in the padded frame.
                         Distortion.apply d data.Images xOffset dx dy
                         x <- d.Frame
                         xOffset <- 0
@@ -209,22 +187,22 @@ module Train =
                 | Some t -> Distill.teach backend net t shift x xOffset
                 | None -> ()
                 if Refinements.softTargets refine then
-                    // Issue 19: label smoothing and/or the teachers' soft outputs.
+                    // Label smoothing and/or the teachers' soft outputs.
                     Distill.gradient (Forward.outputs net ws) 0 outputs data.Labels.[i] refine.LabelSmoothing teacher temperature softWeight state.Soft state.DOut
                 else Loss.gradient recipe.Loss (Forward.outputs net ws) 0 outputs data.Labels.[i] state.DOut
-                match recipe.Optimizer with
-                | Sgd when batch = 1 ->
+                match state.Optimizer.FusedSink(rate, batch, parameters) with
+                | ValueSome sink ->
                     // The paper's per-example step, fused into the backward pass (see GradientSink).
-                    Backward.runInto backend net parameters ws x xOffset state.DOut (GradientSink.sgd parameters rate) drop
-                | _ ->
+                    Backward.runInto backend net parameters ws x xOffset state.DOut sink drop
+                | ValueNone ->
                     Backward.runWith backend net parameters ws x xOffset state.DOut grad (i % batch <> 0) drop
                     if (i + 1) % batch = 0 || i = data.Count - 1 then
-                        step recipe rate batch (if (i + 1) % batch = 0 then batch else (i % batch) + 1) parameters state
+                        state.Optimizer.Step(rate, batch, (if (i + 1) % batch = 0 then batch else (i % batch) + 1), parameters, grad)
                 if (i + 1) % progressEvery = 0 then onProgress (i + 1)
 
     /// Runs the recipe's training and evaluation code once on a few blank digits with throwaway weights,
     /// so that the just-in-time compiler has the hot kernels ready before a run starts (started on an
-    /// idle core while the data loads, it takes the default train's first pass from ~110 ms to ~90 ms).
+    /// idle core while the data loads, it shortens the first pass).
     /// Touches nothing a run uses: its own network, weights, workspaces and generator.
     let warmUp (backend: IBackend) (recipe: Recipe) =
         let net = Recipe.network recipe
@@ -235,29 +213,12 @@ module Train =
         trainOnePass backend net warm 1 parameters (Workspace.create net (max 1 warm.BatchSize)) (createState net warm) blank ignore
         Evaluate.split backend net recipe.Loss parameters (Workspace.create net Evaluate.batch) blank |> ignore
 
-    /// Trains from `initial` for recipe.Passes passes, evaluating both splits after each pass.
-    /// `onProgress pass presentations` reports within a pass; `onPass` after each pass's evaluation.
-    /// Each pass is evaluated on a snapshot of the weights on another core while the next pass trains,
-    /// so evaluation costs no training time; both callbacks run on the calling thread.
-    let rec run (backend: IBackend) (recipe: Recipe) (data: TrainTest) (initial: float32 array)
-            (onProgress: int -> int -> unit) (onPass: PassMetrics -> unit) =
-        match Recipe.validate recipe with
-        | Error problem -> invalidArg (nameof recipe) problem
-        | Ok _ -> ()
+    /// The training of `run` once its teachers (if any) are trained: `clock` was started by the caller.
+    let private trainWith (backend: IBackend) (recipe: Recipe) (data: TrainTest) (initial: float32 array)
+                          (teachers: TeacherSet option) (ensemble: SplitMetrics option) (clock: Stopwatch)
+                          (onProgress: int -> int -> unit) (onPass: PassMetrics -> unit) =
         let net = Recipe.network recipe
-        let clock = Stopwatch.StartNew()
-        // ---- issue 19: distillation trains its teachers first (the same recipe less distillation) ----
-        let teachers, ensemble =
-            match recipe.Refine.Distill with
-            | None -> None, None
-            | Some d ->
-                let teacherWeights =
-                    Array.init d.Teachers (fun k ->
-                        let r = { recipe with Refine = { recipe.Refine with Distill = None }; Seed = Distill.teacherSeed recipe.Seed k }
-                        (run backend r data (Init.create r.WeightInit net.Layout r.Seed) (fun _ _ -> ()) ignore).Parameters)
-                Some(Distill.create net d teacherWeights), Some(fst (Distill.evaluateEnsemble backend net teacherWeights data.Test))
         let average = if recipe.Refine.AverageLast > 0 then Some(WeightAverage.create initial.Length) else None
-        // ---- end issue 19 ----
         let parameters = Array.copy initial
         let ws = Workspace.create net (max 1 recipe.BatchSize)
         let state = { createState net recipe with Teachers = teachers }
@@ -283,7 +244,7 @@ module Train =
             // The previous pass's evaluation has had a whole pass of time; it is done or nearly so.
             pending |> Option.iter (fun t -> report t (pass - 1))
             let snapshot = snapshots.[pass % 2]
-            // Issue 19: while weights are averaged, the average is what is evaluated (and saved).
+            // While weights are averaged, the average is what is evaluated (and saved).
             match average with
             | Some avg when WeightAverage.covers recipe.Refine.AverageLast recipe.Passes pass ->
                 WeightAverage.add avg parameters
@@ -296,3 +257,30 @@ module Train =
         pending |> Option.iter (fun t -> report t recipe.Passes)
         let final = match average with Some avg when avg.Count > 0 -> Array.copy avg.Average | _ -> parameters
         { Parameters = final; Passes = List.ofSeq passes; Seconds = clock.Elapsed.TotalSeconds; TestPredictions = testPredictions; Ensemble = ensemble }
+
+    /// Distillation's teachers for a recipe that distills: each the same recipe less distillation,
+    /// from its own seed (Distill.teacherSeed), trained here, and their ensemble's test metrics.
+    let trainTeachers (backend: IBackend) (recipe: Recipe) (data: TrainTest) =
+        match recipe.Refine.Distill with
+        | None -> None, None
+        | Some d ->
+            let net = Recipe.network recipe
+            let teacherWeights =
+                Array.init d.Teachers (fun k ->
+                    let r = { recipe with Refine = { recipe.Refine with Distill = None }; Seed = Distill.teacherSeed recipe.Seed k }
+                    (trainWith backend r data (Init.create r.WeightInit net.Layout r.Seed) None None (Stopwatch.StartNew()) (fun _ _ -> ()) ignore).Parameters)
+            Some(Distill.create net d teacherWeights), Some(fst (Distill.evaluateEnsemble backend net teacherWeights data.Test))
+
+    /// Trains from `initial` for recipe.Passes passes, evaluating both splits after each pass; a
+    /// distilling recipe first trains its teachers (trainTeachers).
+    /// `onProgress pass presentations` reports within a pass; `onPass` after each pass's evaluation.
+    /// Each pass is evaluated on a snapshot of the weights on another core while the next pass trains,
+    /// so evaluation costs no training time; both callbacks run on the calling thread.
+    let run (backend: IBackend) (recipe: Recipe) (data: TrainTest) (initial: float32 array)
+            (onProgress: int -> int -> unit) (onPass: PassMetrics -> unit) =
+        match Recipe.validate recipe with
+        | Error problem -> invalidArg (nameof recipe) problem
+        | Ok _ -> ()
+        let clock = Stopwatch.StartNew()
+        let teachers, ensemble = trainTeachers backend recipe data
+        trainWith backend recipe data initial teachers ensemble clock onProgress onPass

@@ -18,8 +18,7 @@ open Lecun.Tests.ServeFixture
 let private chromium = Environment.GetEnvironmentVariable "LECUN_CHROMIUM" |> Option.ofObj |> Option.defaultValue "/usr/bin/chromium"
 let private chromedriver = Environment.GetEnvironmentVariable "LECUN_CHROMEDRIVER" |> Option.ofObj |> Option.defaultValue "/usr/bin/chromedriver"
 
-let private browserRequired =
-    Environment.GetEnvironmentVariable "LECUN_REQUIRE_BROWSER" = "1" || not (String.IsNullOrEmpty(Environment.GetEnvironmentVariable "CI"))
+let private browserRequired = TestKit.browserRequired
 
 /// Where the browser tests leave their screenshots (LECUN_SCREENSHOTS, else the temp folder).
 let screenshotDir () =
@@ -33,7 +32,7 @@ let private withPage (f: IWebDriver -> unit) =
     if not missing.IsEmpty then
         let reason = $"""{String.Join(" and ", missing)} not found (apt-get install chromium chromium-driver; .ci/run does)"""
         if browserRequired then failtestf "LECUN_REQUIRE_BROWSER=1 or CI is set but %s" reason
-        else skiptestf "no browser: %s; set LECUN_REQUIRE_BROWSER=1 to make this a failure" reason
+        else TestKit.ExpectedSkip.skip TestKit.NoBrowser $"no browser: {reason}; set LECUN_REQUIRE_BROWSER=1 to make this a failure"
     let server = ServeCommand.start (modelView ()) IPAddress.Loopback 0
     try
         let service = ChromeDriverService.CreateDefaultService(Path.GetDirectoryName chromedriver, Path.GetFileName chromedriver)

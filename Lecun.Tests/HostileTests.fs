@@ -1,4 +1,4 @@
-/// Hostile and odd input, as an attacker would try it (issue 17). Every hostile file is made here,
+/// Hostile and odd input, as an attacker would try it. Every hostile file is made here,
 /// in the test: random truncations, byte flips, insertions and size-field edits of valid files
 /// never crash, never hang and stay under a memory bound; valid files, odd formats included, load.
 module Lecun.Tests.HostileTests

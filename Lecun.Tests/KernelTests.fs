@@ -107,19 +107,19 @@ module GuardPage =
 [<Tests>]
 let tests =
     testList "kernels" [
-        testPropertyWithConfig config "every backend's GEMM equals the float64 product, any shape, transposes, alpha, beta, padding" <| fun (c: GemmCase) ->
-            let rng = Rng c.Seed
-            let rows trans r cols = if trans then cols else r
-            let colsOf trans r cols = if trans then r else cols
-            // Stored shapes, with `Pad` extra floats per row (leading dimension > columns).
-            let aRows, aCols = rows c.TransA c.M c.K, colsOf c.TransA c.M c.K
-            let bRows, bCols = rows c.TransB c.K c.N, colsOf c.TransB c.K c.N
-            let lda, ldb, ldc = aCols + c.Pad, bCols + c.Pad, c.N + c.Pad
-            let fill n = Array.init n (fun _ -> rng.NextFloat32() * 2.0f - 1.0f)
-            let a, b, c0 = fill (aRows * lda), fill (bRows * ldb), fill (c.M * ldc)
-            let aAt i p = float (if c.TransA then a.[p * lda + i] else a.[i * lda + p])
-            let bAt p j = float (if c.TransB then b.[j * ldb + p] else b.[p * ldb + j])
-            for backend in EngineTests.backends () do
+        yield! TestKit.perProvider (fun backend ->
+            [ testPropertyWithConfig config "GEMM equals the float64 product, any shape, transposes, alpha, beta, padding" <| fun (c: GemmCase) ->
+                let rng = Rng c.Seed
+                let rows trans r cols = if trans then cols else r
+                let colsOf trans r cols = if trans then r else cols
+                // Stored shapes, with `Pad` extra floats per row (leading dimension > columns).
+                let aRows, aCols = rows c.TransA c.M c.K, colsOf c.TransA c.M c.K
+                let bRows, bCols = rows c.TransB c.K c.N, colsOf c.TransB c.K c.N
+                let lda, ldb, ldc = aCols + c.Pad, bCols + c.Pad, c.N + c.Pad
+                let fill n = Array.init n (fun _ -> rng.NextFloat32() * 2.0f - 1.0f)
+                let a, b, c0 = fill (aRows * lda), fill (bRows * ldb), fill (c.M * ldc)
+                let aAt i p = float (if c.TransA then a.[p * lda + i] else a.[i * lda + p])
+                let bAt p j = float (if c.TransB then b.[j * ldb + p] else b.[p * ldb + j])
                 let out = Array.copy c0
                 backend.Gemm(c.TransA, c.TransB, c.M, c.N, c.K, c.Alpha, ReadOnlySpan a, lda, ReadOnlySpan b, ldb, c.Beta, Span out, ldc)
                 for i in 0 .. c.M - 1 do
@@ -130,29 +130,28 @@ let tests =
                             let expected = float c.Alpha * List.sum terms + betaTerm
                             let bound = sumBound c.K (abs (float c.Alpha) * List.sumBy abs terms + abs betaTerm)
                             Expect.isLessThanOrEqual (abs (float out.[i * ldc + j] - expected)) bound
-                                $"{backend.Name} C[{i},{j}] of {c}"
+                                $"C[{i},{j}] of {c}"
                         else
-                            Expect.equal out.[i * ldc + j] c0.[i * ldc + j] $"{backend.Name} wrote past the row into C[{i},{j}]"
+                            Expect.equal out.[i * ldc + j] c0.[i * ldc + j] $"wrote past the row into C[{i},{j}]"
 
-        testProperty "every backend's GEMV equals the float64 product" <| fun (seed: uint64) (trans: bool) (mRaw: byte) (nRaw: byte) ->
-            let rng = Rng seed
-            let m, n = 1 + int mRaw % 200, 1 + int nRaw % 40
-            let lda = n + int (seed % 3UL)
-            let a = Array.init (m * lda) (fun _ -> rng.NextFloat32() - 0.5f)
-            let x = Array.init (if trans then m else n) (fun _ -> rng.NextFloat32() - 0.5f)
-            let y0 = Array.init (if trans then n else m) (fun _ -> rng.NextFloat32() - 0.5f)
-            for beta in [ 0.0f; 0.5f ] do
-                let terms i =
-                    if trans then [ for r in 0 .. m - 1 -> float a.[r * lda + i] * float x.[r] ]
-                    else [ for c in 0 .. n - 1 -> float a.[i * lda + c] * float x.[c] ]
-                for backend in EngineTests.backends () do
+              testProperty "GEMV equals the float64 product" <| fun (seed: uint64) (trans: bool) (mRaw: byte) (nRaw: byte) ->
+                let rng = Rng seed
+                let m, n = 1 + int mRaw % 200, 1 + int nRaw % 40
+                let lda = n + int (seed % 3UL)
+                let a = Array.init (m * lda) (fun _ -> rng.NextFloat32() - 0.5f)
+                let x = Array.init (if trans then m else n) (fun _ -> rng.NextFloat32() - 0.5f)
+                let y0 = Array.init (if trans then n else m) (fun _ -> rng.NextFloat32() - 0.5f)
+                for beta in [ 0.0f; 0.5f ] do
+                    let terms i =
+                        if trans then [ for r in 0 .. m - 1 -> float a.[r * lda + i] * float x.[r] ]
+                        else [ for c in 0 .. n - 1 -> float a.[i * lda + c] * float x.[c] ]
                     let y = Array.copy y0
                     backend.Gemv(trans, m, n, 1.5f, ReadOnlySpan a, lda, ReadOnlySpan x, beta, Span y)
                     for i in 0 .. y.Length - 1 do
                         let t = terms i
                         let expected = 1.5 * List.sum t + float beta * float y0.[i]
                         let bound = sumBound t.Length (1.5 * List.sumBy abs t + abs (float beta * float y0.[i]))
-                        Expect.isLessThanOrEqual (abs (float y.[i] - expected)) bound $"{backend.Name} trans={trans} {m}x{n} beta={beta} y[{i}]"
+                        Expect.isLessThanOrEqual (abs (float y.[i] - expected)) bound $"trans={trans} {m}x{n} beta={beta} y[{i}]" ])
 
         test "FastTanh is within 5e-7 relative of tanh on [-10, 10], and odd" {
             let mutable worst = 0.0
@@ -185,7 +184,7 @@ let tests =
                 let mkl = Array.zeroCreate x.Length
                 Lecun.Native.Mkl.Vml.Tanh(ReadOnlySpan x, Span mkl)
                 EngineTests.expectClose 1e-6 (Array.map float ours) (Array.map float mkl) "tanh"
-            | reason -> skiptestf "MKL not available (%s)" reason
+            | reason -> TestKit.ExpectedSkip.skip TestKit.NoMkl $"MKL not available ({reason})"
         }
 
         testProperty "the AdamW kernel equals the float64 update in vector lanes and tail alike" <| fun (seed: uint64) ->
@@ -675,7 +674,7 @@ let widthTests =
 
         test "the AVX2 path trains and evaluates to the AVX-512 path's bits, every recipe" {
             if not KernelWidth.HasAvx512 then
-                skiptest "this CPU has no AVX-512: only the AVX2 path runs here, checked against the definitions above"
+                TestKit.ExpectedSkip.skip TestKit.NoAvx512 "this CPU has no AVX-512: only the AVX2 path runs here, checked against the definitions above"
             let data = Data.load DataSetName.Usps None |> function Ok d -> d | Error e -> failwith e
             let digits = data.Train.Take 300
             for recipe in Recipe.all do

@@ -82,9 +82,9 @@ let tests =
         test "steps parse from ranges and lists; unknown steps are errors" {
             Expect.equal (Ladder.parseSteps "0-4") (Ok [ "0"; "1"; "2"; "3"; "4" ]) "range"
             Expect.equal (Ladder.parseSteps "4,0,2") (Ok [ "0"; "2"; "4" ]) "list"
-            // Issue 19's steps 6.. follow the essay's.
+            // The refinements' steps 6.. follow the essay's.
             Expect.equal (Ladder.parseSteps "all") (Ok([ "0"; "1"; "2"; "3"; "4"; "5" ] @ Ladder.refinedLabels)) "all"
-            Expect.equal (Ladder.parseSteps "6") (Ok [ "6" ]) "issue 19's first step"
+            Expect.equal (Ladder.parseSteps "6") (Ok [ "6" ]) "the refinements' first step"
             for bad in [ "42"; "2-1"; "x"; "0,99" ] do
                 match Ladder.parseSteps bad with
                 | Error e -> Expect.stringContains e "unknown step" bad

@@ -18,11 +18,79 @@ let private activations (net: Network) = net.Plans |> Array.map (fun p -> p.Acti
 let tests =
     testList "model file" [
         test "records the recipe, seed, passes, data set, squashing, loss, spec and the recipe's description" {
-            Expect.equal (ModelFile.metadata Recipe.lecun1989 DataSetName.Usps None)
+            let metadata = ModelFile.metadata Recipe.lecun1989 DataSetName.Usps None
+            Expect.equal (metadata |> Map.remove "network")
                 (Map.ofList [ "recipe", "lecun1989"; "seed", "1337"; "passes", "23"; "data_set", "usps"; "hidden", "tanh"; "output", "tanh"
                               "loss", "mse"; "spec", "lecun1989"
                               "recipe_details", "tanh/tanh, init sqrt-fan-in, mse, sgd lr 0.03, batch 1, 23 passes" ])
                 "lecun1989's metadata, as train has always written it"
+            Expect.equal (NetworkText.read metadata.["network"]) (Ok { NetworkText.Spec = Spec.lecun1989; Hidden = Tanh; Output = Tanh })
+                "and the network as data: the spec and the squashing"
+        }
+
+        test "names the data set and the digits held out in separate entries" {
+            let metadata = ModelFile.metadata Recipe.modern DataSetName.MnistSim (Some 1000)
+            Expect.equal metadata.["data_set"] "mnist-sim" "data set"
+            Expect.equal metadata.["held_out"] "1000" "held out"
+            Expect.isFalse ((ModelFile.metadata Recipe.modern DataSetName.Usps None).ContainsKey "held_out") "nothing held out, no entry"
+        }
+
+        testPropertyWithConfig { FsCheckConfig.defaultConfig with arbitrary = [ typeof<SpecTests.SpecGen> ] }
+            "the network text reads back as the network it was written from, any spec and squashing" <| fun (spec: NetSpec) (h: byte) (o: byte) ->
+            let pick (b: byte) = fst Activation.names.[int b % Activation.names.Length]
+            let network : NetworkText.NetworkValue = { Spec = spec; Hidden = pick h; Output = pick o }
+            Expect.equal (NetworkText.read (NetworkText.write network)) (Ok network) "round trip"
+
+        test "a network text that is not one is refused with one line, never an exception" {
+            let good = NetworkText.write { NetworkText.Spec = Spec.lecun1989; Hidden = Tanh; Output = Tanh }
+            for text in
+                [ ""; "{"; "[]"; "null"; "42"; "{}"; String.replicate 100 "["
+                  good.Replace("\"input\":[1,16,16]", "\"input\":[1,16]")
+                  good.Replace("\"input\":[1,16,16]", "\"input\":[1,16,99999999999]")
+                  good.Replace("\"input\":[1,16,16]", "\"input\":[1,-16,16]")
+                  good.Replace("\"kind\":\"local\"", "\"kind\":\"pool\"")
+                  good.Replace("\"kernel\":5", "\"kernel\":0")
+                  good.Replace("\"kernel\":5", "\"kernel\":\"5\"")
+                  good.Replace("\"kernel\":5", "\"kernel\":5.5")
+                  good.Replace("\"pad_value\":-1", "\"pad_value\":1e99")
+                  good.Replace("\"units\":30", "\"units\":null")
+                  good.Replace("[0,1,2,3,4,5,6,7]", "[0,1,2,3,4,5,6,\"x\"]")
+                  good.Replace("[0,1,2,3,4,5,6,7]", "[0,1,2,3,4,5,6,70]")
+                  good.Replace("\"hidden\":\"tanh\"", "\"hidden\":\"sigmoid\"")
+                  good.Replace("\"output\":\"tanh\"", "\"output\":7") ] do
+                if text = good then failtest $"the hostile text was not built: {text}"
+                match NetworkText.read text with
+                | Ok n -> failtest $"read {n} from {text}"
+                | Error e -> Expect.isFalse (e.Contains '\n') $"one line: {e}"
+        }
+
+        test "a file whose network entry records another network, or other squashing than its older keys, is refused" {
+            withTempDir (fun dir ->
+                let other = { Spec.lecun1989 with Layers = Spec.lecun1989.Layers |> List.map (function Dense d when d.Name = "H3" -> Dense { d with Units = 31 } | l -> l) }
+                let base' = ModelFile.metadata Recipe.lecun1989 DataSetName.Usps None
+                let otherNetwork = NetworkText.write { NetworkText.Spec = other; Hidden = Tanh; Output = Tanh }
+                let reluNetwork = NetworkText.write { NetworkText.Spec = Spec.lecun1989; Hidden = Relu; Output = Tanh }
+                for name, metadata, fragment in
+                    [ "other", base' |> Map.add "network" otherNetwork, "records another network"
+                      "squashing", base' |> Map.add "network" reluNetwork, "disagrees with the squashing"
+                      "garbled", base' |> Map.add "network" "{\"input\":", "metadata 'network': not JSON" ] do
+                    let path = Path.Combine(dir, $"{name}.safetensors")
+                    Checkpoint.save path layout (randomParameters 1) metadata
+                    match ModelFile.load path with
+                    | Ok _ -> failtest $"{name}: loaded"
+                    | Error e ->
+                        Expect.stringContains e fragment name
+                        Expect.stringContains e path "names the file")
+        }
+
+        test "a file written before the network entry loads as before" {
+            withTempDir (fun dir ->
+                let path = Path.Combine(dir, "old.safetensors")
+                let parameters = randomParameters 2
+                Checkpoint.save path layout parameters (ModelFile.metadata Recipe.modern DataSetName.Usps None |> Map.remove "network")
+                let model = loadOk path
+                Expect.equal (activations model.Network) [ Relu; Identity ] "squashing from the older keys"
+                Expect.sequenceEqual model.Parameters parameters "weights")
         }
 
         test "loads into the network its metadata names" {

@@ -11,12 +11,10 @@ open Lecun.Native.Backends
 open Lecun.Native.Mkl
 open Lecun.Model
 
-let private mkl () =
-    match Backend.Mkl with
-    | null -> skiptestf "MKL not available (%s)" Backend.MklUnavailableReason
-    | b -> b
+let private mkl, auto = TestKit.mkl, TestKit.auto
 
-let private auto () = match Backend.Auto with null -> skiptestf "MKL not available" | b -> b
+/// The providers that send products to MKL, each fetched (or skipped, NoMkl) inside its own test.
+let private mklProviders = [ "mkl", mkl; "auto", auto ]
 
 let private counted (f: unit -> unit) =
     let before = MklCalls.OnThisThread
@@ -57,8 +55,9 @@ let tests =
         // gradients down to 1e-11), where any fixed relative tolerance either fails at random or is too
         // loose to catch a wrong connection elsewhere. Over 25 runs of this property (15,000 fresh checks
         // of outputs and gradients) the worst error was 0.57 of its bound.
-        testPropertyWithConfig { FsCheckConfig.defaultConfig with arbitrary = [ typeof<SpecTests.SpecGen> ]; maxTest = 100 }
-            "every provider's forward pass and gradient lie within float32's error bound of the float64 reference, on random specs" <| fun (spec: NetSpec) (seed: uint16) ->
+        yield! TestKit.perProvider (fun backend ->
+          [ testPropertyWithConfig { FsCheckConfig.defaultConfig with arbitrary = [ typeof<SpecTests.SpecGen> ]; maxTest = 100 }
+                "the forward pass and gradient lie within float32's error bound of the float64 reference, on random specs" <| fun (spec: NetSpec) (seed: uint16) ->
             let layout = Layout.create spec
             let graph = ConnectionGraph.build layout
             for hidden, output, loss in [ Tanh, Tanh, Mse; Relu, Identity, SoftmaxCrossEntropy ] do
@@ -76,33 +75,35 @@ let tests =
                         let error = abs (float actual.[i] - expected.[i])
                         if error > bound.[i] then
                             failtestf "%s [%d]: %.9g where %.9g expected, off by %.3g, bound %.3g" what i actual.[i] expected.[i] error bound.[i]
-                for backend in EngineTests.backends () do
-                    let ws = Workspace.create net 1
-                    Forward.run backend net p ws x 0 1
-                    within (Forward.outputs net ws).[0 .. layout.OutputSize - 1] refOut outBound $"{backend.Name} {hidden} outputs"
-                    within (EngineTests.engineGradient backend net loss p x label) refGrad gradBound $"{backend.Name} {hidden} gradient"
+                let ws = Workspace.create net 1
+                Forward.run backend net p ws x 0 1
+                within (Forward.outputs net ws).[0 .. layout.OutputSize - 1] refOut outBound $"{hidden} outputs"
+                within (EngineTests.engineGradient backend net loss p x label) refGrad gradBound $"{hidden} gradient" ])
 
-        testList "products above the old 2^18 limit reach MKL" [
+        testList "a product goes where its provider says, above the old 2^18 limit too" [
             for transA, transB in [ false, false; true, false; false, true; true, true ] do
-                test $"cblas_sgemm, transA {transA}, transB {transB}" {
-                    let backend = mkl ()
+              for providerName, provider in mklProviders @ [ "managed", (fun () -> Backend.Managed) ] do
+                test $"{providerName}: cblas_sgemm, transA {transA}, transB {transB}" {
+                    let provider = provider ()
                     let m, n, k = 70, 90, 50 // 315,000 multiply-adds
                     let rng = Rng(uint64 (m + (if transA then 1 else 0) + (if transB then 2 else 0)))
                     let a, b = random rng (m * k), random rng (k * n)
                     let aAt i p = float (if transA then a.[p * m + i] else a.[i * k + p])
                     let bAt p j = float (if transB then b.[j * k + p] else b.[p * n + j])
-                    for provider in [ backend; auto () ] do
-                        let c = Array.zeroCreate<float32> (m * n)
-                        let count = counted (fun () ->
-                            provider.Gemm(transA, transB, m, n, k, 1.0f, ReadOnlySpan a, (if transA then m else k), ReadOnlySpan b,
-                                          (if transB then k else n), 0.0f, Span c, n))
-                        // auto sends it to MKL only where its rule says (this shape: A B^T, k = 50 < ShortDot).
-                        let expected = if provider.Name = "mkl" || AutoBackend.GemmRoute(transA, transB, m, n, k) = Route.Mkl then MklCount(1L, int64 (m * n * k)) else MklCount(0L, 0L)
-                        Expect.equal count expected $"{provider.Name}: MKL calls and multiply-adds"
-                        for i in 0 .. m - 1 do
-                            for j in 0 .. n - 1 do
-                                let expected = List.sum [ for p in 0 .. k - 1 -> aAt i p * bAt p j ]
-                                Expect.floatClose { absolute = 1e-4; relative = 1e-4 } (float c.[i * n + j]) expected $"{provider.Name} C[{i},{j}]"
+                    let c = Array.zeroCreate<float32> (m * n)
+                    let count = counted (fun () ->
+                        provider.Gemm(transA, transB, m, n, k, 1.0f, ReadOnlySpan a, (if transA then m else k), ReadOnlySpan b,
+                                      (if transB then k else n), 0.0f, Span c, n))
+                    // Each provider sends it where it says it does (auto by its rule: this shape, A B^T with
+                    // k = 50 < ShortDot, goes to MKL; mkl always; managed never).
+                    let route = provider.RouteGemm(transA, transB, m, n, k)
+                    Expect.equal route (match providerName with "mkl" -> Route.Mkl | "managed" -> Route.Managed | _ -> AutoBackend.GemmRoute(transA, transB, m, n, k)) "the provider's answer"
+                    let expected = if route = Route.Mkl then MklCount(1L, int64 (m * n * k)) else MklCount(0L, 0L)
+                    Expect.equal count expected "MKL calls and multiply-adds, as the provider answered"
+                    for i in 0 .. m - 1 do
+                        for j in 0 .. n - 1 do
+                            let expected = List.sum [ for p in 0 .. k - 1 -> aAt i p * bAt p j ]
+                            Expect.floatClose { absolute = 1e-4; relative = 1e-4 } (float c.[i * n + j]) expected $"C[{i},{j}]"
                 }
             test "auto sends a product to MKL exactly when its rule says, on both sides of each part of the rule" {
                 let backend = auto ()
@@ -125,18 +126,19 @@ let tests =
                                       Route.Managed; Route.Managed ] "the rule: long-row A B on MKL, short-dot A B^T of 2^15 MACs or more on MKL, the rest managed"
             }
             for trans in [ false; true ] do
-                test $"cblas_sgemv, trans {trans}" {
+              for providerName, provider in mklProviders do
+                test $"{providerName}: cblas_sgemv, trans {trans}" {
+                    let provider = provider ()
                     let m, n = 600, 500 // 300,000 multiply-adds
                     let rng = Rng(uint64 (m + if trans then 1 else 0))
                     let a = random rng (m * n)
                     let x = random rng (if trans then m else n)
-                    for provider in [ mkl (); auto () ] do
-                        let y = Array.zeroCreate<float32> (if trans then n else m)
-                        let count = counted (fun () -> provider.Gemv(trans, m, n, 1.0f, ReadOnlySpan a, n, ReadOnlySpan x, 0.0f, Span y))
-                        Expect.equal count (MklCount(1L, int64 (m * n))) $"{provider.Name}: one MKL call"
-                        for i in 0 .. y.Length - 1 do
-                            let expected = if trans then List.sum [ for r in 0 .. m - 1 -> float a.[r * n + i] * float x.[r] ] else List.sum [ for c in 0 .. n - 1 -> float a.[i * n + c] * float x.[c] ]
-                            Expect.floatClose { absolute = 1e-4; relative = 1e-4 } (float y.[i]) expected $"{provider.Name} y[{i}]"
+                    let y = Array.zeroCreate<float32> (if trans then n else m)
+                    let count = counted (fun () -> provider.Gemv(trans, m, n, 1.0f, ReadOnlySpan a, n, ReadOnlySpan x, 0.0f, Span y))
+                    Expect.equal count (MklCount(1L, int64 (m * n))) "one MKL call"
+                    for i in 0 .. y.Length - 1 do
+                        let expected = if trans then List.sum [ for r in 0 .. m - 1 -> float a.[r * n + i] * float x.[r] ] else List.sum [ for c in 0 .. n - 1 -> float a.[i * n + c] * float x.[c] ]
+                        Expect.floatClose { absolute = 1e-4; relative = 1e-4 } (float y.[i]) expected $"y[{i}]"
                 }
         ]
 
@@ -156,7 +158,7 @@ let tests =
                         else Backward.runBatchInto backend net p ws data.Images 0 count dOut (GradientSink.into grad false) -1)
                     let table = Routing.products net "training" count true
                     let calls = table |> List.sumBy (fun q -> int64 q.Calls)
-                    let macs = table |> List.sumBy (fun q -> int64 q.Calls * Routing.Shape.macs q.Shape)
+                    let macs = table |> List.sumBy (fun q -> int64 q.Calls * ProductShape.macs q.Shape)
                     Expect.equal served (MklCount(calls, macs)) "calls and multiply-adds: served by MKL = listed by the routing table"
                     Expect.equal macs (int64 count * Macs.trainingPresentation net.Layout) "the table's multiply-adds are the network's count per presentation"
                 }
@@ -188,18 +190,18 @@ let tests =
         ]
 
         testList "minibatch training as batched GEMMs" [
-            for recipe in optimizerRecipes do
-                test $"{recipe.Name} at batch 8 (a short last batch included) equals the accumulated per-example pass, every provider" {
+          yield! TestKit.perProvider (fun backend ->
+            [ for recipe in optimizerRecipes do
+                test $"{recipe.Name} at batch 8 (a short last batch included) equals the accumulated per-example pass" {
                     let data = randomDigits 11 45
                     let net = Recipe.network recipe
                     let initial = Init.create recipe.WeightInit net.Layout 3
-                    for backend in EngineTests.backends () do
-                        let accumulated = onePass backend recipe initial data 1
-                        let batched = onePass backend recipe initial data 8
-                        let change (p: float32 array) = Array.map2 (-) p initial
-                        expectNear 2e-3 (change batched) (change accumulated) $"{backend.Name} {recipe.Name}: parameter change"
+                    let accumulated = onePass backend recipe initial data 1
+                    let batched = onePass backend recipe initial data 8
+                    let change (p: float32 array) = Array.map2 (-) p initial
+                    expectNear 2e-3 (change batched) (change accumulated) $"{recipe.Name}: parameter change"
                 }
-            testProperty "a batched backward pass equals the summed per-example gradients, with shifts and dropout" <| fun (seed: uint16) (countRaw: byte) ->
+              testProperty "a batched backward pass equals the summed per-example gradients, with shifts and dropout" <| fun (seed: uint16) (countRaw: byte) ->
                 let recipe = Recipe.modern
                 let count = 2 + int countRaw % 15
                 let net = Recipe.network recipe
@@ -212,34 +214,32 @@ let tests =
                 let plans = Array.init count (fun _ -> InputShifts.plan shifts (rng.NextInt 3 - 1) (rng.NextInt 3 - 1))
                 let masks = Array.init (count * units) (fun _ -> if rng.NextFloat32() < 0.75f then 1.0f / 0.75f else 0.0f)
                 let outputs = net.Layout.OutputSize
-                for backend in EngineTests.backends () do
-                    let one = Workspace.create net 1
-                    let expected = Array.zeroCreate<float32> p.Length
-                    let dOut = Array.zeroCreate<float32> outputs
-                    for b in 0 .. count - 1 do
-                        Array.blit masks (b * units) one.DropMask.[drop] 0 units
-                        Forward.runShifted backend net p one plans.[b] data.Images (b * Dataset.Pixels) drop
-                        Loss.gradient recipe.Loss (Forward.outputs net one) 0 outputs data.Labels.[b] dOut
-                        Backward.runWith backend net p one data.Images (b * Dataset.Pixels) dOut expected (b > 0) drop
-                    let ws = Workspace.create net count
-                    Array.blit plans 0 ws.FirstUnfolds 0 count
-                    Array.blit masks 0 ws.DropMask.[drop] 0 (count * units)
-                    Forward.runBatchShifted backend net p ws data.Images 0 count drop
-                    let dOuts = Array.zeroCreate<float32> (count * outputs)
-                    for b in 0 .. count - 1 do
-                        Loss.gradient recipe.Loss (Forward.outputs net ws) (b * outputs) outputs data.Labels.[b] dOut
-                        Array.blit dOut 0 dOuts (b * outputs) outputs
-                    let actual = Array.zeroCreate<float32> p.Length
-                    Backward.runBatchInto backend net p ws data.Images 0 count dOuts (GradientSink.into actual false) drop
-                    for v in net.Layout.Views do
-                        expectNear 1e-5 actual.[v.Offset .. v.Offset + v.Length - 1] expected.[v.Offset .. v.Offset + v.Length - 1] $"{backend.Name} {v.Name}"
-            test "batched training is deterministic: the same seed gives the same bits, every provider" {
+                let one = Workspace.create net 1
+                let expected = Array.zeroCreate<float32> p.Length
+                let dOut = Array.zeroCreate<float32> outputs
+                for b in 0 .. count - 1 do
+                    Array.blit masks (b * units) one.DropMask.[drop] 0 units
+                    Forward.runShifted backend net p one plans.[b] data.Images (b * Dataset.Pixels) drop
+                    Loss.gradient recipe.Loss (Forward.outputs net one) 0 outputs data.Labels.[b] dOut
+                    Backward.runWith backend net p one data.Images (b * Dataset.Pixels) dOut expected (b > 0) drop
+                let ws = Workspace.create net count
+                Array.blit plans 0 ws.FirstUnfolds 0 count
+                Array.blit masks 0 ws.DropMask.[drop] 0 (count * units)
+                Forward.runBatchShifted backend net p ws data.Images 0 count drop
+                let dOuts = Array.zeroCreate<float32> (count * outputs)
+                for b in 0 .. count - 1 do
+                    Loss.gradient recipe.Loss (Forward.outputs net ws) (b * outputs) outputs data.Labels.[b] dOut
+                    Array.blit dOut 0 dOuts (b * outputs) outputs
+                let actual = Array.zeroCreate<float32> p.Length
+                Backward.runBatchInto backend net p ws data.Images 0 count dOuts (GradientSink.into actual false) drop
+                for v in net.Layout.Views do
+                    expectNear 1e-5 actual.[v.Offset .. v.Offset + v.Length - 1] expected.[v.Offset .. v.Offset + v.Length - 1] v.Name
+              test "batched training is deterministic: the same seed gives the same bits" {
                 let recipe = { Recipe.modern with BatchSize = 16 }
                 let data = randomDigits 12 70
                 let net = Recipe.network recipe
                 let p = Init.create recipe.WeightInit net.Layout 4
-                for backend in EngineTests.backends () do
-                    Expect.sequenceEqual (onePass backend recipe p data 16) (onePass backend recipe p data 16) backend.Name
-            }
+                Expect.sequenceEqual (onePass backend recipe p data 16) (onePass backend recipe p data 16) backend.Name
+              } ])
         ]
     ]

@@ -1,4 +1,4 @@
-/// Issue 19: distortions, weight averaging, soft targets and the `refined` recipe.
+/// The refinements: distortions, weight averaging, soft targets and the `refined` recipe.
 module Lecun.Tests.RefinedTests
 
 open System
@@ -200,7 +200,7 @@ let tests =
             for dataSet in [ DataSetName.Usps; DataSetName.MnistSim ] do
                 let steps = Ladder.steps dataSet
                 let refined = steps |> List.filter (fun s -> List.contains s.Label Ladder.refinedLabels)
-                Expect.isNonEmpty refined "issue 19 has steps"
+                Expect.isNonEmpty refined "the refinements have steps"
                 Expect.equal { (List.last refined).Recipe with Name = "refined" } Recipe.refined "the last step is refined"
                 let four = steps |> List.find (fun s -> s.Label = "4")
                 List.pairwise (four :: refined) |> List.iter (fun (a, b) ->

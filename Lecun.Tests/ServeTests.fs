@@ -76,7 +76,7 @@ let badBodies =
 let tests =
     testList "serve" [
         testList "API in-process" [
-            test "predict answers what the network computes, every layer in DESIGN.md's layout" {
+            test "predict answers what the network computes, every layer in docs/design.md's layout" {
                 let view = modelView ()
                 let pool = ServeApi.Workspaces view.Net
                 let test = digits ()

@@ -28,26 +28,14 @@ let tests =
             Expect.isGreaterThan before.Metrics.Error 60.0 "the untrained network is near chance"
         }
 
-        test "two runs with the same seed give identical metrics and weights" {
-            let data = small ()
-            let recipe = { Recipe.lecun1989 with Passes = 2 }
-            for backend in EngineTests.backends () do
-                let once () = Train.run backend recipe data (Init.create recipe.WeightInit Layout.lecun1989 recipe.Seed) quiet ignore
-                let a, b = once (), once ()
-                Expect.equal (a.Passes |> List.map (fun p -> p.Train, p.Test)) (b.Passes |> List.map (fun p -> p.Train, p.Test)) $"{backend.Name} metrics"
-                Expect.sequenceEqual a.Parameters b.Parameters $"{backend.Name} weights bit-identical"
-        }
-
         test "mkl and managed train to the same weights within float32 rounding" {
             let data = small ()
             let recipe = { Recipe.lecun1989 with Passes = 1 }
-            match EngineTests.backends () with
-            | [ managed; mkl ] ->
-                let initial = Init.create recipe.WeightInit Layout.lecun1989 recipe.Seed
-                let a = Train.run managed recipe data initial quiet ignore
-                let b = Train.run mkl recipe data initial quiet ignore
-                EngineTests.expectClose 1e-3 (Array.map float a.Parameters) (Array.map float b.Parameters) "weights after 1000 SGD steps"
-            | _ -> skiptest "MKL not available (the 'MKL loads when required' test reports why)"
+            let mkl = TestKit.mkl ()
+            let initial = Init.create recipe.WeightInit Layout.lecun1989 recipe.Seed
+            let a = Train.run Backend.Managed recipe data initial quiet ignore
+            let b = Train.run mkl recipe data initial quiet ignore
+            EngineTests.expectClose 1e-4 (Array.map float a.Parameters) (Array.map float b.Parameters) "weights after 1000 SGD steps"
         }
 
         test "a warm-up beside a run leaves the run's weights bit-identical, for every recipe" {
@@ -69,22 +57,6 @@ let tests =
                 Expect.sequenceEqual beside.Parameters alone.Parameters $"{recipe.Name}: weights with a warm-up running beside"
         }
 
-        test "per-example training allocates nothing" {
-            let data = small ()
-            let recipe = Recipe.lecun1989
-            for backend in EngineTests.backends () do
-                let net = Recipe.network recipe
-                let p = Init.create SqrtFanIn net.Layout 1
-                let ws = Workspace.create net 1
-                let state = Train.createState net recipe
-                let pass () = Train.trainOnePass backend net recipe 1 p ws state data.Train ignore
-                pass () // warm up: JIT and tiering
-                let before = GC.GetAllocatedBytesForCurrentThread()
-                pass ()
-                let allocated = GC.GetAllocatedBytesForCurrentThread() - before
-                Expect.equal allocated 0L $"{backend.Name}: bytes allocated in 1000 presentations"
-        }
-
         test "minibatch SGD on the averaged gradient equals one step on the mean gradient" {
             let data = small ()
             let net = Network.lecun1989
@@ -101,6 +73,31 @@ let tests =
             let expected = Array.map2 (fun (w: float32) g -> float w - 0.1 * g) p0 mean
             EngineTests.expectClose 1e-6 (Array.map float p) expected "weights after one minibatch step"
         }
+
+        yield! TestKit.perProvider (fun backend ->
+            [ test "two runs with the same seed give identical metrics and weights" {
+                  let data = small ()
+                  let recipe = { Recipe.lecun1989 with Passes = 2 }
+                  let once () = Train.run backend recipe data (Init.create recipe.WeightInit Layout.lecun1989 recipe.Seed) quiet ignore
+                  let a, b = once (), once ()
+                  Expect.equal (a.Passes |> List.map (fun p -> p.Train, p.Test)) (b.Passes |> List.map (fun p -> p.Train, p.Test)) "metrics"
+                  Expect.sequenceEqual a.Parameters b.Parameters "weights bit-identical"
+              }
+
+              test "per-example training allocates nothing" {
+                  let data = small ()
+                  let recipe = Recipe.lecun1989
+                  let net = Recipe.network recipe
+                  let p = Init.create SqrtFanIn net.Layout 1
+                  let ws = Workspace.create net 1
+                  let state = Train.createState net recipe
+                  let pass () = Train.trainOnePass backend net recipe 1 p ws state data.Train ignore
+                  pass () // warm up: JIT and tiering
+                  let before = GC.GetAllocatedBytesForCurrentThread()
+                  pass ()
+                  let allocated = GC.GetAllocatedBytesForCurrentThread() - before
+                  Expect.equal allocated 0L "bytes allocated in 1000 presentations"
+              } ])
 
         testList "training-time randomness" [
             testList "dropout" [

@@ -23,18 +23,7 @@ let run (net: Network) (parameters: float32 array) (ws: Workspace) (x: float32 a
             let plan = net.Plans.[i]
             let g = plan.Geometry
             let lane = ws.Lanes.[i]
-            match g.Spec, g.InShape with
-            | Local l, [ inPlanes; h; w ] ->
-                LaneBatch.Pad(ReadOnlySpan input, inPlanes, h, w, l.Padding, Span lane.Padded)
-                let positions = lane.Origins.Length
-                for struct (first, planes, taps) in lane.Taps do
-                    LaneBatch.Local(ReadOnlySpan lane.Padded, ReadOnlySpan lane.Origins, ReadOnlySpan taps,
-                                    ReadOnlySpan(parameters, g.Weight.Offset + first * g.FanIn, planes * g.FanIn), planes,
-                                    ReadOnlySpan(parameters, g.Bias.Offset + first * positions, planes * positions),
-                                    Span(lane.Out, first * positions * lanes, planes * positions * lanes))
-            | _ ->
-                LaneBatch.Dense(ReadOnlySpan input, g.FanIn, ReadOnlySpan(parameters, g.Weight.Offset, g.Weight.Length), g.Units,
-                                ReadOnlySpan(parameters, g.Bias.Offset, g.Units), Span lane.Out)
+            (LayerKinds.ofPlan plan).LaneForward(plan, lane, parameters, input)
             Layers.activationForward plan.Activation lane.Out (g.Units * lanes)
             input <- lane.Out
         LaneBatch.FromLanes(ReadOnlySpan input, outUnits, n, Span(ws.Outputs.[last], start * outUnits, n * outUnits))

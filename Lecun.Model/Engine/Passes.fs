@@ -20,13 +20,8 @@ module Forward =
             let plan = net.Plans.[i]
             let g = plan.Geometry
             let out = ws.Outputs.[i]
-            match g.Spec with
-            | Local _ ->
-                let unfold = match firstUnfold with ValueSome u when i = 0 -> u | _ -> plan.Unfold.Value
-                let perExample = if shifted && i = 0 then ws.FirstUnfolds else Array.empty
-                Layers.localForward backend plan (KernelPath.under backend plan.ExamplePath) unfold perExample parameters input inputOffset count
-                                    ws.Cols.[i] ws.ColsT.[i] ws.Staging.[i] ws.UnfoldScratch.[i] out
-            | Dense _ -> Layers.denseForward backend g parameters input inputOffset count out
+            (LayerKinds.ofPlan plan).Forward(backend, plan, ws, i, (if i = 0 then firstUnfold else ValueNone), (shifted && i = 0),
+                                             parameters, input, inputOffset, count)
             let length = count * g.Units
             Layers.activationForward plan.Activation out length
             if i = dropLayer then
@@ -84,10 +79,7 @@ module Backward =
             let input = if i = 0 then x elif i - 1 = dropLayer then ws.Dropped.[i - 1] else ws.Outputs.[i - 1]
             let inputOffset = if i = 0 then xOffset else 0
             let needInput = i > 0
-            match g.Spec with
-            | Local _ ->
-                Layers.localBackward backend plan (KernelPath.under backend plan.ExamplePath) parameters ws.ColsT.[i] dPre sink needInput ws.DeltaCols.[i] ws.DeltaIn.[i]
-            | Dense _ -> Layers.denseBackward backend g parameters input inputOffset dPre sink needInput ws.DeltaIn.[i]
+            (LayerKinds.ofPlan plan).Backward(backend, plan, ws, i, parameters, input, inputOffset, dPre, sink, needInput)
             dY <- ws.DeltaIn.[i]
 
     /// The gradient of one example into `grad` (added to it when `accumulate`).
@@ -116,9 +108,5 @@ module Backward =
             let input = if i = 0 then x elif i - 1 = dropLayer then ws.Dropped.[i - 1] else ws.Outputs.[i - 1]
             let inputOffset = if i = 0 then xOffset else 0
             let needInput = i > 0
-            match g.Spec with
-            | Local _ ->
-                BatchLayers.localBackward backend plan parameters ws.Cols.[i] dPre count ws.Staging.[i] ws.DeltaPre.[i] sink needInput
-                                          ws.BatchDeltaCols.[i] ws.BatchDeltaIn.[i]
-            | Dense _ -> BatchLayers.denseBackward backend g parameters input inputOffset dPre count ws.DeltaPre.[i] sink needInput ws.BatchDeltaIn.[i]
+            (LayerKinds.ofPlan plan).BatchBackward(backend, plan, ws, i, parameters, input, inputOffset, dPre, count, sink, needInput)
             dY <- ws.BatchDeltaIn.[i]

@@ -21,12 +21,12 @@ module Activation =
 
 /// How the products of a layer (or of a whole batch) are computed.
 type KernelPath =
-    /// The reference path: im2col (a locally-connected layer) and the provider's GEMM/GEMV, for any
-    /// count of examples. The only path under `mkl`; every other path is tested against it.
+    /// The plain path: im2col (a locally-connected layer) and the provider's GEMM/GEMV, for any count
+    /// of examples. The only path under `mkl`; every other path is tested against it.
     | Im2colGemm
     /// One example of a locally-connected layer whose output plane is one 16-lane vector: the products
     /// fused with a permuted unfold (PhaseUnfold, through Im2ColPlan.Product/InputGradient), bit for bit
-    /// the reference's roundings.
+    /// the plain path's roundings.
     | PhasePermute
     /// Evaluation of a batch, 16 examples per vector lane through every layer (LaneBatch, AVX-512).
     | Lanes
@@ -35,7 +35,7 @@ module KernelPath =
     let name = function Im2colGemm -> "im2col+gemm" | PhasePermute -> "phase-permute" | Lanes -> "lanes"
 
     /// The path a planned path runs on under a provider: its own under providers that allow the fused
-    /// kernels (managed, auto), the reference path under mkl.
+    /// kernels (managed, auto), the plain path under mkl.
     let under (backend: IBackend) (path: KernelPath) = if backend.AllowsFusedKernels then path else Im2colGemm
 
 /// A run of input planes that a group of output planes reads consecutively: one GEMM each way.

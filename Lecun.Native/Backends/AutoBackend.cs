@@ -1,26 +1,20 @@
 namespace Lecun.Native.Backends;
 
-/// <summary>Which provider a product goes to under <c>auto</c>.</summary>
-public enum Route { Managed, Mkl }
-
 /// <summary>
 /// The default provider: each product goes to whichever of the managed kernels and MKL was measured
 /// faster on its shape (the README's routing table; <c>bench</c> measures both on every product of the
 /// per-example, batched-training and evaluation paths). Fused kernels run where the engine has them.
 /// </summary>
 /// <remarks>
-/// The rule, from bench's routing table (AMD EPYC Zen 3, AVX2, 2026-11-30, an idle machine, best of 3
-/// timings per product, batches 16, 64 and 256): MKL wins two kinds of product only.
+/// The rule, from bench's routing table (the measurements are in docs/design.md, "Providers and
+/// routing", and the README's routing table): MKL wins two kinds of product only.
 /// (1) A*B^T with a short inner side (k below <see cref="ManagedBackend.ShortDot"/>), where the managed
-/// provider first transposes B: H3's batched input gradient, 64x192x30, 13.7 us on MKL against 28.8 us
-/// managed; but not when the product is tiny (the output layer's 64x30x10: 2.6 against 2.3 us).
-/// (2) A*B with long rows (n of at least 2,048) and at least 8 of them: H1's batched forward,
-/// 12x4096x25, 87 us against 115 us (306 against 456 at batch 256); its 12x1024x25 at batch 16 runs
-/// faster managed (19 against 24 us). Narrow products (H2's 4 planes a group: 4x1024x200, 67 us managed
-/// against 121 us) and every other A*B, A^T*B and long A*B^T (H1's and H2's weight gradients, 77 against
-/// 111 us and 48 against 106 us at batch 64) run on the managed kernels, as does every product of one-digit
-/// training and of evaluation (an MKL call costs 0.2-0.5 us of overhead, more than one digit's product),
-/// so those give the managed kernels' bits exactly.
+/// provider first transposes B (H3's batched input gradient), unless the product is tiny (the output
+/// layer's). (2) A*B with long rows (n of at least 2,048) and at least 8 of them (H1's batched forward
+/// at batch 64 and up, not at 16). Narrow products (H2's 4-plane groups) and every other A*B, A^T*B
+/// and long A*B^T (H1's and H2's weight gradients) run on the managed kernels, as does every product of
+/// one-digit training and of evaluation (an MKL call's fixed overhead exceeds one digit's product), so
+/// those give the managed kernels' bits exactly.
 /// </remarks>
 public sealed class AutoBackend(IBackend managed, IBackend mkl) : IBackend
 {
@@ -52,6 +46,10 @@ public sealed class AutoBackend(IBackend managed, IBackend mkl) : IBackend
     /// <summary>The provider of y = op(A) x with A [m,n].</summary>
     public static Route GemvRoute(bool transA, int m, int n) =>
         (long)m * n <= SmallProductLimit ? Route.Managed : Route.Mkl;
+
+    public Route RouteGemm(bool transA, bool transB, int m, int n, int k) => GemmRoute(transA, transB, m, n, k);
+
+    public Route RouteGemv(bool transA, int m, int n) => GemvRoute(transA, m, n);
 
     public void Gemm(bool transA, bool transB, int m, int n, int k, float alpha,
         ReadOnlySpan<float> a, int lda, ReadOnlySpan<float> b, int ldb, float beta, Span<float> c, int ldc) =>

@@ -1,10 +1,15 @@
 namespace Lecun.Native.Backends;
 
+/// <summary>Which implementation serves a product: the managed kernels or MKL.</summary>
+public enum Route { Managed, Mkl }
+
 /// <summary>
 /// The dense matrix operations the layers need, row-major, in the spirit of CBLAS. (Elementwise work,
-/// tanh included, is shared by every provider: see Kernels; MKL's vsTanh measured 16x slower than
-/// FastTanh on the 768 values of H1.)
-/// One implementation per provider (mkl, managed, auto), chosen once at start-up.
+/// tanh included, is shared by every provider: see Kernels; MKL's vsTanh was slower than FastTanh on
+/// this network's sizes, see docs/design.md.)
+/// One implementation per provider (mkl, managed, auto), chosen once at start-up. A provider also
+/// answers where it sends each product (<see cref="RouteGemm"/>), so the routing table prints what the
+/// provider says rather than a copy of its rule.
 /// A beta of 0 means the output is overwritten and never read (so it may hold garbage).
 /// </summary>
 public interface IBackend
@@ -24,6 +29,12 @@ public interface IBackend
     /// <summary>y[m or n] = alpha * op(A) * x + beta * y, with A stored [m,n].</summary>
     void Gemv(bool transA, int m, int n, float alpha, ReadOnlySpan<float> a, int lda,
         ReadOnlySpan<float> x, float beta, Span<float> y);
+
+    /// <summary>Where this provider sends C = op(A)[m,k] op(B)[k,n].</summary>
+    Route RouteGemm(bool transA, bool transB, int m, int n, int k);
+
+    /// <summary>Where this provider sends y = op(A) x with A [m,n].</summary>
+    Route RouteGemv(bool transA, int m, int n);
 }
 
 /// <summary>Argument checks shared by the providers: a wrong size is a bug, caught before native code runs.</summary>

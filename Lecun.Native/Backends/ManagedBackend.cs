@@ -11,6 +11,10 @@ public sealed class ManagedBackend : IBackend
 {
     public string Name => "managed";
 
+    public Route RouteGemm(bool transA, bool transB, int m, int n, int k) => Route.Managed;
+
+    public Route RouteGemv(bool transA, int m, int n) => Route.Managed;
+
     public bool AllowsFusedKernels => true;
 
     public unsafe void Gemm(bool transA, bool transB, int m, int n, int k, float alpha,

@@ -5,12 +5,17 @@ namespace Lecun.Native.Backends;
 /// <summary>
 /// Intel MKL through libmkl_rt: every product is a CBLAS call (counted by <see cref="MklCalls"/>), whatever
 /// its size; the engine runs none of its own product kernels under it (<see cref="AllowsFusedKernels"/>).
-/// The card's engine and the reference the fast paths are measured against.
+/// The card's engine, and the baseline the fast paths are measured against (for speed; for exactness
+/// every provider is checked against Lecun.Model's float64 Reference).
 /// Construct only after <see cref="MklLibrary.TryLoad"/> succeeded.
 /// </summary>
 public sealed unsafe class MklBackend : IBackend
 {
     public string Name => "mkl";
+
+    public Route RouteGemm(bool transA, bool transB, int m, int n, int k) => Route.Mkl;
+
+    public Route RouteGemv(bool transA, int m, int n) => Route.Mkl;
 
     public bool AllowsFusedKernels => false;
 

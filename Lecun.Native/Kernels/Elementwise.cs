@@ -78,8 +78,8 @@ public static class Elementwise
     public static void ReluForward(ReadOnlySpan<float> a, Span<float> y) => Map(a, a, y, new ReluOp());
 
     // The element-wise operations below replace System.Numerics.Tensors' TensorPrimitives in the
-    // per-example loop: in place (destination = an input) on 512 to 800 floats, its Add took 0.4 us
-    // where this plain loop takes 0.03 us (BenchmarkDotNet-free probe, 20,000 calls, median of 7).
+    // per-example loop: in place (destination = an input) on 512 to 800 floats, its Add was an order
+    // of magnitude slower than this plain loop (the probe is in docs/design.md, "Measurements behind kernel choices").
     // Each lane rounds exactly the operations written, as TensorPrimitives does, so results are the same bits.
 
     /// <summary>dst = x + y.</summary>

@@ -1,8 +1,8 @@
-/// The scalar reference: the network evaluated unit by unit over its explicit connection graph, in
-/// float64. Independent of im2col, GEMMs and the parameter views, so the engine is checked against it.
-module Lecun.Tests.Reference
-
-open Lecun.Model
+/// The reference: the network evaluated unit by unit over its explicit connection graph, in float64.
+/// Independent of im2col, GEMMs, kernel paths and providers, so every provider and path of the engine
+/// is checked against it; slow and exact, it is for checking, not for training. (The one thing in the
+/// code called "reference"; the engine's plain path is im2col+GEMM, see KernelPath.)
+module Lecun.Model.Reference
 
 let private act (a: Activation) (x: float) =
     match a with

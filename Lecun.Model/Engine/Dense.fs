@@ -1,0 +1,83 @@
+/// The dense (fully connected) layer kind: x @ W + b, a GEMV for one example and a GEMM for a batch;
+/// its lane kernel is LaneBatch.Dense. Everything the engine asks of this kind is here (see ILayerKind).
+namespace Lecun.Model
+
+open System
+open Lecun.Native.Backends
+open Lecun.Native.Kernels
+
+module DenseLayer =
+    let inline private ro a offset length = Layers.ro a offset length
+    let inline private rw a offset length = Layers.rw a offset length
+
+    /// Dense forward for `count` examples: x [count, in] -> out [count, units] = x @ W + b.
+    let forward (backend: IBackend) (g: LayerGeometry) (parameters: float32 array)
+                     (x: float32 array) (xOffset: int) (count: int) (out: float32 array) =
+        let fanIn, units = g.FanIn, g.Units
+        let w = ro parameters g.Weight.Offset g.Weight.Length
+        if count = 1 then backend.Gemv(true, fanIn, units, 1.0f, w, units, ro x xOffset fanIn, 0.0f, rw out 0 units)
+        else backend.Gemm(false, false, count, units, fanIn, 1.0f, ro x xOffset (count * fanIn), fanIn, w, units, 0.0f, rw out 0 (count * units), units)
+        Layers.addBias parameters g out count
+
+    /// Dense backward of one example: dIn = W dPre (first, from the weights as they were), then
+    /// dW = x^T dPre and db = dPre into the sink.
+    let backward (backend: IBackend) (g: LayerGeometry) (parameters: float32 array) (x: float32 array) (xOffset: int)
+                      (dPre: float32 array) (sink: GradientSink) (needInput: bool) (dIn: float32 array) =
+        let fanIn, units = g.FanIn, g.Units
+        if needInput then
+            backend.Gemv(false, fanIn, units, 1.0f, ro parameters g.Weight.Offset g.Weight.Length, units, ReadOnlySpan dPre, 0.0f, Span dIn)
+        backend.Gemm(false, false, fanIn, units, 1, sink.Alpha, ro x xOffset fanIn, 1, ReadOnlySpan dPre, units,
+                     sink.Beta, rw sink.Target g.Weight.Offset g.Weight.Length, units)
+        Layers.biasGradient sink g.Bias.Offset dPre units
+
+    /// Dense backward of `count` examples: dIn [count, in] = dPre [count, units] @ W^T (first, from the
+    /// weights as they were), then dW = x^T dPre and db = sum of dPre into the sink.
+    let batchBackward (backend: IBackend) (g: LayerGeometry) (parameters: float32 array) (x: float32 array) (xOffset: int)
+                      (dPre: float32 array) (count: int) (biasSum: float32 array) (sink: GradientSink) (needInput: bool) (dIn: float32 array) =
+        let fanIn, units = g.FanIn, g.Units
+        if needInput then
+            backend.Gemm(false, true, count, fanIn, units, 1.0f, ro dPre 0 (count * units), units,
+                         ro parameters g.Weight.Offset g.Weight.Length, units, 0.0f, rw dIn 0 (count * fanIn), fanIn)
+        backend.Gemm(true, false, fanIn, units, count, sink.Alpha, ro x xOffset (count * fanIn), fanIn, ro dPre 0 (count * units), units,
+                     sink.Beta, rw sink.Target g.Weight.Offset g.Weight.Length, units)
+        Layers.batchBiasGradient sink g dPre count biasSum
+
+    /// The products of one pass over `count` examples (see ILayerKind.Products).
+    let products (plan: LayerPlan) (layer: int) (path: string) (count: int) (training: bool) =
+        let g = plan.Geometry
+        let item role shape = { Path = path; Layer = g.Name; Role = role; Shape = shape; Calls = 1; Kernel = Im2colGemm }
+        let fanIn, units = g.FanIn, g.Units
+        [ if count = 1 then
+              yield item "forward" (Gemv(true, fanIn, units))
+              if training then
+                  yield item "weight gradient" (Gemm(false, false, fanIn, units, 1))
+                  if layer > 0 then yield item "input gradient" (Gemv(false, fanIn, units))
+          else
+              yield item "forward" (Gemm(false, false, count, units, fanIn))
+              if training then
+                  yield item "weight gradient" (Gemm(true, false, fanIn, units, count))
+                  if layer > 0 then yield item "input gradient" (Gemm(false, true, count, fanIn, units)) ]
+
+    /// One lane batch through the layer: LaneBatch.Dense.
+    let laneForward (plan: LayerPlan) (lane: LaneLayer) (parameters: float32 array) (input: float32 array) =
+        let g = plan.Geometry
+        LaneBatch.Dense(ReadOnlySpan input, g.FanIn, ReadOnlySpan(parameters, g.Weight.Offset, g.Weight.Length), g.Units,
+                        ReadOnlySpan(parameters, g.Bias.Offset, g.Units), Span lane.Out)
+
+    let kind =
+        { new ILayerKind with
+            member _.Forward(backend, plan, ws, i, _, _, parameters, input, inputOffset, count) =
+                forward backend plan.Geometry parameters input inputOffset count ws.Outputs.[i]
+
+            member _.Backward(backend, plan, ws, i, parameters, input, inputOffset, dPre, sink, needInput) =
+                backward backend plan.Geometry parameters input inputOffset dPre sink needInput ws.DeltaIn.[i]
+
+            member _.BatchBackward(backend, plan, ws, i, parameters, input, inputOffset, dPre, count, sink, needInput) =
+                batchBackward backend plan.Geometry parameters input inputOffset dPre count ws.DeltaPre.[i] sink needInput ws.BatchDeltaIn.[i]
+
+            member _.Curvature(backend, plan, ws, i, squaredWeights, squaredInput, _, hPre, sink, needInput) =
+                backward backend plan.Geometry squaredWeights squaredInput 0 hPre sink needInput ws.DeltaIn.[i]
+
+            member _.Products(plan, layer, path, count, training) = products plan layer path count training
+
+            member _.LaneForward(plan, lane, parameters, input) = laneForward plan lane parameters input }
