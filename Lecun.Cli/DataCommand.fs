@@ -15,7 +15,7 @@ type InfoArgs =
     interface IArgParserTemplate with
         member a.Usage =
             match a with
-            | Data_Dir _ -> "search only this folder for data (default: $LECUN_DATA, ./data, ../shared/data)."
+            | Data_Dir _ -> "search only this folder for data (default: $LECUN_DATA, ./data, then the embedded copy)."
             | Seed _ -> $"the mnist-sim draw seed (default {MnistSim.defaultSeed})."
 
 type VerifyArgs =
@@ -26,7 +26,7 @@ type VerifyArgs =
     interface IArgParserTemplate with
         member a.Usage =
             match a with
-            | Data_Dir _ -> "search only this folder for data (default: $LECUN_DATA, ./data, ../shared/data)."
+            | Data_Dir _ -> "search only this folder for data (default: $LECUN_DATA, ./data, then the embedded copy)."
             | Data_Set _ -> "check only this data set: usps or mnist-sim (default: every one found)."
             | Seed _ -> $"the mnist-sim draw seed (default {MnistSim.defaultSeed})."
 
@@ -93,6 +93,7 @@ let private info (args: ParseResults<InfoArgs>) =
     for p in places do
         let where =
             match p.Dir with
+            | None when p.Origin = EmbeddedData.origin -> "(built into Lecun.Model: the usps digits and MNIST's t10k files)"
             | None -> "(not set)"
             | Some d when Directory.Exists d -> d
             | Some d -> $"{d} (no such folder)"
@@ -107,8 +108,8 @@ let private info (args: ParseResults<InfoArgs>) =
         | Ok data ->
             printfn "%s: %s (loaded in %d ms)" name data.Source timer.ElapsedMilliseconds
             if set = DataSetName.Usps then
-                match DataPath.folders places |> List.tryPick DataPath.uspsFilesIn with
-                | Some (train, test) -> printfn "  train  %s\n  test   %s" train test
+                match DataPath.findUsps places with
+                | Some files -> printfn "  train  %s\n  test   %s" files.Train.Name files.Test.Name
                 | None -> ()
             classTable data
 
@@ -192,7 +193,7 @@ let private prepare (args: ParseResults<PrepareArgs>) =
     let seed = args.GetResult(PrepareArgs.Seed, MnistSim.defaultSeed)
     let target = args.TryGetResult PrepareArgs.To |> Option.map Path.GetFullPath |> Option.defaultWith (fun () -> defaultTarget dataDir)
     let files =
-        match DataPath.folders places |> List.tryPick DataPath.mnistFilesIn with
+        match DataPath.findMnist places with
         | Some files -> files
         | None -> fail $"MNIST files for mnist-sim not found; looked in {DataPath.describe places}; {Data.mnistHowTo}"
     let set = Data.buildMnistSim files seed |> orFail
@@ -201,7 +202,7 @@ let private prepare (args: ParseResults<PrepareArgs>) =
     let origin =
         if set.TrainFromMnistTrain then "training digits from the MNIST training files, test digits from t10k"
         else "no MNIST training files found: training and test digits drawn disjointly from t10k"
-    printfn "mnist-sim (seed %d) built from %s: %s" seed files.Dir origin
+    printfn "mnist-sim (seed %d) built from %s: %s" seed files.From origin
     printfn "  train %s digits, test %s digits -> %s" (thousands set.Train.Count) (thousands set.Test.Count) path
     printfn "  content digest %s" (Data.digest { Train = set.Train; Test = set.Test; Source = "" })
     if not (DataPath.folders (DataPath.places None) |> List.contains target) && dataDir <> Some target then
