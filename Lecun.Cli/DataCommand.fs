@@ -5,6 +5,7 @@ module Lecun.Cli.DataCommand
 open System
 open System.IO
 open Argu
+open Spectre.Console
 open Lecun.Model
 open Lecun.Cli.Output
 
@@ -179,7 +180,28 @@ let private fetch (args: ParseResults<FetchArgs>) =
     let timeout = args.GetResult(FetchArgs.Timeout, 60)
     if timeout <= 0 || timeout > 3600 then fail $"--timeout must be between 1 and 3600 seconds, got {timeout}"
     printfn "fetching usps from %s" source
-    let fetched = Fetch.usps source target (TimeSpan.FromSeconds(float timeout)) |> orFail
+    let fetchWith progress = Fetch.uspsWithProgress source target (TimeSpan.FromSeconds(float timeout)) progress
+    let fetched =
+        if isInteractive () then
+            progressDisplay()
+                .Start(fun ctx ->
+                    // One bar per file, in bytes; sized by the announced length, else by the
+                    // distributed file's size until the download passes it.
+                    let tasks = Collections.Generic.Dictionary<string, ProgressTask>()
+                    fetchWith (fun p ->
+                        let task =
+                            match tasks.TryGetValue p.Split with
+                            | true, task -> task
+                            | _ ->
+                                let task = ctx.AddTask($"zip.{p.Split}", true, float (p.Total |> Option.defaultValue 2_000_000L))
+                                tasks[p.Split] <- task
+                                task
+                        task.MaxValue <- max task.MaxValue (float p.Bytes)
+                        task.Value <- float p.Bytes))
+        else
+            let started = Collections.Generic.HashSet<string>()
+            fetchWith (fun p -> if started.Add p.Split then printfn "  %-5s reading %s" p.Split p.From)
+    let fetched = fetched |> orFail
     for f in fetched do
         printfn "  %-5s %s digits, verified  %s -> %s" f.Split (thousands f.Digits) f.From f.Path
     printfn "saved in %s" (Path.Combine(target, "usps"))
@@ -196,7 +218,7 @@ let private prepare (args: ParseResults<PrepareArgs>) =
         match DataPath.findMnist places with
         | Some files -> files
         | None -> fail $"MNIST files for mnist-sim not found; looked in {DataPath.describe places}; {Data.mnistHowTo}"
-    let set = Data.buildMnistSim files seed |> orFail
+    let set = withStatus $"building mnist-sim (seed {seed}) from the MNIST files of {files.From}" (fun () -> Data.buildMnistSim files seed) |> orFail
     let path = Path.Combine(target, "mnist-sim", MnistSim.fileName seed)
     MnistSim.save path set
     let origin =

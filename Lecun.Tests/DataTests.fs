@@ -541,6 +541,26 @@ let tests =
                     Expect.stringContains e phrase $"{bad} refused"
                     Expect.isEmpty (filesUnder empty.Path) $"{bad}: nothing written"
             }
+            test "progress: each download reports from 0 up to its announced length, in order" {
+                let train, test = uspsFiles ()
+                let trainBytes, testBytes = File.ReadAllBytes train, File.ReadAllBytes test
+                use server = new TestServer(Map [ "/good/zip.train.gz", trainBytes; "/good/zip.test.gz", testBytes ])
+                use target = new TempDir()
+                let heard = ResizeArray<FetchProgress>()
+                Fetch.uspsWithProgress (server.Url "/good/") target.Path (TimeSpan.FromSeconds 20.0) heard.Add |> ok |> ignore
+                for split, bytes in [ "train", trainBytes; "test", testBytes ] do
+                    let mine = heard |> Seq.filter (fun p -> p.Split = split) |> Seq.toList
+                    Expect.equal (List.head mine).Bytes 0L $"{split}: starts at 0"
+                    Expect.equal (List.last mine).Bytes bytes.LongLength $"{split}: ends at the file's length"
+                    Expect.isTrue (mine |> List.pairwise |> List.forall (fun (a, b) -> a.Bytes <= b.Bytes)) $"{split}: never goes back"
+                    Expect.isTrue (mine |> List.forall (fun p -> p.Total = Some bytes.LongLength)) $"{split}: the announced length"
+                    Expect.stringEnds (List.head mine).From $"/good/zip.{split}.gz" $"{split}: names the URL"
+                Expect.equal (heard |> Seq.map (fun p -> p.Split) |> Seq.distinct |> Seq.toList) [ "train"; "test" ] "train, then test"
+                use copy = new TempDir()
+                heard.Clear()
+                Fetch.uspsWithProgress (Path.GetDirectoryName train) copy.Path Fetch.defaultTimeout heard.Add |> ok |> ignore
+                Expect.equal (heard |> Seq.map (fun p -> p.Split, p.Bytes) |> Seq.toList) [ "train", trainBytes.LongLength; "test", testBytes.LongLength ] "a folder copy: one report per file"
+            }
             test "copies from a folder, and refuses a folder without the files" {
                 use target = new TempDir()
                 let fetched = Fetch.usps (Path.GetDirectoryName(fst (uspsFiles ()))) target.Path Fetch.defaultTimeout |> ok

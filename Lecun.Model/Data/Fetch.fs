@@ -7,6 +7,16 @@ open System.IO
 open System.Net
 open System.Net.Http
 
+/// How far the transfer of one split has got: reported after every chunk downloaded, and once
+/// when a split copied from a folder has been read.
+type FetchProgress =
+    { Split: string
+      From: string
+      /// Bytes received so far.
+      Bytes: int64
+      /// The size the server announced (Content-Length), or the file's size; None when unknown.
+      Total: int64 option }
+
 /// One file that `fetch` wrote.
 type Fetched =
     { Split: string
@@ -29,7 +39,7 @@ module Fetch =
         source.StartsWith("http://", StringComparison.OrdinalIgnoreCase)
         || source.StartsWith("https://", StringComparison.OrdinalIgnoreCase)
 
-    let private download (client: HttpClient) (url: string) : Result<byte array, string> =
+    let private download (client: HttpClient) (url: string) (progress: int64 -> int64 option -> unit) : Result<byte array, string> =
         try
             use response = client.GetAsync(url, HttpCompletionOption.ResponseHeadersRead).GetAwaiter().GetResult()
             if not response.IsSuccessStatusCode then
@@ -37,12 +47,15 @@ module Fetch =
             elif response.Content.Headers.ContentLength.HasValue && response.Content.Headers.ContentLength.Value > maxBytes then
                 Error $"{url}: {response.Content.Headers.ContentLength.Value} bytes, far more than the zip-code data (refused)"
             else
+                let total = Option.ofNullable response.Content.Headers.ContentLength
                 use body = response.Content.ReadAsStream()
                 use buffer = new MemoryStream()
                 let chunk = Array.zeroCreate<byte> 65536
+                progress 0L total
                 let mutable read = body.Read(chunk, 0, chunk.Length)
                 while read > 0 && buffer.Length <= maxBytes do
                     buffer.Write(chunk, 0, read)
+                    progress buffer.Length total
                     read <- body.Read(chunk, 0, chunk.Length)
                 if buffer.Length > maxBytes then Error $"{url}: more than {maxBytes} bytes, far more than the zip-code data (refused)"
                 else Ok(buffer.ToArray())
@@ -60,16 +73,21 @@ module Fetch =
         |> List.tryFind File.Exists
 
     /// Fetches, parses and checks one split; returns the original bytes and the digit count.
-    let private getSplit (client: HttpClient option) (source: string) (split: string) : Result<string * byte array * int, string> =
+    let private getSplit (client: HttpClient option) (source: string) (split: string) (progress: FetchProgress -> unit) : Result<string * byte array * int, string> =
+        let report from bytes total = progress { Split = split; From = from; Bytes = bytes; Total = total }
         let fetched =
             match client with
             | Some c ->
                 let url = (if source.EndsWith "/" then source else source + "/") + $"zip.{split}.gz"
-                download c url |> Result.map (fun bytes -> url, bytes)
+                download c url (report url) |> Result.map (fun bytes -> url, bytes)
             | None ->
                 match splitFileIn source split with
                 | None -> Error $"{source}: no zip.{split}.gz or zip.{split} (looked in the folder and its usps/ subfolder)"
-                | Some path -> RawFile.readRaw Usps.maxFileBytes "usps file" path |> Result.map (fun bytes -> path, bytes)
+                | Some path ->
+                    RawFile.readRaw Usps.maxFileBytes "usps file" path
+                    |> Result.map (fun bytes ->
+                        report path bytes.LongLength (Some bytes.LongLength)
+                        path, bytes)
         fetched
         |> Result.bind (fun (origin, bytes) ->
             RawFile.decode Usps.maxFileBytes "usps file" origin bytes
@@ -80,8 +98,9 @@ module Fetch =
 
     /// Gets zip.train and zip.test from a base URL or a folder, verifies both (every value
     /// parsed; digit and class counts of the distributed files), and only then writes them to
-    /// `toDir/usps/` atomically, keeping the compression they came with.
-    let usps (source: string) (toDir: string) (timeout: TimeSpan) : Result<Fetched list, string> =
+    /// `toDir/usps/` atomically, keeping the compression they came with. `progress` hears how
+    /// far each transfer has got.
+    let uspsWithProgress (source: string) (toDir: string) (timeout: TimeSpan) (progress: FetchProgress -> unit) : Result<Fetched list, string> =
         let client =
             if isUrl source then Some(new HttpClient(Timeout = timeout))
             else None
@@ -89,10 +108,10 @@ module Fetch =
             if client.IsNone && not (Directory.Exists source) then
                 Error $"{source}: no such folder (give a folder holding zip.train.gz and zip.test.gz, or an http(s) URL)"
             else
-                match getSplit client source "train" with
+                match getSplit client source "train" progress with
                 | Error e -> Error e
                 | Ok train ->
-                    match getSplit client source "test" with
+                    match getSplit client source "test" progress with
                     | Error e -> Error e
                     | Ok test ->
                         try
@@ -106,3 +125,7 @@ module Fetch =
                         with e -> Error $"cannot write into {toDir}: {e.Message}"
         finally
             client |> Option.iter (fun c -> c.Dispose())
+
+    /// `uspsWithProgress` without progress reports.
+    let usps (source: string) (toDir: string) (timeout: TimeSpan) : Result<Fetched list, string> =
+        uspsWithProgress source toDir timeout ignore
