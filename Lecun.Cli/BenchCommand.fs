@@ -33,7 +33,7 @@ type BenchArgs =
             | Quick -> "one repetition and short timings (a smoke test; the figures are rough)."
             | Json -> "print one JSON object instead of the table."
             | Peak_Gmacs _ -> "FMA peak of one core in G multiply-accumulates/s (default: measured with independent FMA chains)."
-            | Data _ -> "folder holding the data sets (default: $LECUN_DATA, ./data, ../shared/data)."
+            | Data _ -> "folder holding the data sets (default: $LECUN_DATA, ./data, then the embedded copy)."
 
 /// What the MAC counts (Lecun.Model.Macs) cover, in words.
 let private describeMacs (layout: NetLayout) =

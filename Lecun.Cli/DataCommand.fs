@@ -5,6 +5,7 @@ module Lecun.Cli.DataCommand
 open System
 open System.IO
 open Argu
+open Spectre.Console
 open Lecun.Model
 open Lecun.Cli.Output
 
@@ -15,7 +16,7 @@ type InfoArgs =
     interface IArgParserTemplate with
         member a.Usage =
             match a with
-            | Data_Dir _ -> "search only this folder for data (default: $LECUN_DATA, ./data, ../shared/data)."
+            | Data_Dir _ -> "search only this folder for data (default: $LECUN_DATA, ./data, then the embedded copy)."
             | Seed _ -> $"the mnist-sim draw seed (default {MnistSim.defaultSeed})."
 
 type VerifyArgs =
@@ -26,7 +27,7 @@ type VerifyArgs =
     interface IArgParserTemplate with
         member a.Usage =
             match a with
-            | Data_Dir _ -> "search only this folder for data (default: $LECUN_DATA, ./data, ../shared/data)."
+            | Data_Dir _ -> "search only this folder for data (default: $LECUN_DATA, ./data, then the embedded copy)."
             | Data_Set _ -> "check only this data set: usps or mnist-sim (default: every one found)."
             | Seed _ -> $"the mnist-sim draw seed (default {MnistSim.defaultSeed})."
 
@@ -93,6 +94,7 @@ let private info (args: ParseResults<InfoArgs>) =
     for p in places do
         let where =
             match p.Dir with
+            | None when p.Origin = EmbeddedData.origin -> "(built into Lecun.Model: the usps digits and MNIST's t10k files)"
             | None -> "(not set)"
             | Some d when Directory.Exists d -> d
             | Some d -> $"{d} (no such folder)"
@@ -107,8 +109,8 @@ let private info (args: ParseResults<InfoArgs>) =
         | Ok data ->
             printfn "%s: %s (loaded in %d ms)" name data.Source timer.ElapsedMilliseconds
             if set = DataSetName.Usps then
-                match DataPath.folders places |> List.tryPick DataPath.uspsFilesIn with
-                | Some (train, test) -> printfn "  train  %s\n  test   %s" train test
+                match DataPath.findUsps places with
+                | Some files -> printfn "  train  %s\n  test   %s" files.Train.Name files.Test.Name
                 | None -> ()
             classTable data
 
@@ -176,7 +178,28 @@ let private fetch (args: ParseResults<FetchArgs>) =
     let timeout = args.GetResult(FetchArgs.Timeout, 60)
     if timeout <= 0 || timeout > 3600 then fail $"--timeout must be between 1 and 3600 seconds, got {timeout}"
     printfn "fetching usps from %s" source
-    let fetched = Fetch.usps source target (TimeSpan.FromSeconds(float timeout)) |> orFail
+    let fetchWith progress = Fetch.uspsWithProgress source target (TimeSpan.FromSeconds(float timeout)) progress
+    let fetched =
+        if isInteractive () then
+            progressDisplay()
+                .Start(fun ctx ->
+                    // One bar per file, in bytes; sized by the announced length, else by the
+                    // distributed file's size until the download passes it.
+                    let tasks = Collections.Generic.Dictionary<string, ProgressTask>()
+                    fetchWith (fun p ->
+                        let task =
+                            match tasks.TryGetValue p.Split with
+                            | true, task -> task
+                            | _ ->
+                                let task = ctx.AddTask($"zip.{p.Split}", true, float (p.Total |> Option.defaultValue 2_000_000L))
+                                tasks[p.Split] <- task
+                                task
+                        task.MaxValue <- max task.MaxValue (float p.Bytes)
+                        task.Value <- float p.Bytes))
+        else
+            let started = Collections.Generic.HashSet<string>()
+            fetchWith (fun p -> if started.Add p.Split then printfn "  %-5s reading %s" p.Split p.From)
+    let fetched = fetched |> orFail
     for f in fetched do
         printfn "  %-5s %s digits, verified  %s -> %s" f.Split (thousands f.Digits) f.From f.Path
     printfn "saved in %s" (Path.Combine(target, "usps"))
@@ -190,16 +213,16 @@ let private prepare (args: ParseResults<PrepareArgs>) =
     let seed = args.GetResult(PrepareArgs.Seed, MnistSim.defaultSeed)
     let target = args.TryGetResult PrepareArgs.To |> Option.map Path.GetFullPath |> Option.defaultWith (fun () -> defaultTarget dataDir)
     let files =
-        match DataPath.folders places |> List.tryPick DataPath.mnistFilesIn with
+        match DataPath.findMnist places with
         | Some files -> files
         | None -> fail $"MNIST files for mnist-sim not found; looked in {DataPath.describe places}; {Data.mnistHowTo}"
-    let set = Data.buildMnistSim files seed |> orFail
+    let set = withStatus $"building mnist-sim (seed {seed}) from the MNIST files of {files.From}" (fun () -> Data.buildMnistSim files seed) |> orFail
     let path = Path.Combine(target, "mnist-sim", MnistSim.fileName seed)
     MnistSim.save path set
     let origin =
         if set.TrainFromMnistTrain then "training digits from the MNIST training files, test digits from t10k"
         else "no MNIST training files found: training and test digits drawn disjointly from t10k"
-    printfn "mnist-sim (seed %d) built from %s: %s" seed files.Dir origin
+    printfn "mnist-sim (seed %d) built from %s: %s" seed files.From origin
     printfn "  train %s digits, test %s digits -> %s" (thousands set.Train.Count) (thousands set.Test.Count) path
     printfn "  content digest %s" (Data.digest { Train = set.Train; Test = set.Test; Source = "" })
     if not (DataPath.folders (DataPath.places None) |> List.contains target) && dataDir <> Some target then

@@ -89,6 +89,14 @@ let progressDisplay () : Progress =
         [| TaskDescriptionColumn(); ProgressBarColumn(); PercentageColumn(); ElapsedTimeColumn(); RemainingTimeColumn() |]
     AnsiConsole.Progress().AutoClear(true).Columns(columns)
 
+/// Runs one step of unknown length: on a terminal behind a spinner with `text`, cleared when done;
+/// otherwise after printing `text` as a plain line.
+let withStatus (text: string) (work: unit -> 'a) : 'a =
+    if isInteractive () then AnsiConsole.Status().Start(Markup.Escape text, fun _ -> work ())
+    else
+        printfn "%s" text
+        work ()
+
 /// JSON as every command writes it. A non-finite number (a diverged loss, say) is written as the
 /// string "NaN", "Infinity" or "-Infinity" instead of making the writer throw.
 let jsonOptions =

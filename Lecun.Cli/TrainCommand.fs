@@ -51,7 +51,7 @@ type TrainArgs =
             match a with
             | Recipe _ -> $"""training recipe (default lecun1989; known: {Recipe.all |> List.map (fun r -> r.Name) |> String.concat ", "})."""
             | Data_Set _ -> "usps (default, the paper's digits) or mnist-sim."
-            | Data _ -> "folder holding the data sets (default: $LECUN_DATA, ./data, ../shared/data)."
+            | Data _ -> "folder holding the data sets (default: $LECUN_DATA, ./data, then the embedded copy)."
             | Passes _ -> "passes over the training set (default: the recipe's, 23 for lecun1989)."
             | Lr _ -> "learning rate, or Newton's eps (default: the recipe's, 0.03 for lecun1989, 0.0005 for newton1989)."
             | Seed _ -> "seed of the initial weights (default 1337)."

@@ -25,16 +25,10 @@ type TempDir() =
     interface IDisposable with
         member _.Dispose() = try Directory.Delete(path, true) with _ -> ()
 
-/// The data folder holding usps and MNIST ($LECUN_DATA, ./data or ../shared/data beside the
-/// repository), found as the program finds it.
-let private shared =
-    lazy
-        (DataPath.places None
-         |> DataPath.folders
-         |> List.tryFind (fun d -> (DataPath.uspsFilesIn d).IsSome)
-         |> Option.defaultWith (fun () -> failwith "these tests need the data (usps/ and mnist/ of ../shared/data, or $LECUN_DATA)"))
+/// A data folder holding usps/ and mnist/ as distributed, written from the embedded copy.
+let private dataFolder = Lecun.Tests.TestSetup.dataFolder
 
-let private uspsFiles () = DataPath.uspsFilesIn shared.Value |> Option.get
+let private uspsFiles () = DataPath.uspsFilesIn dataFolder.Value |> Option.get
 
 let private gzip (bytes: byte array) =
     use ms = new MemoryStream()
@@ -352,7 +346,7 @@ let tests =
                 Expect.isTrue (idx |> Array.forall (fun i -> i >= 0 && i < 10000)) "in range"
             }
             test "built from t10k: sizes, disjoint splits, deterministic for a seed, different for another" {
-                let files = DataPath.mnistFilesIn shared.Value |> Option.get
+                let files = DataPath.mnistFilesIn dataFolder.Value |> Option.get
                 let a = Data.buildMnistSim files 1337 |> ok
                 let b = Data.buildMnistSim files 1337 |> ok
                 let c = Data.buildMnistSim files 1338 |> ok
@@ -379,8 +373,8 @@ let tests =
                 let trainPixels = Array.init (n * 784) (fun i -> byte ((i / 784) % 200))
                 File.WriteAllBytes(Path.Combine(mnist, "train-images-idx3-ubyte"), idxBytes 8uy [ n; 28; 28 ] trainPixels)
                 File.WriteAllBytes(Path.Combine(mnist, "train-labels-idx1-ubyte"), idxBytes 8uy [ n ] (Array.init n (fun i -> byte (i % 10))))
-                let files = DataPath.mnistFilesIn shared.Value |> Option.get
-                for f in [ files.TestImages; files.TestLabels ] do File.Copy(f, Path.Combine(mnist, Path.GetFileName f))
+                for name in [ EmbeddedData.mnistTestImages; EmbeddedData.mnistTestLabels ] do
+                    Lecun.Tests.TestSetup.writeEmbedded dir.Path name |> ignore
                 let set = Data.buildMnistSim (DataPath.mnistFilesIn dir.Path |> Option.get) 5 |> ok
                 Expect.isTrue set.TrainFromMnistTrain "from training files"
                 Expect.equal (set.Train.Count, set.Test.Count) (7291, 2007) "sizes"
@@ -391,7 +385,7 @@ let tests =
             }
             test "prepared file round trip, preferred by the loader, checksum enforced" {
                 use dir = new TempDir()
-                let files = DataPath.mnistFilesIn shared.Value |> Option.get
+                let files = DataPath.mnistFilesIn dataFolder.Value |> Option.get
                 let built = Data.buildMnistSim files 21 |> ok
                 let path = Path.Combine(dir.Path, "mnist-sim", MnistSim.fileName 21)
                 MnistSim.save path built
@@ -413,28 +407,61 @@ let tests =
         ]
 
         testList "search path" [
-            test "--data is exclusive; otherwise $LECUN_DATA, ./data, ../shared/data" {
-                let explicitOnly = DataPath.placesFrom (Some "/x/data") (Some "/env") "/cwd" "/base"
+            test "--data is exclusive; otherwise $LECUN_DATA, ./data, then the embedded copy" {
+                let explicitOnly = DataPath.placesFrom (Some "/x/data") (Some "/env") "/cwd"
                 Expect.equal explicitOnly [ { Origin = "--data"; Dir = Some "/x/data" } ] "--data alone"
-                let root = DataPath.findRepoRoot Environment.CurrentDirectory |> Option.get
-                let places = DataPath.placesFrom None (Some "/env") root "/nowhere"
-                Expect.equal (places |> List.map (fun p -> p.Origin)) [ "$LECUN_DATA"; "./data"; "../shared/data" ] "order"
-                Expect.equal (places |> List.last).Dir (Some(Path.GetFullPath(Path.Combine(root, "..", "shared", "data")))) "beside the repository root"
+                Expect.isFalse (DataPath.usesEmbedded explicitOnly) "--data leaves the embedded copy out"
+                let places = DataPath.placesFrom None (Some "/env") "/cwd"
+                Expect.equal places
+                    [ { Origin = "$LECUN_DATA"; Dir = Some "/env" }
+                      { Origin = "./data"; Dir = Some "/cwd/data" }
+                      { Origin = "embedded"; Dir = None } ] "order"
+            }
+            test "the embedded files are byte for byte the distributed ones (their SHA-256 in Data/README.md)" {
+                let distributed =
+                    [ EmbeddedData.uspsTrain, "dddeb8fa3254ec97358d05cffcc8e2b0fb11a39bd26a92a8774ebac8159dc59c"
+                      EmbeddedData.uspsTest, "d576db589eb694fe5116da9e5dff2d8cc5100181413c51998e5f6d39fcbe734b"
+                      EmbeddedData.mnistTestImages, "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6"
+                      EmbeddedData.mnistTestLabels, "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6" ]
+                Expect.equal (distributed |> List.map fst) EmbeddedData.names "every embedded file is listed"
+                for name, sha in distributed do
+                    let bytes = EmbeddedData.bytes name |> Option.get
+                    Expect.equal (Convert.ToHexStringLower(Security.Cryptography.SHA256.HashData bytes)) sha name
+                Expect.isNone (EmbeddedData.bytes "usps/zip.nothing.gz") "an unknown name is not found"
+            }
+            test "with no data folder the embedded copy is found, and gives the digits the files on disk give" {
+                use env = new TempDir()
+                use cwd = new TempDir()
+                let nowhere = DataPath.placesFrom None (Some env.Path) cwd.Path
+                let onDisk = DataPath.placesFrom (Some dataFolder.Value) None cwd.Path
+                let embedded = Data.loadFrom nowhere DataSetName.Usps 1 |> ok
+                Expect.equal embedded.Source "usps from the embedded copy" "says which copy"
+                let fromDisk = Data.loadFrom onDisk DataSetName.Usps 1 |> ok
+                Expect.stringContains fromDisk.Source dataFolder.Value "a folder on the path wins and is named"
+                Expect.equal (Data.digest embedded) (Data.digest fromDisk) "same usps digits"
+                let sim = Data.loadFrom nowhere DataSetName.MnistSim 9 |> ok
+                Expect.stringContains sim.Source "built from the embedded copy" "mnist-sim from the embedded t10k"
+                Expect.equal (Data.digest sim) (Data.digest (Data.loadFrom onDisk DataSetName.MnistSim 9 |> ok)) "same mnist-sim draw"
+                // A damaged copy in ./data is an error, not a silent fall back to the embedded copy.
+                Directory.CreateDirectory(Path.Combine(cwd.Path, "data", "usps")) |> ignore
+                File.WriteAllBytes(Path.Combine(cwd.Path, "data", "usps", "zip.train.gz"), [| 0x1Fuy; 0x8Buy; 8uy |])
+                File.WriteAllBytes(Path.Combine(cwd.Path, "data", "usps", "zip.test.gz"), [| 0x1Fuy; 0x8Buy; 8uy |])
+                Expect.stringContains (errorOf (Data.loadFrom nowhere DataSetName.Usps 1)) "truncated gzip" "the folder's damaged file is reported"
             }
             test "nothing found: one error naming every place and how to get the data" {
                 use env = new TempDir()
                 use cwd = new TempDir()
-                let places = DataPath.placesFrom None (Some env.Path) cwd.Path cwd.Path
-                for name in [ DataSetName.Usps; DataSetName.MnistSim ] do
-                    let e = errorOf (Data.loadFrom places name 1)
-                    Expect.stringContains e $"$LECUN_DATA = {env.Path}" "env"
-                    Expect.stringContains e (Path.Combine(cwd.Path, "data")) "./data"
-                    Expect.stringContains e "../shared/data (no Lecun.Fast.sln" "shared"
-                    Expect.isFalse (e.Contains "\n") "one line"
-                let e = errorOf (Data.loadFrom places DataSetName.Usps 1)
-                Expect.stringContains e "lecun data fetch" "how to get it"
-                Expect.stringContains e "ElemStatLearn/datasets" "public location"
-                Expect.stringContains (errorOf (Data.loadFrom places DataSetName.MnistSim 1)) "mnist" "MNIST mirrors"
+                let folders = DataPath.placesFrom None (Some env.Path) cwd.Path |> List.filter (fun p -> p.Dir.IsSome)
+                for places, names in [ folders, [ $"$LECUN_DATA = {env.Path}"; Path.Combine(cwd.Path, "data") ]
+                                       DataPath.placesFrom (Some env.Path) None cwd.Path, [ $"--data = {env.Path}" ] ] do
+                    for name in [ DataSetName.Usps; DataSetName.MnistSim ] do
+                        let e = errorOf (Data.loadFrom places name 1)
+                        for place in names do Expect.stringContains e place "names the place"
+                        Expect.isFalse (e.Contains "\n") "one line"
+                    let e = errorOf (Data.loadFrom places DataSetName.Usps 1)
+                    Expect.stringContains e "lecun data fetch" "how to get it"
+                    Expect.stringContains e "ElemStatLearn/datasets" "public location"
+                    Expect.stringContains (errorOf (Data.loadFrom places DataSetName.MnistSim 1)) "mnist" "MNIST mirrors"
                 let e = errorOf (DataSetName.parse "cifar")
                 Expect.equal e "unknown data set 'cifar' (known: usps, mnist-sim, mnist-sim-50k)" "unknown name"
             }
@@ -488,6 +515,26 @@ let tests =
                     let e = errorOf (Fetch.usps (server.Url bad) empty.Path timeout)
                     Expect.stringContains e phrase $"{bad} refused"
                     Expect.isEmpty (filesUnder empty.Path) $"{bad}: nothing written"
+            }
+            test "progress: each download reports from 0 up to its announced length, in order" {
+                let train, test = uspsFiles ()
+                let trainBytes, testBytes = File.ReadAllBytes train, File.ReadAllBytes test
+                use server = new TestServer(Map [ "/good/zip.train.gz", trainBytes; "/good/zip.test.gz", testBytes ])
+                use target = new TempDir()
+                let heard = ResizeArray<FetchProgress>()
+                Fetch.uspsWithProgress (server.Url "/good/") target.Path (TimeSpan.FromSeconds 20.0) heard.Add |> ok |> ignore
+                for split, bytes in [ "train", trainBytes; "test", testBytes ] do
+                    let mine = heard |> Seq.filter (fun p -> p.Split = split) |> Seq.toList
+                    Expect.equal (List.head mine).Bytes 0L $"{split}: starts at 0"
+                    Expect.equal (List.last mine).Bytes bytes.LongLength $"{split}: ends at the file's length"
+                    Expect.isTrue (mine |> List.pairwise |> List.forall (fun (a, b) -> a.Bytes <= b.Bytes)) $"{split}: never goes back"
+                    Expect.isTrue (mine |> List.forall (fun p -> p.Total = Some bytes.LongLength)) $"{split}: the announced length"
+                    Expect.stringEnds (List.head mine).From $"/good/zip.{split}.gz" $"{split}: names the URL"
+                Expect.equal (heard |> Seq.map (fun p -> p.Split) |> Seq.distinct |> Seq.toList) [ "train"; "test" ] "train, then test"
+                use copy = new TempDir()
+                heard.Clear()
+                Fetch.uspsWithProgress (Path.GetDirectoryName train) copy.Path Fetch.defaultTimeout heard.Add |> ok |> ignore
+                Expect.equal (heard |> Seq.map (fun p -> p.Split, p.Bytes) |> Seq.toList) [ "train", trainBytes.LongLength; "test", testBytes.LongLength ] "a folder copy: one report per file"
             }
             test "copies from a folder, and refuses a folder without the files" {
                 use target = new TempDir()

@@ -64,10 +64,21 @@ let markdownFiles (root: string) : string list =
           yield! Directory.GetFiles(docs, "*.md") |> Array.sort ]
     |> List.filter File.Exists
 
+/// The file that marks the repository's root folder.
+let private repoMarker = "Lecun.Fast.sln"
+
+/// The nearest folder at or above `start` that holds the solution file.
+let private findRepoRoot (start: string) : string option =
+    let rec up (dir: DirectoryInfo) =
+        if isNull dir then None
+        elif File.Exists(Path.Combine(dir.FullName, repoMarker)) then Some dir.FullName
+        else up dir.Parent
+    up (DirectoryInfo(Path.GetFullPath start))
+
 let private repositoryRoot () =
     [ Environment.CurrentDirectory; AppContext.BaseDirectory ]
-    |> List.tryPick DataPath.findRepoRoot
-    |> Option.defaultWith (fun () -> failtestf "no %s above %s or %s" DataPath.repoMarker Environment.CurrentDirectory AppContext.BaseDirectory)
+    |> List.tryPick findRepoRoot
+    |> Option.defaultWith (fun () -> failtestf "no %s above %s or %s" repoMarker Environment.CurrentDirectory AppContext.BaseDirectory)
 
 [<Tests>]
 let tests =

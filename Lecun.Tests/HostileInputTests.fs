@@ -226,7 +226,7 @@ let tests =
                       "trickles", 1, TimeSpan.FromMilliseconds 100.0, 2.0, 2.0, "no complete answer within 2 s" ] do
                     use server = slowBody bytesPerTick tick
                     withTempDir (fun dir ->
-                        let result, seconds = timed (fun () -> Fetch.uspsWithin (server.Url "/") dir (TimeSpan.FromSeconds total) (TimeSpan.FromSeconds 1.0))
+                        let result, seconds = timed (fun () -> Fetch.uspsWithin (server.Url "/") dir (TimeSpan.FromSeconds total) (TimeSpan.FromSeconds 1.0) ignore)
                         Expect.stringContains (errorOf result) phrase what
                         Expect.isLessThan seconds (stops + slack) $"{what}: ends soon after the bound that stops it"
                         Expect.isEmpty (Directory.GetFileSystemEntries dir) $"{what}: nothing written")

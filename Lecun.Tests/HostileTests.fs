@@ -367,13 +367,9 @@ let tests =
                 Expect.isError (Idx.parseLabels "y.idx" (idxLabels [||])) "no labels"
             }
             test "7: a prepared mnist-sim whose MNIST files changed is rebuilt, not used" {
-                let shared =
-                    DataPath.places None |> DataPath.folders |> List.tryPick DataPath.mnistFilesIn
-                    |> Option.defaultWith (fun () -> failwith "this test needs the MNIST t10k files (../shared/data/mnist)")
                 withTempDir (fun dir ->
-                    let mnist = Path.Combine(dir, "mnist")
-                    Directory.CreateDirectory mnist |> ignore
-                    for f in [ shared.TestImages; shared.TestLabels ] do File.Copy(f, Path.Combine(mnist, Path.GetFileName f))
+                    TestSetup.writeEmbedded dir EmbeddedData.mnistTestImages |> ignore
+                    let labelsPath = TestSetup.writeEmbedded dir EmbeddedData.mnistTestLabels
                     let files = DataPath.mnistFilesIn dir |> Option.get
                     let set = Data.buildMnistSim files 3 |> Result.defaultWith failwith
                     MnistSim.save (Path.Combine(dir, "mnist-sim", MnistSim.fileName 3)) set
@@ -381,9 +377,9 @@ let tests =
                     let loaded = Data.loadFrom places DataSetName.MnistSim 3 |> Result.defaultWith failwith
                     Expect.stringContains loaded.Source "prepared in" "the prepared file is used while its sources are unchanged"
                     // Relabel every digit 7 as 1: a different but valid label file.
-                    let labels = RawFile.read Idx.maxLabelFileBytes "labels" files.TestLabels |> Result.defaultWith failwith
+                    let labels = RawFile.read Idx.maxLabelFileBytes "labels" labelsPath |> Result.defaultWith failwith
                     let changed = labels |> Array.mapi (fun i b -> if i >= 8 && b = 7uy then 1uy else b)
-                    File.WriteAllBytes(files.TestLabels, gzip changed)
+                    File.WriteAllBytes(labelsPath, gzip changed)
                     let reloaded = Data.loadFrom places DataSetName.MnistSim 3 |> Result.defaultWith failwith
                     Expect.stringContains reloaded.Source "changed since it was prepared" "says why it was rebuilt"
                     Expect.isFalse (Array.contains 7 reloaded.Train.Labels) "the digits come from the changed files")

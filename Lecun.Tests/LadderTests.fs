@@ -24,18 +24,14 @@ let private differences (a: Recipe) (b: Recipe) =
 
 let private step (steps: LadderStep list) label = steps |> List.find (fun s -> s.Label = label)
 
-/// A data folder for mnist-sim: the shared t10k files, and (optionally) a small MNIST training file made
-/// from t10k's first 7,500 digits (enough for mnist-sim's 7,291; step 5 then uses all 7,500).
+/// A data folder for mnist-sim: the embedded t10k files, and (optionally) a small MNIST training file
+/// made from t10k's first 7,500 digits (enough for mnist-sim's 7,291; step 5 then uses all 7,500).
 let private mnistFolder (dir: string) (withTrain: bool) =
-    let shared =
-        DataPath.places None |> DataPath.folders |> List.tryPick DataPath.mnistFilesIn
-        |> Option.defaultWith (fun () -> failwith "the MNIST t10k files are not on the data search path")
     let mnist = Path.Combine(dir, "mnist")
-    Directory.CreateDirectory mnist |> ignore
-    File.Copy(shared.TestImages, Path.Combine(mnist, Path.GetFileName shared.TestImages))
-    File.Copy(shared.TestLabels, Path.Combine(mnist, Path.GetFileName shared.TestLabels))
+    let testImages = TestSetup.writeEmbedded dir EmbeddedData.mnistTestImages
+    let testLabels = TestSetup.writeEmbedded dir EmbeddedData.mnistTestLabels
     if withTrain then
-        let images, labels = Idx.loadPair shared.TestImages shared.TestLabels |> function Ok v -> v | Error e -> failwith e
+        let images, labels = Idx.loadPair testImages testLabels |> function Ok v -> v | Error e -> failwith e
         let n = 7500
         let be (v: int) = [| byte (v >>> 24); byte (v >>> 16); byte (v >>> 8); byte v |]
         let pixels = images.Rows * images.Cols

@@ -6,8 +6,26 @@ open System
 open System.IO
 open Lecun.Model
 
-/// The paper's digits, found through the project's data search path (../shared/data in CI).
+/// The paper's digits, found through the data search path: the embedded copy unless
+/// $LECUN_DATA or ./data holds another.
 let usps = lazy (Data.load DataSetName.Usps None |> function Ok d -> d | Error e -> failwith e)
+
+/// Writes the embedded file `name` (e.g. "mnist/t10k-images-idx3-ubyte.gz") to `dir/name`, as
+/// distributed, and returns its path: a fixture for tests that need the files on disk.
+let writeEmbedded (dir: string) (name: string) =
+    let path = Path.Combine(dir, name)
+    Directory.CreateDirectory(Path.GetDirectoryName path) |> ignore
+    File.WriteAllBytes(path, EmbeddedData.bytes name |> Option.defaultWith (fun () -> failwith $"{name} is not embedded in Lecun.Model"))
+    path
+
+/// A data folder holding usps/ and mnist/ written from the embedded copy, once per test run and
+/// removed when it ends.
+let dataFolder =
+    lazy
+        (let dir = Path.Combine(Path.GetTempPath(), $"lecun-test-data-{Guid.NewGuid():N}")
+         for name in EmbeddedData.names do writeEmbedded dir name |> ignore
+         AppDomain.CurrentDomain.ProcessExit.Add(fun _ -> try Directory.Delete(dir, true) with _ -> ())
+         dir)
 
 let subset (d: Dataset) (count: int) = d.Take count
 

@@ -82,7 +82,7 @@ def evaluate(net, images, labels):
 def main():
     here = os.path.dirname(os.path.abspath(__file__))
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", default=os.path.join(here, "..", "..", "shared", "data"), help="folder holding usps/zip.{train,test}.gz")
+    parser.add_argument("--data", default=os.path.join(here, "..", "Lecun.Model", "Data"), help="folder holding usps/zip.{train,test}.gz (default: Lecun.Model/Data, the files embedded in the program)")
     parser.add_argument("--passes", type=int, default=23)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (default: PyTorch's own choice)")
     args = parser.parse_args()

@@ -21,7 +21,7 @@ from pytorch_lecun1989 import Net1989, evaluate, load_usps, targets_for
 def main():
     here = os.path.dirname(os.path.abspath(__file__))
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", default=os.path.join(here, "..", "..", "shared", "data"), help="folder holding usps/zip.{train,test}.gz")
+    parser.add_argument("--data", default=os.path.join(here, "..", "Lecun.Model", "Data"), help="folder holding usps/zip.{train,test}.gz (default: Lecun.Model/Data, the files embedded in the program)")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     parser.add_argument("--passes", type=int, default=3, help="timed passes (the median is reported)")

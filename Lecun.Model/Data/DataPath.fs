@@ -7,63 +7,63 @@ open System.Threading.Tasks
 
 /// One place on the data search path.
 type DataPlace =
-    { /// How it was chosen: "--data", "$LECUN_DATA", "./data" or "../shared/data".
+    { /// How it was chosen: "--data", "$LECUN_DATA", "./data" or "embedded".
       Origin: string
-      /// The folder, or None when the place is not set (no --data given, $LECUN_DATA unset).
+      /// The folder, or None when the place is not set (no --data given, $LECUN_DATA unset) or is
+      /// the embedded copy.
       Dir: string option }
 
-/// The MNIST IDX files found in one folder.
+/// The USPS files the search path found.
+type UspsFiles =
+    { /// Where: the folder, or "the embedded copy".
+      From: string
+      Train: DataFile
+      Test: DataFile }
+
+/// The MNIST IDX files found in one folder or embedded.
 type MnistFiles =
-    { Dir: string
-      TestImages: string
-      TestLabels: string
+    { /// Where: the folder, or "the embedded copy".
+      From: string
+      TestImages: DataFile
+      TestLabels: DataFile
       /// The MNIST training images and labels, when both are present.
-      Train: (string * string) option }
+      Train: (DataFile * DataFile) option }
 
 module DataPath =
-    let repoMarker = "Lecun.Fast.sln"
     let envVar = "LECUN_DATA"
 
-    /// The nearest folder at or above `start` that holds Lecun.Fast.sln.
-    let findRepoRoot (start: string) : string option =
-        let rec up (dir: DirectoryInfo) =
-            if isNull dir then None
-            elif File.Exists(Path.Combine(dir.FullName, repoMarker)) then Some dir.FullName
-            else up dir.Parent
-        try up (DirectoryInfo(Path.GetFullPath start)) with _ -> None
+    /// How messages name the embedded data.
+    let embeddedCopy = "the embedded copy"
 
     /// The search path, from its inputs (testable without touching the process environment).
     /// `--data DIR` is exclusive: a user who names a folder means that folder, and a typo must
-    /// not silently fall back to other data. Without it: $LECUN_DATA, ./data, then
-    /// ../shared/data beside the repository root (found from the current folder and from the
-    /// program's own folder).
-    let placesFrom (dataDir: string option) (env: string option) (cwd: string) (baseDir: string) : DataPlace list =
+    /// not silently fall back to other data. Without it: $LECUN_DATA, ./data, then the copy
+    /// embedded in this library, so a data set is found with no data folder at all.
+    let placesFrom (dataDir: string option) (env: string option) (cwd: string) : DataPlace list =
         match dataDir with
         | Some dir -> [ { Origin = "--data"; Dir = Some(Path.GetFullPath(dir, cwd)) } ]
         | None ->
-            let shared =
-                [ cwd; baseDir ]
-                |> List.choose findRepoRoot
-                |> List.distinct
-                |> List.map (fun root -> { Origin = "../shared/data"; Dir = Some(Path.GetFullPath(Path.Combine(root, "..", "shared", "data"))) })
             [ { Origin = "$" + envVar; Dir = env |> Option.filter (String.IsNullOrWhiteSpace >> not) |> Option.map (fun d -> Path.GetFullPath(d, cwd)) }
-              { Origin = "./data"; Dir = Some(Path.GetFullPath(Path.Combine(cwd, "data"))) } ]
-            @ (if shared.IsEmpty then [ { Origin = "../shared/data"; Dir = None } ] else shared)
+              { Origin = "./data"; Dir = Some(Path.GetFullPath(Path.Combine(cwd, "data"))) }
+              { Origin = EmbeddedData.origin; Dir = None } ]
 
     /// The search path of this process.
     let places (dataDir: string option) : DataPlace list =
-        placesFrom dataDir (Environment.GetEnvironmentVariable envVar |> Option.ofObj) Environment.CurrentDirectory AppContext.BaseDirectory
+        placesFrom dataDir (Environment.GetEnvironmentVariable envVar |> Option.ofObj) Environment.CurrentDirectory
 
     /// Existing folders on the path, in search order, without repeats.
     let folders (places: DataPlace list) : string list =
         places |> List.choose (fun p -> p.Dir) |> List.filter Directory.Exists |> List.distinct
+
+    /// Whether the embedded copy is on the path (it is unless --data names a folder).
+    let usesEmbedded (places: DataPlace list) = places |> List.exists (fun p -> p.Origin = EmbeddedData.origin)
 
     /// Every place, for messages: `--data /x (no such folder), $LECUN_DATA (not set), ...`.
     let describe (places: DataPlace list) : string =
         places
         |> List.map (fun p ->
             match p.Dir with
-            | None when p.Origin = "../shared/data" -> $"{p.Origin} (no {repoMarker} above the current or program folder)"
+            | None when p.Origin = EmbeddedData.origin -> $"{p.Origin} (built into Lecun.Model)"
             | None -> $"{p.Origin} (not set)"
             | Some d when Directory.Exists d -> $"{p.Origin} = {d}"
             | Some d when File.Exists d -> $"{p.Origin} = {d} (a file, not a folder)"
@@ -75,6 +75,18 @@ module DataPath =
         | Some train, Some test -> Some(train, test)
         | _ -> None
 
+    /// The USPS files the path finds: the first folder holding both splits, else the embedded copy.
+    let findUsps (places: DataPlace list) : UspsFiles option =
+        folders places
+        |> List.tryPick (fun dir ->
+            uspsFilesIn dir
+            |> Option.map (fun (train, test) ->
+                { From = Path.GetDirectoryName train; Train = DataFile.OnDisk train; Test = DataFile.OnDisk test }))
+        |> Option.orElse (
+            if usesEmbedded places then
+                Some { From = embeddedCopy; Train = DataFile.Embedded EmbeddedData.uspsTrain; Test = DataFile.Embedded EmbeddedData.uspsTest }
+            else None)
+
     let private idxFileIn (dir: string) (name: string) =
         [ Path.Combine(dir, "mnist", name + ".gz"); Path.Combine(dir, "mnist", name); Path.Combine(dir, name + ".gz"); Path.Combine(dir, name) ]
         |> List.tryFind RawFile.exists
@@ -84,10 +96,23 @@ module DataPath =
         | Some images, Some labels ->
             let train =
                 match idxFileIn dir "train-images-idx3-ubyte", idxFileIn dir "train-labels-idx1-ubyte" with
-                | Some ti, Some tl -> Some(ti, tl)
+                | Some ti, Some tl -> Some(DataFile.OnDisk ti, DataFile.OnDisk tl)
                 | _ -> None
-            Some { Dir = dir; TestImages = images; TestLabels = labels; Train = train }
+            Some { From = dir; TestImages = DataFile.OnDisk images; TestLabels = DataFile.OnDisk labels; Train = train }
         | _ -> None
+
+    /// The MNIST files the path finds: the first folder holding the t10k pair, else the embedded
+    /// t10k copy (MNIST's training files are not embedded).
+    let findMnist (places: DataPlace list) : MnistFiles option =
+        folders places
+        |> List.tryPick mnistFilesIn
+        |> Option.orElse (
+            if usesEmbedded places then
+                Some { From = embeddedCopy
+                       TestImages = DataFile.Embedded EmbeddedData.mnistTestImages
+                       TestLabels = DataFile.Embedded EmbeddedData.mnistTestLabels
+                       Train = None }
+            else None)
 
     let preparedFileIn (dir: string) (seed: int) : string option =
         let path = Path.Combine(dir, "mnist-sim", MnistSim.fileName seed)
@@ -105,41 +130,53 @@ module Data =
         let mirrors = String.concat " or " Fetch.mnistMirrors
         $"download t10k-images-idx3-ubyte.gz and t10k-labels-idx1-ubyte.gz (and, for training digits drawn from MNIST's own training set, train-images-idx3-ubyte.gz and train-labels-idx1-ubyte.gz) from an MNIST mirror such as {mirrors} into a mnist/ subfolder of one of these folders"
 
-    /// Loads both USPS files (in parallel: they are independent) and checks that each is the
-    /// whole split (digit and class counts), so a file cut at a line boundary is an error too.
-    let loadUspsFiles (trainPath: string) (testPath: string) : Result<Dataset * Dataset, string> =
-        let checkedLoad split path =
-            Usps.load path
-            |> Result.bind (fun d -> Usps.checkSplit split { d with Name = path } |> Result.map (fun () -> { d with Name = $"usps {split}" }))
-        let test = Task.Run(fun () -> checkedLoad "test" testPath)
-        let train = checkedLoad "train" trainPath
-        match train, test.Result with
+    /// Loads both USPS files, on disk or embedded (in parallel: they are independent), and checks
+    /// that each is the whole split (digit and class counts), so a file cut at a line boundary is
+    /// an error too.
+    let loadUspsData (train: DataFile) (test: DataFile) : Result<Dataset * Dataset, string> =
+        let checkedLoad split (file: DataFile) =
+            Usps.loadFile file
+            |> Result.bind (fun d -> Usps.checkSplit split { d with Name = file.Name } |> Result.map (fun () -> { d with Name = $"usps {split}" }))
+        let testTask = Task.Run(fun () -> checkedLoad "test" test)
+        let trainResult = checkedLoad "train" train
+        match trainResult, testTask.Result with
         | Ok tr, Ok te -> Ok(tr, te)
         | Error e, _
         | _, Error e -> Error e
+
+    /// Loads both USPS files from disk (see loadUspsData).
+    let loadUspsFiles (trainPath: string) (testPath: string) : Result<Dataset * Dataset, string> =
+        loadUspsData (DataFile.OnDisk trainPath) (DataFile.OnDisk testPath)
 
     let private notFound (what: string) (places: DataPlace list) (howTo: string) =
         Error $"{what} not found; looked in {DataPath.describe places}; {howTo}"
 
     let private loadUsps (places: DataPlace list) : Result<TrainTest, string> =
-        match DataPath.folders places |> List.tryPick DataPath.uspsFilesIn with
+        match DataPath.findUsps places with
         | None -> notFound "usps data (zip.train.gz, zip.test.gz)" places uspsHowTo
-        | Some (trainPath, testPath) ->
-            loadUspsFiles trainPath testPath
-            |> Result.map (fun (train, test) ->
-                { Train = train; Test = test; Source = $"usps from {Path.GetDirectoryName trainPath}" })
+        | Some files ->
+            loadUspsData files.Train files.Test
+            |> Result.map (fun (train, test) -> { Train = train; Test = test; Source = $"usps from {files.From}" })
 
-    /// SHA-256 (hex) over the SHA-256 of each MNIST file as it is on disk (t10k images, labels,
-    /// then the training files when present): what a prepared set was built from. A few ms for
-    /// the 12 MB of compressed MNIST; a file larger than any MNIST file gives no digest.
+    let private openRaw (file: DataFile) : Stream =
+        match file with
+        | DataFile.OnDisk path -> new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read)
+        | DataFile.Embedded name ->
+            EmbeddedData.tryOpen name |> Option.defaultWith (fun () -> raise (IOException $"{file.Name}: not in this build"))
+
+    /// SHA-256 (hex) over the SHA-256 of each MNIST file as it is stored (t10k images, labels,
+    /// then the training files when present): what a prepared set was built from. The embedded
+    /// copy is byte for byte the distributed files, so it gives the same digest as those files
+    /// on disk. A few ms for the 12 MB of compressed MNIST; a file larger than any MNIST file
+    /// gives no digest.
     let sourceDigest (files: MnistFiles) : string option =
-        let paths = [ files.TestImages; files.TestLabels ] @ (files.Train |> Option.map (fun (i, l) -> [ i; l ]) |> Option.defaultValue [])
+        let sources = [ files.TestImages; files.TestLabels ] @ (files.Train |> Option.map (fun (i, l) -> [ i; l ]) |> Option.defaultValue [])
         try
             use all = System.Security.Cryptography.IncrementalHash.CreateHash(System.Security.Cryptography.HashAlgorithmName.SHA256)
             let each =
-                paths
-                |> List.map (fun p ->
-                    use stream = new FileStream(p, FileMode.Open, FileAccess.Read, FileShare.Read)
+                sources
+                |> List.map (fun file ->
+                    use stream = openRaw file
                     if stream.Length > int64 Idx.maxImageFileBytes then None
                     else Some(System.Security.Cryptography.SHA256.HashData stream))
             if each |> List.exists Option.isNone then None
@@ -150,13 +187,13 @@ module Data =
         | :? IOException
         | :? UnauthorizedAccessException -> None
 
-    /// Builds mnist-sim in memory from the IDX files of one folder.
+    /// Builds mnist-sim in memory from the IDX files of one folder or the embedded copy.
     let buildMnistSim (files: MnistFiles) (seed: int) : Result<MnistSimSet, string> =
-        Idx.loadPair files.TestImages files.TestLabels
+        Idx.loadPairFiles files.TestImages files.TestLabels
         |> Result.bind (fun t10k ->
             match files.Train with
             | None -> MnistSim.build seed t10k None
-            | Some (images, labels) -> Idx.loadPair images labels |> Result.bind (fun train -> MnistSim.build seed t10k (Some train)))
+            | Some (images, labels) -> Idx.loadPairFiles images labels |> Result.bind (fun train -> MnistSim.build seed t10k (Some train)))
         |> Result.map (fun set -> { set with SourceDigest = sourceDigest files })
 
     let private describeSim (set: MnistSimSet) =
@@ -169,9 +206,8 @@ module Data =
     /// A prepared file is used when present, unless the MNIST files now found are not the ones it
     /// was built from (changed, replaced, or training files added since): then the set is built.
     let private loadMnistSim (places: DataPlace list) (seed: int) : Result<TrainTest, string> =
-        let folders = DataPath.folders places
-        let sources = folders |> List.tryPick DataPath.mnistFilesIn
-        let prepared = folders |> List.tryPick (fun d -> DataPath.preparedFileIn d seed)
+        let sources = DataPath.findMnist places
+        let prepared = DataPath.folders places |> List.tryPick (fun d -> DataPath.preparedFileIn d seed)
         let fresh (p: MnistSimSet) =
             match sources with
             | Some files -> p.TrainFromMnistTrain = files.Train.IsSome && p.SourceDigest.IsSome && p.SourceDigest = sourceDigest files
@@ -179,7 +215,7 @@ module Data =
         let build (note: string) =
             match sources with
             | None -> notFound "MNIST files for mnist-sim (t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz)" places mnistHowTo
-            | Some files -> buildMnistSim files seed |> Result.map (fun set -> toTrainTest set $"built from {files.Dir}{note}")
+            | Some files -> buildMnistSim files seed |> Result.map (fun set -> toTrainTest set $"built from {files.From}{note}")
         match prepared with
         | Some path ->
             MnistSim.load path
@@ -196,14 +232,14 @@ module Data =
     let private loadMnistSimLarge (places: DataPlace list) (seed: int) : Result<TrainTest, string> =
         match DataPath.folders places |> List.tryPick DataPath.mnistFilesIn with
         | Some ({ Train = Some (images, labels) } as files) ->
-            Idx.loadPair files.TestImages files.TestLabels
+            Idx.loadPairFiles files.TestImages files.TestLabels
             |> Result.bind (fun t10k ->
-                Idx.loadPair images labels
+                Idx.loadPairFiles images labels
                 |> Result.bind (fun (trainImages, trainLabels) ->
                     MnistSim.buildSized seed (min largeTrainDigits trainImages.Count) t10k (Some(trainImages, trainLabels))))
             |> Result.map (fun set ->
                 { Train = set.Train; Test = set.Test
-                  Source = $"mnist-sim-50k (seed {seed}, {set.Train.Count} training digits from MNIST's training files, test from t10k) built from {files.Dir}" })
+                  Source = $"mnist-sim-50k (seed {seed}, {set.Train.Count} training digits from MNIST's training files, test from t10k) built from {files.From}" })
         | _ ->
             notFound "the MNIST training files (train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz) for mnist-sim-50k" places mnistHowTo
 

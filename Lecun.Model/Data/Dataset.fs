@@ -24,7 +24,7 @@ type Dataset =
 type TrainTest =
     { Train: Dataset
       Test: Dataset
-      /// Human-readable origin, e.g. "usps from ../shared/data/usps".
+      /// Human-readable origin, e.g. "usps from the embedded copy" or "usps from /home/me/data/usps".
       Source: string }
 
     /// Trains on all but the last n training digits and evaluates on those n in place of the test set,

@@ -9,6 +9,16 @@ open System.Net.Http
 open System.Threading
 open System.Threading.Tasks
 
+/// How far the transfer of one split has got: reported after every chunk downloaded, and once
+/// when a split copied from a folder has been read.
+type FetchProgress =
+    { Split: string
+      From: string
+      /// Bytes received so far.
+      Bytes: int64
+      /// The size the server announced (Content-Length), or the file's size; None when unknown.
+      Total: int64 option }
+
 /// One file that `fetch` wrote.
 type Fetched =
     { Split: string
@@ -46,7 +56,7 @@ module Fetch =
     /// at the deadline (the whole fetch's `--timeout`) or after `idle` without an answer,
     /// whichever comes first: a server that sends its headers and then stalls, or trickles the
     /// body a byte at a time, does not hold the command past its timeout.
-    let private download (client: HttpClient) (deadline: CancellationToken) (timeout: TimeSpan) (idle: TimeSpan) (url: string) : Result<byte array, string> =
+    let private download (client: HttpClient) (deadline: CancellationToken) (timeout: TimeSpan) (idle: TimeSpan) (url: string) (progress: int64 -> int64 option -> unit) : Result<byte array, string> =
         let stopped = ref None
         let waitFor (work: CancellationToken -> Task<'a>) =
             use step = CancellationTokenSource.CreateLinkedTokenSource deadline
@@ -83,13 +93,16 @@ module Fetch =
                 elif response.Content.Headers.ContentLength.HasValue && response.Content.Headers.ContentLength.Value > maxBytes then
                     Error $"{url}: {response.Content.Headers.ContentLength.Value} bytes, far more than the zip-code data (refused)"
                 else
+                    let total = Option.ofNullable response.Content.Headers.ContentLength
                     use body = waitFor (fun t -> response.Content.ReadAsStreamAsync t)
                     use buffer = new MemoryStream()
                     let chunk = Array.zeroCreate<byte> 65536
                     let read () = waitFor (fun t -> body.ReadAsync(chunk.AsMemory(), t).AsTask())
+                    progress 0L total
                     let mutable got = read ()
                     while got > 0 && buffer.Length <= maxBytes do
                         buffer.Write(chunk, 0, got)
+                        progress buffer.Length total
                         got <- read ()
                     if buffer.Length > maxBytes then Error $"{url}: more than {maxBytes} bytes, far more than the zip-code data (refused)"
                     else Ok(buffer.ToArray()))
@@ -110,16 +123,21 @@ module Fetch =
         |> List.tryFind RawFile.exists
 
     /// Fetches, parses and checks one split; returns the original bytes and the digit count.
-    let private getSplit (download: (string -> Result<byte array, string>) option) (source: string) (split: string) : Result<string * byte array * int, string> =
+    let private getSplit (download: (string -> (int64 -> int64 option -> unit) -> Result<byte array, string>) option) (source: string) (split: string) (progress: FetchProgress -> unit) : Result<string * byte array * int, string> =
+        let report from bytes total = progress { Split = split; From = from; Bytes = bytes; Total = total }
         let fetched =
             match download with
             | Some download ->
                 let url = (if source.EndsWith "/" then source else source + "/") + $"zip.{split}.gz"
-                download url |> Result.map (fun bytes -> url, bytes)
+                download url (report url) |> Result.map (fun bytes -> url, bytes)
             | None ->
                 match splitFileIn source split with
                 | None -> Error $"{source}: no zip.{split}.gz or zip.{split} (looked in the folder and its usps/ subfolder)"
-                | Some path -> RawFile.readRaw Usps.maxFileBytes "usps file" path |> Result.map (fun bytes -> path, bytes)
+                | Some path ->
+                    RawFile.readRaw Usps.maxFileBytes "usps file" path
+                    |> Result.map (fun bytes ->
+                        report path bytes.LongLength (Some bytes.LongLength)
+                        path, bytes)
         fetched
         |> Result.bind (fun (origin, bytes) ->
             RawFile.decode Usps.maxFileBytes "usps file" origin bytes
@@ -131,8 +149,9 @@ module Fetch =
     /// Gets zip.train and zip.test from a base URL or a folder, verifies both (every value
     /// parsed; digit and class counts of the distributed files), and only then writes them to
     /// `toDir/usps/` atomically, keeping the compression they came with. `timeout` bounds the
-    /// whole transfer, both files; `idle` each wait for the server.
-    let uspsWithin (source: string) (toDir: string) (timeout: TimeSpan) (idle: TimeSpan) : Result<Fetched list, string> =
+    /// whole transfer, both files; `idle` each wait for the server; `progress` hears how far each
+    /// transfer has got.
+    let uspsWithin (source: string) (toDir: string) (timeout: TimeSpan) (idle: TimeSpan) (progress: FetchProgress -> unit) : Result<Fetched list, string> =
         let client =
             if isUrl source then
                 Some(new HttpClient(new SocketsHttpHandler(AllowAutoRedirect = false), Timeout = Threading.Timeout.InfiniteTimeSpan))
@@ -145,10 +164,10 @@ module Fetch =
             elif client.IsNone && not (Directory.Exists source) then
                 Error $"{source}: no such folder (give a folder holding zip.train.gz and zip.test.gz, or an http(s) URL)"
             else
-                match getSplit fetch source "train" with
+                match getSplit fetch source "train" progress with
                 | Error e -> Error e
                 | Ok train ->
-                    match getSplit fetch source "test" with
+                    match getSplit fetch source "test" progress with
                     | Error e -> Error e
                     | Ok test ->
                         try
@@ -164,5 +183,9 @@ module Fetch =
             client |> Option.iter (fun c -> c.Dispose())
 
     /// `uspsWithin` with the default wait for a stalled server (a timeout shorter than it ends first).
+    let uspsWithProgress (source: string) (toDir: string) (timeout: TimeSpan) (progress: FetchProgress -> unit) : Result<Fetched list, string> =
+        uspsWithin source toDir timeout readTimeout progress
+
+    /// `uspsWithProgress` without progress reports.
     let usps (source: string) (toDir: string) (timeout: TimeSpan) : Result<Fetched list, string> =
-        uspsWithin source toDir timeout readTimeout
+        uspsWithProgress source toDir timeout ignore

@@ -68,14 +68,21 @@ module Idx =
             | Some i -> Error $"{source}: label {labels[i]} of item {i} is outside 0..9"
             | None -> Ok labels)
 
-    let loadImages (path: string) = RawFile.read maxImageFileBytes "MNIST image file" path |> Result.bind (parseImages path)
-    let loadLabels (path: string) = RawFile.read maxLabelFileBytes "MNIST label file" path |> Result.bind (parseLabels path)
+    let loadImagesFile (file: DataFile) = RawFile.readFile maxImageFileBytes "MNIST image file" file |> Result.bind (parseImages file.Name)
+    let loadLabelsFile (file: DataFile) = RawFile.readFile maxLabelFileBytes "MNIST label file" file |> Result.bind (parseLabels file.Name)
+    let loadImages (path: string) = loadImagesFile (DataFile.OnDisk path)
+    let loadLabels (path: string) = loadLabelsFile (DataFile.OnDisk path)
+
+    /// Loads an image file and its label file (on disk or embedded), checking that they hold the
+    /// same number of items.
+    let loadPairFiles (images: DataFile) (labels: DataFile) : Result<IdxImages * int array, string> =
+        match loadImagesFile images, loadLabelsFile labels with
+        | Error e, _
+        | _, Error e -> Error e
+        | Ok i, Ok l when i.Count <> l.Length ->
+            Error $"{images.Name} holds {i.Count} images but {labels.Name} holds {l.Length} labels"
+        | Ok i, Ok l -> Ok(i, l)
 
     /// Loads an image file and its label file, checking that they hold the same number of items.
     let loadPair (imagesPath: string) (labelsPath: string) : Result<IdxImages * int array, string> =
-        match loadImages imagesPath, loadLabels labelsPath with
-        | Error e, _
-        | _, Error e -> Error e
-        | Ok images, Ok labels when images.Count <> labels.Length ->
-            Error $"{imagesPath} holds {images.Count} images but {labelsPath} holds {labels.Length} labels"
-        | Ok images, Ok labels -> Ok(images, labels)
+        loadPairFiles (DataFile.OnDisk imagesPath) (DataFile.OnDisk labelsPath)

@@ -178,6 +178,27 @@ module RawFile =
         | :? IOException
         | :? UnauthorizedAccessException as e -> Error $"{path}: cannot read ({e.Message})"
 
+    /// Reads an open stream as `read` reads a file: gzip (by its magic bytes) is decompressed, and
+    /// more than `limit` bytes is refused; `name` names it in messages.
+    let private readStream (limit: int) (what: string) (name: string) (stream: Stream) : Result<byte array, string> =
+        let magic = Array.zeroCreate<byte> 2
+        let got = stream.ReadAtLeast(magic.AsSpan(), 2, false)
+        if got = 2 && isGzip (ReadOnlySpan magic) && stream.CanSeek then
+            let length = stream.Length
+            let trailer = Array.zeroCreate<byte> 8
+            if length >= 8L then
+                stream.Seek(-8L, SeekOrigin.End) |> ignore
+                stream.ReadExactly(trailer.AsSpan())
+            stream.Seek(0L, SeekOrigin.Begin) |> ignore
+            gunzip name what limit stream length trailer
+        else
+            // A plain file, or a pipe: read it bounded from the start (a gzip pipe is
+            // held compressed, at most `limit` bytes, then inflated).
+            let rest = readAtMost stream (limit - got) (if stream.CanSeek then Some(stream.Length - int64 got) else None)
+            match rest with
+            | None -> tooLarge name what limit false
+            | Some rest -> decode limit what name (Array.append (Array.sub magic 0 got) rest)
+
     /// Reads a file, decompressing it when it is gzip (by its magic bytes, not its name), and
     /// refuses it as soon as it holds more than `limit` bytes (`what` names the kind of file in
     /// the message). The compressed file is streamed, never held whole.
@@ -187,23 +208,20 @@ module RawFile =
             | Error e -> Error $"{path}: {e}"
             | Ok stream ->
                 use stream = stream
-                let magic = Array.zeroCreate<byte> 2
-                let got = stream.ReadAtLeast(magic.AsSpan(), 2, false)
-                if got = 2 && isGzip (ReadOnlySpan magic) && stream.CanSeek then
-                    let length = stream.Length
-                    let trailer = Array.zeroCreate<byte> 8
-                    if length >= 8L then
-                        stream.Seek(-8L, SeekOrigin.End) |> ignore
-                        stream.ReadExactly(trailer.AsSpan())
-                    stream.Seek(0L, SeekOrigin.Begin) |> ignore
-                    gunzip path what limit stream length trailer
-                else
-                    // A plain file, or a pipe: read it bounded from the start (a gzip pipe is
-                    // held compressed, at most `limit` bytes, then inflated).
-                    let rest = readAtMost stream (limit - got) (if stream.CanSeek then Some(stream.Length - int64 got) else None)
-                    match rest with
-                    | None -> tooLarge path what limit false
-                    | Some rest -> decode limit what path (Array.append (Array.sub magic 0 got) rest)
+                readStream limit what path stream
         with
         | :? IOException
         | :? UnauthorizedAccessException as e -> Error $"{path}: cannot read ({e.Message})"
+
+    /// Reads a data file on disk or embedded, with the same bounds and checks as `read`.
+    let readFile (limit: int) (what: string) (file: DataFile) : Result<byte array, string> =
+        match file with
+        | DataFile.OnDisk path -> read limit what path
+        | DataFile.Embedded name ->
+            match EmbeddedData.tryOpen name with
+            | None -> Error $"{file.Name}: not in this build of Lecun.Model"
+            | Some stream ->
+                try
+                    use stream = stream
+                    readStream limit what file.Name stream
+                with :? IOException as e -> Error $"{file.Name}: cannot read ({e.Message})"

@@ -10,7 +10,7 @@ open Lecun.Native.Text
 module Usps =
     let private values = Dataset.Pixels
 
-    /// Digits and class counts (0..9) of the distributed files (see ../shared/data/README.md).
+    /// Digits and class counts (0..9) of the distributed files (see Lecun.Model/Data/README.md).
     let trainCount, testCount = 7291, 2007
     let trainClassCounts = [| 1194; 1005; 731; 658; 652; 556; 664; 645; 542; 644 |]
     let testClassCounts = [| 359; 264; 198; 166; 200; 160; 170; 147; 166; 177 |]
@@ -133,6 +133,10 @@ module Usps =
 
     /// Loads a file, gzip or plain.
     let load (path: string) : Result<Dataset, string> = RawFile.read maxFileBytes "usps file" path |> Result.bind (parse path)
+
+    /// Loads a file on disk or embedded, gzip or plain.
+    let loadFile (file: DataFile) : Result<Dataset, string> =
+        RawFile.readFile maxFileBytes "usps file" file |> Result.bind (parse file.Name)
 
     /// Digits per class 0..9.
     let classCounts (d: Dataset) =
