@@ -519,7 +519,7 @@ let tests =
             test "progress: each download reports from 0 up to its announced length, in order" {
                 let train, test = uspsFiles ()
                 let trainBytes, testBytes = File.ReadAllBytes train, File.ReadAllBytes test
-                use server = new TestServer(Map [ "/good/zip.train.gz", trainBytes; "/good/zip.test.gz", testBytes ])
+                use server = fileServer (Map [ "/good/zip.train.gz", trainBytes; "/good/zip.test.gz", testBytes ])
                 use target = new TempDir()
                 let heard = ResizeArray<FetchProgress>()
                 Fetch.uspsWithProgress (server.Url "/good/") target.Path (TimeSpan.FromSeconds 20.0) heard.Add |> ok |> ignore
