@@ -28,8 +28,10 @@ let private ofPixel (maxval: int) (p: int) = 1.0f - 2.0f * float32 p / float32 m
 /// `#` comments; returns them and where the raster starts: after the one whitespace byte that
 /// ends maxval, or after a comment that follows maxval directly (the comment's newline is then
 /// that whitespace).
+let private isPgmSpace b = b = ' 'B || b = '\t'B || b = '\n'B || b = '\r'B || b = '\011'B || b = '\012'B
+
 let private pgmHeader (bytes: byte array) : Result<string list * int, string> =
-    let isSpace b = b = ' 'B || b = '\t'B || b = '\n'B || b = '\r'B || b = '\011'B || b = '\012'B
+    let isSpace = isPgmSpace
     let endOfComment pos =
         let eol = Array.IndexOf(bytes, '\n'B, pos)
         if eol < 0 then bytes.Length else eol + 1
@@ -83,23 +85,36 @@ let private readPgm (bytes: byte array) : Result<Digit, string> =
                     checkRange i p)
                 |> Result.map (fun values -> Array.ofList values, None)
         else
-            let text = Encoding.ASCII.GetString(bytes, pos - 1, bytes.Length - pos + 1)
+            // The values are read in place, and the raster is refused at the first value past the
+            // 256 its header allows: a file of millions of values costs no more than a digit.
             // Comments may appear in the raster of a plain PGM too.
-            let values =
-                text.Split('\n')
-                |> Array.collect (fun line ->
-                    let line = match line.IndexOf '#' with -1 -> line | i -> line.Substring(0, i)
-                    line.Split([| ' '; '\t'; '\r'; '\011'; '\012' |], StringSplitOptions.RemoveEmptyEntries))
-            if values.Length <> pixels then Error $"raster has {values.Length} values, expected {pixels}"
+            let values = Array.zeroCreate<float32> pixels
+            let mutable count = 0
+            let mutable firstBad = None
+            let mutable i = pos - 1
+            while count <= pixels && i < bytes.Length do
+                if isPgmSpace bytes[i] then i <- i + 1
+                elif bytes[i] = '#'B then
+                    let eol = Array.IndexOf(bytes, '\n'B, i)
+                    i <- if eol < 0 then bytes.Length else eol + 1
+                else
+                    let first = i
+                    while i < bytes.Length && not (isPgmSpace bytes[i]) && bytes[i] <> '#'B do i <- i + 1
+                    if count < pixels && firstBad.IsNone then
+                        let token = ReadOnlySpan(bytes, first, i - first)
+                        match Int32.TryParse(token, NumberStyles.None, CultureInfo.InvariantCulture) with
+                        | true, p ->
+                            match checkRange count p with
+                            | Ok v -> values[count] <- v
+                            | Error e -> firstBad <- Some e
+                        | _ -> firstBad <- Some $"pixel {count} is \"{Encoding.ASCII.GetString(bytes, first, min (i - first) 40)}\", not a non-negative integer"
+                    count <- count + 1
+            if count > pixels then Error $"raster has more than {pixels} values, expected {pixels}"
+            elif count < pixels then Error $"raster has {count} values, expected {pixels}"
             else
-                values
-                |> List.ofArray
-                |> List.indexed
-                |> Results.traverse (fun (i, v) ->
-                    match parseInt v with
-                    | Some p -> checkRange i p
-                    | None -> Error $"pixel {i} is \"{v}\", not a non-negative integer")
-                |> Result.map (fun values -> Array.ofList values, None))
+                match firstBad with
+                | Some e -> Error e
+                | None -> Ok(values, None))
 
 // ---------------------------------------------------------------- PNG
 
@@ -275,29 +290,6 @@ let private pngSignature = [| 0x89uy; 'P'B; 'N'B; 'G'B; '\r'B; '\n'B; 0x1Auy; '\
 
 let private startsWith (prefix: byte array) (bytes: byte array) =
     bytes.Length >= prefix.Length && bytes.AsSpan(0, prefix.Length).SequenceEqual(ReadOnlySpan prefix)
-
-/// The bytes already read to recognise the format, then the rest of the file: a pipe cannot seek back.
-type private PrefixedStream(prefix: byte array, rest: Stream) =
-    inherit Stream()
-    let mutable used = 0
-    override _.CanRead = true
-    override _.CanSeek = false
-    override _.CanWrite = false
-    override _.Length = raise (NotSupportedException())
-    override _.Position
-        with get () = raise (NotSupportedException())
-        and set _ = raise (NotSupportedException())
-    override _.Flush() = ()
-    override _.Seek(_, _) = raise (NotSupportedException())
-    override _.SetLength _ = raise (NotSupportedException())
-    override _.Write(_, _, _) = raise (NotSupportedException())
-    override _.Read(buffer: byte array, offset: int, count: int) =
-        if used < prefix.Length then
-            let n = min count (prefix.Length - used)
-            Buffer.BlockCopy(prefix, used, buffer, offset, n)
-            used <- used + n
-            n
-        else rest.Read(buffer, offset, count)
 
 /// A 16x16 PGM or PNG is a few kilobytes; this leaves room for comments and metadata chunks.
 let maxImageBytes = 4 * 1024 * 1024

@@ -280,6 +280,7 @@ let run (verbose: bool) (args: ParseResults<TrainArgs>) =
                 let held = data.HoldOut n
                 held, Some n, held.Test.Name
             | Some n -> fail $"--holdout must be between 1 and {data.Train.Count - 1} (the training digits less one), got {n}"
+        Recipe.fitsTrainingSet data.Train.Count recipe |> orFail |> ignore
         let initial =
             match args.TryGetResult Init with
             | Some file -> let model = ModelFile.load file |> orFail in fun (_: int) -> model.Parameters

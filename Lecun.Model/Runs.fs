@@ -16,8 +16,12 @@ type RunSummary =
       Sd: float }
 
 module Runs =
-    /// Runs every job, at most `parallelism` at a time, longest first (so the cores finish together);
-    /// results come back in job order.
+    /// Runs that train at once for `parallelism` asked and `jobs` to run: at least one, at most the cores.
+    let workerCount (parallelism: int) (jobs: int) = max 1 (min (min parallelism jobs) Environment.ProcessorCount)
+
+    /// Runs every job, at most `parallelism` at a time and never more than the cores (a worker beyond
+    /// them buys nothing, and each holds a run's workspaces), longest first (so the cores finish
+    /// together); results come back in job order.
     let run (backend: IBackend) (parallelism: int) (jobs: RunJob array)
             (onProgress: int -> int -> int -> unit) (onPass: int -> PassMetrics -> unit) =
         let results = Array.zeroCreate jobs.Length
@@ -30,7 +34,7 @@ module Runs =
                 let job = jobs.[j]
                 results.[j] <- Train.run backend job.Recipe job.Data job.Initial (onProgress j) (onPass j)
                 k <- Threading.Interlocked.Increment &next
-        let workers = Array.init (max 1 (min parallelism jobs.Length)) (fun _ -> Task.Factory.StartNew(worker, TaskCreationOptions.LongRunning))
+        let workers = Array.init (workerCount parallelism jobs.Length) (fun _ -> Task.Factory.StartNew(worker, TaskCreationOptions.LongRunning))
         Task.WaitAll workers
         results
 

@@ -6,6 +6,60 @@ open System
 open System.IO
 open System.IO.Compression
 
+/// The bytes already read to recognise a file's format, then the rest of the stream: a pipe cannot seek back.
+type PrefixedStream(prefix: byte array, rest: Stream) =
+    inherit Stream()
+    let mutable used = 0
+    override _.CanRead = true
+    override _.CanSeek = false
+    override _.CanWrite = false
+    override _.Length = raise (NotSupportedException())
+    override _.Position
+        with get () = raise (NotSupportedException())
+        and set _ = raise (NotSupportedException())
+    override _.Flush() = ()
+    override _.Seek(_, _) = raise (NotSupportedException())
+    override _.SetLength _ = raise (NotSupportedException())
+    override _.Write(_, _, _) = raise (NotSupportedException())
+    override _.Read(buffer: byte array, offset: int, count: int) =
+        if used < prefix.Length then
+            let n = min count (prefix.Length - used)
+            Buffer.BlockCopy(prefix, used, buffer, offset, n)
+            used <- used + n
+            n
+        else rest.Read(buffer, offset, count)
+
+/// At most `limit` bytes of another stream, after which it ends as if the other had; Exceeded says
+/// whether the other held more (known once a read has reached the limit).
+type BoundedStream(inner: Stream, limit: int64) =
+    inherit Stream()
+    let mutable total = 0L
+    let mutable exceeded = false
+    let probe = Array.zeroCreate<byte> 1
+    member _.Total = total
+    member _.Exceeded = exceeded
+    override _.CanRead = true
+    override _.CanSeek = false
+    override _.CanWrite = false
+    override _.Length = raise (NotSupportedException())
+    override _.Position
+        with get () = raise (NotSupportedException())
+        and set _ = raise (NotSupportedException())
+    override _.Flush() = ()
+    override _.Seek(_, _) = raise (NotSupportedException())
+    override _.SetLength _ = raise (NotSupportedException())
+    override _.Write(_, _, _) = raise (NotSupportedException())
+    override _.Read(buffer: byte array, offset: int, count: int) =
+        if exceeded || count = 0 then 0
+        elif total = limit then
+            // At the limit: one byte more says whether the stream ends here.
+            if inner.Read(probe, 0, 1) > 0 then exceeded <- true
+            0
+        else
+            let got = inner.Read(buffer, offset, int (min (int64 count) (limit - total)))
+            total <- total + int64 got
+            got
+
 module RawFile =
     let isGzip (bytes: ReadOnlySpan<byte>) = bytes.Length >= 2 && bytes[0] = 0x1Fuy && bytes[1] = 0x8Buy
 
@@ -60,12 +114,15 @@ module RawFile =
                 c <- if c &&& 1u <> 0u then 0xEDB88320u ^^^ (c >>> 1) else c >>> 1
             c)
 
-    /// CRC-32 (ISO-HDLC), the checksum of a gzip member's trailer.
-    let crc32 (data: ReadOnlySpan<byte>) =
-        let mutable c = 0xFFFFFFFFu
+    /// CRC-32 register `c` after `data` (start from 0xFFFFFFFF; the checksum is the end value xor 0xFFFFFFFF).
+    let private crcUpdate (c: uint32) (data: ReadOnlySpan<byte>) =
+        let mutable c = c
         for b in data do
             c <- crcTable[int ((c ^^^ uint32 b) &&& 0xFFu)] ^^^ (c >>> 8)
-        c ^^^ 0xFFFFFFFFu
+        c
+
+    /// CRC-32 (ISO-HDLC), the checksum of a gzip member's trailer.
+    let crc32 (data: ReadOnlySpan<byte>) = crcUpdate 0xFFFFFFFFu data ^^^ 0xFFFFFFFFu
 
     let private tooLarge (name: string) (what: string) (limit: int) (inflated: bool) =
         let how = if inflated then " once decompressed" else ""
@@ -150,6 +207,90 @@ module RawFile =
                     match rest with
                     | None -> tooLarge path what limit false
                     | Some rest -> decode limit what path (Array.append (Array.sub magic 0 got) rest)
+        with
+        | :? IOException
+        | :? UnauthorizedAccessException as e -> Error $"{path}: cannot read ({e.Message})"
+
+
+    let private drain (stream: Stream) =
+        let buffer = Array.zeroCreate<byte> (1 <<< 16)
+        while stream.Read(buffer, 0, buffer.Length) > 0 do ()
+
+    /// CRC-32 of a stream's bytes from `skip` on.
+    let private crcFrom (stream: Stream) (skip: int64) =
+        let buffer = Array.zeroCreate<byte> (1 <<< 16)
+        let mutable at = 0L
+        let mutable c = 0xFFFFFFFFu
+        let mutable got = stream.Read(buffer, 0, buffer.Length)
+        while got > 0 do
+            let from = int (max 0L (min (int64 got) (skip - at)))
+            c <- crcUpdate c (ReadOnlySpan(buffer, from, got - from))
+            at <- at + int64 got
+            got <- stream.Read(buffer, 0, buffer.Length)
+        c ^^^ 0xFFFFFFFFu
+
+    /// gunzip's checks on a stream, never holding the output: `consume` reads the inflated bytes (at
+    /// most `limit`; the stream ends there); what it leaves is inflated and counted, then the file must
+    /// end in the trailer of its data. A file too large, cut or corrupt is refused whatever `consume`
+    /// made of what it saw. Only a file of several members whose sizes differ from the trailer's is
+    /// inflated twice: the second time for the CRC of the last member's output.
+    let private gunzipInto (name: string) (what: string) (limit: int) (openCompressed: unit -> Stream) (compressedLength: int64)
+                           (trailer: byte array) (consume: Stream -> Result<'T, string>) : Result<'T, string> =
+        if compressedLength < 18L then
+            Error $"{name}: truncated gzip file ({compressedLength} bytes, shorter than a gzip header and trailer)"
+        else
+            let crc = BitConverter.ToUInt32(trailer, 0)
+            let isize = BitConverter.ToUInt32(trailer, 4)
+            try
+                let consumed, total, exceeded =
+                    use gz = new GZipStream(openCompressed (), CompressionMode.Decompress, true)
+                    let bounded = new BoundedStream(gz, int64 limit)
+                    let consumed = consume bounded
+                    drain bounded
+                    consumed, bounded.Total, bounded.Exceeded
+                if exceeded then tooLarge name what limit true
+                elif isize = uint32 total then consumed
+                elif int64 isize < total then
+                    use gz = new GZipStream(openCompressed (), CompressionMode.Decompress, true)
+                    if crcFrom gz (total - int64 isize) = crc then consumed
+                    else Error $"{name}: truncated or corrupt gzip file (it does not end in the trailer of its data)"
+                else Error $"{name}: truncated or corrupt gzip file (it does not end in the trailer of its data)"
+            with
+            | :? InvalidDataException
+            | :? IOException -> Error $"{name}: corrupt gzip file (the compressed data or its checksum is invalid)"
+
+    /// `read` without holding the file: `consume` reads its bytes, inflated when it is gzip, as a stream
+    /// that ends after `limit` bytes; a file that holds more is refused (whatever `consume` returned),
+    /// and so is a cut or corrupt gzip file. Memory is what `consume` keeps plus a few buffers.
+    let stream (limit: int) (what: string) (path: string) (consume: Stream -> Result<'T, string>) : Result<'T, string> =
+        try
+            if not (File.Exists path) then Error $"{path}: file not found"
+            else
+                use file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 <<< 16)
+                let magic = Array.zeroCreate<byte> 2
+                let got = file.ReadAtLeast(magic.AsSpan(), 2, false)
+                let gzip = got = 2 && isGzip (ReadOnlySpan magic)
+                if gzip && file.CanSeek then
+                    let length = file.Length
+                    let trailer = Array.zeroCreate<byte> 8
+                    if length >= 8L then
+                        file.Seek(-8L, SeekOrigin.End) |> ignore
+                        file.ReadExactly(trailer.AsSpan())
+                    gunzipInto path what limit (fun () -> file.Seek(0L, SeekOrigin.Begin) |> ignore; file) length trailer consume
+                elif gzip then
+                    // A gzip pipe is held compressed (at most `limit` bytes), then inflated as a stream.
+                    match readAtMost file (limit - got) None with
+                    | None -> tooLarge path what limit false
+                    | Some rest ->
+                        let compressed = Array.append magic rest
+                        gunzipInto path what limit (fun () -> new MemoryStream(compressed, false)) compressed.LongLength
+                            compressed[max 0 (compressed.Length - 8) ..] consume
+                elif file.CanSeek && file.Length > int64 limit then tooLarge path what limit false
+                else
+                    let bounded = new BoundedStream(new PrefixedStream(Array.sub magic 0 got, file), int64 limit)
+                    let consumed = consume bounded
+                    drain bounded
+                    if bounded.Exceeded then tooLarge path what limit false else consumed
         with
         | :? IOException
         | :? UnauthorizedAccessException as e -> Error $"{path}: cannot read ({e.Message})"
