@@ -241,8 +241,8 @@ module Recipe =
         else Ok n
 
     let private checkBatch (n: int) =
-        if n < 1 || n > maxBatchSize then
-            Error $"--batch-size must be between 1 and {maxBatchSize} (the most training digits of any data set), got {n}"
+        if n < 1 then Error $"--batch-size must be at least 1, got {n}"
+        elif n > maxBatchSize then Error $"--batch-size must be at most {maxBatchSize} (the most training digits of any data set), got {n}"
         else Ok n
 
     /// The batch size against the training set a run trains on (after --holdout): a batch larger than

@@ -6,10 +6,10 @@ open System
 open System.IO
 open System.IO.Compression
 
-/// The bytes already read to recognise a file's format, then the rest of the stream: a pipe cannot seek back.
-type PrefixedStream(prefix: byte array, rest: Stream) =
+/// A stream read once from start to end, as the wrappers below are: no seeking, no writing.
+[<AbstractClass>]
+type ForwardStream() =
     inherit Stream()
-    let mutable used = 0
     override _.CanRead = true
     override _.CanSeek = false
     override _.CanWrite = false
@@ -21,6 +21,11 @@ type PrefixedStream(prefix: byte array, rest: Stream) =
     override _.Seek(_, _) = raise (NotSupportedException())
     override _.SetLength _ = raise (NotSupportedException())
     override _.Write(_, _, _) = raise (NotSupportedException())
+
+/// The bytes already read to recognise a file's format, then the rest of the stream: a pipe cannot seek back.
+type PrefixedStream(prefix: byte array, rest: Stream) =
+    inherit ForwardStream()
+    let mutable used = 0
     override _.Read(buffer: byte array, offset: int, count: int) =
         if used < prefix.Length then
             let n = min count (prefix.Length - used)
@@ -32,23 +37,12 @@ type PrefixedStream(prefix: byte array, rest: Stream) =
 /// At most `limit` bytes of another stream, after which it ends as if the other had; Exceeded says
 /// whether the other held more (known once a read has reached the limit).
 type BoundedStream(inner: Stream, limit: int64) =
-    inherit Stream()
+    inherit ForwardStream()
     let mutable total = 0L
     let mutable exceeded = false
     let probe = Array.zeroCreate<byte> 1
     member _.Total = total
     member _.Exceeded = exceeded
-    override _.CanRead = true
-    override _.CanSeek = false
-    override _.CanWrite = false
-    override _.Length = raise (NotSupportedException())
-    override _.Position
-        with get () = raise (NotSupportedException())
-        and set _ = raise (NotSupportedException())
-    override _.Flush() = ()
-    override _.Seek(_, _) = raise (NotSupportedException())
-    override _.SetLength _ = raise (NotSupportedException())
-    override _.Write(_, _, _) = raise (NotSupportedException())
     override _.Read(buffer: byte array, offset: int, count: int) =
         if exceeded || count = 0 then 0
         elif total = limit then
