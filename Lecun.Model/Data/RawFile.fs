@@ -122,37 +122,70 @@ module RawFile =
         let how = if inflated then " once decompressed" else ""
         Error $"{name}: more than {limit} bytes{how}, larger than any {what}; not the expected file"
 
+    let private drain (stream: Stream) =
+        let buffer = Array.zeroCreate<byte> (1 <<< 16)
+        while stream.Read(buffer, 0, buffer.Length) > 0 do ()
+
+    /// CRC-32 of a stream's bytes from `skip` on.
+    let private crcFrom (stream: Stream) (skip: int64) =
+        let buffer = Array.zeroCreate<byte> (1 <<< 16)
+        let mutable at = 0L
+        let mutable c = 0xFFFFFFFFu
+        let mutable got = stream.Read(buffer, 0, buffer.Length)
+        while got > 0 do
+            let from = int (max 0L (min (int64 got) (skip - at)))
+            c <- crcUpdate c (ReadOnlySpan(buffer, from, got - from))
+            at <- at + int64 got
+            got <- stream.Read(buffer, 0, buffer.Length)
+        c ^^^ 0xFFFFFFFFu
+
     /// Inflates a gzip file: every member (RFC 1952 allows several back to back, as `cat a.gz b.gz`
-    /// makes them and `zcat` reads them), stopping as soon as the output passes `limit`.
-    /// GZipStream checks each member's CRC and size when it reaches its trailer, but returns a
-    /// silently shorter result when the input is cut (inside the data or the trailer). The file's
-    /// last 8 bytes must therefore be the trailer of the last member: the CRC-32 and the size of
-    /// the output's last ISIZE bytes. A cut file ends in compressed data, not in that trailer.
-    let private gunzip (name: string) (what: string) (limit: int) (compressed: Stream) (compressedLength: int64) (trailer: byte array) =
+    /// makes them and `zcat` reads them), as a stream that `consume` reads, never held whole; it ends
+    /// after `limit` bytes. What `consume` leaves is inflated and counted, then the file must end in
+    /// the trailer of its data: GZipStream checks each member's CRC and size when it reaches its
+    /// trailer, but ends silently early when the input is cut (inside the data or the trailer), so the
+    /// file's last 8 bytes must be the trailer of the last member, the CRC-32 and the size of the
+    /// output's last ISIZE bytes. A cut file ends in compressed data, not in that trailer. A file too
+    /// large, cut or corrupt is refused whatever `consume` made of what it saw. Only a file of several
+    /// members is inflated twice (`openCompressed` gives the file from its start each time): the
+    /// second time for the CRC of the last member's output.
+    let private gunzipInto (name: string) (what: string) (limit: int) (openCompressed: unit -> Stream) (compressedLength: int64)
+                           (trailer: byte array) (consume: Stream -> Result<'T, string>) : Result<'T, string> =
         if compressedLength < 18L then
             Error $"{name}: truncated gzip file ({compressedLength} bytes, shorter than a gzip header and trailer)"
         else
             let crc = BitConverter.ToUInt32(trailer, 0)
             let isize = BitConverter.ToUInt32(trailer, 4)
             try
-                use gz = new GZipStream(compressed, CompressionMode.Decompress, true)
-                // Deflate inflates at most ~1032:1, so a trailer claiming more than that is not
-                // trusted to size the buffer (it still grows, bounded by the limit).
-                match readAtMost gz limit (Some(min (int64 isize) (compressedLength * 1032L))) with
-                | None -> tooLarge name what limit true
-                | Some output ->
-                    // One member (the usual file): its trailer's size is the whole output's, which
-                    // a cut file's last bytes match by chance with odds of 1 in 2^32. Several: the
-                    // CRC of the last member's output, the last ISIZE bytes, must match too.
-                    let whole = isize = uint32 output.Length
-                    if whole || (int64 isize < int64 output.Length
-                                 && crc32 (ReadOnlySpan(output, output.Length - int isize, int isize)) = crc) then
-                        Ok output
-                    else
-                        Error $"{name}: truncated or corrupt gzip file (it does not end in the trailer of its data)"
+                let consumed, total, exceeded =
+                    use gz = new GZipStream(openCompressed (), CompressionMode.Decompress, true)
+                    let bounded = new BoundedStream(gz, int64 limit)
+                    let consumed = consume bounded
+                    drain bounded
+                    consumed, bounded.Total, bounded.Exceeded
+                if exceeded then tooLarge name what limit true
+                elif isize = uint32 total then consumed
+                elif int64 isize < total then
+                    use gz = new GZipStream(openCompressed (), CompressionMode.Decompress, true)
+                    if crcFrom gz (total - int64 isize) = crc then consumed
+                    else Error $"{name}: truncated or corrupt gzip file (it does not end in the trailer of its data)"
+                else Error $"{name}: truncated or corrupt gzip file (it does not end in the trailer of its data)"
             with
             | :? InvalidDataException
             | :? IOException -> Error $"{name}: corrupt gzip file (the compressed data or its checksum is invalid)"
+
+    /// gunzipInto keeping the whole output (IDX files, downloads), from a seekable stream.
+    let private gunzip (name: string) (what: string) (limit: int) (compressed: Stream) (compressedLength: int64) (trailer: byte array) =
+        let fromStart () =
+            compressed.Seek(0L, SeekOrigin.Begin) |> ignore
+            compressed
+        gunzipInto name what limit fromStart compressedLength trailer (fun inflated ->
+            // Deflate inflates at most ~1032:1, so a trailer claiming more than that is not
+            // trusted to size the buffer (it still grows, bounded by the limit).
+            let isize = BitConverter.ToUInt32(trailer, 4)
+            match readAtMost inflated limit (Some(min (int64 isize) (compressedLength * 1032L))) with
+            | Some output -> Ok output
+            | None -> tooLarge name what limit true)
 
     /// Decodes bytes already in memory (downloads): gzip when it starts with the gzip magic.
     let decode (limit: int) (what: string) (name: string) (bytes: byte array) : Result<byte array, string> =
@@ -205,53 +238,6 @@ module RawFile =
         | :? IOException
         | :? UnauthorizedAccessException as e -> Error $"{path}: cannot read ({e.Message})"
 
-
-    let private drain (stream: Stream) =
-        let buffer = Array.zeroCreate<byte> (1 <<< 16)
-        while stream.Read(buffer, 0, buffer.Length) > 0 do ()
-
-    /// CRC-32 of a stream's bytes from `skip` on.
-    let private crcFrom (stream: Stream) (skip: int64) =
-        let buffer = Array.zeroCreate<byte> (1 <<< 16)
-        let mutable at = 0L
-        let mutable c = 0xFFFFFFFFu
-        let mutable got = stream.Read(buffer, 0, buffer.Length)
-        while got > 0 do
-            let from = int (max 0L (min (int64 got) (skip - at)))
-            c <- crcUpdate c (ReadOnlySpan(buffer, from, got - from))
-            at <- at + int64 got
-            got <- stream.Read(buffer, 0, buffer.Length)
-        c ^^^ 0xFFFFFFFFu
-
-    /// gunzip's checks on a stream, never holding the output: `consume` reads the inflated bytes (at
-    /// most `limit`; the stream ends there); what it leaves is inflated and counted, then the file must
-    /// end in the trailer of its data. A file too large, cut or corrupt is refused whatever `consume`
-    /// made of what it saw. Only a file of several members whose sizes differ from the trailer's is
-    /// inflated twice: the second time for the CRC of the last member's output.
-    let private gunzipInto (name: string) (what: string) (limit: int) (openCompressed: unit -> Stream) (compressedLength: int64)
-                           (trailer: byte array) (consume: Stream -> Result<'T, string>) : Result<'T, string> =
-        if compressedLength < 18L then
-            Error $"{name}: truncated gzip file ({compressedLength} bytes, shorter than a gzip header and trailer)"
-        else
-            let crc = BitConverter.ToUInt32(trailer, 0)
-            let isize = BitConverter.ToUInt32(trailer, 4)
-            try
-                let consumed, total, exceeded =
-                    use gz = new GZipStream(openCompressed (), CompressionMode.Decompress, true)
-                    let bounded = new BoundedStream(gz, int64 limit)
-                    let consumed = consume bounded
-                    drain bounded
-                    consumed, bounded.Total, bounded.Exceeded
-                if exceeded then tooLarge name what limit true
-                elif isize = uint32 total then consumed
-                elif int64 isize < total then
-                    use gz = new GZipStream(openCompressed (), CompressionMode.Decompress, true)
-                    if crcFrom gz (total - int64 isize) = crc then consumed
-                    else Error $"{name}: truncated or corrupt gzip file (it does not end in the trailer of its data)"
-                else Error $"{name}: truncated or corrupt gzip file (it does not end in the trailer of its data)"
-            with
-            | :? InvalidDataException
-            | :? IOException -> Error $"{name}: corrupt gzip file (the compressed data or its checksum is invalid)"
 
     /// `read` without holding the file: `consume` reads its bytes, inflated when it is gzip, as a stream
     /// that ends after `limit` bytes; a file that holds more is refused (whatever `consume` returned),
