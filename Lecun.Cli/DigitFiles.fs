@@ -232,10 +232,10 @@ let maxTextLines = 1_000_000
 
 /// Reads text rows from a stream, one line at a time, each line bounded: memory stays at one
 /// line plus the digits read so far, whatever the file holds.
-let private readText (stream: Stream) : Result<Digit list, string> =
+let private readText (stream: Stream) (onDigit: Digit -> unit) : Result<int, string> =
     // UTF-8 only: no guessing of UTF-16 from bytes that happen to look like its byte-order mark.
     use reader = new StreamReader(stream, UTF8Encoding(false, true), false, 65536)
-    let digits = ResizeArray<Digit>()
+    let mutable digits = 0
     let line = Array.zeroCreate<char> maxLineChars
     let mutable lineLength = 0
     let numbers = Array.zeroCreate<float> (pixels + 1)
@@ -253,11 +253,13 @@ let private readText (stream: Stream) : Result<Digit list, string> =
         while stop > start && Char.IsWhiteSpace line[stop - 1] do stop <- stop - 1
         // Blank lines and # comments let people annotate hand-made files.
         if stop > start && line[start] <> '#' then
-            if digits.Count = maxTextDigits then
+            if digits = maxTextDigits then
                 error <- $"more than {maxTextDigits} digits in one file (split it)"
             else
                 match parseLine lineNumber line start stop numbers with
-                | Ok d -> digits.Add d
+                | Ok d ->
+                    onDigit d
+                    digits <- digits + 1
                 | Error e -> error <- e
         if isNull error && lineNumber >= maxTextLines then
             error <- $"more than {maxTextLines} lines; no digit file here is that long"
@@ -280,8 +282,8 @@ let private readText (stream: Stream) : Result<Digit list, string> =
                         if eol >= 0 then finishLine ()
                         start <- stop + 1
         if not (isNull error) then Error error
-        elif digits.Count = 0 then Error "no digits in the file (expected rows of 256 numbers)"
-        else Ok(List.ofSeq digits)
+        elif digits = 0 then Error "no digits in the file (expected rows of 256 numbers)"
+        else Ok digits
     with :? DecoderFallbackException -> Error "neither a PGM, a PNG nor a text file"
 
 // ---------------------------------------------------------------- dispatch
@@ -294,11 +296,13 @@ let private startsWith (prefix: byte array) (bytes: byte array) =
 /// A 16x16 PGM or PNG is a few kilobytes; this leaves room for comments and metadata chunks.
 let maxImageBytes = 4 * 1024 * 1024
 
-/// Reads the digits of one file. The format is recognised by content (PGM magic, PNG signature,
-/// else text), so a misnamed file still reads; a .pgm or .png that is not one is an error.
-/// Images are read whole up to maxImageBytes, text line by line: no file, whatever its size,
-/// makes the reader hold more than the bounds above. Every error is one line naming the file.
-let read (path: string) : Result<Digit list, string> =
+/// Reads the digits of one file, handing each to `onDigit` as it is read, and returns their count.
+/// The format is recognised by content (PGM magic, PNG signature, else text), so a misnamed file
+/// still reads; a .pgm or .png that is not one is an error. Images are read whole up to
+/// maxImageBytes, text line by line: no file, whatever its size, makes the reader hold more than
+/// the bounds above. Every error is one line naming the file; digits handed on before it were
+/// read from the file's lines before the error.
+let readEach (path: string) (onDigit: Digit -> unit) : Result<int, string> =
     let extension = Path.GetExtension(path).ToLowerInvariant()
     let readFrom (stream: Stream) =
         let head = Array.zeroCreate<byte> pngSignature.Length
@@ -308,12 +312,12 @@ let read (path: string) : Result<Digit list, string> =
             let rest = RawFile.readAtMost stream (maxImageBytes - got) None
             match rest with
             | None -> Error $"larger than {maxImageBytes} bytes; a 16x16 image is a few kilobytes"
-            | Some rest -> decode (Array.append head rest) |> Result.map List.singleton
+            | Some rest -> decode (Array.append head rest) |> Result.map (fun digit -> onDigit digit; 1)
         if startsWith "P2"B head || startsWith "P5"B head then image readPgm
         elif startsWith pngSignature head then image readPng
         elif extension = ".pgm" then Error "bad PGM header: the file does not start with P2 or P5"
         elif extension = ".png" then Error "not a PNG (no PNG signature)"
-        else readText (new PrefixedStream(head, stream))
+        else readText (new PrefixedStream(head, stream)) onDigit
     let result =
         try
             if not (File.Exists path) then Error "file not found"
@@ -324,3 +328,8 @@ let read (path: string) : Result<Digit list, string> =
         | :? IOException
         | :? UnauthorizedAccessException as e -> Error $"cannot read the file ({e.Message})"
     result |> Result.mapError (fun e -> $"{path}: {e}")
+
+/// The digits of one file, all of them (readEach collecting them).
+let read (path: string) : Result<Digit list, string> =
+    let digits = ResizeArray<Digit>()
+    readEach path digits.Add |> Result.map (fun _ -> List.ofSeq digits)

@@ -101,7 +101,7 @@ let runPredict (args: ParseResults<PredictArgs>) =
     let backend = Providers.choose (args.TryGetResult PredictArgs.Backend)
     let ws = Workspace.create model.Network 1
     // Each file's predictions are written before the next file is read, so memory holds one file's
-    // digits however many files there are; a file refused stops the command after the files before it.
+    // results however many files there are; a file refused stops the command after the files before it.
     // JSON goes through a buffer that is emptied to stdout after each file.
     let buffer = new IO.MemoryStream()
     let json = if args.Contains PredictArgs.Json then Some(new Utf8JsonWriter(buffer, JsonWriterOptions(Indented = true))) else None
@@ -111,11 +111,15 @@ let runPredict (args: ParseResults<PredictArgs>) =
         buffer.SetLength 0L
     json |> Option.iter (fun w -> w.WriteStartArray())
     for input in inputs do
-        let read = DigitFiles.read input |> orFail
-        let single = List.length read = 1
-        for i, (image, label) in List.indexed read do
-            let name = if single then input else $"{input}:{i + 1}"
-            let y = ModelFile.scores backend model ws image name |> orFail
+        // Each digit is classified as it is read; the file's results (ten scores a digit) are written
+        // once the whole file has been read.
+        let results = ResizeArray<Result<float32 array, string> * int option>()
+        DigitFiles.readEach input (fun (image, label) ->
+            results.Add((ModelFile.scores backend model ws image $"{input}:{results.Count + 1}", label)))
+        |> orFail |> ignore
+        for i, (scored, label) in Seq.indexed results do
+            let name = if results.Count = 1 then input else $"{input}:{i + 1}"
+            let y = scored |> orFail
             let cls = Loss.argmax y 0 y.Length
             match json with
             | Some writer ->
