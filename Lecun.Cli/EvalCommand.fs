@@ -115,7 +115,9 @@ let runPredict (args: ParseResults<PredictArgs>) =
         // once the whole file has been read.
         let results = ResizeArray<Result<float32 array, string> * int option>()
         DigitFiles.readEach input (fun (image, label) ->
-            results.Add((ModelFile.scores backend model ws image $"{input}:{results.Count + 1}", label)))
+            // Named as its line below, unless it is a file's first digit, whose name waits for the count.
+            let name = if results.Count = 0 then input else $"{input}:{results.Count + 1}"
+            results.Add((ModelFile.scores backend model ws image name, label)))
         |> orFail |> ignore
         for i, (scored, label) in Seq.indexed results do
             let name = if results.Count = 1 then input else $"{input}:{i + 1}"
