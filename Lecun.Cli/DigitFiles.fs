@@ -28,8 +28,10 @@ let private ofPixel (maxval: int) (p: int) = 1.0f - 2.0f * float32 p / float32 m
 /// `#` comments; returns them and where the raster starts: after the one whitespace byte that
 /// ends maxval, or after a comment that follows maxval directly (the comment's newline is then
 /// that whitespace).
+let private isPgmSpace b = b = ' 'B || b = '\t'B || b = '\n'B || b = '\r'B || b = '\011'B || b = '\012'B
+
 let private pgmHeader (bytes: byte array) : Result<string list * int, string> =
-    let isSpace b = b = ' 'B || b = '\t'B || b = '\n'B || b = '\r'B || b = '\011'B || b = '\012'B
+    let isSpace = isPgmSpace
     let endOfComment pos =
         let eol = Array.IndexOf(bytes, '\n'B, pos)
         if eol < 0 then bytes.Length else eol + 1
@@ -83,23 +85,36 @@ let private readPgm (bytes: byte array) : Result<Digit, string> =
                     checkRange i p)
                 |> Result.map (fun values -> Array.ofList values, None)
         else
-            let text = Encoding.ASCII.GetString(bytes, pos - 1, bytes.Length - pos + 1)
+            // The values are read in place, and the raster is refused at the first value past the
+            // 256 its header allows: a file of millions of values costs no more than a digit.
             // Comments may appear in the raster of a plain PGM too.
-            let values =
-                text.Split('\n')
-                |> Array.collect (fun line ->
-                    let line = match line.IndexOf '#' with -1 -> line | i -> line.Substring(0, i)
-                    line.Split([| ' '; '\t'; '\r'; '\011'; '\012' |], StringSplitOptions.RemoveEmptyEntries))
-            if values.Length <> pixels then Error $"raster has {values.Length} values, expected {pixels}"
+            let values = Array.zeroCreate<float32> pixels
+            let mutable count = 0
+            let mutable firstBad = None
+            let mutable i = pos - 1
+            while count <= pixels && i < bytes.Length do
+                if isPgmSpace bytes[i] then i <- i + 1
+                elif bytes[i] = '#'B then
+                    let eol = Array.IndexOf(bytes, '\n'B, i)
+                    i <- if eol < 0 then bytes.Length else eol + 1
+                else
+                    let first = i
+                    while i < bytes.Length && not (isPgmSpace bytes[i]) && bytes[i] <> '#'B do i <- i + 1
+                    if count < pixels && firstBad.IsNone then
+                        let token = ReadOnlySpan(bytes, first, i - first)
+                        match Int32.TryParse(token, NumberStyles.None, CultureInfo.InvariantCulture) with
+                        | true, p ->
+                            match checkRange count p with
+                            | Ok v -> values[count] <- v
+                            | Error e -> firstBad <- Some e
+                        | _ -> firstBad <- Some $"pixel {count} is \"{Encoding.ASCII.GetString(bytes, first, min (i - first) 40)}\", not a non-negative integer"
+                    count <- count + 1
+            if count > pixels then Error $"raster has more than {pixels} values, expected {pixels}"
+            elif count < pixels then Error $"raster has {count} values, expected {pixels}"
             else
-                values
-                |> List.ofArray
-                |> List.indexed
-                |> Results.traverse (fun (i, v) ->
-                    match parseInt v with
-                    | Some p -> checkRange i p
-                    | None -> Error $"pixel {i} is \"{v}\", not a non-negative integer")
-                |> Result.map (fun values -> Array.ofList values, None))
+                match firstBad with
+                | Some e -> Error e
+                | None -> Ok(values, None))
 
 // ---------------------------------------------------------------- PNG
 
@@ -218,10 +233,10 @@ let maxTextLines = 1_000_000
 
 /// Reads text rows from a stream, one line at a time, each line bounded: memory stays at one
 /// line plus the digits read so far, whatever the file holds.
-let private readText (stream: Stream) : Result<Digit list, string> =
+let private readText (stream: Stream) (onDigit: Digit -> unit) : Result<int, string> =
     // UTF-8 only: no guessing of UTF-16 from bytes that happen to look like its byte-order mark.
     use reader = new StreamReader(stream, UTF8Encoding(false, true), false, 65536)
-    let digits = ResizeArray<Digit>()
+    let mutable digits = 0
     let line = Array.zeroCreate<char> maxLineChars
     let mutable lineLength = 0
     let numbers = Array.zeroCreate<float> (pixels + 1)
@@ -239,11 +254,13 @@ let private readText (stream: Stream) : Result<Digit list, string> =
         while stop > start && Char.IsWhiteSpace line[stop - 1] do stop <- stop - 1
         // Blank lines and # comments let people annotate hand-made files.
         if stop > start && line[start] <> '#' then
-            if digits.Count = maxTextDigits then
+            if digits = maxTextDigits then
                 error <- $"more than {maxTextDigits} digits in one file (split it)"
             else
                 match parseLine lineNumber line start stop numbers with
-                | Ok d -> digits.Add d
+                | Ok d ->
+                    onDigit d
+                    digits <- digits + 1
                 | Error e -> error <- e
         if isNull error && lineNumber >= maxTextLines then
             error <- $"more than {maxTextLines} lines; no digit file here is that long"
@@ -266,8 +283,8 @@ let private readText (stream: Stream) : Result<Digit list, string> =
                         if eol >= 0 then finishLine ()
                         start <- stop + 1
         if not (isNull error) then Error error
-        elif digits.Count = 0 then Error "no digits in the file (expected rows of 256 numbers)"
-        else Ok(List.ofSeq digits)
+        elif digits = 0 then Error "no digits in the file (expected rows of 256 numbers)"
+        else Ok digits
     with :? DecoderFallbackException -> Error "neither a PGM, a PNG nor a text file"
 
 // ---------------------------------------------------------------- dispatch
@@ -277,37 +294,16 @@ let private pngSignature = [| 0x89uy; 'P'B; 'N'B; 'G'B; '\r'B; '\n'B; 0x1Auy; '\
 let private startsWith (prefix: byte array) (bytes: byte array) =
     bytes.Length >= prefix.Length && bytes.AsSpan(0, prefix.Length).SequenceEqual(ReadOnlySpan prefix)
 
-/// The bytes already read to recognise the format, then the rest of the file: a pipe cannot seek back.
-type private PrefixedStream(prefix: byte array, rest: Stream) =
-    inherit Stream()
-    let mutable used = 0
-    override _.CanRead = true
-    override _.CanSeek = false
-    override _.CanWrite = false
-    override _.Length = raise (NotSupportedException())
-    override _.Position
-        with get () = raise (NotSupportedException())
-        and set _ = raise (NotSupportedException())
-    override _.Flush() = ()
-    override _.Seek(_, _) = raise (NotSupportedException())
-    override _.SetLength _ = raise (NotSupportedException())
-    override _.Write(_, _, _) = raise (NotSupportedException())
-    override _.Read(buffer: byte array, offset: int, count: int) =
-        if used < prefix.Length then
-            let n = min count (prefix.Length - used)
-            Buffer.BlockCopy(prefix, used, buffer, offset, n)
-            used <- used + n
-            n
-        else rest.Read(buffer, offset, count)
-
 /// A 16x16 PGM or PNG is a few kilobytes; this leaves room for comments and metadata chunks.
 let maxImageBytes = 4 * 1024 * 1024
 
-/// Reads the digits of one file. The format is recognised by content (PGM magic, PNG signature,
-/// else text), so a misnamed file still reads; a .pgm or .png that is not one is an error.
-/// Images are read whole up to maxImageBytes, text line by line: no file, whatever its size,
-/// makes the reader hold more than the bounds above. Every error is one line naming the file.
-let read (path: string) : Result<Digit list, string> =
+/// Reads the digits of one file, handing each to `onDigit` as it is read, and returns their count.
+/// The format is recognised by content (PGM magic, PNG signature, else text), so a misnamed file
+/// still reads; a .pgm or .png that is not one is an error. Images are read whole up to
+/// maxImageBytes, text line by line: no file, whatever its size, makes the reader hold more than
+/// the bounds above. Every error is one line naming the file; digits handed on before it were
+/// read from the file's lines before the error.
+let readEach (path: string) (onDigit: Digit -> unit) : Result<int, string> =
     let extension = Path.GetExtension(path).ToLowerInvariant()
     let readFrom (stream: Stream) =
         let head = Array.zeroCreate<byte> pngSignature.Length
@@ -317,14 +313,14 @@ let read (path: string) : Result<Digit list, string> =
             let rest = RawFile.readAtMost stream (maxImageBytes - got) None
             match rest with
             | None -> Error $"larger than {maxImageBytes} bytes; a 16x16 image is a few kilobytes"
-            | Some rest -> decode (Array.append head rest) |> Result.map List.singleton
+            | Some rest -> decode (Array.append head rest) |> Result.map (fun digit -> onDigit digit; 1)
         if startsWith "P2"B head || startsWith "P5"B head then image readPgm
         elif startsWith "P3"B head || startsWith "P6"B head then Error "a colour PPM image (P3 or P6); only grayscale PGM (P2 or P5) is supported"
         elif startsWith "P1"B head || startsWith "P4"B head then Error "a PBM bitmap (P1 or P4); only grayscale PGM (P2 or P5) is supported"
         elif startsWith pngSignature head then image readPng
         elif extension = ".pgm" then Error "bad PGM header: the file does not start with P2 or P5"
         elif extension = ".png" then Error "not a PNG (no PNG signature)"
-        else readText (new PrefixedStream(head, stream))
+        else readText (new PrefixedStream(head, stream)) onDigit
     let result =
         try
             match RawFile.openRead 65536 path with
@@ -336,3 +332,8 @@ let read (path: string) : Result<Digit list, string> =
         | :? IOException
         | :? UnauthorizedAccessException as e -> Error $"cannot read the file ({e.Message})"
     result |> Result.mapError (fun e -> $"{path}: {e}")
+
+/// The digits of one file, all of them (readEach collecting them).
+let read (path: string) : Result<Digit list, string> =
+    let digits = ResizeArray<Digit>()
+    readEach path digits.Add |> Result.map (fun _ -> List.ofSeq digits)

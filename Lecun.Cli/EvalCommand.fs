@@ -2,6 +2,7 @@
 module Lecun.Cli.EvalCommand
 
 open System
+open System.Text.Json
 open System.Text.Json.Nodes
 open Argu
 open Lecun.Model
@@ -98,28 +99,47 @@ let runPredict (args: ParseResults<PredictArgs>) =
     if inputs.IsEmpty then fail "predict needs at least one digit file"
     let model = ModelFile.load file |> orFail
     let backend = Providers.choose (args.TryGetResult PredictArgs.Backend)
-    let digits =
-        [ for input in inputs do
-              let read = DigitFiles.read input |> orFail
-              for i, (image, label) in List.indexed read ->
-                  (if read.Length = 1 then input else $"{input}:{i + 1}"), image, label ]
     let ws = Workspace.create model.Network 1
-    let results =
-        [ for name, image, label in digits ->
-              let y = ModelFile.scores backend model ws image name |> orFail
-              name, Loss.argmax y 0 y.Length, y, label ]
-    if args.Contains PredictArgs.Json then
-        let item (name: string, cls: int, y: float32 array, label: int option) =
-            JsonObject(
-                dict [ "input", JsonValue.Create name :> JsonNode
-                       "class", JsonValue.Create cls
-                       "scores", JsonArray(y |> Array.map (fun v -> JsonValue.Create(float v) :> JsonNode))
-                       "label", (match label with Some l -> JsonValue.Create l :> JsonNode | None -> null) ])
-            :> JsonNode
-        printfn "%s" (JsonArray(results |> List.map item |> Array.ofList).ToJsonString jsonOptions)
-    else
-        for name, cls, y, label in results do
-            let scores = y |> Array.map (fun v -> v.ToString("+0.000;-0.000", Globalization.CultureInfo.InvariantCulture)) |> String.concat " "
-            let known = match label with Some l -> $"  (label {l})" | None -> ""
-            printfn "%s: class %d  scores [%s]%s" name cls scores known
+    // Each file's predictions are written before the next file is read, so memory holds one file's
+    // results however many files there are; a file refused stops the command after the files before it.
+    // JSON goes through a buffer that is emptied to stdout after each file.
+    let buffer = new IO.MemoryStream()
+    let json = if args.Contains PredictArgs.Json then Some(new Utf8JsonWriter(buffer, JsonWriterOptions(Indented = true))) else None
+    let writeOut (writer: Utf8JsonWriter) =
+        writer.Flush()
+        Console.Out.Write(Text.Encoding.UTF8.GetString(buffer.GetBuffer(), 0, int buffer.Length))
+        buffer.SetLength 0L
+    json |> Option.iter (fun w -> w.WriteStartArray())
+    for input in inputs do
+        // Each digit is classified as it is read; the file's results (ten scores a digit) are written
+        // once the whole file has been read.
+        let results = ResizeArray<Result<float32 array, string> * int option>()
+        DigitFiles.readEach input (fun (image, label) ->
+            // Named as its line below, unless it is a file's first digit, whose name waits for the count.
+            let name = if results.Count = 0 then input else $"{input}:{results.Count + 1}"
+            results.Add((ModelFile.scores backend model ws image name, label)))
+        |> orFail |> ignore
+        for i, (scored, label) in Seq.indexed results do
+            let name = if results.Count = 1 then input else $"{input}:{i + 1}"
+            let y = scored |> orFail
+            let cls = Loss.argmax y 0 y.Length
+            match json with
+            | Some writer ->
+                JsonObject(
+                    dict [ "input", JsonValue.Create name :> JsonNode
+                           "class", JsonValue.Create cls
+                           "scores", JsonArray(y |> Array.map (fun v -> JsonValue.Create(float v) :> JsonNode))
+                           "label", (match label with Some l -> JsonValue.Create l :> JsonNode | None -> null) ])
+                    .WriteTo(writer, jsonOptions)
+            | None ->
+                let scores = y |> Array.map (fun v -> v.ToString("+0.000;-0.000", Globalization.CultureInfo.InvariantCulture)) |> String.concat " "
+                let known = match label with Some l -> $"  (label {l})" | None -> ""
+                printfn "%s: class %d  scores [%s]%s" name cls scores known
+        json |> Option.iter writeOut
+    match json with
+    | Some writer ->
+        writer.WriteEndArray()
+        writeOut writer
+        printfn ""
+    | None -> ()
     0

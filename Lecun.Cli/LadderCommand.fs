@@ -156,10 +156,10 @@ let run (args: ParseResults<LadderArgs>) =
             [| for s in runnable do
                    let data = match loaded.[s.DataSet] with Ok d -> d | Error e -> fail e
                    for seed in seedList do
-                       yield s, { Recipe = { s.Recipe with Seed = seed }; Data = data; Initial = Init.create s.Recipe.WeightInit layout seed } |]
+                       yield s, { Recipe = { s.Recipe with Seed = seed }; Data = data; Initial = fun () -> Init.create s.Recipe.WeightInit layout seed } |]
         let totalPresentations = jobs |> Array.sumBy (fun (_, j) -> j.Recipe.Passes * j.Data.Train.Count)
         printfn "ladder on %s: %d steps x %d seeds = %d runs, %s presentations, %d at a time, backend %s"
-            (DataSetName.name dataSet) runnable.Length seeds jobs.Length (thousands totalPresentations) jobsAtOnce backend.Name
+            (DataSetName.name dataSet) runnable.Length seeds jobs.Length (thousands totalPresentations) (Runs.workerCount jobsAtOnce jobs.Length) backend.Name
         let clock = Diagnostics.Stopwatch.StartNew()
         let runJobs = jobs |> Array.map snd
         let label j = let s, job = jobs.[j] in $"step {s.Label} seed {job.Recipe.Seed}"

@@ -56,7 +56,7 @@ type TrainArgs =
             | Lr _ -> "learning rate, or Newton's eps (default: the recipe's, 0.03 for lecun1989, 0.0005 for newton1989)."
             | Seed _ -> "seed of the initial weights (default 1337)."
             | Backend _ -> Providers.usage
-            | Batch_Size _ -> "examples per update: 1 = the paper's per-example training (default); B > 1 = one batched forward and backward per B digits on the averaged gradient (AdamW's rate then scales with sqrt(B) unless --lr is given)."
+            | Batch_Size _ -> "examples per update: 1 = the paper's per-example training (default); B > 1 = batched forward and backward passes (256 digits at a time at most) per B digits on the averaged gradient (AdamW's rate then scales with sqrt(B) unless --lr is given); at most the training digits."
             | Init _ -> "start from this checkpoint instead of a fresh initialization."
             | Out _ -> "folder for the run's files (default: a new folder under runs/); refused when it already holds files, unless they are a finished run and --force is given."
             | Force -> "replace an --out folder that holds a finished run of this program (no other folder, never the working folder or one that contains it)."
@@ -115,8 +115,8 @@ let writeStaged (folder: RunFolder) (write: string -> 'a) : 'a * string =
 
 let private timeStamp () = DateTime.Now.ToString("yyyyMMdd-HHmmss", Globalization.CultureInfo.InvariantCulture)
 
-/// Runs in one command (train --seeds, ladder seeds x steps): each holds its weights and results
-/// until the end, so the count is bounded.
+/// Runs in one command (train --seeds, ladder seeds x steps): each keeps its results (a ladder also its
+/// weights) until the end, so the count is bounded.
 let maxRuns = 1000
 
 /// The options that change the recipe, as overrides (Lecun.Model applies and checks them).
@@ -153,21 +153,22 @@ let recipeFrom (args: ParseResults<TrainArgs>) =
     let named = args.TryGetResult Recipe |> Option.defaultValue Recipe.lecun1989.Name |> Recipe.tryFind |> orFail
     Recipe.apply (overridesFrom args) named |> orFail
 
-/// Runs jobs with one progress bar per run on a terminal, plain lines otherwise.
-let runWithProgress (backend: IBackend) (parallelism: int) (jobs: RunJob array) (label: int -> string) (testName: string) =
+/// Runs jobs with one progress bar per run on a terminal, plain lines otherwise; `finish` as Runs.runEach.
+let runWithProgress (backend: IBackend) (parallelism: int) (jobs: RunJob array) (label: int -> string) (testName: string) (finish: int -> TrainResult -> 'R) =
     if isInteractive () then
         progressDisplay()
             .Start(fun ctx ->
                 let tasks = jobs |> Array.mapi (fun j job -> ctx.AddTask(label j, true, float (job.Recipe.Passes * job.Data.Train.Count)))
-                Runs.run backend parallelism jobs
+                Runs.runEach backend parallelism jobs
                     (fun j pass done' -> tasks.[j].Value <- float ((pass - 1) * jobs.[j].Data.Train.Count + done'))
                     (fun j m ->
                         tasks.[j].Value <- float (m.Pass * jobs.[j].Data.Train.Count)
-                        AnsiConsole.WriteLine((if jobs.Length > 1 then label j + "  " else "") + passLine testName m)))
+                        AnsiConsole.WriteLine((if jobs.Length > 1 then label j + "  " else "") + passLine testName m))
+                    finish)
     else
         let gate = obj ()
-        Runs.run backend parallelism jobs (fun _ _ _ -> ()) (fun j m ->
-            lock gate (fun () -> printfn "%s%s" (if jobs.Length > 1 then label j + "  " else "") (passLine testName m)))
+        Runs.runEach backend parallelism jobs (fun _ _ _ -> ()) (fun j m ->
+            lock gate (fun () -> printfn "%s%s" (if jobs.Length > 1 then label j + "  " else "") (passLine testName m))) finish
 
 /// The last pass beside the paper's figures (which are left out when the second split is not the test set).
 let finalTable (dataSet: string) (testName: string) (passes: PassMetrics list) =
@@ -280,11 +281,12 @@ let run (verbose: bool) (args: ParseResults<TrainArgs>) =
                 let held = data.HoldOut n
                 held, Some n, held.Test.Name
             | Some n -> fail $"--holdout must be between 1 and {data.Train.Count - 1} (the training digits less one), got {n}"
+        Recipe.fitsTrainingSet data.Train.Count recipe |> orFail |> ignore
         let initial =
             match args.TryGetResult Init with
             | Some file -> let model = ModelFile.load file |> orFail in fun (_: int) -> model.Parameters
             | None -> Init.create recipe.WeightInit ModelFile.layout
-        let jobs = [| for seed in seeds -> ({ Recipe = { recipe with Seed = seed }; Data = data; Initial = initial seed }: RunJob) |]
+        let jobs = [| for seed in seeds -> ({ Recipe = { recipe with Seed = seed }; Data = data; Initial = fun () -> initial seed }: RunJob) |]
         let context (r: Recipe) : RunContext = { Recipe = r; DataSet = dataSet; HeldOut = heldOut; TestName = testName; Backend = backend.Name; Data = data }
         let count = seeds.Length
         printfn "training %s on %s (%d train, %d %s digits): %s; seed %s; backend %s"
@@ -292,7 +294,14 @@ let run (verbose: bool) (args: ParseResults<TrainArgs>) =
             (if count = 1 then string recipe.Seed else $"{recipe.Seed}..{List.last seeds}") backend.Name
         if verbose then printf "%s" (Providers.routing backend (Recipe.network recipe) recipe.BatchSize Evaluate.batch)
         let clock = Diagnostics.Stopwatch.StartNew()
-        let results = runWithProgress backend parallelism jobs (fun j -> if count = 1 then "training" else $"seed {jobs.[j].Recipe.Seed}") testName
+        let seedFolder (job: RunJob) = Path.Combine(outDir, $"seed-{job.Recipe.Seed}")
+        // With several seeds, each run's files are written as it ends, and only its metrics are kept.
+        let finish (j: int) (r: TrainResult) =
+            if count = 1 then r
+            else
+                writeRunFiles (seedFolder jobs.[j]) (context jobs.[j].Recipe) r
+                { r with Parameters = Array.empty; TestPredictions = Array.empty }
+        let results = runWithProgress backend parallelism jobs (fun j -> if count = 1 then "training" else $"seed {jobs.[j].Recipe.Seed}") testName finish
         let seconds = clock.Elapsed.TotalSeconds
         warmUp.Wait()
         printfn ""
@@ -318,7 +327,6 @@ let run (verbose: bool) (args: ParseResults<TrainArgs>) =
             let ensembles = results |> Array.choose (fun r -> r.Ensemble)
             if ensembles.Length > 0 then printfn "%s" (ensembleLine testName recipe.Refine.Distill.Value.Teachers ensembles)
             printfn "%d runs in %.1f s wall" count seconds
-            Array.iter2 (fun (job: RunJob) r -> writeRunFiles (Path.Combine(outDir, $"seed-{job.Recipe.Seed}")) (context job.Recipe) r) jobs results
             AtomicFile.writeText (Path.Combine(outDir, "seeds.json")) (seedsJson recipe (DataSetName.describe dataSet heldOut) seconds finals ensembles)
             "seeds.json and one folder per seed")
     |> fun (written, final) -> printfn "wrote %s: %s" final written

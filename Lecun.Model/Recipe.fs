@@ -159,6 +159,11 @@ module Recipe =
     /// H1's 16x16 input; up to 8 pixels is allowed (beyond 2 the digit leaves the field of some units).
     let maxShift = 8
 
+    /// A batch is at most the whole training set, and no data set trains on more digits than the usps
+    /// train split (mnist-sim draws as many); a run checks the batch against its own training set
+    /// (fitsTrainingSet), which --holdout makes smaller.
+    let maxBatchSize = Usps.maxDigits
+
     /// The optimizers by their command-line names, each with the settings of the recipe that introduced it.
     let optimizers = [ Sgd, "sgd"; newton1989.Optimizer, "newton"; modern.Optimizer, "adamw" ]
 
@@ -233,7 +238,17 @@ module Recipe =
         elif n > maxPasses then Error $"--passes must be at most {maxPasses}, got {n}"
         else Ok n
 
-    let private checkBatch (n: int) = if n < 1 then Error $"--batch-size must be at least 1, got {n}" else Ok n
+    let private checkBatch (n: int) =
+        if n < 1 then Error $"--batch-size must be at least 1, got {n}"
+        elif n > maxBatchSize then Error $"--batch-size must be at most {maxBatchSize} (the most training digits of any data set), got {n}"
+        else Ok n
+
+    /// The batch size against the training set a run trains on (after --holdout): a batch larger than
+    /// the set would only ever be the set, so it is refused rather than silently shrunk.
+    let fitsTrainingSet (trainDigits: int) (r: Recipe) : Result<Recipe, string> =
+        if r.BatchSize > trainDigits then
+            Error $"--batch-size must be at most the {trainDigits} training digits, got {r.BatchSize}"
+        else Ok r
 
     let private checkShift (n: int) =
         if n < 0 || n > maxShift then Error $"--shift must be between 0 and {maxShift} pixels, got {n}" else Ok n

@@ -9,17 +9,23 @@ open Lecun.Native.Backends
 type RunJob =
     { Recipe: Recipe
       Data: TrainTest
-      Initial: float32 array }
+      /// The starting weights, made when the run starts: queued runs hold none.
+      Initial: unit -> float32 array }
 
 type RunSummary =
     { Mean: float
       Sd: float }
 
 module Runs =
-    /// Runs every job, at most `parallelism` at a time, longest first (so the cores finish together);
-    /// results come back in job order.
-    let run (backend: IBackend) (parallelism: int) (jobs: RunJob array)
-            (onProgress: int -> int -> int -> unit) (onPass: int -> PassMetrics -> unit) =
+    /// Runs that train at once for `parallelism` asked and `jobs` to run: at least one, at most the cores.
+    let workerCount (parallelism: int) (jobs: int) = max 1 (min (min parallelism jobs) Environment.ProcessorCount)
+
+    /// Runs every job, at most `parallelism` at a time and never more than the cores (a worker beyond
+    /// them buys nothing, and each holds a run's workspaces), longest first (so the cores finish
+    /// together). `finish j result` runs on the worker as run j ends, and what it returns is kept, in
+    /// job order: a caller that writes a run's files there need not hold every run's weights.
+    let runEach (backend: IBackend) (parallelism: int) (jobs: RunJob array)
+                (onProgress: int -> int -> int -> unit) (onPass: int -> PassMetrics -> unit) (finish: int -> TrainResult -> 'R) : 'R array =
         let results = Array.zeroCreate jobs.Length
         let order = jobs |> Array.mapi (fun j job -> j, job.Recipe.Passes * job.Data.Train.Count) |> Array.sortBy (fun (j, cost) -> -cost, j) |> Array.map fst
         let mutable next = -1
@@ -28,11 +34,15 @@ module Runs =
             while k < order.Length do
                 let j = order.[k]
                 let job = jobs.[j]
-                results.[j] <- Train.run backend job.Recipe job.Data job.Initial (onProgress j) (onPass j)
+                results.[j] <- finish j (Train.run backend job.Recipe job.Data (job.Initial ()) (onProgress j) (onPass j))
                 k <- Threading.Interlocked.Increment &next
-        let workers = Array.init (max 1 (min parallelism jobs.Length)) (fun _ -> Task.Factory.StartNew(worker, TaskCreationOptions.LongRunning))
+        let workers = Array.init (workerCount parallelism jobs.Length) (fun _ -> Task.Factory.StartNew(worker, TaskCreationOptions.LongRunning))
         Task.WaitAll workers
         results
+
+    /// runEach keeping every run's whole result.
+    let run (backend: IBackend) (parallelism: int) (jobs: RunJob array) (onProgress: int -> int -> int -> unit) (onPass: int -> PassMetrics -> unit) =
+        runEach backend parallelism jobs onProgress onPass (fun _ result -> result)
 
     /// Mean and sample standard deviation (0 for a single value).
     let summarize (values: float seq) =

@@ -63,7 +63,7 @@ module Train =
     type State =
         { Grad: float32 array
           DOut: float32 array
-          /// A batch's loss gradients, [batch, outputs].
+          /// A batch chunk's loss gradients, [chunk, outputs] (see Workspace.batchChunk).
           BatchDOut: float32 array
           /// The first layer's unfold plans for the recipe's random shifts.
           Shifts: InputShifts
@@ -79,7 +79,7 @@ module Train =
         let n = net.Layout.ParamCount
         { Grad = Array.zeroCreate n
           DOut = Array.zeroCreate net.Layout.OutputSize
-          BatchDOut = Array.zeroCreate (max 1 recipe.BatchSize * net.Layout.OutputSize)
+          BatchDOut = Array.zeroCreate (Workspace.trainingCapacity recipe.BatchSize * net.Layout.OutputSize)
           Shifts = InputShifts.create net recipe.Shift
           Optimizer = Optimizers.create recipe.Optimizer n
           // Its own stream, so the initial weights of a seed do not depend on the augmentation.
@@ -122,10 +122,11 @@ module Train =
         drawMask state ws drop keep units b
 
     /// One pass of training over `data` in file order; parameters are updated in place. With a batch
-    /// size B > 1 and a workspace of capacity B, each batch runs as one batched forward and backward
-    /// pass (batched GEMMs); on a one-example workspace its examples run one at a time and their
-    /// gradients are summed (what the batched pass is tested against). B = 1 is the paper's
-    /// per-example SGD with the step fused into the backward pass.
+    /// size B > 1 and a workspace of capacity C > 1, each batch runs as batched forward and backward
+    /// passes (batched GEMMs) over chunks of at most C examples, whose gradients are summed before the
+    /// batch's one step (one chunk when B <= C); on a one-example workspace its examples run one at a
+    /// time and their gradients are summed (the reference the batched pass is tested against). B = 1 is
+    /// the paper's per-example SGD with the step fused into the backward pass.
     let trainOnePass (backend: IBackend) (net: Network) (recipe: Recipe) (pass: int) (parameters: float32 array) (ws: Workspace)
                      (state: State) (data: Dataset) (onProgress: int -> unit) =
         let outputs = net.Layout.OutputSize
@@ -145,20 +146,28 @@ module Train =
         // Batched GEMMs over the whole batch; the refinements (distortions, soft targets,
         // teachers) run one example at a time, accumulating the batch's gradient.
         let refined = state.Distorter.IsSome || state.Teachers.IsSome || Refinements.softTargets refine
-        if batch > 1 && ws.Capacity >= batch && not refined then
+        if batch > 1 && ws.Capacity > 1 && not refined then
+            let chunk = min ws.Capacity (state.BatchDOut.Length / outputs)
             let mutable start = 0
             while start < data.Count do
                 let size = min batch (data.Count - start)
-                for b in 0 .. size - 1 do
-                    drawAugmentation recipe state ws drop keep dropUnits b
-                let xOffset = start * Dataset.Pixels
-                if recipe.Shift > 0 then Forward.runBatchShifted backend net parameters ws data.Images xOffset size drop
-                else Forward.runWith backend net parameters ws data.Images xOffset size drop
-                let y = Forward.outputs net ws
-                for b in 0 .. size - 1 do
-                    Loss.gradient recipe.Loss y (b * outputs) outputs data.Labels.[start + b] state.DOut
-                    Array.blit state.DOut 0 state.BatchDOut (b * outputs) outputs
-                Backward.runBatchInto backend net parameters ws data.Images xOffset size state.BatchDOut (GradientSink.into grad false) drop
+                // The chunks in order, each drawing its examples' augmentations in example order: the
+                // same draws as one pass over the whole batch. The first chunk writes the gradient,
+                // the others add theirs.
+                let mutable first = start
+                while first < start + size do
+                    let count = min chunk (start + size - first)
+                    for b in 0 .. count - 1 do
+                        drawAugmentation recipe state ws drop keep dropUnits b
+                    let xOffset = first * Dataset.Pixels
+                    if recipe.Shift > 0 then Forward.runBatchShifted backend net parameters ws data.Images xOffset count drop
+                    else Forward.runWith backend net parameters ws data.Images xOffset count drop
+                    let y = Forward.outputs net ws
+                    for b in 0 .. count - 1 do
+                        Loss.gradient recipe.Loss y (b * outputs) outputs data.Labels.[first + b] state.DOut
+                        Array.blit state.DOut 0 state.BatchDOut (b * outputs) outputs
+                    Backward.runBatchInto backend net parameters ws data.Images xOffset count state.BatchDOut (GradientSink.into grad (first > start)) drop
+                    first <- first + count
                 state.Optimizer.Step(rate, batch, size, parameters, grad)
                 let before = start
                 start <- start + size
@@ -210,7 +219,7 @@ module Train =
         let blank = { Name = "warm-up"; Images = Array.create (digits * Dataset.Pixels) -1.0f; Labels = Array.init digits (fun i -> i % 10) }
         let parameters = Init.create recipe.WeightInit net.Layout recipe.Seed
         let warm = { recipe with Optimizer = (match recipe.Optimizer with Newton n -> Newton { n with Patterns = 2 } | o -> o) }
-        trainOnePass backend net warm 1 parameters (Workspace.create net (max 1 warm.BatchSize)) (createState net warm) blank ignore
+        trainOnePass backend net warm 1 parameters (Workspace.create net (Workspace.trainingCapacity warm.BatchSize)) (createState net warm) blank ignore
         Evaluate.split backend net recipe.Loss parameters (Workspace.create net Evaluate.batch) blank |> ignore
 
     /// The training of `run` once its teachers (if any) are trained: `clock` was started by the caller.
@@ -220,7 +229,7 @@ module Train =
         let net = Recipe.network recipe
         let average = if recipe.Refine.AverageLast > 0 then Some(WeightAverage.create initial.Length) else None
         let parameters = Array.copy initial
-        let ws = Workspace.create net (max 1 recipe.BatchSize)
+        let ws = Workspace.create net (Workspace.trainingCapacity recipe.BatchSize)
         let state = { createState net recipe with Teachers = teachers }
         let evalWorkspace = Workspace.create net Evaluate.batch
         // Two snapshots: one being evaluated while the next pass fills the other.
@@ -278,7 +287,7 @@ module Train =
     /// so evaluation costs no training time; both callbacks run on the calling thread.
     let run (backend: IBackend) (recipe: Recipe) (data: TrainTest) (initial: float32 array)
             (onProgress: int -> int -> unit) (onPass: PassMetrics -> unit) =
-        match Recipe.validate recipe with
+        match Recipe.validate recipe |> Result.bind (Recipe.fitsTrainingSet data.Train.Count) with
         | Error problem -> invalidArg (nameof recipe) problem
         | Ok _ -> ()
         let clock = Stopwatch.StartNew()

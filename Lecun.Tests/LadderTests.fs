@@ -93,14 +93,14 @@ let tests =
             let jobs =
                 [| for r in [ Recipe.lecun1989; Recipe.modern ] do
                        for seed in [ 1; 2 ] ->
-                           { Recipe = { r with Passes = 2; Seed = seed }; Data = tiny; Initial = Init.create r.WeightInit Layout.lecun1989 seed } |]
+                           { Recipe = { r with Passes = 2; Seed = seed }; Data = tiny; Initial = fun () -> Init.create r.WeightInit Layout.lecun1989 seed } |]
             let quiet = fun (_: int) (_: int) (_: int) -> ()
             let inParallel = Runs.run Backend.Managed 2 jobs quiet (fun _ _ -> ())
             let serial = Runs.run Backend.Managed 1 jobs quiet (fun _ _ -> ())
             for j in 0 .. jobs.Length - 1 do
                 Expect.sequenceEqual inParallel.[j].Parameters serial.[j].Parameters $"job {j} weights"
                 Expect.equal (inParallel.[j].Passes |> List.map (fun p -> p.Train, p.Test)) (serial.[j].Passes |> List.map (fun p -> p.Train, p.Test)) $"job {j} metrics"
-            Expect.notEqual jobs.[0].Initial jobs.[1].Initial "different seeds start from different weights"
+            Expect.notEqual (jobs.[0].Initial ()) (jobs.[1].Initial ()) "different seeds start from different weights"
             Expect.notEqual inParallel.[0].Parameters inParallel.[1].Parameters "and end in different ones"
         }
 

@@ -6,6 +6,54 @@ open System
 open System.IO
 open System.IO.Compression
 
+/// A stream read once from start to end, as the wrappers below are: no seeking, no writing.
+[<AbstractClass>]
+type ForwardStream() =
+    inherit Stream()
+    override _.CanRead = true
+    override _.CanSeek = false
+    override _.CanWrite = false
+    override _.Length = raise (NotSupportedException())
+    override _.Position
+        with get () = raise (NotSupportedException())
+        and set _ = raise (NotSupportedException())
+    override _.Flush() = ()
+    override _.Seek(_, _) = raise (NotSupportedException())
+    override _.SetLength _ = raise (NotSupportedException())
+    override _.Write(_, _, _) = raise (NotSupportedException())
+
+/// The bytes already read to recognise a file's format, then the rest of the stream: a pipe cannot seek back.
+type PrefixedStream(prefix: byte array, rest: Stream) =
+    inherit ForwardStream()
+    let mutable used = 0
+    override _.Read(buffer: byte array, offset: int, count: int) =
+        if used < prefix.Length then
+            let n = min count (prefix.Length - used)
+            Buffer.BlockCopy(prefix, used, buffer, offset, n)
+            used <- used + n
+            n
+        else rest.Read(buffer, offset, count)
+
+/// At most `limit` bytes of another stream, after which it ends as if the other had; Exceeded says
+/// whether the other held more (known once a read has reached the limit).
+type BoundedStream(inner: Stream, limit: int64) =
+    inherit ForwardStream()
+    let mutable total = 0L
+    let mutable exceeded = false
+    let probe = Array.zeroCreate<byte> 1
+    member _.Total = total
+    member _.Exceeded = exceeded
+    override _.Read(buffer: byte array, offset: int, count: int) =
+        if exceeded || count = 0 then 0
+        elif total = limit then
+            // At the limit: one byte more says whether the stream ends here.
+            if inner.Read(probe, 0, 1) > 0 then exceeded <- true
+            0
+        else
+            let got = inner.Read(buffer, offset, int (min (int64 count) (limit - total)))
+            total <- total + int64 got
+            got
+
 module RawFile =
     let isGzip (bytes: ReadOnlySpan<byte>) = bytes.Length >= 2 && bytes[0] = 0x1Fuy && bytes[1] = 0x8Buy
 
@@ -112,48 +160,84 @@ module RawFile =
                 c <- if c &&& 1u <> 0u then 0xEDB88320u ^^^ (c >>> 1) else c >>> 1
             c)
 
-    /// CRC-32 (ISO-HDLC), the checksum of a gzip member's trailer.
-    let crc32 (data: ReadOnlySpan<byte>) =
-        let mutable c = 0xFFFFFFFFu
+    /// CRC-32 register `c` after `data` (start from 0xFFFFFFFF; the checksum is the end value xor 0xFFFFFFFF).
+    let private crcUpdate (c: uint32) (data: ReadOnlySpan<byte>) =
+        let mutable c = c
         for b in data do
             c <- crcTable[int ((c ^^^ uint32 b) &&& 0xFFu)] ^^^ (c >>> 8)
-        c ^^^ 0xFFFFFFFFu
+        c
+
+    /// CRC-32 (ISO-HDLC), the checksum of a gzip member's trailer.
+    let crc32 (data: ReadOnlySpan<byte>) = crcUpdate 0xFFFFFFFFu data ^^^ 0xFFFFFFFFu
 
     let private tooLarge (name: string) (what: string) (limit: int) (inflated: bool) =
         let how = if inflated then " once decompressed" else ""
         Error $"{name}: more than {limit} bytes{how}, larger than any {what}; not the expected file"
 
+    let private drain (stream: Stream) =
+        let buffer = Array.zeroCreate<byte> (1 <<< 16)
+        while stream.Read(buffer, 0, buffer.Length) > 0 do ()
+
+    /// CRC-32 of a stream's bytes from `skip` on.
+    let private crcFrom (stream: Stream) (skip: int64) =
+        let buffer = Array.zeroCreate<byte> (1 <<< 16)
+        let mutable at = 0L
+        let mutable c = 0xFFFFFFFFu
+        let mutable got = stream.Read(buffer, 0, buffer.Length)
+        while got > 0 do
+            let from = int (max 0L (min (int64 got) (skip - at)))
+            c <- crcUpdate c (ReadOnlySpan(buffer, from, got - from))
+            at <- at + int64 got
+            got <- stream.Read(buffer, 0, buffer.Length)
+        c ^^^ 0xFFFFFFFFu
+
     /// Inflates a gzip file: every member (RFC 1952 allows several back to back, as `cat a.gz b.gz`
-    /// makes them and `zcat` reads them), stopping as soon as the output passes `limit`.
-    /// GZipStream checks each member's CRC and size when it reaches its trailer, but returns a
-    /// silently shorter result when the input is cut (inside the data or the trailer). The file's
-    /// last 8 bytes must therefore be the trailer of the last member: the CRC-32 and the size of
-    /// the output's last ISIZE bytes. A cut file ends in compressed data, not in that trailer.
-    let private gunzip (name: string) (what: string) (limit: int) (compressed: Stream) (compressedLength: int64) (trailer: byte array) =
+    /// makes them and `zcat` reads them), as a stream that `consume` reads, never held whole; it ends
+    /// after `limit` bytes. What `consume` leaves is inflated and counted, then the file must end in
+    /// the trailer of its data: GZipStream checks each member's CRC and size when it reaches its
+    /// trailer, but ends silently early when the input is cut (inside the data or the trailer), so the
+    /// file's last 8 bytes must be the trailer of the last member, the CRC-32 and the size of the
+    /// output's last ISIZE bytes. A cut file ends in compressed data, not in that trailer. A file too
+    /// large, cut or corrupt is refused whatever `consume` made of what it saw. Only a file of several
+    /// members is inflated twice (`openCompressed` gives the file from its start each time): the
+    /// second time for the CRC of the last member's output.
+    let private gunzipInto (name: string) (what: string) (limit: int) (openCompressed: unit -> Stream) (compressedLength: int64)
+                           (trailer: byte array) (consume: Stream -> Result<'T, string>) : Result<'T, string> =
         if compressedLength < 18L then
             Error $"{name}: truncated gzip file ({compressedLength} bytes, shorter than a gzip header and trailer)"
         else
             let crc = BitConverter.ToUInt32(trailer, 0)
             let isize = BitConverter.ToUInt32(trailer, 4)
             try
-                use gz = new GZipStream(compressed, CompressionMode.Decompress, true)
-                // Deflate inflates at most ~1032:1, so a trailer claiming more than that is not
-                // trusted to size the buffer (it still grows, bounded by the limit).
-                match readAtMost gz limit (Some(min (int64 isize) (compressedLength * 1032L))) with
-                | None -> tooLarge name what limit true
-                | Some output ->
-                    // One member (the usual file): its trailer's size is the whole output's, which
-                    // a cut file's last bytes match by chance with odds of 1 in 2^32. Several: the
-                    // CRC of the last member's output, the last ISIZE bytes, must match too.
-                    let whole = isize = uint32 output.Length
-                    if whole || (int64 isize < int64 output.Length
-                                 && crc32 (ReadOnlySpan(output, output.Length - int isize, int isize)) = crc) then
-                        Ok output
-                    else
-                        Error $"{name}: truncated or corrupt gzip file (it does not end in the trailer of its data)"
+                let consumed, total, exceeded =
+                    use gz = new GZipStream(openCompressed (), CompressionMode.Decompress, true)
+                    let bounded = new BoundedStream(gz, int64 limit)
+                    let consumed = consume bounded
+                    drain bounded
+                    consumed, bounded.Total, bounded.Exceeded
+                if exceeded then tooLarge name what limit true
+                elif isize = uint32 total then consumed
+                elif int64 isize < total then
+                    use gz = new GZipStream(openCompressed (), CompressionMode.Decompress, true)
+                    if crcFrom gz (total - int64 isize) = crc then consumed
+                    else Error $"{name}: truncated or corrupt gzip file (it does not end in the trailer of its data)"
+                else Error $"{name}: truncated or corrupt gzip file (it does not end in the trailer of its data)"
             with
             | :? InvalidDataException
             | :? IOException -> Error $"{name}: corrupt gzip file (the compressed data or its checksum is invalid)"
+
+    /// gunzipInto keeping the whole output (IDX files, downloads), from a seekable stream.
+    let private gunzip (name: string) (what: string) (limit: int) (compressed: Stream) (compressedLength: int64) (trailer: byte array) =
+        let fromStart () =
+            compressed.Seek(0L, SeekOrigin.Begin) |> ignore
+            compressed
+        gunzipInto name what limit fromStart compressedLength trailer (fun inflated ->
+            // Deflate inflates at most ~1032:1, so a trailer claiming more than that is not
+            // trusted to size the buffer (it still grows, bounded by the limit).
+            let isize = BitConverter.ToUInt32(trailer, 4)
+            match readAtMost inflated limit (Some(min (int64 isize) (compressedLength * 1032L))) with
+            | Some output -> Ok output
+            | None -> tooLarge name what limit true)
 
     /// Decodes bytes already in memory (downloads): gzip when it starts with the gzip magic.
     let decode (limit: int) (what: string) (name: string) (bytes: byte array) : Result<byte array, string> =
@@ -225,3 +309,40 @@ module RawFile =
                     use stream = stream
                     readStream limit what file.Name stream
                 with :? IOException as e -> Error $"{file.Name}: cannot read ({e.Message})"
+
+    /// `read` without holding the file: `consume` reads its bytes, inflated when it is gzip, as a stream
+    /// that ends after `limit` bytes; a file that holds more is refused (whatever `consume` returned),
+    /// and so is a cut or corrupt gzip file. Memory is what `consume` keeps plus a few buffers.
+    let stream (limit: int) (what: string) (path: string) (consume: Stream -> Result<'T, string>) : Result<'T, string> =
+        try
+            match openRead (1 <<< 16) path with
+            | Error e -> Error $"{path}: {e}"
+            | Ok file ->
+                use file = file
+                let magic = Array.zeroCreate<byte> 2
+                let got = file.ReadAtLeast(magic.AsSpan(), 2, false)
+                let gzip = got = 2 && isGzip (ReadOnlySpan magic)
+                if gzip && file.CanSeek then
+                    let length = file.Length
+                    let trailer = Array.zeroCreate<byte> 8
+                    if length >= 8L then
+                        file.Seek(-8L, SeekOrigin.End) |> ignore
+                        file.ReadExactly(trailer.AsSpan())
+                    gunzipInto path what limit (fun () -> file.Seek(0L, SeekOrigin.Begin) |> ignore; file) length trailer consume
+                elif gzip then
+                    // A gzip pipe is held compressed (at most `limit` bytes), then inflated as a stream.
+                    match readAtMost file (limit - got) None with
+                    | None -> tooLarge path what limit false
+                    | Some rest ->
+                        let compressed = Array.append magic rest
+                        gunzipInto path what limit (fun () -> new MemoryStream(compressed, false)) compressed.LongLength
+                            compressed[max 0 (compressed.Length - 8) ..] consume
+                elif file.CanSeek && file.Length > int64 limit then tooLarge path what limit false
+                else
+                    let bounded = new BoundedStream(new PrefixedStream(Array.sub magic 0 got, file), int64 limit)
+                    let consumed = consume bounded
+                    drain bounded
+                    if bounded.Exceeded then tooLarge path what limit false else consumed
+        with
+        | :? IOException
+        | :? UnauthorizedAccessException as e -> Error $"{path}: cannot read ({e.Message})"

@@ -56,36 +56,87 @@ module Usps =
         else
             Ok value
 
-    let private parseCore (source: string) (text: byte array) : Result<Dataset, string> =
-        let n = text.Length
-        // Upper bound on the number of digits, so the arrays are allocated once.
-        let capacity = min maxDigits (MemoryExtensions.Count(ReadOnlySpan<byte>(text), 10uy) + 1)
-        // Editors on Windows may start the file with a byte-order mark.
-        let bom = if n >= 3 && text[0] = 0xEFuy && text[1] = 0xBBuy && text[2] = 0xBFuy then 3 else 0
-        let labels = Array.zeroCreate<int> capacity
-        let images = Array.zeroCreate<float32> (capacity * values)
-        let mutable pos = bom
+    /// The lines of a stream, one at a time, in a buffer that grows only for a line longer than it (the
+    /// distributed files' lines are about 2 KB). Line ends are not part of a line.
+    type private LineReader(input: IO.Stream) =
+        let mutable text = Array.zeroCreate<byte> (1 <<< 16)
+        // text[start .. filled - 1] is read and not yet returned.
+        let mutable start = 0
+        let mutable filled = 0
+        let mutable ended = false
+        let mutable lineStart = 0
+        /// The buffer holding the current line.
+        member _.Text = text
+        /// Where the current line starts in Text.
+        member _.LineStart = lineStart
+        /// Skips `bytes` at the start of the current line (a byte-order mark).
+        member _.Skip(bytes: int) = lineStart <- lineStart + bytes
+        /// Moves to the next line and returns where it ends in Text, or -1 when the stream has no more bytes.
+        member _.Next() =
+            let mutable eol = -1
+            let mutable scanned = start
+            let mutable searching = true
+            while searching do
+                let found = if scanned < filled then Array.IndexOf(text, 10uy, scanned, filled - scanned) else -1
+                if found >= 0 then
+                    eol <- found
+                    searching <- false
+                elif ended then
+                    eol <- (if start < filled then filled else -1)
+                    searching <- false
+                else
+                    scanned <- filled
+                    if start > 0 then
+                        Buffer.BlockCopy(text, start, text, 0, filled - start)
+                        scanned <- scanned - start
+                        filled <- filled - start
+                        start <- 0
+                    if filled = text.Length then
+                        // No line of a file within maxFileBytes needs more than that.
+                        let grown = int (min (2L * int64 text.Length) (int64 maxFileBytes))
+                        let larger = Array.zeroCreate<byte> (if grown > text.Length then grown else 2 * text.Length)
+                        Buffer.BlockCopy(text, 0, larger, 0, filled)
+                        text <- larger
+                    let got = input.Read(text, filled, text.Length - filled)
+                    if got = 0 then ended <- true else filled <- filled + got
+            lineStart <- start
+            if eol >= 0 then start <- eol + 1
+            eol
+
+    /// Parses the digits of a stream, one line at a time: memory is the digits read so far and one
+    /// line, whatever the stream holds (RawFile.stream bounds how much that is).
+    let private parseStream (source: string) (input: IO.Stream) : Result<Dataset, string> =
+        let lines = LineReader input
+        // The digits go into blocks as they are read, joined at the end: allocation is twice the
+        // digits, whatever the count.
+        let blockDigits = 128
+        let blocks = ResizeArray<float32 array>()
+        let labels = ResizeArray<int>()
         let mutable line = 0
         let mutable count = 0
         let mutable firstBlank = 0
         let mutable error: string = null
         let at (line: int) (msg: string) = $"{source}: line {line}: {msg}"
-        let inline skipSpace p =
-            let mutable p = p
-            while p < n && isSpace text[p] do p <- p + 1
-            p
-        let inline tokenEnd p =
-            let mutable p = p
-            while p < n && not (isSpace text[p]) && text[p] <> 10uy do p <- p + 1
-            p
-        while isNull error && pos < n do
+        let mutable lineEnd = lines.Next()
+        // Editors on Windows may start the file with a byte-order mark.
+        let first = lines.Text
+        if lineEnd >= 3 && first[0] = 0xEFuy && first[1] = 0xBBuy && first[2] = 0xBFuy then lines.Skip 3
+        while isNull error && lineEnd >= 0 do
+            let text, n = lines.Text, lineEnd
+            let inline skipSpace p =
+                let mutable p = p
+                while p < n && isSpace text[p] do p <- p + 1
+                p
+            let inline tokenEnd p =
+                let mutable p = p
+                while p < n && not (isSpace text[p]) do p <- p + 1
+                p
             line <- line + 1
-            pos <- skipSpace pos
-            if pos >= n || text[pos] = 10uy then
+            let mutable pos = skipSpace lines.LineStart
+            if pos >= n then
                 // Blank lines are harmless at the end of a file; in the middle they mean a
                 // damaged file, reported below when the next digit shows up.
                 if firstBlank = 0 then firstBlank <- line
-                pos <- pos + 1
             elif firstBlank <> 0 then
                 line <- firstBlank
                 error <- at line ("empty line between digits (expected a label and 256 values)")
@@ -96,11 +147,12 @@ module Usps =
                 match parseLabel text pos stop with
                 | Error msg -> error <- at line msg
                 | Ok label ->
-                    labels[count] <- label
+                    if count = blocks.Count * blockDigits then blocks.Add(Array.zeroCreate<float32> (blockDigits * values))
                     pos <- stop
                     // The 256 values: the hot loop, in Lecun.Native (see DecimalText for why).
                     let mutable k = 0
-                    let status = DecimalText.ParseRow(ReadOnlySpan<byte>(text), &pos, Span<float32>(images, count * values, values), -1f, 1f, &k)
+                    let image = Span<float32>(blocks[count / blockDigits], (count % blockDigits) * values, values)
+                    let status = DecimalText.ParseRow(ReadOnlySpan<byte>(text, 0, n), &pos, image, -1f, 1f, &k)
                     let token = if status = RowStatus.Full then "" else shown text pos (tokenEnd pos)
                     match status with
                     | RowStatus.Full -> ()
@@ -110,33 +162,38 @@ module Usps =
                     | _ -> error <- at line $"value {k + 1}: {token} is outside [-1, 1]"
                     if isNull error then
                         pos <- skipSpace pos
-                        if pos < n && text[pos] <> 10uy then
+                        if pos < n then
                             let mutable extra = 0
-                            while pos < n && text[pos] <> 10uy do
+                            while pos < n do
                                 extra <- extra + 1
                                 pos <- skipSpace (tokenEnd pos)
                             error <- at line ($"expected 256 values after the label, found {values + extra}")
                         else
+                            labels.Add label
                             count <- count + 1
-                            pos <- pos + 1
+            if isNull error then lineEnd <- lines.Next()
         if not (isNull error) then Error error
         elif count = 0 then Error $"{source}: empty file (expected one digit per line: a label and 256 values)"
         else
-            let name = IO.Path.GetFileName source
-            if count = capacity then Ok { Name = name; Images = images; Labels = labels }
-            else Ok { Name = name; Images = Array.sub images 0 (count * values); Labels = Array.sub labels 0 count }
+            let images = Array.zeroCreate<float32> (count * values)
+            for b in 0 .. blocks.Count - 1 do
+                let digits = min blockDigits (count - b * blockDigits)
+                Array.blit blocks[b] 0 images (b * blockDigits * values) (digits * values)
+            Ok { Name = IO.Path.GetFileName source; Images = images; Labels = labels.ToArray() }
 
     /// Parses the text of a whole file (already decompressed); `source` names it in messages.
     let parse (source: string) (text: byte array) : Result<Dataset, string> =
-        try parseCore source text
+        try parseStream source (new IO.MemoryStream(text, false))
         with e -> Error $"{source}: cannot parse ({e.Message})"
 
-    /// Loads a file, gzip or plain.
-    let load (path: string) : Result<Dataset, string> = RawFile.read maxFileBytes "usps file" path |> Result.bind (parse path)
+    /// Loads a file, gzip or plain, streamed: the text is never held whole.
+    let load (path: string) : Result<Dataset, string> = RawFile.stream maxFileBytes "usps file" path (parseStream path)
 
-    /// Loads a file on disk or embedded, gzip or plain.
+    /// Loads a file on disk (streamed, as `load`) or embedded (the distributed files, read whole).
     let loadFile (file: DataFile) : Result<Dataset, string> =
-        RawFile.readFile maxFileBytes "usps file" file |> Result.bind (parse file.Name)
+        match file with
+        | DataFile.OnDisk path -> load path
+        | DataFile.Embedded _ -> RawFile.readFile maxFileBytes "usps file" file |> Result.bind (parse file.Name)
 
     /// Digits per class 0..9.
     let classCounts (d: Dataset) =

@@ -35,6 +35,8 @@ module LocalLayer =
         let struct (l, inPlanes, ih, iw, planes, n) = localDims g
         let inSize = inPlanes * ih * iw
         let ld = count * n
+        // A batch of one (a chunk or a last batch of one digit) reads its digit through its own plan too.
+        let unfold = if count = 1 && perExample.Length > 0 then perExample.[0] else unfold
         // One example reads the plan's input size: a distorted digit's padded frame is larger (see Distortion).
         if count = 1 then unfold.ForwardBoth(ro x xOffset unfold.InputSize, l.PadValue, Span cols, Span colsT, Span scratch)
         else

@@ -25,10 +25,13 @@ let products (net: Network) (path: string) (count: int) (training: bool) =
     [ for i, plan in Array.indexed net.Plans do
         yield! (LayerKinds.ofPlan plan).Products(plan, i, path, count, training) ]
 
-/// The products of per-example training, batched training at `batch`, and evaluation at `evalBatch`
+/// The products of per-example training, batched training at `batch` (per chunk of at most
+/// Workspace.batchChunk examples, as the engine runs a larger batch), and evaluation at `evalBatch`
 /// (its lane path, where the network has one, replaces them all under providers that allow it).
 let table (net: Network) (batch: int) (evalBatch: int) =
+    let chunk = Workspace.trainingCapacity batch
+    let batched = if chunk < batch then $"batched training, batch {batch} in chunks of {chunk}" else $"batched training, batch {batch}"
     products net "per-example training" 1 true
-    @ (if batch > 1 then products net $"batched training, batch {batch}" batch true else [])
+    @ (if batch > 1 then products net batched chunk true else [])
     @ (products net $"evaluation, batch {evalBatch}" evalBatch false
        |> List.map (fun p -> if net.BatchPath = Lanes then { p with Kernel = Lanes } else p))

@@ -81,6 +81,14 @@ type Workspace =
       Lanes: LaneLayer array }
 
 module Workspace =
+    /// The most examples a training batch runs through the batched passes at once: a larger batch runs
+    /// in chunks of this many, their gradients summed before the one step, so a training workspace (about
+    /// 64 KB per example) stays the same size whatever the batch size.
+    let batchChunk = 256
+
+    /// The capacity of the workspace that trains with batches of `batchSize` examples.
+    let trainingCapacity (batchSize: int) = min (max 1 batchSize) batchChunk
+
     let create (net: Network) (capacity: int) =
         if capacity < 1 then invalidArg "capacity" $"a workspace holds at least one example, got {capacity}"
         let plans = net.Plans
