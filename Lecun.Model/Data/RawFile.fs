@@ -319,9 +319,11 @@ module RawFile =
             | Error e -> Error $"{path}: {e}"
             | Ok file ->
                 use file = file
-                let magic = Array.zeroCreate<byte> 2
-                let got = file.ReadAtLeast(magic.AsSpan(), 2, false)
-                let gzip = got = 2 && isGzip (ReadOnlySpan magic)
+                // Enough of the start to tell gzip from the other compressors (refuseOtherCompression).
+                let magic = Array.zeroCreate<byte> 6
+                let got = file.ReadAtLeast(magic.AsSpan(), magic.Length, false)
+                let start = Array.sub magic 0 got
+                let gzip = isGzip (ReadOnlySpan start)
                 if gzip && file.CanSeek then
                     let length = file.Length
                     let trailer = Array.zeroCreate<byte> 8
@@ -334,15 +336,17 @@ module RawFile =
                     match readAtMost file (limit - got) None with
                     | None -> tooLarge path what limit false
                     | Some rest ->
-                        let compressed = Array.append magic rest
+                        let compressed = Array.append start rest
                         gunzipInto path what limit (fun () -> new MemoryStream(compressed, false)) compressed.LongLength
                             compressed[max 0 (compressed.Length - 8) ..] consume
                 elif file.CanSeek && file.Length > int64 limit then tooLarge path what limit false
                 else
-                    let bounded = new BoundedStream(new PrefixedStream(Array.sub magic 0 got, file), int64 limit)
-                    let consumed = consume bounded
-                    drain bounded
-                    if bounded.Exceeded then tooLarge path what limit false else consumed
+                    refuseOtherCompression what path start
+                    |> Result.bind (fun () ->
+                        let bounded = new BoundedStream(new PrefixedStream(start, file), int64 limit)
+                        let consumed = consume bounded
+                        drain bounded
+                        if bounded.Exceeded then tooLarge path what limit false else consumed)
         with
         | :? IOException
         | :? UnauthorizedAccessException as e -> Error $"{path}: cannot read ({e.Message})"
