@@ -13,17 +13,9 @@ open FsCheck
 open FsCheck.FSharp
 open Lecun.Model
 open Lecun.Native.Text
+open Lecun.Tests.TestKit
 
 // ---- helpers -------------------------------------------------------------------------------
-
-/// A fresh folder under the system temp folder, deleted on Dispose.
-type TempDir() =
-    let path = Path.Combine(Path.GetTempPath(), "lecun-tests-" + Guid.NewGuid().ToString("N"))
-    do Directory.CreateDirectory path |> ignore
-    member _.Path = path
-    member _.File(name: string) = Path.Combine(path, name)
-    interface IDisposable with
-        member _.Dispose() = try Directory.Delete(path, true) with _ -> ()
 
 /// A data folder holding usps/ and mnist/ as distributed, written from the embedded copy.
 let private dataFolder = Lecun.Tests.TestSetup.dataFolder

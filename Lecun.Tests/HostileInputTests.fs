@@ -13,7 +13,7 @@ open Expecto
 open Lecun.Model
 open Lecun.Cli
 
-let private withTempDir = TestSetup.withTempDir
+let private withTempDir = TestKit.withTempDir
 
 let private errorOf (result: Result<'a, string>) =
     match result with

@@ -15,6 +15,7 @@ open FsCheck
 open FsCheck.FSharp
 open Lecun.Model
 open Lecun.Cli
+open Lecun.Tests.TestKit
 
 // ---- running a loader on hostile input ---------------------------------------------------------
 
@@ -37,11 +38,6 @@ let private guarded (what: string) (load: unit -> Result<'a, string>) : Result<'
     | Error e -> Expect.isFalse (e.Contains '\n') $"{what}: the error is one line: {e}"
     | Ok _ -> ()
     result
-
-let private withTempDir (f: string -> 'a) =
-    let dir = Path.Combine(Path.GetTempPath(), $"lecun-hostile-{Guid.NewGuid():N}")
-    Directory.CreateDirectory dir |> ignore
-    try f dir finally (try Directory.Delete(dir, true) with _ -> ())
 
 let private withFile (name: string) (bytes: byte array) (f: string -> 'a) =
     withTempDir (fun dir ->
@@ -164,13 +160,6 @@ let private okDigits (result: Result<DigitFiles.Digit list, string>) =
             Expect.isTrue (values |> Array.forall (fun v -> v >= -1f && v <= 1f)) "values in [-1, 1]"
             Expect.isTrue (label |> Option.forall (fun l -> l >= 0 && l <= 9)) "label 0..9"
     | Error _ -> ()
-
-/// A child process of the program itself (for signals): `dotnet lecun.dll args`.
-let private startCli (args: string list) =
-    let info = ProcessStartInfo("dotnet", RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false)
-    info.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "lecun.dll"))
-    for a in args do info.ArgumentList.Add a
-    Process.Start info
 
 [<Tests>]
 let tests =

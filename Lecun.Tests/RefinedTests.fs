@@ -144,7 +144,7 @@ let tests =
             let w2, w3 = after 2, after 3
             let averaged = Train.run Backend.Managed { recipe with Refine = { recipe.Refine with AverageLast = 2 } } data initial quiet ignore
             let expected = Array.map2 (fun (a: float32) b -> (float a + float b) / 2.0) w2 w3
-            EngineTests.expectClose 1e-6 (Array.map float averaged.Parameters) expected "mean of passes 2 and 3"
+            TestKit.expectClose 1e-6 (Array.map float averaged.Parameters) expected "mean of passes 2 and 3"
             Expect.notEqual w2 w3 "the two passes' weights differ"
             // The last pass's report is the averaged network's.
             let net = Recipe.network recipe
@@ -162,7 +162,7 @@ let tests =
             let onehot = Array.init 10 (fun k -> if k = label then 1.0f else 0.0f)
             Distill.gradient y 0 10 label 0.0f onehot 1.0f 1.0f (Array.zeroCreate 10) distilled
             Distill.gradient y 0 10 label 0.0f onehot 1.0f 0.0f (Array.zeroCreate 10) plain
-            EngineTests.expectClose 1e-6 (Array.map float distilled) (Array.map float ce) "teacher term"
+            TestKit.expectClose 1e-6 (Array.map float distilled) (Array.map float ce) "teacher term"
             Expect.sequenceEqual plain ce "hard term alone, bit for bit"
             Expect.floatClose Accuracy.medium (Distill.value y 0 10 label 0.0f onehot 1.0f 1.0f) (Loss.value SoftmaxCrossEntropy y 0 10 label) "loss")
 

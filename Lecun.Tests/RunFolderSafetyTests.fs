@@ -12,6 +12,7 @@ open FsCheck
 open FsCheck.FSharp
 open Lecun.Model
 open Lecun.Cli
+open Lecun.Tests.TestKit
 open Lecun.Tests.TestSetup
 
 // ---- folders and processes ----------------------------------------------------------------------
@@ -34,22 +35,6 @@ let private foreignFolder (dir: string) =
 
 let private trainArgs (out: string) = [ "train"; "--passes"; "1"; "--holdout"; "7000"; "--backend"; "managed"; "--out"; out ]
 let private ladderArgs (out: string) = [ "ladder"; "--steps"; "0"; "--seeds"; "1"; "--limit"; "20"; "--backend"; "managed"; "--out"; out ]
-
-/// The program as a child process (`dotnet lecun.dll args`), in `workingDir`.
-let private startCliIn (workingDir: string) (args: string list) =
-    let info = ProcessStartInfo("dotnet", RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false, WorkingDirectory = workingDir)
-    info.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "lecun.dll"))
-    for a in args do info.ArgumentList.Add a
-    Process.Start info
-
-/// Runs the program to its end in `workingDir`: exit code, stdout, stderr.
-let private runCliIn (workingDir: string) (args: string list) =
-    use p = startCliIn workingDir args
-    let out, err = p.StandardOutput.ReadToEndAsync(), p.StandardError.ReadToEndAsync()
-    if not (p.WaitForExit 120000) then
-        p.Kill true
-        failtest $"{args}: no exit within 120 s"
-    p.ExitCode, out.Result, err.Result
 
 /// A training run started as a child process, once its hidden staging folder is in `dir`.
 let private runningTrain (dir: string) =

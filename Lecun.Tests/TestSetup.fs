@@ -1,5 +1,5 @@
-/// What the model and command-line tests share: the data, small random networks and digits, temporary
-/// folders, the command line run in-process, and a local HTTP server that answers as told.
+/// What the model and command-line tests share, compiled right after TestKit: the data, small random
+/// networks and digits, the command line run in-process, and a local HTTP server that answers as told.
 module Lecun.Tests.TestSetup
 
 open System
@@ -34,12 +34,6 @@ let small () =
     let d = usps.Force()
     { d with Train = subset d.Train 1000; Test = subset d.Test 500 }
 
-/// A fresh folder per test, removed afterwards, so tests never see each other's files.
-let withTempDir (f: string -> 'a) =
-    let dir = Path.Combine(Path.GetTempPath(), $"lecun-test-{Guid.NewGuid():N}")
-    Directory.CreateDirectory dir |> ignore
-    try f dir finally (try Directory.Delete(dir, true) with _ -> ())
-
 /// Initial weights with the zero biases replaced by small random values, so every parameter matters.
 let randomParameters seed =
     let p = Init.create SqrtFanIn Layout.lecun1989 seed
@@ -49,7 +43,7 @@ let randomParameters seed =
 /// A one-digit data set of random pixels.
 let oneDigit (seed: int) =
     let rng = Rng(uint64 seed)
-    { Name = "one"; Images = EngineTests.randomImage rng; Labels = [| seed % 10 |] }
+    { Name = "one"; Images = TestKit.randomImage rng; Labels = [| seed % 10 |] }
 
 let private consoleGate = obj ()
 

@@ -35,7 +35,7 @@ let tests =
             let initial = Init.create recipe.WeightInit Layout.lecun1989 recipe.Seed
             let a = Train.run Backend.Managed recipe data initial quiet ignore
             let b = Train.run mkl recipe data initial quiet ignore
-            EngineTests.expectClose 1e-4 (Array.map float a.Parameters) (Array.map float b.Parameters) "weights after 1000 SGD steps"
+            TestKit.expectClose 1e-4 (Array.map float a.Parameters) (Array.map float b.Parameters) "weights after 1000 SGD steps"
         }
 
         test "a warm-up beside a run leaves the run's weights bit-identical, for every recipe" {
@@ -68,10 +68,10 @@ let tests =
             // By hand: the mean of four per-example gradients at p0.
             let mean = Array.zeroCreate<float> p0.Length
             for i in 0..3 do
-                let g = EngineTests.engineGradient Backend.Managed net Mse p0 (four.Image(i).ToArray()) four.Labels.[i]
+                let g = TestKit.engineGradient Backend.Managed net Mse p0 (four.Image(i).ToArray()) four.Labels.[i]
                 for j in 0 .. g.Length - 1 do mean.[j] <- mean.[j] + float g.[j] / 4.0
             let expected = Array.map2 (fun (w: float32) g -> float w - 0.1 * g) p0 mean
-            EngineTests.expectClose 1e-6 (Array.map float p) expected "weights after one minibatch step"
+            TestKit.expectClose 1e-6 (Array.map float p) expected "weights after one minibatch step"
         }
 
         yield! TestKit.perProvider (fun backend ->
@@ -145,7 +145,7 @@ let tests =
                     // Chain rule through the fold: dL/dW = mask * dL/dW_folded for H3w; other tensors unchanged.
                     for u in 0..191 do
                         for j in 0..29 do refGrad.[h3w.Offset + u * 30 + j] <- refGrad.[h3w.Offset + u * 30 + j] * float mask.[u]
-                    EngineTests.expectClose 1e-5 (Array.map float grad) refGrad "all gradients"
+                    TestKit.expectClose 1e-5 (Array.map float grad) refGrad "all gradients"
                 }
             ]
 
@@ -156,7 +156,7 @@ let tests =
                     let dx, dy = int dxRaw % 3 - 1, int dyRaw % 3 - 1
                     let net = Recipe.network Recipe.modern
                     let p = randomParameters (int seed)
-                    let image = EngineTests.randomImage (Rng(uint64 seed)) |> Array.mapi (fun i v -> if i / 16 % 15 = 0 || i % 16 % 15 = 0 then -1.0f else v)
+                    let image = TestKit.randomImage (Rng(uint64 seed)) |> Array.mapi (fun i v -> if i / 16 % 15 = 0 || i % 16 % 15 = 0 then -1.0f else v)
                     let moved = Array.init 256 (fun i ->
                         let y, x = i / 16 - dy, i % 16 - dx
                         if y >= 0 && y < 16 && x >= 0 && x < 16 then image.[y * 16 + x] else -1.0f)
