@@ -45,11 +45,6 @@ let private runningTrain (dir: string) =
     Expect.isFalse p.HasExited "the run was still going"
     p
 
-/// `kill -SIGNAL pid`.
-let private send (signal: string) (p: Process) =
-    use kill = Process.Start("kill", [ $"-{signal}"; string p.Id ])
-    kill.WaitForExit()
-
 let private oneLine (what: string) (err: string) =
     Expect.equal (err.TrimEnd('\n').Split('\n').Length) 1 $"{what}: one line on stderr: {err}"
     Expect.isFalse (err.Contains "   at ") $"{what}: no stack trace"
@@ -194,7 +189,7 @@ let tests =
                         use p = runningTrain dir
                         let err = p.StandardError.ReadToEndAsync()
                         Threading.Thread.Sleep 200
-                        send signal p
+                        sendSignal signal p
                         Expect.isTrue (p.WaitForExit 20000) $"SIG{signal}: exits"
                         Expect.equal p.ExitCode 1 $"SIG{signal}: exit code"
                         Expect.stringStarts err.Result $"interrupted by SIG{signal}: removed what was being written" $"SIG{signal}: says so"
@@ -209,7 +204,7 @@ let tests =
                         let err = p.StandardError.ReadToEndAsync()
                         // Each signal in its own `kill`, as fast as they can be sent, after a different delay each trial.
                         Threading.Thread.Sleep(100 * trial)
-                        for signal in burst do send signal p
+                        for signal in burst do sendSignal signal p
                         Expect.isTrue (p.WaitForExit 20000) "exits"
                         Expect.equal p.ExitCode 1 "exit code"
                         oneLine $"trial {trial}" err.Result
@@ -251,7 +246,7 @@ let tests =
                     let clock = Stopwatch.StartNew()
                     while not (lock lines (fun () -> lines.Exists(fun l -> l.StartsWith "listening"))) && clock.Elapsed.TotalSeconds < 60.0 && not p.HasExited do
                         Threading.Thread.Sleep 50
-                    send "TERM" p
+                    sendSignal "TERM" p
                     p.WaitForExit 20000 |> ignore
                     reader.Wait 5000 |> ignore
                     let out = String.Join("\n", lock lines (fun () -> List.ofSeq lines))

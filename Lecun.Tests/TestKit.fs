@@ -79,6 +79,11 @@ let perProvider (build: IBackend -> Test list) =
         | Some b -> testList name (build b)
         | None -> testList name [ testCase "is available" <| fun () -> ExpectedSkip.skip NoMkl $"no {name} provider: {Backend.MklUnavailableReason}" ] ]
 
+/// The tests that need the real USPS digits (paper-level accuracy, the embedded files' digests), in a
+/// list named "real data" wherever they sit: `--filter-test-list "real data"` selects them all, and the
+/// rest of the suite runs on generated digits (TestSetup.synthetic). CI runs both.
+let realData (tests: Test list) = testList "real data" tests
+
 /// A fresh folder under the system temp folder, deleted on Dispose, so tests never see each other's files.
 type TempDir() =
     let path = Path.Combine(Path.GetTempPath(), "lecun-tests-" + Guid.NewGuid().ToString("N"))
@@ -112,6 +117,11 @@ let runCliIn (workingDir: string) (args: string list) =
         p.Kill true
         failtest $"{args}: no exit within 120 s"
     p.ExitCode, out.Result, err.Result
+
+/// `kill -SIGNAL pid`.
+let sendSignal (signal: string) (p: Process) =
+    use kill = Process.Start("kill", [ $"-{signal}"; string p.Id ])
+    kill.WaitForExit()
 
 /// A digit of uniformly random pixels in [-1, 1).
 let randomImage (rng: Rng) = Array.init 256 (fun _ -> rng.NextFloat32() * 2.0f - 1.0f)
