@@ -7,6 +7,7 @@ open Expecto
 open FsCheck
 open FsCheck.FSharp
 open Lecun.Model
+open Lecun.Tests.TestKit
 open Lecun.Tests.TestSetup
 
 let private layout = Layout.lecun1989

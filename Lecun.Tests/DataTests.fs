@@ -13,17 +13,9 @@ open FsCheck
 open FsCheck.FSharp
 open Lecun.Model
 open Lecun.Native.Text
+open Lecun.Tests.TestKit
 
 // ---- helpers -------------------------------------------------------------------------------
-
-/// A fresh folder under the system temp folder, deleted on Dispose.
-type TempDir() =
-    let path = Path.Combine(Path.GetTempPath(), "lecun-tests-" + Guid.NewGuid().ToString("N"))
-    do Directory.CreateDirectory path |> ignore
-    member _.Path = path
-    member _.File(name: string) = Path.Combine(path, name)
-    interface IDisposable with
-        member _.Dispose() = try Directory.Delete(path, true) with _ -> ()
 
 /// A data folder holding usps/ and mnist/ as distributed, written from the embedded copy.
 let private dataFolder = Lecun.Tests.TestSetup.dataFolder
@@ -269,6 +261,24 @@ let tests =
             Expect.sequenceEqual (Array.append d.Train.Images d.Test.Images) train.Images "images in order, each once"
             Expect.sequenceEqual (Array.append d.Train.Labels d.Test.Labels) train.Labels "labels in order, each once"
             Expect.equal d.Test.Name "held-out" "the held-out split names itself"
+        testList "generated digits (the suite's fixture)" [
+            test "ten classes in turn, 16x16 values in [-1, 1], the same for the same seed" {
+                let d = TestSetup.syntheticDigits "fixture" 3 200
+                Expect.equal (d.Count, d.Images.Length) (200, 200 * 256) "200 digits of 256 values"
+                Expect.equal (d.Labels |> Array.countBy id |> Array.sort) (Array.init 10 (fun c -> c, 20)) "20 of each class"
+                Expect.isTrue (d.Images |> Array.forall (fun v -> v >= -1.0f && v <= 1.0f)) "values in [-1, 1]"
+                Expect.sequenceEqual (TestSetup.syntheticDigits "again" 3 200).Images d.Images "same seed, same digits"
+                Expect.isFalse ((TestSetup.syntheticDigits "other" 4 200).Images = d.Images) "another seed, other digits"
+            }
+            test "a short run learns them: test error well below chance" {
+                let data = TestSetup.synthetic ()
+                let recipe = { Recipe.lecun1989 with Passes = 2 }
+                let initial = Init.create recipe.WeightInit Layout.lecun1989 recipe.Seed
+                let result = Train.run Lecun.Native.Backends.Backend.Managed recipe data initial (fun _ _ -> ()) ignore
+                Expect.isLessThan (List.last result.Passes).Test.Error 30.0 "test error below 30% (chance is 90%)"
+            }
+        ]
+
         testList "idx" [
             test "images and labels parse; counts, magic and sizes are checked" {
                 use dir = new TempDir()
@@ -417,18 +427,20 @@ let tests =
                       { Origin = "./data"; Dir = Some "/cwd/data" }
                       { Origin = "embedded"; Dir = None } ] "order"
             }
-            test "the embedded files are byte for byte the distributed ones (their SHA-256 in Data/README.md)" {
-                let distributed =
-                    [ EmbeddedData.uspsTrain, "dddeb8fa3254ec97358d05cffcc8e2b0fb11a39bd26a92a8774ebac8159dc59c"
-                      EmbeddedData.uspsTest, "d576db589eb694fe5116da9e5dff2d8cc5100181413c51998e5f6d39fcbe734b"
-                      EmbeddedData.mnistTestImages, "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6"
-                      EmbeddedData.mnistTestLabels, "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6" ]
-                Expect.equal (distributed |> List.map fst) EmbeddedData.names "every embedded file is listed"
-                for name, sha in distributed do
-                    let bytes = EmbeddedData.bytes name |> Option.get
-                    Expect.equal (Convert.ToHexStringLower(Security.Cryptography.SHA256.HashData bytes)) sha name
-                Expect.isNone (EmbeddedData.bytes "usps/zip.nothing.gz") "an unknown name is not found"
-            }
+            realData [
+                test "the embedded files are byte for byte the distributed ones (their SHA-256 in Data/README.md)" {
+                    let distributed =
+                        [ EmbeddedData.uspsTrain, "dddeb8fa3254ec97358d05cffcc8e2b0fb11a39bd26a92a8774ebac8159dc59c"
+                          EmbeddedData.uspsTest, "d576db589eb694fe5116da9e5dff2d8cc5100181413c51998e5f6d39fcbe734b"
+                          EmbeddedData.mnistTestImages, "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6"
+                          EmbeddedData.mnistTestLabels, "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6" ]
+                    Expect.equal (distributed |> List.map fst) EmbeddedData.names "every embedded file is listed"
+                    for name, sha in distributed do
+                        let bytes = EmbeddedData.bytes name |> Option.get
+                        Expect.equal (Convert.ToHexStringLower(Security.Cryptography.SHA256.HashData bytes)) sha name
+                    Expect.isNone (EmbeddedData.bytes "usps/zip.nothing.gz") "an unknown name is not found"
+                }
+            ]
             test "with no data folder the embedded copy is found, and gives the digits the files on disk give" {
                 use env = new TempDir()
                 use cwd = new TempDir()

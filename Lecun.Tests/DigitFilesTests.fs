@@ -9,11 +9,7 @@ open FsCheck
 open FsCheck.FSharp
 open SkiaSharp
 open Lecun.Cli
-
-let private withTempDir (f: string -> 'a) =
-    let dir = Path.Combine(Path.GetTempPath(), $"lecun-digits-{Guid.NewGuid():N}")
-    Directory.CreateDirectory dir |> ignore
-    try f dir finally (try Directory.Delete(dir, true) with _ -> ())
+open Lecun.Tests.TestKit
 
 /// Writes the bytes under the given file name and reads them back.
 let private readAs (name: string) (bytes: byte array) =

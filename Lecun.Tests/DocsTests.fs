@@ -7,6 +7,7 @@ open System.IO
 open System.Text.RegularExpressions
 open Expecto
 open Lecun.Model
+open Lecun.Tests.TestKit
 open Lecun.Tests.TestSetup
 
 /// The front page's budget: past it, text belongs in docs/.

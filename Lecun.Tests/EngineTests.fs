@@ -9,17 +9,7 @@ open Lecun.Native.Kernels
 open Lecun.Model
 open Lecun.Tests.TestKit
 
-let randomImage (rng: Rng) = Array.init 256 (fun _ -> rng.NextFloat32() * 2.0f - 1.0f)
-
 let private toDouble (a: float32 array) = Array.map float a
-
-/// |a - b| <= tol * max(|b|, scale): relative, with the group's largest magnitude as the floor so that
-/// entries that are nearly zero by cancellation are judged against the size of their neighbours.
-let expectClose (tol: float) (actual: float array) (expected: float array) (what: string) =
-    let scale = expected |> Array.map abs |> Array.max |> max 1e-12
-    let worst =
-        Array.map2 (fun a b -> abs (a - b) / max (abs b) scale) actual expected |> Array.max
-    Expect.isLessThanOrEqual worst tol $"{what}: worst relative error {worst:E2}"
 
 let private layerValues (net: Network) (ws: Workspace) (i: int) =
     ws.Outputs.[i].[0 .. net.Plans.[i].Geometry.Units - 1] |> toDouble
@@ -27,16 +17,6 @@ let private layerValues (net: Network) (ws: Workspace) (i: int) =
 let private referenceLayer (net: Network) (e: Reference.Evaluation) (i: int) =
     let start = net.Layout.InputSize + (net.Plans.[0 .. i - 1] |> Array.sumBy (fun p -> p.Geometry.Units))
     e.Values.[start .. start + net.Plans.[i].Geometry.Units - 1]
-
-/// Engine gradient of one example (forward at count 1, loss gradient, backward).
-let engineGradient (backend: IBackend) (net: Network) (loss: Loss) (p: float32 array) (x: float32 array) (label: int) =
-    let ws = Workspace.create net 1
-    let grad = Array.zeroCreate<float32> p.Length
-    let dOut = Array.zeroCreate<float32> net.Layout.OutputSize
-    Forward.run backend net p ws x 0 1
-    Loss.gradient loss (Forward.outputs net ws) 0 net.Layout.OutputSize label dOut
-    Backward.run backend net p ws x 0 dOut grad false
-    grad
 
 let private variants =
     [ "tanh / mse (the paper)", Network.lecun1989, Mse

@@ -1,6 +1,6 @@
-/// Hostile input, second round: a download that stalls or trickles, files that are invalid but
-/// were read, and messages that must name the real problem. Every hostile file, server and file
-/// name is made here, in the test.
+/// Hostile downloads, invalid files and misleading messages: a download that stalls or trickles,
+/// files that are invalid but were read, and messages that must name the real problem. Every hostile
+/// file, server and file name is made here, in the test.
 module Lecun.Tests.HostileInputTests
 
 open System
@@ -13,7 +13,7 @@ open Expecto
 open Lecun.Model
 open Lecun.Cli
 
-let private withTempDir = TestSetup.withTempDir
+let private withTempDir = TestKit.withTempDir
 
 let private errorOf (result: Result<'a, string>) =
     match result with
@@ -205,7 +205,7 @@ let private otherCompressed =
 
 [<Tests>]
 let tests =
-    testSequenced <| testList "hostile input, second round" [
+    testSequenced <| testList "hostile downloads, invalid files and messages" [
         testList "data fetch timeouts" [
             test "a server that stalls after its headers, or trickles the body, fails at --timeout, in one line" {
                 // A byte every 100 ms never leaves the connection idle for long: only the bound on

@@ -15,6 +15,7 @@ open FsCheck
 open FsCheck.FSharp
 open Lecun.Model
 open Lecun.Cli
+open Lecun.Tests.TestKit
 
 // ---- running a loader on hostile input ---------------------------------------------------------
 
@@ -37,11 +38,6 @@ let private guarded (what: string) (load: unit -> Result<'a, string>) : Result<'
     | Error e -> Expect.isFalse (e.Contains '\n') $"{what}: the error is one line: {e}"
     | Ok _ -> ()
     result
-
-let private withTempDir (f: string -> 'a) =
-    let dir = Path.Combine(Path.GetTempPath(), $"lecun-hostile-{Guid.NewGuid():N}")
-    Directory.CreateDirectory dir |> ignore
-    try f dir finally (try Directory.Delete(dir, true) with _ -> ())
 
 let private withFile (name: string) (bytes: byte array) (f: string -> 'a) =
     withTempDir (fun dir ->
@@ -165,13 +161,6 @@ let private okDigits (result: Result<DigitFiles.Digit list, string>) =
             Expect.isTrue (label |> Option.forall (fun l -> l >= 0 && l <= 9)) "label 0..9"
     | Error _ -> ()
 
-/// A child process of the program itself (for signals): `dotnet lecun.dll args`.
-let private startCli (args: string list) =
-    let info = ProcessStartInfo("dotnet", RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false)
-    info.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "lecun.dll"))
-    for a in args do info.ArgumentList.Add a
-    Process.Start info
-
 [<Tests>]
 let tests =
     testList "hostile input" [
@@ -273,14 +262,17 @@ let tests =
             }
         ]
 
-        testList "class by class" [
-            test "1: traversing a million items keeps the stack flat" {
+        testList "deep input" [
+            test "traversing a million items keeps the stack flat" {
                 match Results.traverse (fun i -> if i >= 0 then Ok i else Error "negative") [ 0 .. 999_999 ] with
                 | Ok xs -> Expect.equal xs.Length 1_000_000 "all items"
                 | Error e -> failtest e
                 Expect.equal (Results.traverse (fun i -> if i < 5 then Ok i else Error i) [ 0 .. 999_999 ]) (Error 5) "stops at the first error"
             }
-            test "2: a PNG cut anywhere inside its image data is refused, never classified" {
+        ]
+
+        testList "damaged files" [
+            test "a PNG cut anywhere inside its image data is refused, never classified" {
                 let png = pngGray 8 ramp
                 let idatStart, idatLength = 33 + 8, BitConverter.ToInt32(Array.rev png[33 .. 36], 0)
                 for cut in idatStart .. idatStart + idatLength + 11 do
@@ -288,7 +280,10 @@ let tests =
                     | Ok _ -> failtest $"a PNG cut at byte {cut} of {png.Length} was read as a digit"
                     | Error e -> Expect.stringContains e "PNG" "says what is wrong"
             }
-            test "3: a diverging run stops with an error naming the pass; JSON writes non-finite numbers" {
+        ]
+
+        testList "diverging runs" [
+            test "a diverging run stops with an error naming the pass; JSON writes non-finite numbers" {
                 let digits = 40
                 let rng = Random(5)
                 let data = { Name = "random"; Images = Array.init (digits * 256) (fun _ -> float32 (rng.NextDouble() * 2.0 - 1.0)); Labels = Array.init digits (fun i -> i % 10) }
@@ -305,7 +300,10 @@ let tests =
                 let json = Text.Json.Nodes.JsonObject(dict [ "loss", Text.Json.Nodes.JsonValue.Create nan :> Text.Json.Nodes.JsonNode; "error", Text.Json.Nodes.JsonValue.Create infinity ])
                 Expect.stringContains (json.ToJsonString Output.jsonOptions) "\"NaN\"" "NaN is written, not thrown"
             }
-            test "5: a folder holding files is refused unless forced; default names never collide; failures leave nothing" {
+        ]
+
+        testList "run folders" [
+            test "a folder holding files is refused unless forced; default names never collide; failures leave nothing" {
                 withTempDir (fun dir ->
                     let target = Path.Combine(dir, "run")
                     let old = RunFolder.stage target false false |> Result.defaultWith failwith
@@ -331,7 +329,7 @@ let tests =
                     let entries = Directory.GetFileSystemEntries dir |> Array.map Path.GetFileName |> Array.sort
                     Expect.equal entries ([| "run"; "same-second"; "same-second-2" |] |> Array.sort) "no failed run folder, no hidden leftovers")
             }
-            test "5: train refuses an --out that holds files, before any work, and leaves it untouched" {
+            test "train refuses an --out that holds files, before any work, and leaves it untouched" {
                 withTempDir (fun dir ->
                     File.WriteAllText(Path.Combine(dir, "keep.txt"), "mine")
                     let code, _, err = TestSetup.runCli [ "train"; "--passes"; "1"; "--out"; dir ]
@@ -339,7 +337,10 @@ let tests =
                     Expect.stringContains err "--force" "says how to replace it"
                     Expect.equal (Directory.GetFileSystemEntries dir |> Array.map Path.GetFileName) [| "keep.txt" |] "untouched")
             }
-            test "6: reads stop at the largest valid file: a gzip bomb, /dev/zero, too many digits, --seeds" {
+        ]
+
+        testList "bounded reads" [
+            test "reads stop at the largest valid file: a gzip bomb, /dev/zero, too many digits, --seeds" {
                 let bomb = gzip (Array.zeroCreate<byte> (16 * 1024 * 1024))
                 match guarded "bomb" (fun () -> RawFile.decode (1024 * 1024) "test file" "bomb.gz" bomb) with
                 | Ok _ -> failtest "a 16 MB bomb passed a 1 MB limit"
@@ -357,7 +358,10 @@ let tests =
                     Expect.equal code 1 $"{args}: exit code"
                     Expect.isTrue (err.Contains "between 1 and" || err.Contains "at most") $"{args}: says the bound: {err}"
             }
-            test "7: IDX images must be MNIST's 28x28; no dimension may be 0" {
+        ]
+
+        testList "data files checked before use" [
+            test "IDX images must be MNIST's 28x28; no dimension may be 0" {
                 for dims in [ [ 3; 1; 1 ]; [ 3; 0; 28 ]; [ 0; 28; 28 ]; [ 3; 16; 16 ] ] do
                     let header = Array.concat [ yield be32 0x803; yield! dims |> List.map be32 ]
                     let bytes = Array.append header (Array.zeroCreate (List.fold (*) 1 dims))
@@ -366,7 +370,7 @@ let tests =
                     | Error e -> Expect.isTrue (e.Contains "28x28" || e.Contains "no items") $"{dims}: {e}"
                 Expect.isError (Idx.parseLabels "y.idx" (idxLabels [||])) "no labels"
             }
-            test "7: a prepared mnist-sim whose MNIST files changed is rebuilt, not used" {
+            test "a prepared mnist-sim whose MNIST files changed is rebuilt, not used" {
                 withTempDir (fun dir ->
                     TestSetup.writeEmbedded dir EmbeddedData.mnistTestImages |> ignore
                     let labelsPath = TestSetup.writeEmbedded dir EmbeddedData.mnistTestLabels
@@ -384,7 +388,10 @@ let tests =
                     Expect.stringContains reloaded.Source "changed since it was prepared" "says why it was rebuilt"
                     Expect.isFalse (Array.contains 7 reloaded.Train.Labels) "the digits come from the changed files")
             }
-            test "9: SIGTERM and SIGINT remove the unfinished run folder and say so" {
+        ]
+
+        testList "signals" [
+            test "SIGTERM and SIGINT remove the unfinished run folder and say so" {
                 for signal in [ "TERM"; "INT" ] do
                     withTempDir (fun dir ->
                         let target = Path.Combine(dir, "run")
@@ -394,8 +401,7 @@ let tests =
                             Threading.Thread.Sleep 20
                         Expect.isFalse p.HasExited $"SIG{signal}: the run was still going"
                         Threading.Thread.Sleep 300
-                        use kill = Process.Start("kill", [ $"-{signal}"; string p.Id ])
-                        kill.WaitForExit()
+                        sendSignal signal p
                         let err = p.StandardError.ReadToEndAsync()
                         Expect.isTrue (p.WaitForExit 20000) $"SIG{signal}: exits"
                         Expect.equal p.ExitCode 1 $"SIG{signal}: exit code"
@@ -403,7 +409,10 @@ let tests =
                         Expect.isFalse (err.Result.Contains "   at ") "no stack trace"
                         Expect.equal (Directory.GetFileSystemEntries dir) [||] $"SIG{signal}: nothing left, hidden or not")
             }
-            test "10: a usage error is one line and a pointer to --help, not the whole usage" {
+        ]
+
+        testList "usage errors" [
+            test "a usage error is one line and a pointer to --help, not the whole usage" {
                 for args, command in
                     [ [ "eval" ], "lecun eval"; [ "train"; "--passes"; "many" ], "lecun train"
                       [ "data"; "verify"; "--bogus" ], "lecun data verify"; [ "show"; "--digit"; "x" ], "lecun show"

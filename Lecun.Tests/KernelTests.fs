@@ -183,7 +183,7 @@ let tests =
                 FastTanh.Apply(ReadOnlySpan x, Span ours)
                 let mkl = Array.zeroCreate x.Length
                 Lecun.Native.Mkl.Vml.Tanh(ReadOnlySpan x, Span mkl)
-                EngineTests.expectClose 1e-6 (Array.map float ours) (Array.map float mkl) "tanh"
+                TestKit.expectClose 1e-6 (Array.map float ours) (Array.map float mkl) "tanh"
             | reason -> TestKit.ExpectedSkip.skip TestKit.NoMkl $"MKL not available ({reason})"
         }
 
@@ -204,7 +204,7 @@ let tests =
                     v.[i] <- b2 * v.[i] + (1.0 - b2) * gi * gi
                     let t = float step
                     expected.[i] <- expected.[i] * (1.0 - lr * wd) - lr * (m.[i] / (1.0 - b1 ** t)) / (sqrt (v.[i] / (1.0 - b2 ** t)) + eps)
-            EngineTests.expectClose 1e-5 (Array.map float p) expected "parameters after 3 steps"
+            TestKit.expectClose 1e-5 (Array.map float p) expected "parameters after 3 steps"
     ]
 
 /// A random unfold geometry: the 1989 network's two (shape 0 and 1), ones the permute path takes

@@ -6,6 +6,7 @@ open System.Text.Json
 open Expecto
 open Lecun.Native.Backends
 open Lecun.Model
+open Lecun.Tests.TestKit
 open Lecun.Tests.TestSetup
 
 /// The names of the recipe fields in which two recipes differ.

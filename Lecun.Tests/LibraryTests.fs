@@ -9,6 +9,7 @@ open FsCheck
 open FsCheck.FSharp
 open Lecun.Native.Backends
 open Lecun.Model
+open Lecun.Tests.TestKit
 open Lecun.Tests.TestSetup
 
 /// Two passes of lecun1989 on the small run, through the façade, with what its callbacks heard.

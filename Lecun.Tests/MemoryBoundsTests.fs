@@ -121,7 +121,7 @@ let tests =
                     "Train.run refuses a batch larger than its training set"
             }
             test "the command line refuses an overflowing or too large batch size in one line" {
-                TestSetup.withTempDir (fun dir ->
+                TestKit.withTempDir (fun dir ->
                     for args in [ [ "--batch-size"; "99999999999" ]; [ "--batch-size"; "500000" ]; [ "--batch-size"; "1000"; "--holdout"; "7000" ] ] do
                         let out = Path.Combine(dir, "run")
                         let code, _, err = TestSetup.runCli ([ "train"; "--passes"; "1"; "--out"; out ] @ args)
@@ -150,7 +150,7 @@ let tests =
         ]
         testList "streamed input" [
             test "a USPS file is parsed as it is read: allocation is the digits, not the text" {
-                TestSetup.withTempDir (fun dir ->
+                TestKit.withTempDir (fun dir ->
                     for gzip in [ false; true ] do
                         let sizes =
                             [ for rows in [ 600; 3000 ] do
@@ -169,7 +169,7 @@ let tests =
                         Expect.isLessThan perRow 3000.0 $"bytes allocated per further row (gzip {gzip})")
             }
             test "a USPS file still ends in its gzip trailer, read as a stream" {
-                TestSetup.withTempDir (fun dir ->
+                TestKit.withTempDir (fun dir ->
                     let path = Path.Combine(dir, "rows.gz")
                     writeUsps path 40 true
                     let bytes = File.ReadAllBytes path
@@ -185,7 +185,7 @@ let tests =
                     | Error e -> failtest e)
             }
             test "a plain PGM of 2 million values is refused at value 257, allocating about its file" {
-                TestSetup.withTempDir (fun dir ->
+                TestKit.withTempDir (fun dir ->
                     let path = Path.Combine(dir, "many.pgm")
                     let values = 2_000_000
                     File.WriteAllBytes(path, Array.append (Encoding.ASCII.GetBytes "P2\n16 16\n255\n") (Array.init (2 * values) (fun i -> if i % 2 = 0 then '7'B else ' 'B)))
@@ -196,7 +196,7 @@ let tests =
                     Expect.isLessThan bytes (4L * int64 (2 * values)) $"bytes allocated for a {2 * values}-byte file")
             }
             test "predict writes each file's predictions before it reads the next" {
-                TestSetup.withTempDir (fun dir ->
+                TestKit.withTempDir (fun dir ->
                     let model = Path.Combine(dir, "model.safetensors")
                     ModelFile.save model Recipe.lecun1989 DataSetName.Usps None (Init.create SqrtFanIn Layout.lecun1989 3)
                     let rng = Rng(7UL)

@@ -6,6 +6,7 @@ open System.IO
 open Expecto
 open Lecun.Native.Backends
 open Lecun.Model
+open Lecun.Tests.TestKit
 open Lecun.Tests.TestSetup
 
 let private layout = ModelFile.layout

@@ -6,11 +6,7 @@ open Expecto
 open SkiaSharp
 open Lecun.Model
 open Lecun.Cli
-
-let private withTempDir (f: string -> 'a) =
-    let dir = Path.Combine(Path.GetTempPath(), $"lecun-plots-{Guid.NewGuid():N}")
-    Directory.CreateDirectory dir |> ignore
-    try f dir finally (try Directory.Delete(dir, true) with _ -> ())
+open Lecun.Tests.TestKit
 
 let private pngSignature = [| 0x89uy; 0x50uy; 0x4Euy; 0x47uy; 0x0Duy; 0x0Auy; 0x1Auy; 0x0Auy |]
 

@@ -78,7 +78,7 @@ let tests =
                 let ws = Workspace.create net 1
                 Forward.run backend net p ws x 0 1
                 within (Forward.outputs net ws).[0 .. layout.OutputSize - 1] refOut outBound $"{hidden} outputs"
-                within (EngineTests.engineGradient backend net loss p x label) refGrad gradBound $"{hidden} gradient" ])
+                within (TestKit.engineGradient backend net loss p x label) refGrad gradBound $"{hidden} gradient" ])
 
         testList "a product goes where its provider says, above the old 2^18 limit too" [
             for transA, transB in [ false, false; true, false; false, true; true, true ] do

@@ -136,7 +136,7 @@ let tests =
                 | Error e -> Expect.stringContains e "--dropout" "names the option"
 
             test "Train.run checks a recipe it is handed by the same rules" {
-                let data = small ()
+                let data = synthetic ()
                 for bad in [ { Recipe.lecun1989 with LearningRate = 0.0f }; { Recipe.lecun1989 with Passes = 0 }
                              { Recipe.modern with Dropout = 1.0f }; { Recipe.newton1989 with Optimizer = Newton { Mu = infinityf; Patterns = 1; Schedule = [] } } ] do
                     match Recipe.validate bad with

@@ -12,6 +12,7 @@ open FsCheck
 open FsCheck.FSharp
 open Lecun.Model
 open Lecun.Cli
+open Lecun.Tests.TestKit
 open Lecun.Tests.TestSetup
 
 // ---- folders and processes ----------------------------------------------------------------------
@@ -35,22 +36,6 @@ let private foreignFolder (dir: string) =
 let private trainArgs (out: string) = [ "train"; "--passes"; "1"; "--holdout"; "7000"; "--backend"; "managed"; "--out"; out ]
 let private ladderArgs (out: string) = [ "ladder"; "--steps"; "0"; "--seeds"; "1"; "--limit"; "20"; "--backend"; "managed"; "--out"; out ]
 
-/// The program as a child process (`dotnet lecun.dll args`), in `workingDir`.
-let private startCliIn (workingDir: string) (args: string list) =
-    let info = ProcessStartInfo("dotnet", RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false, WorkingDirectory = workingDir)
-    info.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "lecun.dll"))
-    for a in args do info.ArgumentList.Add a
-    Process.Start info
-
-/// Runs the program to its end in `workingDir`: exit code, stdout, stderr.
-let private runCliIn (workingDir: string) (args: string list) =
-    use p = startCliIn workingDir args
-    let out, err = p.StandardOutput.ReadToEndAsync(), p.StandardError.ReadToEndAsync()
-    if not (p.WaitForExit 120000) then
-        p.Kill true
-        failtest $"{args}: no exit within 120 s"
-    p.ExitCode, out.Result, err.Result
-
 /// A training run started as a child process, once its hidden staging folder is in `dir`.
 let private runningTrain (dir: string) =
     let p = startCliIn Environment.CurrentDirectory [ "train"; "--passes"; "200"; "--holdout"; "7000"; "--backend"; "managed"; "--out"; Path.Combine(dir, "run") ]
@@ -59,11 +44,6 @@ let private runningTrain (dir: string) =
         Threading.Thread.Sleep 20
     Expect.isFalse p.HasExited "the run was still going"
     p
-
-/// `kill -SIGNAL pid`.
-let private send (signal: string) (p: Process) =
-    use kill = Process.Start("kill", [ $"-{signal}"; string p.Id ])
-    kill.WaitForExit()
 
 let private oneLine (what: string) (err: string) =
     Expect.equal (err.TrimEnd('\n').Split('\n').Length) 1 $"{what}: one line on stderr: {err}"
@@ -209,7 +189,7 @@ let tests =
                         use p = runningTrain dir
                         let err = p.StandardError.ReadToEndAsync()
                         Threading.Thread.Sleep 200
-                        send signal p
+                        sendSignal signal p
                         Expect.isTrue (p.WaitForExit 20000) $"SIG{signal}: exits"
                         Expect.equal p.ExitCode 1 $"SIG{signal}: exit code"
                         Expect.stringStarts err.Result $"interrupted by SIG{signal}: removed what was being written" $"SIG{signal}: says so"
@@ -224,7 +204,7 @@ let tests =
                         let err = p.StandardError.ReadToEndAsync()
                         // Each signal in its own `kill`, as fast as they can be sent, after a different delay each trial.
                         Threading.Thread.Sleep(100 * trial)
-                        for signal in burst do send signal p
+                        for signal in burst do sendSignal signal p
                         Expect.isTrue (p.WaitForExit 20000) "exits"
                         Expect.equal p.ExitCode 1 "exit code"
                         oneLine $"trial {trial}" err.Result
@@ -266,7 +246,7 @@ let tests =
                     let clock = Stopwatch.StartNew()
                     while not (lock lines (fun () -> lines.Exists(fun l -> l.StartsWith "listening"))) && clock.Elapsed.TotalSeconds < 60.0 && not p.HasExited do
                         Threading.Thread.Sleep 50
-                    send "TERM" p
+                    sendSignal "TERM" p
                     p.WaitForExit 20000 |> ignore
                     reader.Wait 5000 |> ignore
                     let out = String.Join("\n", lock lines (fun () -> List.ofSeq lines))

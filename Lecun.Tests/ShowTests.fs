@@ -6,6 +6,7 @@ open Expecto
 open SkiaSharp
 open Lecun.Model
 open Lecun.Cli
+open Lecun.Tests.TestKit
 open Lecun.Tests.TestSetup
 open Lecun.Tests.ServeFixture
 

@@ -1,10 +1,14 @@
-/// What every test file shares, compiled first: the providers each engine test is generated for, and
-/// the skips a run may expect (any other skip fails the run, see Main).
+/// What every test file shares, compiled first: the providers each engine test is generated for, the
+/// skips a run may expect (any other skip fails the run, see Main), temporary folders, the program run
+/// as a child process, and the numeric checks the engine, kernel and training tests share.
 module Lecun.Tests.TestKit
 
 open System
+open System.Diagnostics
+open System.IO
 open Expecto
 open Lecun.Native.Backends
+open Lecun.Model
 
 let private isSet (name: string) = Environment.GetEnvironmentVariable name = "1"
 
@@ -74,3 +78,68 @@ let perProvider (build: IBackend -> Test list) =
         match provider with
         | Some b -> testList name (build b)
         | None -> testList name [ testCase "is available" <| fun () -> ExpectedSkip.skip NoMkl $"no {name} provider: {Backend.MklUnavailableReason}" ] ]
+
+/// The tests that need the real USPS digits (paper-level accuracy, the embedded files' digests), in a
+/// list named "real data" wherever they sit: `--filter-test-list "real data"` selects them all, and the
+/// rest of the suite runs on generated digits (TestSetup.synthetic). CI runs both.
+let realData (tests: Test list) = testList "real data" tests
+
+/// A fresh folder under the system temp folder, deleted on Dispose, so tests never see each other's files.
+type TempDir() =
+    let path = Path.Combine(Path.GetTempPath(), "lecun-tests-" + Guid.NewGuid().ToString("N"))
+    do Directory.CreateDirectory path |> ignore
+    member _.Path = path
+    member _.File(name: string) = Path.Combine(path, name)
+    interface IDisposable with
+        member _.Dispose() = try Directory.Delete(path, true) with _ -> ()
+
+/// Runs `f` on a fresh folder, removed afterwards.
+let withTempDir (f: string -> 'a) =
+    use dir = new TempDir()
+    f dir.Path
+
+/// The program as a child process (`dotnet lecun.dll args`) in `workingDir`, its output redirected:
+/// for signals and for what only a separate process shows (working folder, exit on a signal).
+let startCliIn (workingDir: string) (args: string list) =
+    let info = ProcessStartInfo("dotnet", RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false, WorkingDirectory = workingDir)
+    info.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "lecun.dll"))
+    for a in args do info.ArgumentList.Add a
+    Process.Start info
+
+/// The program as a child process in the current folder.
+let startCli (args: string list) = startCliIn Environment.CurrentDirectory args
+
+/// Runs the program as a child process to its end in `workingDir`: exit code, stdout, stderr.
+let runCliIn (workingDir: string) (args: string list) =
+    use p = startCliIn workingDir args
+    let out, err = p.StandardOutput.ReadToEndAsync(), p.StandardError.ReadToEndAsync()
+    if not (p.WaitForExit 120000) then
+        p.Kill true
+        failtest $"{args}: no exit within 120 s"
+    p.ExitCode, out.Result, err.Result
+
+/// `kill -SIGNAL pid`.
+let sendSignal (signal: string) (p: Process) =
+    use kill = Process.Start("kill", [ $"-{signal}"; string p.Id ])
+    kill.WaitForExit()
+
+/// A digit of uniformly random pixels in [-1, 1).
+let randomImage (rng: Rng) = Array.init 256 (fun _ -> rng.NextFloat32() * 2.0f - 1.0f)
+
+/// |a - b| <= tol * max(|b|, scale): relative, with the group's largest magnitude as the floor so that
+/// entries that are nearly zero by cancellation are judged against the size of their neighbours.
+let expectClose (tol: float) (actual: float array) (expected: float array) (what: string) =
+    let scale = expected |> Array.map abs |> Array.max |> max 1e-12
+    let worst =
+        Array.map2 (fun a b -> abs (a - b) / max (abs b) scale) actual expected |> Array.max
+    Expect.isLessThanOrEqual worst tol $"{what}: worst relative error {worst:E2}"
+
+/// Engine gradient of one example (forward at count 1, loss gradient, backward).
+let engineGradient (backend: IBackend) (net: Network) (loss: Loss) (p: float32 array) (x: float32 array) (label: int) =
+    let ws = Workspace.create net 1
+    let grad = Array.zeroCreate<float32> p.Length
+    let dOut = Array.zeroCreate<float32> net.Layout.OutputSize
+    Forward.run backend net p ws x 0 1
+    Loss.gradient loss (Forward.outputs net ws) 0 net.Layout.OutputSize label dOut
+    Backward.run backend net p ws x 0 dOut grad false
+    grad

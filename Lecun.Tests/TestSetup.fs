@@ -1,5 +1,5 @@
-/// What the model and command-line tests share: the data, small random networks and digits, temporary
-/// folders, the command line run in-process, and a local HTTP server that answers as told.
+/// What the model and command-line tests share, compiled right after TestKit: the data, small random
+/// networks and digits, the command line run in-process, and a local HTTP server that answers as told.
 module Lecun.Tests.TestSetup
 
 open System
@@ -34,11 +34,37 @@ let small () =
     let d = usps.Force()
     { d with Train = subset d.Train 1000; Test = subset d.Test 500 }
 
-/// A fresh folder per test, removed afterwards, so tests never see each other's files.
-let withTempDir (f: string -> 'a) =
-    let dir = Path.Combine(Path.GetTempPath(), $"lecun-test-{Guid.NewGuid():N}")
-    Directory.CreateDirectory dir |> ignore
-    try f dir finally (try Directory.Delete(dir, true) with _ -> ())
+/// `count` generated 16x16 digits in 10 classes, labels cycling 0..9: each class is a fixed smooth
+/// stroke pattern (from `Rng 1989`), each digit that pattern moved by up to one pixel with a little
+/// noise, values in [-1, 1]. Learnable like digits, made in memory, so a test that needs only some
+/// digits runs without the real data set.
+let syntheticDigits (name: string) (seed: int) (count: int) =
+    let side = Dataset.Side
+    let patterns =
+        let rng = Rng 1989UL
+        Array.init 10 (fun _ ->
+            let centres = Array.init 3 (fun _ -> 3.0f + rng.NextFloat32() * 10.0f, 3.0f + rng.NextFloat32() * 10.0f)
+            Array.init Dataset.Pixels (fun i ->
+                let y, x = float32 (i / side), float32 (i % side)
+                let ink = centres |> Array.sumBy (fun (cy, cx) -> exp (-((y - cy) * (y - cy) + (x - cx) * (x - cx)) / 6.0f))
+                min 1.0f (2.0f * ink) * 2.0f - 1.0f))
+    let rng = Rng(uint64 seed)
+    let labels = Array.init count (fun i -> i % 10)
+    let images =
+        labels
+        |> Array.collect (fun label ->
+            let dy, dx = int (rng.NextFloat32() * 3.0f) - 1, int (rng.NextFloat32() * 3.0f) - 1
+            Array.init Dataset.Pixels (fun i ->
+                let y, x = i / side - dy, i % side - dx
+                let v = if y >= 0 && y < side && x >= 0 && x < side then patterns.[label].[y * side + x] else -1.0f
+                max (-1.0f) (min 1.0f (v + (rng.NextFloat32() - 0.5f) * 0.2f))))
+    { Name = name; Images = images; Labels = labels }
+
+/// A small run of generated digits, the size of `small ()`: 1000 training and 500 test digits.
+let synthetic () =
+    { Train = syntheticDigits "synthetic train" 1 1000
+      Test = syntheticDigits "synthetic test" 2 500
+      Source = "generated digits" }
 
 /// Initial weights with the zero biases replaced by small random values, so every parameter matters.
 let randomParameters seed =
@@ -49,7 +75,7 @@ let randomParameters seed =
 /// A one-digit data set of random pixels.
 let oneDigit (seed: int) =
     let rng = Rng(uint64 seed)
-    { Name = "one"; Images = EngineTests.randomImage rng; Labels = [| seed % 10 |] }
+    { Name = "one"; Images = TestKit.randomImage rng; Labels = [| seed % 10 |] }
 
 let private consoleGate = obj ()
 

@@ -7,6 +7,7 @@ open Expecto
 open Argu
 open Lecun.Model
 open Lecun.Cli
+open Lecun.Tests.TestKit
 open Lecun.Tests.TestSetup
 
 [<Tests>]

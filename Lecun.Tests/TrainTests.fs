@@ -14,19 +14,21 @@ let private graph = ConnectionGraph.build Layout.lecun1989
 [<Tests>]
 let tests =
     testList "training" [
-        test "a short run lowers loss and error below stated bounds" {
-            let data = small ()
-            let recipe = { Recipe.lecun1989 with Passes = 4 }
-            let net = Recipe.network recipe
-            let initial = Init.create recipe.WeightInit net.Layout recipe.Seed
-            let before = Evaluate.split Backend.Managed net recipe.Loss initial (Workspace.create net 64) data.Train
-            let result = Train.run Backend.Managed recipe data initial quiet ignore
-            let last = List.last result.Passes
-            Expect.isLessThan last.Train.Loss (before.Metrics.Loss / 5.0) "training loss falls at least fivefold"
-            Expect.isLessThan last.Train.Error 5.0 "train error below 5% after 4 passes on 1000 digits"
-            Expect.isLessThan last.Test.Error 15.0 "test error below 15%"
-            Expect.isGreaterThan before.Metrics.Error 60.0 "the untrained network is near chance"
-        }
+        TestKit.realData [
+            test "a short run lowers loss and error below stated bounds" {
+                let data = small ()
+                let recipe = { Recipe.lecun1989 with Passes = 4 }
+                let net = Recipe.network recipe
+                let initial = Init.create recipe.WeightInit net.Layout recipe.Seed
+                let before = Evaluate.split Backend.Managed net recipe.Loss initial (Workspace.create net 64) data.Train
+                let result = Train.run Backend.Managed recipe data initial quiet ignore
+                let last = List.last result.Passes
+                Expect.isLessThan last.Train.Loss (before.Metrics.Loss / 5.0) "training loss falls at least fivefold"
+                Expect.isLessThan last.Train.Error 5.0 "train error below 5% after 4 passes on 1000 digits"
+                Expect.isLessThan last.Test.Error 15.0 "test error below 15%"
+                Expect.isGreaterThan before.Metrics.Error 60.0 "the untrained network is near chance"
+            }
+        ]
 
         test "mkl and managed train to the same weights within float32 rounding" {
             let data = small ()
@@ -35,11 +37,11 @@ let tests =
             let initial = Init.create recipe.WeightInit Layout.lecun1989 recipe.Seed
             let a = Train.run Backend.Managed recipe data initial quiet ignore
             let b = Train.run mkl recipe data initial quiet ignore
-            EngineTests.expectClose 1e-4 (Array.map float a.Parameters) (Array.map float b.Parameters) "weights after 1000 SGD steps"
+            TestKit.expectClose 1e-4 (Array.map float a.Parameters) (Array.map float b.Parameters) "weights after 1000 SGD steps"
         }
 
         test "a warm-up beside a run leaves the run's weights bit-identical, for every recipe" {
-            let data = small ()
+            let data = synthetic ()
             for recipe in Recipe.all do
                 let recipe = { recipe with Passes = 1 }
                 let initial = Init.create recipe.WeightInit Layout.lecun1989 recipe.Seed
@@ -58,7 +60,7 @@ let tests =
         }
 
         test "minibatch SGD on the averaged gradient equals one step on the mean gradient" {
-            let data = small ()
+            let data = synthetic ()
             let net = Network.lecun1989
             let p0 = Init.create SqrtFanIn net.Layout 5
             let recipe = { Recipe.lecun1989 with BatchSize = 4; LearningRate = 0.1f }
@@ -68,15 +70,15 @@ let tests =
             // By hand: the mean of four per-example gradients at p0.
             let mean = Array.zeroCreate<float> p0.Length
             for i in 0..3 do
-                let g = EngineTests.engineGradient Backend.Managed net Mse p0 (four.Image(i).ToArray()) four.Labels.[i]
+                let g = TestKit.engineGradient Backend.Managed net Mse p0 (four.Image(i).ToArray()) four.Labels.[i]
                 for j in 0 .. g.Length - 1 do mean.[j] <- mean.[j] + float g.[j] / 4.0
             let expected = Array.map2 (fun (w: float32) g -> float w - 0.1 * g) p0 mean
-            EngineTests.expectClose 1e-6 (Array.map float p) expected "weights after one minibatch step"
+            TestKit.expectClose 1e-6 (Array.map float p) expected "weights after one minibatch step"
         }
 
         yield! TestKit.perProvider (fun backend ->
             [ test "two runs with the same seed give identical metrics and weights" {
-                  let data = small ()
+                  let data = synthetic ()
                   let recipe = { Recipe.lecun1989 with Passes = 2 }
                   let once () = Train.run backend recipe data (Init.create recipe.WeightInit Layout.lecun1989 recipe.Seed) quiet ignore
                   let a, b = once (), once ()
@@ -85,7 +87,7 @@ let tests =
               }
 
               test "per-example training allocates nothing" {
-                  let data = small ()
+                  let data = synthetic ()
                   let recipe = Recipe.lecun1989
                   let net = Recipe.network recipe
                   let p = Init.create SqrtFanIn net.Layout 1
@@ -145,7 +147,7 @@ let tests =
                     // Chain rule through the fold: dL/dW = mask * dL/dW_folded for H3w; other tensors unchanged.
                     for u in 0..191 do
                         for j in 0..29 do refGrad.[h3w.Offset + u * 30 + j] <- refGrad.[h3w.Offset + u * 30 + j] * float mask.[u]
-                    EngineTests.expectClose 1e-5 (Array.map float grad) refGrad "all gradients"
+                    TestKit.expectClose 1e-5 (Array.map float grad) refGrad "all gradients"
                 }
             ]
 
@@ -156,7 +158,7 @@ let tests =
                     let dx, dy = int dxRaw % 3 - 1, int dyRaw % 3 - 1
                     let net = Recipe.network Recipe.modern
                     let p = randomParameters (int seed)
-                    let image = EngineTests.randomImage (Rng(uint64 seed)) |> Array.mapi (fun i v -> if i / 16 % 15 = 0 || i % 16 % 15 = 0 then -1.0f else v)
+                    let image = TestKit.randomImage (Rng(uint64 seed)) |> Array.mapi (fun i v -> if i / 16 % 15 = 0 || i % 16 % 15 = 0 then -1.0f else v)
                     let moved = Array.init 256 (fun i ->
                         let y, x = i / 16 - dy, i % 16 - dx
                         if y >= 0 && y < 16 && x >= 0 && x < 16 then image.[y * 16 + x] else -1.0f)

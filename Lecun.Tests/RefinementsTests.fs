@@ -1,5 +1,5 @@
 /// The refinements: distortions, weight averaging, soft targets and the `refined` recipe.
-module Lecun.Tests.RefinedTests
+module Lecun.Tests.RefinementsTests
 
 open System
 open Expecto
@@ -31,7 +31,7 @@ let private at (image: float32 array) y x = if y >= 0 && y < side && x >= 0 && x
 
 [<Tests>]
 let tests =
-    testList "refined" [
+    testList "refinements" [
         property "a distortion of strength zero is the identity: the frame is the padded digit, moved by the shift" 100
             (Gen.zip genImage (Gen.zip (Gen.choose (-2, 2)) (Gen.choose (-2, 2)))) (fun (image, (dx, dy)) ->
             let d = Distortion.create net DistortionSettings.none 7
@@ -118,7 +118,7 @@ let tests =
         }
 
         test "training with distortions, soft targets and a teacher allocates nothing per digit" {
-            let data = TestSetup.small ()
+            let data = TestSetup.synthetic ()
             let distortion = { DistortionSettings.none with Rotation = 10.0f; Scaling = 0.1f; Shear = 0.1f; ElasticAlpha = 3.0f }
             let teacher = { Teachers = 1; Temperature = 2.0f; Weight = 0.5f }
             // No dropout: Train.dropLayer's option costs 24 bytes once per pass, not per digit.
@@ -135,7 +135,7 @@ let tests =
         }
 
         test "the averaged weights are the hand-computed mean of the last passes' weights" {
-            let data = TestSetup.small ()
+            let data = TestSetup.synthetic ()
             let data = { data with Train = data.Train.Take 200; Test = data.Test.Take 50 }
             let recipe = { Recipe.lecun1989 with Passes = 3 }
             let initial = Init.create recipe.WeightInit Layout.lecun1989 recipe.Seed
@@ -144,7 +144,7 @@ let tests =
             let w2, w3 = after 2, after 3
             let averaged = Train.run Backend.Managed { recipe with Refine = { recipe.Refine with AverageLast = 2 } } data initial quiet ignore
             let expected = Array.map2 (fun (a: float32) b -> (float a + float b) / 2.0) w2 w3
-            EngineTests.expectClose 1e-6 (Array.map float averaged.Parameters) expected "mean of passes 2 and 3"
+            TestKit.expectClose 1e-6 (Array.map float averaged.Parameters) expected "mean of passes 2 and 3"
             Expect.notEqual w2 w3 "the two passes' weights differ"
             // The last pass's report is the averaged network's.
             let net = Recipe.network recipe
@@ -162,7 +162,7 @@ let tests =
             let onehot = Array.init 10 (fun k -> if k = label then 1.0f else 0.0f)
             Distill.gradient y 0 10 label 0.0f onehot 1.0f 1.0f (Array.zeroCreate 10) distilled
             Distill.gradient y 0 10 label 0.0f onehot 1.0f 0.0f (Array.zeroCreate 10) plain
-            EngineTests.expectClose 1e-6 (Array.map float distilled) (Array.map float ce) "teacher term"
+            TestKit.expectClose 1e-6 (Array.map float distilled) (Array.map float ce) "teacher term"
             Expect.sequenceEqual plain ce "hard term alone, bit for bit"
             Expect.floatClose Accuracy.medium (Distill.value y 0 10 label 0.0f onehot 1.0f 1.0f) (Loss.value SoftmaxCrossEntropy y 0 10 label) "loss")
 
