@@ -9,7 +9,7 @@ using Lecun.Native.Backends;
 using Microsoft.ML.OnnxRuntime;
 
 const float Tolerance = 1e-5f;
-const string Usage = "usage: compare-onnx [--model FILE.safetensors] [--rounds N] [--onnx-out FILE.onnx] [--backend auto|mkl|managed] [--json] [--verbose]";
+const string Usage = "usage: compare-onnx [--model FILE.safetensors] [--rounds N] [--min-seconds S] [--onnx-out FILE.onnx] [--backend auto|mkl|managed] [--json] [--verbose]";
 
 var verbose = args.Contains("--verbose");
 try { return Run(args); }
@@ -23,6 +23,7 @@ static int Run(string[] args)
 {
     string? modelPath = null, onnxOut = null, backendName = null;
     int rounds = 7;
+    double minSeconds = 0.25;
     bool json = false;
     for (int i = 0; i < args.Length; i++)
     {
@@ -37,6 +38,12 @@ static int Run(string[] args)
                 if (!int.TryParse(text, out rounds) || rounds < 1 || rounds > 1000)
                     throw new ArgumentException($"--rounds must be a whole number from 1 to 1000, got '{text}'");
                 break;
+            case "--min-seconds":
+                var seconds = Value();
+                if (!double.TryParse(seconds, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out minSeconds)
+                    || !(minSeconds >= 0 && minSeconds <= 60))
+                    throw new ArgumentException($"--min-seconds must be a number of seconds from 0 to 60, got '{seconds}'");
+                break;
             case "--json": json = true; break;
             case "--verbose": break;
             case "-h" or "--help": Console.WriteLine(Usage); return 0;
@@ -46,7 +53,7 @@ static int Run(string[] args)
 
     var backend = Backend.Choose(backendName, message => Console.Error.WriteLine($"warning: {message}"));
     var data = DigitData.EmbeddedUsps();
-    var model = LoadOrTrain(modelPath, data);
+    var (model, modelName) = LoadOrTrain(modelPath, data);
     var net = model.Network;
     var test = data.Test;
     int n = test.Count, pixels = Dataset.Pixels, outputs = net.Layout.OutputSize;
@@ -122,7 +129,8 @@ static int Run(string[] args)
     };
     contestants.AddRange(ortBatches.Select(b => ($"ONNX Runtime, batch {b.Size}", (Action)(() => RunOrt(b)))));
 
-    // One untimed pass each, then rounds; odd rounds run the contestants in reverse order.
+    // One untimed pass each, then rounds; odd rounds run the contestants in reverse order. In a round,
+    // each contestant recognises all the test digits, again and again until minSeconds have passed.
     foreach (var c in contestants) c.Run();
     var rates = contestants.ToDictionary(c => c.Name, _ => new List<double>());
     for (int r = 0; r < rounds; r++)
@@ -131,8 +139,9 @@ static int Run(string[] args)
         foreach (var c in order)
         {
             var clock = Stopwatch.StartNew();
-            c.Run();
-            rates[c.Name].Add(n / clock.Elapsed.TotalSeconds);
+            int passes = 0;
+            do { c.Run(); passes++; } while (clock.Elapsed.TotalSeconds < minSeconds);
+            rates[c.Name].Add((double)passes * n / clock.Elapsed.TotalSeconds);
         }
     }
 
@@ -152,20 +161,21 @@ static int Run(string[] args)
     {
         Console.WriteLine(JsonSerializer.Serialize(new
         {
-            model = model.Path,
+            model = modelName,
             cpu,
             cores = Environment.ProcessorCount,
             onnxRuntime = typeof(InferenceSession).Assembly.GetName().Version?.ToString(),
             backend = backend.Name,
             digits = n,
             rounds,
+            minSecondsPerRound = minSeconds,
             agreement = new { largestDifference = worst, tolerance = Tolerance, classDisagreements },
             digitsPerSecond = contestants.Select(c => new { name = c.Name, median = Median(rates[c.Name]), min = rates[c.Name].Min(), max = rates[c.Name].Max() }),
             comparisons,
         }, new JsonSerializerOptions { WriteIndented = true }));
         return 0;
     }
-    Console.WriteLine($"model: {model.Path}; {n} USPS test digits; one thread; {rounds} rounds; backend {backend.Name}; CPU {cpu}");
+    Console.WriteLine($"model: {modelName}; {n} USPS test digits; one thread; {rounds} rounds of at least {minSeconds} s each; backend {backend.Name}; CPU {cpu}");
     Console.WriteLine();
     Console.WriteLine($"| {"recognition",-42} | {"digits/s (median)",17} | {"min",10} | {"max",10} |");
     Console.WriteLine($"| {new string('-', 42)} | {new string('-', 16)}: | {new string('-', 9)}: | {new string('-', 9)}: |");
@@ -177,7 +187,7 @@ static int Run(string[] args)
     return 0;
 }
 
-static ModelFile LoadOrTrain(string? path, TrainTest data)
+static (ModelFile Model, string Name) LoadOrTrain(string? path, TrainTest data)
 {
     if (path is null)
     {
@@ -189,12 +199,11 @@ static ModelFile LoadOrTrain(string? path, TrainTest data)
         {
             var file = Path.Combine(folder.FullName, "lecun1989.safetensors");
             run.Model.Save(file);
-            var trained = Load(file);
-            return trained;
+            return (Load(file), "lecun1989 trained in this process (23 passes, seed 1337)");
         }
         finally { folder.Delete(recursive: true); }
     }
-    return Load(path);
+    return (Load(path), path);
 
     static ModelFile Load(string file)
     {
