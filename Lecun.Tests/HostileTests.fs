@@ -403,7 +403,7 @@ let tests =
                         Threading.Thread.Sleep 300
                         sendSignal signal p
                         let err = p.StandardError.ReadToEndAsync()
-                        Expect.isTrue (p.WaitForExit 20000) $"SIG{signal}: exits"
+                        Expect.isTrue (p.WaitForExit 90000) $"SIG{signal}: exits"
                         Expect.equal p.ExitCode 1 $"SIG{signal}: exit code"
                         Expect.stringContains err.Result $"interrupted by SIG{signal}" "says so on stderr"
                         Expect.isFalse (err.Result.Contains "   at ") "no stack trace"

@@ -190,7 +190,7 @@ let tests =
                         let err = p.StandardError.ReadToEndAsync()
                         Threading.Thread.Sleep 200
                         sendSignal signal p
-                        Expect.isTrue (p.WaitForExit 20000) $"SIG{signal}: exits"
+                        Expect.isTrue (p.WaitForExit 90000) $"SIG{signal}: exits"
                         Expect.equal p.ExitCode 1 $"SIG{signal}: exit code"
                         Expect.stringStarts err.Result $"interrupted by SIG{signal}: removed what was being written" $"SIG{signal}: says so"
                         oneLine $"SIG{signal}" err.Result
@@ -205,7 +205,7 @@ let tests =
                         // Each signal in its own `kill`, as fast as they can be sent, after a different delay each trial.
                         Threading.Thread.Sleep(100 * trial)
                         for signal in burst do sendSignal signal p
-                        Expect.isTrue (p.WaitForExit 20000) "exits"
+                        Expect.isTrue (p.WaitForExit 90000) "exits"
                         Expect.equal p.ExitCode 1 "exit code"
                         oneLine $"trial {trial}" err.Result
                         Expect.stringStarts err.Result "interrupted by SIG" "the one line says what ended the run"
@@ -247,7 +247,7 @@ let tests =
                     while not (lock lines (fun () -> lines.Exists(fun l -> l.StartsWith "listening"))) && clock.Elapsed.TotalSeconds < 60.0 && not p.HasExited do
                         Threading.Thread.Sleep 50
                     sendSignal "TERM" p
-                    p.WaitForExit 20000 |> ignore
+                    p.WaitForExit 90000 |> ignore
                     reader.Wait 5000 |> ignore
                     let out = String.Join("\n", lock lines (fun () -> List.ofSeq lines))
                     Expect.stringContains out "serving " $"the start-up line was printed (stderr: {err.Result})"
