@@ -90,12 +90,12 @@ module Train =
           Teachers = None
           Soft = Array.zeroCreate net.Layout.OutputSize }
 
-    /// Index of the layer whose output is dropped out (the input of the first dense layer), if the recipe drops any
+    /// Index of the layer whose output is dropped out (the input of the first layer that reads a vector), if the recipe drops any
     /// (a value option: nothing is allocated per pass).
     let dropLayer (net: Network) (recipe: Recipe) : int voption =
         if recipe.Dropout <= 0.0f then ValueNone
         else
-            match net.Plans |> Array.tryFindIndex (fun p -> match p.Geometry.Spec with Dense _ -> true | Local _ -> false) with
+            match net.Plans |> Array.tryFindIndex (fun p -> p.Geometry.Spec.Kind.ReadsVector) with
             | Some i when i > 0 -> ValueSome(i - 1)
             | _ -> ValueNone
 
