@@ -14,7 +14,7 @@ module Evaluate =
     /// Batch size of evaluation: one 16-lane batch (LaneBatch) where the CPU has AVX-512; otherwise
     /// small batches that keep their im2col matrices in cache (measured per digit against larger
     /// batches: see docs/design.md, "Measurements behind kernel choices").
-    let batch = if LaneBatch.IsSupported then LaneBatch.Lanes else 8
+    let batch = if KernelPath.batchPath = Lanes then LaneBatch.Lanes else 8
 
     /// Loss, error and misses of a whole data set, evaluated in batches on the given workspace.
     let split (backend: IBackend) (net: Network) (loss: Loss) (parameters: float32 array) (ws: Workspace) (data: Dataset) =

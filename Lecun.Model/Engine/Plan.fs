@@ -38,6 +38,10 @@ module KernelPath =
     /// kernels (managed, auto), the plain path under mkl.
     let under (backend: IBackend) (path: KernelPath) = if backend.AllowsFusedKernels then path else Im2colGemm
 
+    /// The path of a batch's evaluation on this CPU, the one place that decides whether the 16-lane path
+    /// runs: Lanes where LaneBatch runs natively (AVX-512), otherwise Im2colGemm.
+    let batchPath = if LaneBatch.IsSupported then Lanes else Im2colGemm
+
 type LayerPlan =
     { Geometry: LayerGeometry
       /// Plane groups of a locally-connected layer (empty for dense layers).
@@ -81,7 +85,7 @@ module Network =
                   ExamplePath = (match unfold with Some u when u.FusesProducts -> PhasePermute | _ -> Im2colGemm)
                   Activation = if i = last then output else hidden })
             |> Array.ofList
-          BatchPath = if LaneBatch.IsSupported then Lanes else Im2colGemm }
+          BatchPath = KernelPath.batchPath }
 
     /// The 1989 network: tanh everywhere, the outputs included.
     let lecun1989 = create Layout.lecun1989 Tanh Tanh
