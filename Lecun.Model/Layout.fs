@@ -2,14 +2,6 @@
 /// one flat float32 parameter buffer.
 namespace Lecun.Model
 
-/// A named window of the flat parameter buffer, row-major with the given shape.
-type TensorView =
-    { Name: string
-      Offset: int
-      Shape: int list }
-
-    member v.Length = List.fold (*) 1 v.Shape
-
 /// One layer as the engine sees it: its spec plus the shapes and counts it implies.
 type LayerGeometry =
     { Spec: LayerSpec
@@ -49,28 +41,13 @@ module Layout =
     /// Geometry of one layer given its input shape and the offset where its parameters start.
     /// Weights come first, then biases, and the layers follow one another: H1w H1b H2w H2b ...
     let private geometry (inShape: int list) (offset: int) (layer: LayerSpec) : LayerGeometry =
-        match layer, inShape with
-        | Local l, [ _; h; w ] ->
-            let oh = Spec.outputSide h l.Kernel l.Stride l.Padding
-            let ow = Spec.outputSide w l.Kernel l.Stride l.Padding
-            let reads = List.head l.Table |> List.length
-            let units = l.Planes * oh * ow
-            let fanIn = reads * l.Kernel * l.Kernel
-            let wShape = [ l.Planes; reads; l.Kernel; l.Kernel ]
-            let bShape = [ l.Planes; oh; ow ]
-            { Spec = layer; InShape = inShape; OutShape = bShape; Units = units; FanIn = fanIn
-              Connections = units * (fanIn + 1); Params = size wShape + size bShape; Macs = units * fanIn
-              Weight = { Name = l.Name + "w"; Offset = offset; Shape = wShape }
-              Bias = { Name = l.Name + "b"; Offset = offset + size wShape; Shape = bShape } }
-        | Dense d, _ ->
-            let fanIn = size inShape
-            // Input-major, y = x @ W + b, as the PyTorch reproduction stores it.
-            let wShape = [ fanIn; d.Units ]
-            { Spec = layer; InShape = inShape; OutShape = [ d.Units ]; Units = d.Units; FanIn = fanIn
-              Connections = d.Units * (fanIn + 1); Params = fanIn * d.Units + d.Units; Macs = d.Units * fanIn
-              Weight = { Name = d.Name + "w"; Offset = offset; Shape = wShape }
-              Bias = { Name = d.Name + "b"; Offset = offset + size wShape; Shape = [ d.Units ] } }
-        | Local l, _ -> invalidArg "layer" $"layer {l.Name} needs a planes input (validate the spec first)"
+        let shape = layer.Kind.Shape inShape
+        let weights = size shape.WeightShape
+        { Spec = layer; InShape = inShape; OutShape = shape.OutShape; Units = shape.Units; FanIn = shape.FanIn
+          Connections = shape.Units * (shape.FanIn + 1); Params = weights + size shape.BiasShape
+          Macs = shape.Units * shape.FanIn
+          Weight = { Name = layer.Name + "w"; Offset = offset; Shape = shape.WeightShape }
+          Bias = { Name = layer.Name + "b"; Offset = offset + weights; Shape = shape.BiasShape } }
 
     /// Derives the layout of a spec, or says why the spec cannot be built.
     let tryCreate (spec: NetSpec) : Result<NetLayout, string> =

@@ -7,6 +7,7 @@ open System
 open System.IO
 open System.Text
 open System.Text.Json
+open Lecun.Model.JsonFields
 
 /// The network of a model file: its spec and the squashing of hidden and output units.
 type NetworkValue = { Spec: NetSpec; Hidden: Activation; Output: Activation }
@@ -23,25 +24,7 @@ let write (network: NetworkValue) =
         w.WriteStartArray "layers"
         for layer in network.Spec.Layers do
             w.WriteStartObject()
-            match layer with
-            | Local l ->
-                w.WriteString("kind", "local")
-                w.WriteString("name", l.Name)
-                w.WriteNumber("planes", l.Planes)
-                w.WriteNumber("kernel", l.Kernel)
-                w.WriteNumber("stride", l.Stride)
-                w.WriteNumber("padding", l.Padding)
-                w.WriteNumber("pad_value", l.PadValue)
-                w.WriteStartArray "table"
-                for row in l.Table do
-                    w.WriteStartArray()
-                    for c in row do w.WriteNumberValue c
-                    w.WriteEndArray()
-                w.WriteEndArray()
-            | Dense d ->
-                w.WriteString("kind", "dense")
-                w.WriteString("name", d.Name)
-                w.WriteNumber("units", d.Units)
+            layer.Kind.Write w
             w.WriteEndObject()
         w.WriteEndArray()
         w.WriteString("hidden", Activation.name network.Hidden)
@@ -52,18 +35,6 @@ let write (network: NetworkValue) =
 
 /// The network a text describes, checked as a spec (Spec.validate), or one line saying what is wrong.
 let read (text: string) : Result<NetworkValue, string> =
-    let fail (what: string) = raise (FormatException what)
-    let field (e: JsonElement) (name: string) =
-        match e.TryGetProperty name with
-        | true, v -> v
-        | _ -> fail $"no '{name}'"
-    let integer (e: JsonElement) (what: string) =
-        match e.ValueKind, (if e.ValueKind = JsonValueKind.Number then e.TryGetInt32() else (false, 0)) with
-        | JsonValueKind.Number, (true, v) -> v
-        | _ -> fail $"'{what}' is not an integer"
-    let str (e: JsonElement) (what: string) = if e.ValueKind = JsonValueKind.String then e.GetString() else fail $"'{what}' is not a string"
-    let array (e: JsonElement) (what: string) =
-        if e.ValueKind = JsonValueKind.Array then [ for x in e.EnumerateArray() -> x ] else fail $"'{what}' is not an array"
     let activation (e: JsonElement) (key: string) =
         match Activation.parse (str (field e key) key) with
         | Ok a -> a
@@ -79,19 +50,10 @@ let read (text: string) : Result<NetworkValue, string> =
         let layer (e: JsonElement) =
             if e.ValueKind <> JsonValueKind.Object then fail "a layer is not an object"
             let name = str (field e "name") "name"
-            match str (field e "kind") "kind" with
-            | "local" ->
-                let pad = field e "pad_value"
-                let padValue =
-                    match pad.ValueKind, (if pad.ValueKind = JsonValueKind.Number then pad.TryGetSingle() else (false, 0.0f)) with
-                    | JsonValueKind.Number, (true, v) when Single.IsFinite v -> v
-                    | _ -> fail $"layer {name}: 'pad_value' is not a finite number"
-                Local
-                    { Name = name; Planes = integer (field e "planes") "planes"; Kernel = integer (field e "kernel") "kernel"
-                      Stride = integer (field e "stride") "stride"; Padding = integer (field e "padding") "padding"; PadValue = padValue
-                      Table = array (field e "table") "table" |> List.map (fun row -> array row "table" |> List.map (fun c -> integer c "table")) }
-            | "dense" -> Dense { Name = name; Units = integer (field e "units") "units" }
-            | other -> fail $"layer {name}: unknown kind '{other}'"
+            let kind = str (field e "kind") "kind"
+            match LayerSpec.Readers |> List.tryFind (fun (k, _) -> k = kind) with
+            | Some(_, read) -> read e name
+            | None -> fail $"layer {name}: unknown kind '{kind}'"
         let spec = { Input = input; Layers = array (field root "layers") "layers" |> List.map layer }
         match Spec.validate spec with
         | Ok spec -> Ok { Spec = spec; Hidden = activation root "hidden"; Output = activation root "output" }

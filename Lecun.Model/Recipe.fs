@@ -164,23 +164,27 @@ module Recipe =
     /// (fitsTrainingSet), which --holdout makes smaller.
     let maxBatchSize = Usps.maxDigits
 
+    /// The one list of the optimizers: each by its command-line name with the recipe that introduced it,
+    /// whose settings and learning rate it brings when chosen by name. (A pass's rate, the description,
+    /// the checks and the minibatch rule below match on the optimizer, so the compiler names each place a
+    /// new one must answer; Optimizers.create makes its state.)
+    let private introduced = [ "sgd", lecun1989; "newton", newton1989; "adamw", modern ]
+
     /// The optimizers by their command-line names, each with the settings of the recipe that introduced it.
-    let optimizers = [ Sgd, "sgd"; newton1989.Optimizer, "newton"; modern.Optimizer, "adamw" ]
+    let optimizers = introduced |> List.map (fun (name, r) -> r.Optimizer, name)
 
     let parseOptimizer (text: string) = NameTable.parse "optimizer" optimizers text
 
-    let optimizerName (o: OptimizerKind) =
-        match o with
-        | Sgd -> "sgd"
-        | Newton _ -> "newton"
-        | AdamW _ -> "adamw"
+    let private caseOf = Microsoft.FSharp.Reflection.FSharpValue.PreComputeUnionTagReader typeof<OptimizerKind>
+
+    /// The name and the introducing recipe of an optimizer, whatever its settings.
+    let private introduction (o: OptimizerKind) =
+        introduced |> List.find (fun (_, r) -> caseOf (box r.Optimizer) = caseOf (box o))
+
+    let optimizerName (o: OptimizerKind) = fst (introduction o)
 
     /// The learning rate an optimizer brings when none is given: that of the recipe that introduced it.
-    let private defaultRate (o: OptimizerKind) =
-        match o with
-        | Sgd -> lecun1989.LearningRate
-        | Newton _ -> newton1989.LearningRate
-        | AdamW _ -> modern.LearningRate
+    let private defaultRate (o: OptimizerKind) = (snd (introduction o)).LearningRate
 
     /// One line that says what a recipe does, for headers and metadata.
     let describe (r: Recipe) =

@@ -1,33 +1,24 @@
 /// The network as data: layer specs, their validation, and the LeCun 1989 network built from them.
 namespace Lecun.Model
 
-/// A stack of equally sized 2-D feature planes (the input, or a locally-connected layer's output).
-type PlaneShape = { Planes: int; Height: int; Width: int }
-
-/// A locally-connected layer: each output plane has one shared kernel per input plane it reads,
-/// and every unit has its own bias ("units do not share biases").
-type LocalSpec =
-    { Name: string
-      Planes: int
-      Kernel: int
-      Stride: int
-      /// Added on every side of each input plane, filled with PadValue (the paper's background, -1).
-      Padding: int
-      PadValue: float32
-      /// For each output plane, the input planes it reads, in ascending order. Every row has the
-      /// same length, so the weights form one [planes, reads, kernel, kernel] tensor.
-      Table: int list list }
-
-type DenseSpec = { Name: string; Units: int }
-
+/// A layer of the network: one case per kind. Each kind's spec type answers the spec side
+/// (ILayerSpecKind, in its own file under Kinds/); Engine/LayerKinds.fs picks its engine side.
 type LayerSpec =
     | Local of LocalSpec
     | Dense of DenseSpec
 
-    member this.Name =
+    /// What the spec side asks of the layer's kind.
+    member this.Kind: ILayerSpecKind =
         match this with
-        | Local l -> l.Name
-        | Dense d -> d.Name
+        | Local l -> l :> ILayerSpecKind
+        | Dense d -> d :> ILayerSpecKind
+
+    member this.Name = this.Kind.Name
+
+    /// The kinds by their name in a network text, with the reader of each.
+    static member Readers: (string * (System.Text.Json.JsonElement -> string -> LayerSpec)) list =
+        [ LocalSpec.KindName, (fun e name -> Local(LocalSpec.Read e name))
+          DenseSpec.KindName, (fun e name -> Dense(DenseSpec.Read e name)) ]
 
 type NetSpec = { Input: PlaneShape; Layers: LayerSpec list }
 
@@ -58,33 +49,7 @@ module Spec =
               Dense { Name = "out"; Units = 10 } ] }
 
     /// Output side length of a strided window over a padded input (floor, as PyTorch's conv2d).
-    let outputSide inputSide kernel stride padding = (inputSide + 2 * padding - kernel) / stride + 1
-
-    let private checkLocal (input: PlaneShape) (l: LocalSpec) : Result<PlaneShape, string> =
-        let paddedH, paddedW = input.Height + 2 * l.Padding, input.Width + 2 * l.Padding
-        let reads = l.Table |> List.map List.length |> List.distinct
-        let badPlanes = l.Table |> List.concat |> List.filter (fun p -> p < 0 || p >= input.Planes) |> List.distinct
-        if l.Planes <= 0 then Error $"layer {l.Name}: needs at least one plane, got {l.Planes}"
-        elif l.Kernel <= 0 then Error $"layer {l.Name}: kernel size must be positive, got {l.Kernel}"
-        elif l.Stride <= 0 then Error $"layer {l.Name}: stride must be positive, got {l.Stride}"
-        elif l.Padding < 0 then Error $"layer {l.Name}: padding must not be negative, got {l.Padding}"
-        elif l.Kernel > paddedH || l.Kernel > paddedW then
-            Error $"layer {l.Name}: a {l.Kernel}x{l.Kernel} kernel does not fit the padded {paddedH}x{paddedW} input"
-        elif l.Table.Length <> l.Planes then
-            Error $"layer {l.Name}: the connection table has {l.Table.Length} rows for {l.Planes} planes"
-        elif l.Table |> List.exists List.isEmpty then
-            Error $"layer {l.Name}: every plane must read at least one input plane (the table has an empty row)"
-        elif not badPlanes.IsEmpty then
-            let names = badPlanes |> List.map string |> String.concat ", "
-            Error $"layer {l.Name}: the connection table names input plane(s) {names}, but the input has planes 0..{input.Planes - 1}"
-        elif reads.Length <> 1 then
-            Error $"layer {l.Name}: every plane must read the same number of input planes (rows have lengths %A{reads})"
-        elif l.Table |> List.exists (fun row -> row <> List.sort (List.distinct row)) then
-            Error $"layer {l.Name}: each table row must list distinct input planes in ascending order"
-        else
-            Ok { Planes = l.Planes
-                 Height = outputSide input.Height l.Kernel l.Stride l.Padding
-                 Width = outputSide input.Width l.Kernel l.Stride l.Padding }
+    let outputSide inputSide kernel stride padding = LocalSpec.OutputSide inputSide kernel stride padding
 
     /// Checks that a spec describes a network that can be built; the error says what is wrong.
     let validate (spec: NetSpec) : Result<NetSpec, string> =
@@ -96,14 +61,9 @@ module Spec =
         elif (names |> List.distinct).Length <> names.Length then Error "layer names must be distinct"
         elif names |> List.exists System.String.IsNullOrWhiteSpace then Error "every layer needs a name"
         else
-            // Walk the layers carrying the current shape: planes until the first dense layer, then a vector.
-            let rec walk (shape: Choice<PlaneShape, int>) layers =
-                match layers, shape with
-                | [], _ -> Ok spec
-                | Local l :: rest, Choice1Of2 planes ->
-                    checkLocal planes l |> Result.bind (fun next -> walk (Choice1Of2 next) rest)
-                | Local l :: _, Choice2Of2 _ ->
-                    Error $"layer {l.Name}: a locally-connected layer needs planes, but it follows a dense layer"
-                | Dense d :: _, _ when d.Units <= 0 -> Error $"layer {d.Name}: needs at least one unit, got {d.Units}"
-                | Dense d :: rest, _ -> walk (Choice2Of2 d.Units) rest
-            walk (Choice1Of2 i) spec.Layers
+            // Walk the layers carrying the current input: planes until the first dense layer, then a vector.
+            let rec walk input (layers: LayerSpec list) =
+                match layers with
+                | [] -> Ok spec
+                | layer :: rest -> layer.Kind.Check input |> Result.bind (fun next -> walk next rest)
+            walk (PlaneInput i) spec.Layers

@@ -14,7 +14,7 @@ module Evaluate =
     /// Batch size of evaluation: one 16-lane batch (LaneBatch) where the CPU has AVX-512; otherwise
     /// small batches that keep their im2col matrices in cache (measured per digit against larger
     /// batches: see docs/design.md, "Measurements behind kernel choices").
-    let batch = if LaneBatch.IsSupported then LaneBatch.Lanes else 8
+    let batch = if KernelPath.batchPath = Lanes then LaneBatch.Lanes else 8
 
     /// Loss, error and misses of a whole data set, evaluated in batches on the given workspace.
     let split (backend: IBackend) (net: Network) (loss: Loss) (parameters: float32 array) (ws: Workspace) (data: Dataset) =
@@ -90,12 +90,12 @@ module Train =
           Teachers = None
           Soft = Array.zeroCreate net.Layout.OutputSize }
 
-    /// Index of the layer whose output is dropped out (the input of the first dense layer), if the recipe drops any
+    /// Index of the layer whose output is dropped out (the input of the first layer that reads a vector), if the recipe drops any
     /// (a value option: nothing is allocated per pass).
     let dropLayer (net: Network) (recipe: Recipe) : int voption =
         if recipe.Dropout <= 0.0f then ValueNone
         else
-            match net.Plans |> Array.tryFindIndex (fun p -> match p.Geometry.Spec with Dense _ -> true | Local _ -> false) with
+            match net.Plans |> Array.tryFindIndex (fun p -> p.Geometry.Spec.Kind.ReadsVector) with
             | Some i when i > 0 -> ValueSome(i - 1)
             | _ -> ValueNone
 
@@ -121,12 +121,14 @@ module Train =
         if recipe.Shift > 0 then ws.FirstUnfolds.[b] <- InputShifts.plan state.Shifts dx dy
         drawMask state ws drop keep units b
 
-    /// One pass of training over `data` in file order; parameters are updated in place. With a batch
-    /// size B > 1 and a workspace of capacity C > 1, each batch runs as batched forward and backward
-    /// passes (batched GEMMs) over chunks of at most C examples, whose gradients are summed before the
-    /// batch's one step (one chunk when B <= C); on a one-example workspace its examples run one at a
-    /// time and their gradients are summed (the reference the batched pass is tested against). B = 1 is
-    /// the paper's per-example SGD with the step fused into the backward pass.
+    /// One pass of training over `data` in file order; parameters are updated in place. One loop over
+    /// batches of the recipe's size B (per-example training is B = 1), each batch in chunks whose
+    /// gradients are summed before the batch's one step. A chunk runs as batched forward and backward
+    /// passes (batched GEMMs) of at most the workspace's capacity C when B > 1 and C > 1; otherwise, and
+    /// whenever a refinement (distortions, soft targets, teachers) shapes each example, a chunk is one
+    /// example (the reference the batched passes are tested against). An optimizer that fuses its step
+    /// into the backward pass (SGD at B = 1, see IOptimizer.FusedSink) takes each example's gradient
+    /// straight into the parameters instead.
     let trainOnePass (backend: IBackend) (net: Network) (recipe: Recipe) (pass: int) (parameters: float32 array) (ws: Workspace)
                      (state: State) (data: Dataset) (onProgress: int -> unit) =
         let outputs = net.Layout.OutputSize
@@ -138,76 +140,75 @@ module Train =
         let dropUnits = if drop >= 0 then net.Plans.[drop].Geometry.Units else 0
         let grad = state.Grad
         state.Optimizer.BeginPass(backend, net, recipe.Loss, parameters, data, rate, batch)
+        let fused = state.Optimizer.FusedSink(rate, batch, parameters)
         let refine = recipe.Refine
         // The soft targets' settings and teacher buffer, chosen once per pass.
         let softWeight = match state.Teachers with Some t -> t.Settings.Weight | None -> 0.0f
         let temperature = match state.Teachers with Some t -> t.Settings.Temperature | None -> 1.0f
         let teacher = match state.Teachers with Some t -> t.Probabilities | None -> state.Soft
-        // Batched GEMMs over the whole batch; the refinements (distortions, soft targets,
-        // teachers) run one example at a time, accumulating the batch's gradient.
         let refined = state.Distorter.IsSome || state.Teachers.IsSome || Refinements.softTargets refine
-        if batch > 1 && ws.Capacity > 1 && not refined then
-            let chunk = min ws.Capacity (state.BatchDOut.Length / outputs)
-            let mutable start = 0
-            while start < data.Count do
-                let size = min batch (data.Count - start)
-                // The chunks in order, each drawing its examples' augmentations in example order: the
-                // same draws as one pass over the whole batch. The first chunk writes the gradient,
-                // the others add theirs.
-                let mutable first = start
-                while first < start + size do
-                    let count = min chunk (start + size - first)
-                    for b in 0 .. count - 1 do
-                        drawAugmentation recipe state ws drop keep dropUnits b
-                    let xOffset = first * Dataset.Pixels
-                    if recipe.Shift > 0 then Forward.runBatchShifted backend net parameters ws data.Images xOffset count drop
-                    else Forward.runWith backend net parameters ws data.Images xOffset count drop
-                    let y = Forward.outputs net ws
-                    for b in 0 .. count - 1 do
-                        Loss.gradient recipe.Loss y (b * outputs) outputs data.Labels.[first + b] state.DOut
-                        Array.blit state.DOut 0 state.BatchDOut (b * outputs) outputs
-                    Backward.runBatchInto backend net parameters ws data.Images xOffset count state.BatchDOut (GradientSink.into grad (first > start)) drop
-                    first <- first + count
-                state.Optimizer.Step(rate, batch, size, parameters, grad)
-                let before = start
-                start <- start + size
-                if start / progressEvery > before / progressEvery then onProgress (start / progressEvery * progressEvery)
-        else
-            for i in 0 .. data.Count - 1 do
-                let mutable x, xOffset = data.Images, i * Dataset.Pixels
-                // The same draws, in the same order, as drawAugmentation: shift, then dropout mask.
-                let struct (dx, dy) = drawShift recipe state
-                let shift =
-                    match state.Distorter with
-                    | Some d ->
-                        // The distorted digit, moved by the same shift, in the padded frame.
-                        Distortion.apply d data.Images xOffset dx dy
-                        x <- d.Frame
-                        xOffset <- 0
-                        ValueSome d.Unfold
-                    // A value option: nothing is allocated per presentation.
-                    | None when recipe.Shift > 0 -> ValueSome(InputShifts.plan state.Shifts dx dy)
-                    | None -> ValueNone
-                drawMask state ws drop keep dropUnits 0
-                match shift with
-                | ValueSome unfold -> Forward.runShifted backend net parameters ws unfold x xOffset drop
-                | ValueNone -> Forward.runWith backend net parameters ws x xOffset 1 drop
-                match state.Teachers with
-                | Some t -> Distill.teach backend net t shift x xOffset
-                | None -> ()
-                if Refinements.softTargets refine then
-                    // Label smoothing and/or the teachers' soft outputs.
-                    Distill.gradient (Forward.outputs net ws) 0 outputs data.Labels.[i] refine.LabelSmoothing teacher temperature softWeight state.Soft state.DOut
-                else Loss.gradient recipe.Loss (Forward.outputs net ws) 0 outputs data.Labels.[i] state.DOut
-                match state.Optimizer.FusedSink(rate, batch, parameters) with
-                | ValueSome sink ->
-                    // The paper's per-example step, fused into the backward pass (see GradientSink).
-                    Backward.runInto backend net parameters ws x xOffset state.DOut sink drop
-                | ValueNone ->
-                    Backward.runWith backend net parameters ws x xOffset state.DOut grad (i % batch <> 0) drop
-                    if (i + 1) % batch = 0 || i = data.Count - 1 then
-                        state.Optimizer.Step(rate, batch, (if (i + 1) % batch = 0 then batch else (i % batch) + 1), parameters, grad)
-                if (i + 1) % progressEvery = 0 then onProgress (i + 1)
+        let batched = batch > 1 && ws.Capacity > 1 && not refined
+        let chunk = if batched then min ws.Capacity (state.BatchDOut.Length / outputs) else 1
+
+        // Examples first .. first + count - 1 as one batched forward and backward pass, their gradient
+        // written into grad (or added, when `accumulate`).
+        let presentBatch (first: int) (count: int) (accumulate: bool) =
+            // Each example's augmentations drawn in example order: the same draws as one at a time.
+            for b in 0 .. count - 1 do
+                drawAugmentation recipe state ws drop keep dropUnits b
+            let xOffset = first * Dataset.Pixels
+            if recipe.Shift > 0 then Forward.runBatchShifted backend net parameters ws data.Images xOffset count drop
+            else Forward.runWith backend net parameters ws data.Images xOffset count drop
+            let y = Forward.outputs net ws
+            for b in 0 .. count - 1 do
+                Loss.gradient recipe.Loss y (b * outputs) outputs data.Labels.[first + b] state.DOut
+                Array.blit state.DOut 0 state.BatchDOut (b * outputs) outputs
+            Backward.runBatchInto backend net parameters ws data.Images xOffset count state.BatchDOut (GradientSink.into grad accumulate) drop
+
+        // Example i alone, through its refinements: its gradient into the fused sink, or into grad.
+        let presentOne (i: int) (accumulate: bool) =
+            let mutable x, xOffset = data.Images, i * Dataset.Pixels
+            // The same draws, in the same order, as drawAugmentation: shift, then dropout mask.
+            let struct (dx, dy) = drawShift recipe state
+            let shift =
+                match state.Distorter with
+                | Some d ->
+                    // The distorted digit, moved by the same shift, in the padded frame.
+                    Distortion.apply d data.Images xOffset dx dy
+                    x <- d.Frame
+                    xOffset <- 0
+                    ValueSome d.Unfold
+                // A value option: nothing is allocated per presentation.
+                | None when recipe.Shift > 0 -> ValueSome(InputShifts.plan state.Shifts dx dy)
+                | None -> ValueNone
+            drawMask state ws drop keep dropUnits 0
+            match shift with
+            | ValueSome unfold -> Forward.runShifted backend net parameters ws unfold x xOffset drop
+            | ValueNone -> Forward.runWith backend net parameters ws x xOffset 1 drop
+            match state.Teachers with
+            | Some t -> Distill.teach backend net t shift x xOffset
+            | None -> ()
+            if Refinements.softTargets refine then
+                // Label smoothing and/or the teachers' soft outputs.
+                Distill.gradient (Forward.outputs net ws) 0 outputs data.Labels.[i] refine.LabelSmoothing teacher temperature softWeight state.Soft state.DOut
+            else Loss.gradient recipe.Loss (Forward.outputs net ws) 0 outputs data.Labels.[i] state.DOut
+            match fused with
+            | ValueSome sink -> Backward.runInto backend net parameters ws x xOffset state.DOut sink drop
+            | ValueNone -> Backward.runWith backend net parameters ws x xOffset state.DOut grad accumulate drop
+
+        let mutable start = 0
+        while start < data.Count do
+            let size = min batch (data.Count - start)
+            // The first chunk writes the batch's gradient, the others add theirs.
+            let mutable first = start
+            while first < start + size do
+                let count = min chunk (start + size - first)
+                if batched then presentBatch first count (first > start) else presentOne first (first > start)
+                first <- first + count
+            if fused.IsNone then state.Optimizer.Step(rate, batch, size, parameters, grad)
+            let before = start
+            start <- start + size
+            if start / progressEvery > before / progressEvery then onProgress (start / progressEvery * progressEvery)
 
     /// Runs the recipe's training and evaluation code once on a few blank digits with throwaway weights,
     /// so that the just-in-time compiler has the hot kernels ready before a run starts (started on an

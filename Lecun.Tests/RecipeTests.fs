@@ -82,6 +82,9 @@ let tests =
                 for o, name in Recipe.optimizers do
                     Expect.equal (Recipe.parseOptimizer name) (Ok o) $"{name} parses"
                     Expect.equal (Recipe.optimizerName o) name "and is named back"
+                let newton = match Recipe.newton1989.Optimizer with Newton n -> Newton { n with Mu = 0.5f; Patterns = 7 } | o -> o
+                Expect.equal (Recipe.optimizerName newton) "newton" "an optimizer is named whatever its settings"
+                Expect.equal (apply [ RecipeOverride.Optimizer newton ] Recipe.lecun1989).LearningRate Recipe.newton1989.LearningRate "and brings its recipe's rate whatever its settings"
                 refusedWith "unknown optimizer 'rmsprop' (known: sgd, newton, adamw)" (Recipe.parseOptimizer "rmsprop") "unknown optimizer"
             }
 

@@ -38,17 +38,9 @@ module KernelPath =
     /// kernels (managed, auto), the plain path under mkl.
     let under (backend: IBackend) (path: KernelPath) = if backend.AllowsFusedKernels then path else Im2colGemm
 
-/// A run of input planes that a group of output planes reads consecutively: one GEMM each way.
-type PlaneRun =
-    { /// First row of the run in the im2col matrix (input plane * k * k).
-      ColRow: int
-      /// First column of the run in a plane's [reads * k * k] weight row.
-      WeightColumn: int
-      /// Rows (= weight columns) in the run.
-      Length: int }
-
-/// Consecutive output planes with the same connection-table row: they share their GEMMs.
-type PlaneGroup = { FirstPlane: int; Planes: int; Runs: PlaneRun list }
+    /// The path of a batch's evaluation on this CPU, the one place that decides whether the 16-lane path
+    /// runs: Lanes where LaneBatch runs natively (AVX-512), otherwise Im2colGemm.
+    let batchPath = if LaneBatch.IsSupported then Lanes else Im2colGemm
 
 type LayerPlan =
     { Geometry: LayerGeometry
@@ -73,41 +65,10 @@ type Network =
       BatchPath: KernelPath }
 
 module Network =
-    let private groupsOf (l: LocalSpec) =
-        let kk = l.Kernel * l.Kernel
-        let runsOf (row: int list) =
-            // Split the row into maximal runs of consecutive planes: [0..7] is one run, [0..3; 8..11] two.
-            row
-            |> List.indexed
-            |> List.fold (fun runs (j, c) ->
-                match runs with
-                | (j0, c0, len) :: rest when c0 + len = c -> (j0, c0, len + 1) :: rest
-                | _ -> (j, c, 1) :: runs) []
-            |> List.rev
-            |> List.map (fun (j, c, len) -> { ColRow = c * kk; WeightColumn = j * kk; Length = len * kk })
-        l.Table
-        |> List.indexed
-        |> List.fold (fun groups (p, row) ->
-            match groups with
-            | (first, count, r) :: rest when r = row -> (first, count + 1, r) :: rest
-            | _ -> (p, 1, row) :: groups) []
-        |> List.rev
-        |> List.map (fun (first, count, row) -> { FirstPlane = first; Planes = count; Runs = runsOf row })
-
-    /// The matrix products of a locally-connected layer in the order localForward and localBackward run
-    /// them: (first plane, planes, first input plane, input planes, weight column) for each.
-    let private segmentsOf (l: LocalSpec) (groups: PlaneGroup list) =
-        let kk = l.Kernel * l.Kernel
-        [| for grp in groups do
-             for run in grp.Runs do
-                 yield! [| grp.FirstPlane; grp.Planes; run.ColRow / kk; run.Length / kk; run.WeightColumn |] |]
-
     /// The im2col plan of a locally-connected layer whose input is moved by (shiftY, shiftX) pixels
     /// inside its padding (see Im2ColPlan; 0, 0 for the layer's own); None for a dense layer.
     let unfoldOf (g: LayerGeometry) (shiftY: int) (shiftX: int) =
-        match g.Spec, g.InShape with
-        | Local l, [ planes; h; w ] -> Some(Im2ColPlan(planes, h, w, l.Kernel, l.Stride, l.Padding, shiftY, shiftX))
-        | _ -> None
+        g.Spec.Kind.Unfold(g.InShape, shiftY, shiftX)
 
     /// Builds the engine's view of a layout: `hidden` on every hidden layer, `output` on the last.
     let create (layout: NetLayout) (hidden: Activation) (output: Activation) =
@@ -116,16 +77,15 @@ module Network =
           Plans =
             layout.Layers
             |> List.mapi (fun i g ->
-                let groups = match g.Spec with Local l -> groupsOf l | Dense _ -> []
                 let unfold = unfoldOf g 0 0
                 { Geometry = g
-                  Groups = groups
+                  Groups = g.Spec.Kind.Groups
                   Unfold = unfold
-                  Segments = match g.Spec with Local l -> segmentsOf l groups | Dense _ -> Array.empty
+                  Segments = g.Spec.Kind.Segments
                   ExamplePath = (match unfold with Some u when u.FusesProducts -> PhasePermute | _ -> Im2colGemm)
                   Activation = if i = last then output else hidden })
             |> Array.ofList
-          BatchPath = if LaneBatch.IsSupported then Lanes else Im2colGemm }
+          BatchPath = KernelPath.batchPath }
 
     /// The 1989 network: tanh everywhere, the outputs included.
     let lecun1989 = create Layout.lecun1989 Tanh Tanh

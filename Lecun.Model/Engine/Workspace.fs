@@ -18,22 +18,9 @@ type LaneLayer =
 
 module LaneLayer =
     let create (plan: LayerPlan) =
-        let lanes = LaneBatch.Lanes
         let g = plan.Geometry
-        match g.Spec, g.InShape, g.OutShape with
-        | Local l, [ inPlanes; h; w ], [ _; oh; ow ] ->
-            let ph, pw = h + 2 * l.Padding, w + 2 * l.Padding
-            let padded = Array.create (inPlanes * ph * pw * lanes) l.PadValue
-            let origins = [| for oy in 0 .. oh - 1 do for ox in 0 .. ow - 1 -> (oy * l.Stride * pw + ox * l.Stride) * lanes |]
-            let taps (row: int list) =
-                [| for c in row do
-                     for ky in 0 .. l.Kernel - 1 do
-                         for kx in 0 .. l.Kernel - 1 -> ((c * ph + ky) * pw + kx) * lanes |]
-            { Padded = padded
-              Origins = origins
-              Taps = plan.Groups |> List.map (fun grp -> struct (grp.FirstPlane, grp.Planes, taps l.Table.[grp.FirstPlane])) |> Array.ofList
-              Out = Array.zeroCreate (g.Units * lanes) }
-        | _ -> { Padded = Array.empty; Origins = Array.empty; Taps = Array.empty; Out = Array.zeroCreate (g.Units * lanes) }
+        let windows = g.Spec.Kind.LaneWindows(g.InShape, g.OutShape, LaneBatch.Lanes)
+        { Padded = windows.Padded; Origins = windows.Origins; Taps = windows.Taps; Out = Array.zeroCreate (g.Units * LaneBatch.Lanes) }
 
 /// Buffers for a forward pass of up to `Capacity` examples and a backward pass of one example or of a
 /// whole batch. Allocated once; the passes themselves allocate nothing.
