@@ -305,7 +305,7 @@ internal sealed unsafe class PhaseUnfold
             {
                 bool firstB = b[0] != previous;
                 previous = b[0];
-                Chains4x2(weights, fanIn, cols, a, b, firstA, firstB, output);
+                Chains4x2<Width512, Vector512<float>>(weights, fanIn, cols, a, b, firstA, firstB, output, 0);
                 s++;
                 continue;
             }
@@ -316,48 +316,53 @@ internal sealed unsafe class PhaseUnfold
                 var acc = Vector512<float>.Zero;
                 for (int i = 0; i < a[3] * taps; i++, x += Lanes) acc = Vector512.FusedMultiplyAdd(Vector512.Create(w[i]), Vector512.Load(x), acc);
                 float* o = output + (a[0] + q) * Lanes;
-                Vector512.Store(firstA ? acc : acc + Vector512.Load(o), o);
+                Put<Width512, Vector512<float>>(acc, o, firstA);
             }
         }
     }
 
+    // Eight chains, four planes of each segment, over lanes half .. half + TW.Count - 1: the whole
+    // 16 lanes at once on AVX-512; on AVX2 one 8-lane half per call, so the eight chains fit its
+    // sixteen registers.
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
-    void Chains4x2(float* weights, int fanIn, float* cols, int* a, int* b, bool firstA, bool firstB, float* output)
+    void Chains4x2<TW, TV>(float* weights, int fanIn, float* cols, int* a, int* b, bool firstA, bool firstB, float* output, int half)
+        where TW : struct, IWidth<TV> where TV : struct
     {
         int length = a[3] * _taps;
         float* wa = weights + (long)a[0] * fanIn + a[4];
         float* wb = weights + (long)b[0] * fanIn + b[4];
-        float* xa = cols + a[2] * _taps * Lanes;
-        float* xb = cols + b[2] * _taps * Lanes;
+        float* xa = cols + a[2] * _taps * Lanes + half;
+        float* xb = cols + b[2] * _taps * Lanes + half;
         // One base pointer per plane, indexed by the step: no per-plane offsets to recompute.
         float* wa0 = wa, wa1 = wa + fanIn, wa2 = wa + 2 * fanIn, wa3 = wa + 3 * fanIn;
         float* wb0 = wb, wb1 = wb + fanIn, wb2 = wb + 2 * fanIn, wb3 = wb + 3 * fanIn;
-        Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default, b0 = default, b1 = default, b2 = default, b3 = default;
+        TV a0 = TW.Zero, a1 = TW.Zero, a2 = TW.Zero, a3 = TW.Zero, b0 = TW.Zero, b1 = TW.Zero, b2 = TW.Zero, b3 = TW.Zero;
         for (int i = 0; i < length; i++, xa += Lanes, xb += Lanes)
         {
-            var u = Vector512.Load(xa);
-            var v = Vector512.Load(xb);
-            a0 = Vector512.FusedMultiplyAdd(Vector512.Create(wa0[i]), u, a0);
-            a1 = Vector512.FusedMultiplyAdd(Vector512.Create(wa1[i]), u, a1);
-            a2 = Vector512.FusedMultiplyAdd(Vector512.Create(wa2[i]), u, a2);
-            a3 = Vector512.FusedMultiplyAdd(Vector512.Create(wa3[i]), u, a3);
-            b0 = Vector512.FusedMultiplyAdd(Vector512.Create(wb0[i]), v, b0);
-            b1 = Vector512.FusedMultiplyAdd(Vector512.Create(wb1[i]), v, b1);
-            b2 = Vector512.FusedMultiplyAdd(Vector512.Create(wb2[i]), v, b2);
-            b3 = Vector512.FusedMultiplyAdd(Vector512.Create(wb3[i]), v, b3);
+            var u = TW.Load(xa);
+            var v = TW.Load(xb);
+            a0 = TW.FusedMultiplyAdd(TW.Splat(wa0[i]), u, a0);
+            a1 = TW.FusedMultiplyAdd(TW.Splat(wa1[i]), u, a1);
+            a2 = TW.FusedMultiplyAdd(TW.Splat(wa2[i]), u, a2);
+            a3 = TW.FusedMultiplyAdd(TW.Splat(wa3[i]), u, a3);
+            b0 = TW.FusedMultiplyAdd(TW.Splat(wb0[i]), v, b0);
+            b1 = TW.FusedMultiplyAdd(TW.Splat(wb1[i]), v, b1);
+            b2 = TW.FusedMultiplyAdd(TW.Splat(wb2[i]), v, b2);
+            b3 = TW.FusedMultiplyAdd(TW.Splat(wb3[i]), v, b3);
         }
-        Put(a0, output + a[0] * Lanes, firstA); Put(a1, output + (a[0] + 1) * Lanes, firstA);
-        Put(a2, output + (a[0] + 2) * Lanes, firstA); Put(a3, output + (a[0] + 3) * Lanes, firstA);
-        Put(b0, output + b[0] * Lanes, firstB); Put(b1, output + (b[0] + 1) * Lanes, firstB);
-        Put(b2, output + (b[0] + 2) * Lanes, firstB); Put(b3, output + (b[0] + 3) * Lanes, firstB);
+        float* oa = output + a[0] * Lanes + half, ob = output + b[0] * Lanes + half;
+        Put<TW, TV>(a0, oa, firstA); Put<TW, TV>(a1, oa + Lanes, firstA); Put<TW, TV>(a2, oa + 2 * Lanes, firstA); Put<TW, TV>(a3, oa + 3 * Lanes, firstA);
+        Put<TW, TV>(b0, ob, firstB); Put<TW, TV>(b1, ob + Lanes, firstB); Put<TW, TV>(b2, ob + 2 * Lanes, firstB); Put<TW, TV>(b3, ob + 3 * Lanes, firstB);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static void Put(Vector512<float> acc, float* o, bool first) => Vector512.Store(first ? acc : acc + Vector512.Load(o), o);
+    static void Put<TW, TV>(TV acc, float* o, bool first) where TW : struct, IWidth<TV> where TV : struct =>
+        TW.Store(first ? acc : TW.Add(acc, TW.Load(o)), o);
 
     // The AVX2 path: every 16-lane value as two Vector256 halves, lanes 0-7 and 8-15. Permutes move
     // the same floats; the sums add the same terms in the same order, so the results are the bits
-    // of the AVX-512 path above.
+    // of the AVX-512 path above. It stays apart from that path where the instructions differ (the
+    // permutes are gathers and blends here) or where both halves run in one loop as two chains.
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static Vector256<float> Permute(Vector256<float>* v, in PermuteTable8 t, Vector256<float> pad) => Halves.Permute(v[0], v[1], t, pad);
@@ -530,8 +535,8 @@ internal sealed unsafe class PhaseUnfold
             {
                 bool firstB = b[0] != previous;
                 previous = b[0];
-                NarrowChains4x2(weights, fanIn, cols, a, b, firstA, firstB, output, 0);
-                NarrowChains4x2(weights, fanIn, cols, a, b, firstA, firstB, output, 8);
+                Chains4x2<Width256, Vector256<float>>(weights, fanIn, cols, a, b, firstA, firstB, output, 0);
+                Chains4x2<Width256, Vector256<float>>(weights, fanIn, cols, a, b, firstA, firstB, output, 8);
                 s++;
                 continue;
             }
@@ -547,42 +552,9 @@ internal sealed unsafe class PhaseUnfold
                     hi = Vector256.FusedMultiplyAdd(sw, Vector256.Load(x + 8), hi);
                 }
                 float* o = output + (a[0] + q) * Lanes;
-                Put(lo, o, firstA);
-                Put(hi, o + 8, firstA);
+                Put<Width256, Vector256<float>>(lo, o, firstA);
+                Put<Width256, Vector256<float>>(hi, o + 8, firstA);
             }
         }
     }
-
-    // Chains4x2 for one 8-lane half (lanes half..half+7): eight chains fit the sixteen AVX2 registers.
-    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
-    void NarrowChains4x2(float* weights, int fanIn, float* cols, int* a, int* b, bool firstA, bool firstB, float* output, int half)
-    {
-        int length = a[3] * _taps;
-        float* wa = weights + (long)a[0] * fanIn + a[4];
-        float* wb = weights + (long)b[0] * fanIn + b[4];
-        float* xa = cols + a[2] * _taps * Lanes + half;
-        float* xb = cols + b[2] * _taps * Lanes + half;
-        float* wa0 = wa, wa1 = wa + fanIn, wa2 = wa + 2 * fanIn, wa3 = wa + 3 * fanIn;
-        float* wb0 = wb, wb1 = wb + fanIn, wb2 = wb + 2 * fanIn, wb3 = wb + 3 * fanIn;
-        Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default, b0 = default, b1 = default, b2 = default, b3 = default;
-        for (int i = 0; i < length; i++, xa += Lanes, xb += Lanes)
-        {
-            var u = Vector256.Load(xa);
-            var v = Vector256.Load(xb);
-            a0 = Vector256.FusedMultiplyAdd(Vector256.Create(wa0[i]), u, a0);
-            a1 = Vector256.FusedMultiplyAdd(Vector256.Create(wa1[i]), u, a1);
-            a2 = Vector256.FusedMultiplyAdd(Vector256.Create(wa2[i]), u, a2);
-            a3 = Vector256.FusedMultiplyAdd(Vector256.Create(wa3[i]), u, a3);
-            b0 = Vector256.FusedMultiplyAdd(Vector256.Create(wb0[i]), v, b0);
-            b1 = Vector256.FusedMultiplyAdd(Vector256.Create(wb1[i]), v, b1);
-            b2 = Vector256.FusedMultiplyAdd(Vector256.Create(wb2[i]), v, b2);
-            b3 = Vector256.FusedMultiplyAdd(Vector256.Create(wb3[i]), v, b3);
-        }
-        float* oa = output + a[0] * Lanes + half, ob = output + b[0] * Lanes + half;
-        Put(a0, oa, firstA); Put(a1, oa + Lanes, firstA); Put(a2, oa + 2 * Lanes, firstA); Put(a3, oa + 3 * Lanes, firstA);
-        Put(b0, ob, firstB); Put(b1, ob + Lanes, firstB); Put(b2, ob + 2 * Lanes, firstB); Put(b3, ob + 3 * Lanes, firstB);
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static void Put(Vector256<float> acc, float* o, bool first) => Vector256.Store(first ? acc : acc + Vector256.Load(o), o);
 }
