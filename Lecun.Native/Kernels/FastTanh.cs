@@ -40,7 +40,7 @@ public static class FastTanh
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static TV Vector<TW, TV>(TV x) where TW : struct, IWidth<TV> where TV : struct
     {
-        x = TW.Min(TW.Max(x, TW.Splat(-Clamp)), TW.Splat(Clamp));
+        x = TW.Min(TW.Max(x, -Clamp), Clamp);
         var x2 = TW.Multiply(x, x);
         var p = TW.FusedMultiplyAdd(x2, TW.Splat(A13), TW.Splat(A11));
         p = TW.FusedMultiplyAdd(x2, p, TW.Splat(A9));

@@ -139,8 +139,11 @@ internal unsafe interface IWidth<TV> where TV : struct
     static abstract TV Divide(TV x, TV y);
     /// <summary>x * y + z rounded once.</summary>
     static abstract TV FusedMultiplyAdd(TV x, TV y, TV z);
-    static abstract TV Min(TV x, TV y);
-    static abstract TV Max(TV x, TV y);
+    /// <summary>Min(x, y) for y broadcast. The float reaches the vector operation as a constant where the
+    /// caller passes one, so the JIT can emit the plain min instruction rather than the NaN-propagating sequence.</summary>
+    static abstract TV Min(TV x, float y);
+    /// <summary>Max(x, y) for y broadcast (see Min).</summary>
+    static abstract TV Max(TV x, float y);
     static abstract TV Sqrt(TV x);
     static abstract float First(TV x);
     /// <summary>Per lane, x where mask's bits are set, else y.</summary>
@@ -161,8 +164,8 @@ internal readonly unsafe struct Width512 : IWidth<Vector512<float>>
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Multiply(Vector512<float> x, Vector512<float> y) => x * y;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Divide(Vector512<float> x, Vector512<float> y) => x / y;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> FusedMultiplyAdd(Vector512<float> x, Vector512<float> y, Vector512<float> z) => Vector512.FusedMultiplyAdd(x, y, z);
-    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Min(Vector512<float> x, Vector512<float> y) => Vector512.Min(x, y);
-    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Max(Vector512<float> x, Vector512<float> y) => Vector512.Max(x, y);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Min(Vector512<float> x, float y) => Vector512.Min(x, Vector512.Create(y));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Max(Vector512<float> x, float y) => Vector512.Max(x, Vector512.Create(y));
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Sqrt(Vector512<float> x) => Vector512.Sqrt(x);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float First(Vector512<float> x) => x.ToScalar();
     public static Vector512<float> Zero => Vector512<float>.Zero;
@@ -182,8 +185,8 @@ internal readonly unsafe struct Width256 : IWidth<Vector256<float>>
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Multiply(Vector256<float> x, Vector256<float> y) => x * y;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Divide(Vector256<float> x, Vector256<float> y) => x / y;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> FusedMultiplyAdd(Vector256<float> x, Vector256<float> y, Vector256<float> z) => Vector256.FusedMultiplyAdd(x, y, z);
-    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Min(Vector256<float> x, Vector256<float> y) => Vector256.Min(x, y);
-    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Max(Vector256<float> x, Vector256<float> y) => Vector256.Max(x, y);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Min(Vector256<float> x, float y) => Vector256.Min(x, Vector256.Create(y));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Max(Vector256<float> x, float y) => Vector256.Max(x, Vector256.Create(y));
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Sqrt(Vector256<float> x) => Vector256.Sqrt(x);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float First(Vector256<float> x) => x.ToScalar();
     public static Vector256<float> Zero => Vector256<float>.Zero;
