@@ -131,6 +131,9 @@ internal unsafe interface IWidth<TV> where TV : struct
     static abstract int Count { get; }
     static abstract TV Load(float* p);
     static abstract void Store(TV v, float* p);
+    /// <summary>Load from an address aligned to the vector's size.</summary>
+    static abstract TV LoadAligned(float* p);
+    static abstract void StoreAligned(TV v, float* p);
     static abstract TV Splat(float x);
     static abstract TV Zero { get; }
     static abstract TV Add(TV x, TV y);
@@ -158,6 +161,8 @@ internal readonly unsafe struct Width512 : IWidth<Vector512<float>>
     public static int Count => 16;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Load(float* p) => Vector512.Load(p);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static void Store(Vector512<float> v, float* p) => Vector512.Store(v, p);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> LoadAligned(float* p) => Vector512.LoadAligned(p);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static void StoreAligned(Vector512<float> v, float* p) => Vector512.StoreAligned(v, p);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Splat(float x) => Vector512.Create(x);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Add(Vector512<float> x, Vector512<float> y) => x + y;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Subtract(Vector512<float> x, Vector512<float> y) => x - y;
@@ -179,6 +184,8 @@ internal readonly unsafe struct Width256 : IWidth<Vector256<float>>
     public static int Count => 8;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Load(float* p) => Vector256.Load(p);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static void Store(Vector256<float> v, float* p) => Vector256.Store(v, p);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> LoadAligned(float* p) => Vector256.LoadAligned(p);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static void StoreAligned(Vector256<float> v, float* p) => Vector256.StoreAligned(v, p);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Splat(float x) => Vector256.Create(x);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Add(Vector256<float> x, Vector256<float> y) => x + y;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Subtract(Vector256<float> x, Vector256<float> y) => x - y;
