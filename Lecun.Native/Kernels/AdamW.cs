@@ -21,41 +21,11 @@ public static class AdamW
         float c1 = 1f - beta1, c2 = 1f - beta2;
         fixed (float* pp = parameters, pg = grad, pm = m, pv = v)
         {
-            int i = 0;
-            if (KernelWidth.UseAvx512)
-            {
-                var vb1 = Vector512.Create(beta1); var vc1 = Vector512.Create(c1);
-                var vb2 = Vector512.Create(beta2); var vc2 = Vector512.Create(c2);
-                var vdecay = Vector512.Create(decay); var vstep = Vector512.Create(stepSize);
-                var vbias = Vector512.Create(bias2Sqrt); var veps = Vector512.Create(epsilon);
-                for (; i + 16 <= n; i += 16)
-                {
-                    var g = Vector512.Load(pg + i);
-                    var mi = vb1 * Vector512.Load(pm + i) + vc1 * g;
-                    var vi = vb2 * Vector512.Load(pv + i) + vc2 * g * g;
-                    Vector512.Store(mi, pm + i);
-                    Vector512.Store(vi, pv + i);
-                    var denom = Vector512.Sqrt(vi) / vbias + veps;
-                    Vector512.Store(Vector512.Load(pp + i) * vdecay - vstep * mi / denom, pp + i);
-                }
-            }
-            else if (KernelWidth.HasVectorKernels)
-            {
-                var vb1 = Vector256.Create(beta1); var vc1 = Vector256.Create(c1);
-                var vb2 = Vector256.Create(beta2); var vc2 = Vector256.Create(c2);
-                var vdecay = Vector256.Create(decay); var vstep = Vector256.Create(stepSize);
-                var vbias = Vector256.Create(bias2Sqrt); var veps = Vector256.Create(epsilon);
-                for (; i + 8 <= n; i += 8)
-                {
-                    var g = Vector256.Load(pg + i);
-                    var mi = vb1 * Vector256.Load(pm + i) + vc1 * g;
-                    var vi = vb2 * Vector256.Load(pv + i) + vc2 * g * g;
-                    Vector256.Store(mi, pm + i);
-                    Vector256.Store(vi, pv + i);
-                    var denom = Vector256.Sqrt(vi) / vbias + veps;
-                    Vector256.Store(Vector256.Load(pp + i) * vdecay - vstep * mi / denom, pp + i);
-                }
-            }
+            int i = KernelWidth.UseAvx512
+                ? Vectors<Width512, Vector512<float>>(pp, pg, pm, pv, n, decay, stepSize, beta1, c1, beta2, c2, bias2Sqrt, epsilon)
+                : KernelWidth.HasVectorKernels
+                ? Vectors<Width256, Vector256<float>>(pp, pg, pm, pv, n, decay, stepSize, beta1, c1, beta2, c2, bias2Sqrt, epsilon)
+                : 0;
             for (; i < n; i++)
             {
                 float g = pg[i];
@@ -67,5 +37,30 @@ public static class AdamW
                 pp[i] = pp[i] * decay - stepSize * mi / denom;
             }
         }
+    }
+
+    // The whole vectors from element 0, each lane the tail's operations in the tail's order; returns
+    // where the scalar tail starts.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static unsafe int Vectors<TW, TV>(float* pp, float* pg, float* pm, float* pv, int n,
+        float decay, float stepSize, float beta1, float c1, float beta2, float c2, float bias2Sqrt, float epsilon)
+        where TW : struct, IWidth<TV> where TV : struct
+    {
+        var vb1 = TW.Splat(beta1); var vc1 = TW.Splat(c1);
+        var vb2 = TW.Splat(beta2); var vc2 = TW.Splat(c2);
+        var vdecay = TW.Splat(decay); var vstep = TW.Splat(stepSize);
+        var vbias = TW.Splat(bias2Sqrt); var veps = TW.Splat(epsilon);
+        int i = 0;
+        for (; i + TW.Count <= n; i += TW.Count)
+        {
+            var g = TW.Load(pg + i);
+            var mi = TW.Add(TW.Multiply(vb1, TW.Load(pm + i)), TW.Multiply(vc1, g));
+            var vi = TW.Add(TW.Multiply(vb2, TW.Load(pv + i)), TW.Multiply(TW.Multiply(vc2, g), g));
+            TW.Store(mi, pm + i);
+            TW.Store(vi, pv + i);
+            var denom = TW.Add(TW.Divide(TW.Sqrt(vi), vbias), veps);
+            TW.Store(TW.Subtract(TW.Multiply(TW.Load(pp + i), vdecay), TW.Divide(TW.Multiply(vstep, mi), denom)), pp + i);
+        }
+        return i;
     }
 }

@@ -38,39 +38,30 @@ public static class FastTanh
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static Vector256<float> Vector(Vector256<float> x)
+    static TV Vector<TW, TV>(TV x) where TW : struct, IWidth<TV> where TV : struct
     {
-        x = Vector256.Min(Vector256.Max(x, Vector256.Create(-Clamp)), Vector256.Create(Clamp));
-        var x2 = x * x;
-        var p = Vector256.FusedMultiplyAdd(x2, Vector256.Create(A13), Vector256.Create(A11));
-        p = Vector256.FusedMultiplyAdd(x2, p, Vector256.Create(A9));
-        p = Vector256.FusedMultiplyAdd(x2, p, Vector256.Create(A7));
-        p = Vector256.FusedMultiplyAdd(x2, p, Vector256.Create(A5));
-        p = Vector256.FusedMultiplyAdd(x2, p, Vector256.Create(A3));
-        p = Vector256.FusedMultiplyAdd(x2, p, Vector256.Create(A1));
-        p *= x;
-        var q = Vector256.FusedMultiplyAdd(x2, Vector256.Create(B6), Vector256.Create(B4));
-        q = Vector256.FusedMultiplyAdd(x2, q, Vector256.Create(B2));
-        q = Vector256.FusedMultiplyAdd(x2, q, Vector256.Create(B0));
-        return p / q;
+        x = TW.Min(TW.Max(x, -Clamp), Clamp);
+        var x2 = TW.Multiply(x, x);
+        var p = TW.FusedMultiplyAdd(x2, TW.Splat(A13), TW.Splat(A11));
+        p = TW.FusedMultiplyAdd(x2, p, TW.Splat(A9));
+        p = TW.FusedMultiplyAdd(x2, p, TW.Splat(A7));
+        p = TW.FusedMultiplyAdd(x2, p, TW.Splat(A5));
+        p = TW.FusedMultiplyAdd(x2, p, TW.Splat(A3));
+        p = TW.FusedMultiplyAdd(x2, p, TW.Splat(A1));
+        p = TW.Multiply(p, x);
+        var q = TW.FusedMultiplyAdd(x2, TW.Splat(B6), TW.Splat(B4));
+        q = TW.FusedMultiplyAdd(x2, q, TW.Splat(B2));
+        q = TW.FusedMultiplyAdd(x2, q, TW.Splat(B0));
+        return TW.Divide(p, q);
     }
 
+    // The whole vectors from element 0; returns where the scalar tail starts.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static Vector512<float> Vector(Vector512<float> x)
+    static unsafe int Vectors<TW, TV>(float* px, float* py, int n) where TW : struct, IWidth<TV> where TV : struct
     {
-        x = Vector512.Min(Vector512.Max(x, Vector512.Create(-Clamp)), Vector512.Create(Clamp));
-        var x2 = x * x;
-        var p = Vector512.FusedMultiplyAdd(x2, Vector512.Create(A13), Vector512.Create(A11));
-        p = Vector512.FusedMultiplyAdd(x2, p, Vector512.Create(A9));
-        p = Vector512.FusedMultiplyAdd(x2, p, Vector512.Create(A7));
-        p = Vector512.FusedMultiplyAdd(x2, p, Vector512.Create(A5));
-        p = Vector512.FusedMultiplyAdd(x2, p, Vector512.Create(A3));
-        p = Vector512.FusedMultiplyAdd(x2, p, Vector512.Create(A1));
-        p *= x;
-        var q = Vector512.FusedMultiplyAdd(x2, Vector512.Create(B6), Vector512.Create(B4));
-        q = Vector512.FusedMultiplyAdd(x2, q, Vector512.Create(B2));
-        q = Vector512.FusedMultiplyAdd(x2, q, Vector512.Create(B0));
-        return p / q;
+        int i = 0;
+        for (; i + TW.Count <= n; i += TW.Count) TW.Store(Vector<TW, TV>(TW.Load(px + i)), py + i);
+        return i;
     }
 
     /// <summary>y = tanh(x); x and y may be the same span.</summary>
@@ -81,11 +72,9 @@ public static class FastTanh
         if (y.Length < n) throw new ArgumentException("tanh: output span too small");
         fixed (float* px = x, py = y)
         {
-            int i = 0;
-            if (KernelWidth.UseAvx512)
-                for (; i + 16 <= n; i += 16) Vector512.Store(Vector(Vector512.Load(px + i)), py + i);
-            else if (KernelWidth.HasVectorKernels)
-                for (; i + 8 <= n; i += 8) Vector256.Store(Vector(Vector256.Load(px + i)), py + i);
+            int i = KernelWidth.UseAvx512 ? Vectors<Width512, Vector512<float>>(px, py, n)
+                : KernelWidth.HasVectorKernels ? Vectors<Width256, Vector256<float>>(px, py, n)
+                : 0;
             for (; i < n; i++) py[i] = Scalar(px[i]);
         }
     }

@@ -20,8 +20,8 @@ public static class FmaPeak
     public static double MeasureMacsPerSecond(int threads = 1, int runs = 5, int iterations = 2_000_000)
     {
         bool wide = KernelWidth.UseAvx512;
-        int lanes = wide ? Vector512<float>.Count : Vector256<float>.Count;
-        Func<int, float, float> chains = wide ? Chains : Chains256;
+        int lanes = wide ? Width512.Count : Width256.Count;
+        Func<int, float, float> chains = wide ? Chains<Width512, Vector512<float>> : Chains<Width256, Vector256<float>>;
         chains(1000, 1f); // compile before timing
         double best = 0;
         for (int r = 0; r < runs; r++)
@@ -37,40 +37,22 @@ public static class FmaPeak
     }
 
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
-    static float Chains(int iterations, float seed)
+    static float Chains<TW, TV>(int iterations, float seed) where TW : struct, IWidth<TV> where TV : struct
     {
-        var m = Vector512.Create(0.999f);
-        var c = Vector512.Create(1e-3f);
-        Vector512<float> a0 = Vector512.Create(seed), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0,
+        var m = TW.Splat(0.999f);
+        var c = TW.Splat(1e-3f);
+        TV a0 = TW.Splat(seed), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0,
             a6 = a0, a7 = a0, a8 = a0, a9 = a0, a10 = a0, a11 = a0;
         for (int i = 0; i < iterations; i++)
         {
-            a0 = Vector512.FusedMultiplyAdd(a0, m, c); a1 = Vector512.FusedMultiplyAdd(a1, m, c);
-            a2 = Vector512.FusedMultiplyAdd(a2, m, c); a3 = Vector512.FusedMultiplyAdd(a3, m, c);
-            a4 = Vector512.FusedMultiplyAdd(a4, m, c); a5 = Vector512.FusedMultiplyAdd(a5, m, c);
-            a6 = Vector512.FusedMultiplyAdd(a6, m, c); a7 = Vector512.FusedMultiplyAdd(a7, m, c);
-            a8 = Vector512.FusedMultiplyAdd(a8, m, c); a9 = Vector512.FusedMultiplyAdd(a9, m, c);
-            a10 = Vector512.FusedMultiplyAdd(a10, m, c); a11 = Vector512.FusedMultiplyAdd(a11, m, c);
+            a0 = TW.FusedMultiplyAdd(a0, m, c); a1 = TW.FusedMultiplyAdd(a1, m, c);
+            a2 = TW.FusedMultiplyAdd(a2, m, c); a3 = TW.FusedMultiplyAdd(a3, m, c);
+            a4 = TW.FusedMultiplyAdd(a4, m, c); a5 = TW.FusedMultiplyAdd(a5, m, c);
+            a6 = TW.FusedMultiplyAdd(a6, m, c); a7 = TW.FusedMultiplyAdd(a7, m, c);
+            a8 = TW.FusedMultiplyAdd(a8, m, c); a9 = TW.FusedMultiplyAdd(a9, m, c);
+            a10 = TW.FusedMultiplyAdd(a10, m, c); a11 = TW.FusedMultiplyAdd(a11, m, c);
         }
-        return ((a0 + a1) + (a2 + a3) + (a4 + a5) + (a6 + a7) + (a8 + a9) + (a10 + a11)).ToScalar();
-    }
-
-    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
-    static float Chains256(int iterations, float seed)
-    {
-        var m = Vector256.Create(0.999f);
-        var c = Vector256.Create(1e-3f);
-        Vector256<float> a0 = Vector256.Create(seed), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0,
-            a6 = a0, a7 = a0, a8 = a0, a9 = a0, a10 = a0, a11 = a0;
-        for (int i = 0; i < iterations; i++)
-        {
-            a0 = Vector256.FusedMultiplyAdd(a0, m, c); a1 = Vector256.FusedMultiplyAdd(a1, m, c);
-            a2 = Vector256.FusedMultiplyAdd(a2, m, c); a3 = Vector256.FusedMultiplyAdd(a3, m, c);
-            a4 = Vector256.FusedMultiplyAdd(a4, m, c); a5 = Vector256.FusedMultiplyAdd(a5, m, c);
-            a6 = Vector256.FusedMultiplyAdd(a6, m, c); a7 = Vector256.FusedMultiplyAdd(a7, m, c);
-            a8 = Vector256.FusedMultiplyAdd(a8, m, c); a9 = Vector256.FusedMultiplyAdd(a9, m, c);
-            a10 = Vector256.FusedMultiplyAdd(a10, m, c); a11 = Vector256.FusedMultiplyAdd(a11, m, c);
-        }
-        return ((a0 + a1) + (a2 + a3) + (a4 + a5) + (a6 + a7) + (a8 + a9) + (a10 + a11)).ToScalar();
+        return TW.First(TW.Add(TW.Add(TW.Add(TW.Add(TW.Add(TW.Add(a0, a1), TW.Add(a2, a3)), TW.Add(a4, a5)), TW.Add(a6, a7)),
+            TW.Add(a8, a9)), TW.Add(a10, a11)));
     }
 }

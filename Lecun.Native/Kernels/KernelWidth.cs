@@ -118,3 +118,85 @@ internal readonly struct PermuteTable8(Vector256<int> index, Vector256<float> hi
     public readonly Vector256<float> High = high;
     public readonly Vector256<float> Pad = pad;
 }
+
+/// <summary>
+/// One native vector width for kernels written once: a kernel generic over a width (a struct type
+/// argument) is compiled by the JIT once per width with these calls inlined, so each width runs the
+/// code its own twin would, with no virtual call. Every operation rounds as the Vector256/Vector512
+/// operation of the same name, so a kernel's lanes give the same bits at either width.
+/// </summary>
+internal unsafe interface IWidth<TV> where TV : struct
+{
+    /// <summary>Floats in one vector.</summary>
+    static abstract int Count { get; }
+    static abstract TV Load(float* p);
+    static abstract void Store(TV v, float* p);
+    /// <summary>Load from an address aligned to the vector's size.</summary>
+    static abstract TV LoadAligned(float* p);
+    static abstract void StoreAligned(TV v, float* p);
+    static abstract TV Splat(float x);
+    static abstract TV Zero { get; }
+    static abstract TV Add(TV x, TV y);
+    static abstract TV Subtract(TV x, TV y);
+    static abstract TV Multiply(TV x, TV y);
+    static abstract TV Divide(TV x, TV y);
+    /// <summary>x * y + z rounded once.</summary>
+    static abstract TV FusedMultiplyAdd(TV x, TV y, TV z);
+    /// <summary>Min(x, y) for y broadcast. The float reaches the vector operation as a constant where the
+    /// caller passes one, so the JIT can emit the plain min instruction rather than the NaN-propagating sequence.</summary>
+    static abstract TV Min(TV x, float y);
+    /// <summary>Max(x, y) for y broadcast (see Min).</summary>
+    static abstract TV Max(TV x, float y);
+    static abstract TV Sqrt(TV x);
+    static abstract float First(TV x);
+    /// <summary>Per lane, x where mask's bits are set, else y.</summary>
+    static abstract TV ConditionalSelect(TV mask, TV x, TV y);
+    /// <summary>A mask of the lanes at index <paramref name="first"/> and after.</summary>
+    static abstract TV LanesFrom(int first);
+}
+
+/// <summary>The AVX-512 width: one Vector512 of 16 floats.</summary>
+internal readonly unsafe struct Width512 : IWidth<Vector512<float>>
+{
+    public static int Count => 16;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Load(float* p) => Vector512.Load(p);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static void Store(Vector512<float> v, float* p) => Vector512.Store(v, p);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> LoadAligned(float* p) => Vector512.LoadAligned(p);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static void StoreAligned(Vector512<float> v, float* p) => Vector512.StoreAligned(v, p);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Splat(float x) => Vector512.Create(x);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Add(Vector512<float> x, Vector512<float> y) => x + y;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Subtract(Vector512<float> x, Vector512<float> y) => x - y;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Multiply(Vector512<float> x, Vector512<float> y) => x * y;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Divide(Vector512<float> x, Vector512<float> y) => x / y;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> FusedMultiplyAdd(Vector512<float> x, Vector512<float> y, Vector512<float> z) => Vector512.FusedMultiplyAdd(x, y, z);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Min(Vector512<float> x, float y) => Vector512.Min(x, Vector512.Create(y));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Max(Vector512<float> x, float y) => Vector512.Max(x, Vector512.Create(y));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Sqrt(Vector512<float> x) => Vector512.Sqrt(x);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float First(Vector512<float> x) => x.ToScalar();
+    public static Vector512<float> Zero => Vector512<float>.Zero;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> ConditionalSelect(Vector512<float> mask, Vector512<float> x, Vector512<float> y) => Vector512.ConditionalSelect(mask, x, y);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> LanesFrom(int first) => Vector512.GreaterThanOrEqual(Vector512<int>.Indices, Vector512.Create(first)).AsSingle();
+}
+
+/// <summary>The AVX2 width: one Vector256 of 8 floats.</summary>
+internal readonly unsafe struct Width256 : IWidth<Vector256<float>>
+{
+    public static int Count => 8;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Load(float* p) => Vector256.Load(p);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static void Store(Vector256<float> v, float* p) => Vector256.Store(v, p);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> LoadAligned(float* p) => Vector256.LoadAligned(p);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static void StoreAligned(Vector256<float> v, float* p) => Vector256.StoreAligned(v, p);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Splat(float x) => Vector256.Create(x);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Add(Vector256<float> x, Vector256<float> y) => x + y;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Subtract(Vector256<float> x, Vector256<float> y) => x - y;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Multiply(Vector256<float> x, Vector256<float> y) => x * y;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Divide(Vector256<float> x, Vector256<float> y) => x / y;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> FusedMultiplyAdd(Vector256<float> x, Vector256<float> y, Vector256<float> z) => Vector256.FusedMultiplyAdd(x, y, z);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Min(Vector256<float> x, float y) => Vector256.Min(x, Vector256.Create(y));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Max(Vector256<float> x, float y) => Vector256.Max(x, Vector256.Create(y));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Sqrt(Vector256<float> x) => Vector256.Sqrt(x);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float First(Vector256<float> x) => x.ToScalar();
+    public static Vector256<float> Zero => Vector256<float>.Zero;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> ConditionalSelect(Vector256<float> mask, Vector256<float> x, Vector256<float> y) => Vector256.ConditionalSelect(mask, x, y);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> LanesFrom(int first) => Vector256.GreaterThanOrEqual(Vector256<int>.Indices, Vector256.Create(first)).AsSingle();
+}

@@ -153,26 +153,28 @@ public static class LaneBatch
             a03 = Vector512.FusedMultiplyAdd(v0, c, a03); a13 = Vector512.FusedMultiplyAdd(v1, c, a13);
             a23 = Vector512.FusedMultiplyAdd(v2, c, a23); a33 = Vector512.FusedMultiplyAdd(v3, c, a33);
         }
-        Put(a00, a10, a20, a30, 0, s0, ns, p0, np, bias, positions, y);
-        Put(a01, a11, a21, a31, 1, s0, ns, p0, np, bias, positions, y);
-        Put(a02, a12, a22, a32, 2, s0, ns, p0, np, bias, positions, y);
-        Put(a03, a13, a23, a33, 3, s0, ns, p0, np, bias, positions, y);
+        Put<Width512, Vector512<float>>(a00, a10, a20, a30, 0, s0, ns, p0, np, bias, positions, y);
+        Put<Width512, Vector512<float>>(a01, a11, a21, a31, 1, s0, ns, p0, np, bias, positions, y);
+        Put<Width512, Vector512<float>>(a02, a12, a22, a32, 2, s0, ns, p0, np, bias, positions, y);
+        Put<Width512, Vector512<float>>(a03, a13, a23, a33, 3, s0, ns, p0, np, bias, positions, y);
     }
 
-    // Stores one plane's column of a block: the block's valid positions, plus each unit's bias.
+    // Stores one plane's column of a block: the block's valid positions, plus each unit's bias (a
+    // whole 16-lane row on AVX-512, one 8-lane half on AVX2, y offset to it).
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static unsafe void Put(Vector512<float> s0v, Vector512<float> s1v, Vector512<float> s2v, Vector512<float> s3v,
-        int j, int s0, int ns, int p0, int np, float* bias, int positions, float* y)
+    static unsafe void Put<TW, TV>(TV s0v, TV s1v, TV s2v, TV s3v, int j, int s0, int ns, int p0, int np, float* bias, int positions, float* y)
+        where TW : struct, IWidth<TV> where TV : struct
     {
         if (j >= np) return;
         long unit = (long)(p0 + j) * positions + s0;
-        Vector512.Store(s0v + Vector512.Create(bias[unit]), y + unit * Lanes);
-        if (ns > 1) Vector512.Store(s1v + Vector512.Create(bias[unit + 1]), y + (unit + 1) * Lanes);
-        if (ns > 2) Vector512.Store(s2v + Vector512.Create(bias[unit + 2]), y + (unit + 2) * Lanes);
-        if (ns > 3) Vector512.Store(s3v + Vector512.Create(bias[unit + 3]), y + (unit + 3) * Lanes);
+        TW.Store(TW.Add(s0v, TW.Splat(bias[unit])), y + unit * Lanes);
+        if (ns > 1) TW.Store(TW.Add(s1v, TW.Splat(bias[unit + 1])), y + (unit + 1) * Lanes);
+        if (ns > 2) TW.Store(TW.Add(s2v, TW.Splat(bias[unit + 2])), y + (unit + 2) * Lanes);
+        if (ns > 3) TW.Store(TW.Add(s3v, TW.Splat(bias[unit + 3])), y + (unit + 3) * Lanes);
     }
 
-    // Block for one 8-lane half (x and y offset to it) and at most two planes.
+    // Block for one 8-lane half (x and y offset to it) and at most two planes. It stays a twin of Block
+    // because the blocks differ in shape: Block's 16 accumulators need AVX-512's 32 registers, AVX2 has 16.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static unsafe void NarrowBlock(float* x, int* origins, int s0, int ns, int* taps, int fanIn, float* w, int p0, int np,
         float* bias, int positions, float* y)
@@ -196,20 +198,8 @@ public static class LaneBatch
             a01 = Vector256.FusedMultiplyAdd(v0, c, a01); a11 = Vector256.FusedMultiplyAdd(v1, c, a11);
             a21 = Vector256.FusedMultiplyAdd(v2, c, a21); a31 = Vector256.FusedMultiplyAdd(v3, c, a31);
         }
-        Put8(a00, a10, a20, a30, 0, s0, ns, p0, np, bias, positions, y);
-        Put8(a01, a11, a21, a31, 1, s0, ns, p0, np, bias, positions, y);
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static unsafe void Put8(Vector256<float> s0v, Vector256<float> s1v, Vector256<float> s2v, Vector256<float> s3v,
-        int j, int s0, int ns, int p0, int np, float* bias, int positions, float* y)
-    {
-        if (j >= np) return;
-        long unit = (long)(p0 + j) * positions + s0;
-        Vector256.Store(s0v + Vector256.Create(bias[unit]), y + unit * Lanes);
-        if (ns > 1) Vector256.Store(s1v + Vector256.Create(bias[unit + 1]), y + (unit + 1) * Lanes);
-        if (ns > 2) Vector256.Store(s2v + Vector256.Create(bias[unit + 2]), y + (unit + 2) * Lanes);
-        if (ns > 3) Vector256.Store(s3v + Vector256.Create(bias[unit + 3]), y + (unit + 3) * Lanes);
+        Put<Width256, Vector256<float>>(a00, a10, a20, a30, 0, s0, ns, p0, np, bias, positions, y);
+        Put<Width256, Vector256<float>>(a01, a11, a21, a31, 1, s0, ns, p0, np, bias, positions, y);
     }
 
     /// <summary>
@@ -281,7 +271,8 @@ public static class LaneBatch
     }
 
     // DenseBlock for one 8-lane half (x and y offset to it) and four units: the same two interleaved
-    // chains per unit and lane, added as (a + e) + bias.
+    // chains per unit and lane, added as (a + e) + bias. It stays a twin of DenseBlock because the
+    // blocks differ in shape: DenseBlock's 16 accumulators need AVX-512's 32 registers, AVX2 has 16.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static unsafe void NarrowDenseBlock(float* x, int fanIn, float* w, int units, int u0, int nu, float* bias, float* y)
     {

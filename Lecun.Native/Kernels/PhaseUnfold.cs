@@ -218,49 +218,9 @@ internal sealed unsafe class PhaseUnfold
                 Vector512.StoreAligned(Avx512F.PermuteVar16x32x2(d, _shiftAdjoint[k], Vector512<float>.Zero), shifted + (p * shifts + k) * Lanes);
         }
         for (int i = 0; i < _planes * taps; i++) Vector512.StoreAligned(Vector512<float>.Zero, columns + i * Lanes);
-        fixed (int* tapShift = _tapShift, byPhase = _byPhase)
+        SegmentColumns<Width512, Vector512<float>>(weights, fanIn, shifted, segments, segmentCount, columns);
+        fixed (int* byPhase = _byPhase)
         {
-            for (int s = 0; s < segmentCount; s++, segments += 5)
-            {
-                int p0 = segments[0], planes = segments[1], c0 = segments[2], inputs = segments[3];
-                float* w0 = weights + (long)p0 * fanIn + segments[4];
-                float* d0 = shifted + p0 * shifts * Lanes;
-                for (int t = 0; t < taps; t++)
-                {
-                    float* dt = d0 + tapShift[t] * Lanes;
-                    int j = 0;
-                    // Four input planes at a time: four chains over the segment's planes share each load.
-                    for (; j + 4 <= inputs; j += 4)
-                    {
-                        Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
-                        float* w = w0 + j * taps + t;
-                        float* d = dt;
-                        for (int q = 0; q < planes; q++, w += fanIn, d += shifts * Lanes)
-                        {
-                            var v = Vector512.LoadAligned(d);
-                            a0 = Vector512.FusedMultiplyAdd(Vector512.Create(w[0]), v, a0);
-                            a1 = Vector512.FusedMultiplyAdd(Vector512.Create(w[taps]), v, a1);
-                            a2 = Vector512.FusedMultiplyAdd(Vector512.Create(w[2 * taps]), v, a2);
-                            a3 = Vector512.FusedMultiplyAdd(Vector512.Create(w[3 * taps]), v, a3);
-                        }
-                        float* col = columns + ((c0 + j) * taps + t) * Lanes;
-                        Vector512.StoreAligned(a0 + Vector512.LoadAligned(col), col);
-                        Vector512.StoreAligned(a1 + Vector512.LoadAligned(col + taps * Lanes), col + taps * Lanes);
-                        Vector512.StoreAligned(a2 + Vector512.LoadAligned(col + 2 * taps * Lanes), col + 2 * taps * Lanes);
-                        Vector512.StoreAligned(a3 + Vector512.LoadAligned(col + 3 * taps * Lanes), col + 3 * taps * Lanes);
-                    }
-                    for (; j < inputs; j++)
-                    {
-                        var a = Vector512<float>.Zero;
-                        float* w = w0 + j * taps + t;
-                        float* d = dt;
-                        for (int q = 0; q < planes; q++, w += fanIn, d += shifts * Lanes)
-                            a = Vector512.FusedMultiplyAdd(Vector512.Create(*w), Vector512.LoadAligned(d), a);
-                        float* col = columns + ((c0 + j) * taps + t) * Lanes;
-                        Vector512.StoreAligned(a + Vector512.LoadAligned(col), col);
-                    }
-                }
-            }
             var phase = stackalloc Vector512<float>[4];
             for (int c = 0; c < _planes; c++, dInput += _planeSize)
             {
@@ -289,11 +249,16 @@ internal sealed unsafe class PhaseUnfold
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void Product(float* weights, int fanIn, float* cols, int* segments, int segmentCount, float* output)
     {
-        if (!KernelWidth.UseAvx512)
-        {
-            NarrowProduct(weights, fanIn, cols, segments, segmentCount, output);
-            return;
-        }
+        if (KernelWidth.UseAvx512) Product<Width512, Vector512<float>>(weights, fanIn, cols, segments, segmentCount, output);
+        else Product<Width256, Vector256<float>>(weights, fanIn, cols, segments, segmentCount, output);
+    }
+
+    // Product at one width. A 16-lane row is 16 / TW.Count vectors: one on AVX-512, two halves on AVX2
+    // (TW.Count is a constant to the JIT, so each width compiles only its own branch).
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    void Product<TW, TV>(float* weights, int fanIn, float* cols, int* segments, int segmentCount, float* output)
+        where TW : struct, IWidth<TV> where TV : struct
+    {
         int taps = _taps, previous = -1;
         for (int s = 0; s < segmentCount; s++)
         {
@@ -305,7 +270,8 @@ internal sealed unsafe class PhaseUnfold
             {
                 bool firstB = b[0] != previous;
                 previous = b[0];
-                Chains4x2(weights, fanIn, cols, a, b, firstA, firstB, output);
+                Chains4x2<TW, TV>(weights, fanIn, cols, a, b, firstA, firstB, output, 0);
+                if (TW.Count < Lanes) Chains4x2<TW, TV>(weights, fanIn, cols, a, b, firstA, firstB, output, TW.Count);
                 s++;
                 continue;
             }
@@ -313,51 +279,63 @@ internal sealed unsafe class PhaseUnfold
             {
                 float* w = weights + (long)(a[0] + q) * fanIn + a[4];
                 float* x = cols + a[2] * taps * Lanes;
-                var acc = Vector512<float>.Zero;
-                for (int i = 0; i < a[3] * taps; i++, x += Lanes) acc = Vector512.FusedMultiplyAdd(Vector512.Create(w[i]), Vector512.Load(x), acc);
+                // On AVX2 both halves in one loop: two chains in flight.
+                TV lo = TW.Zero, hi = TW.Zero;
+                for (int i = 0; i < a[3] * taps; i++, x += Lanes)
+                {
+                    var sw = TW.Splat(w[i]);
+                    lo = TW.FusedMultiplyAdd(sw, TW.Load(x), lo);
+                    if (TW.Count < Lanes) hi = TW.FusedMultiplyAdd(sw, TW.Load(x + TW.Count), hi);
+                }
                 float* o = output + (a[0] + q) * Lanes;
-                Vector512.Store(firstA ? acc : acc + Vector512.Load(o), o);
+                Put<TW, TV>(lo, o, firstA);
+                if (TW.Count < Lanes) Put<TW, TV>(hi, o + TW.Count, firstA);
             }
         }
     }
 
+    // Eight chains, four planes of each segment, over lanes half .. half + TW.Count - 1: the whole
+    // 16 lanes at once on AVX-512; on AVX2 one 8-lane half per call, so the eight chains fit its
+    // sixteen registers.
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
-    void Chains4x2(float* weights, int fanIn, float* cols, int* a, int* b, bool firstA, bool firstB, float* output)
+    void Chains4x2<TW, TV>(float* weights, int fanIn, float* cols, int* a, int* b, bool firstA, bool firstB, float* output, int half)
+        where TW : struct, IWidth<TV> where TV : struct
     {
         int length = a[3] * _taps;
         float* wa = weights + (long)a[0] * fanIn + a[4];
         float* wb = weights + (long)b[0] * fanIn + b[4];
-        float* xa = cols + a[2] * _taps * Lanes;
-        float* xb = cols + b[2] * _taps * Lanes;
+        float* xa = cols + a[2] * _taps * Lanes + half;
+        float* xb = cols + b[2] * _taps * Lanes + half;
         // One base pointer per plane, indexed by the step: no per-plane offsets to recompute.
         float* wa0 = wa, wa1 = wa + fanIn, wa2 = wa + 2 * fanIn, wa3 = wa + 3 * fanIn;
         float* wb0 = wb, wb1 = wb + fanIn, wb2 = wb + 2 * fanIn, wb3 = wb + 3 * fanIn;
-        Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default, b0 = default, b1 = default, b2 = default, b3 = default;
+        TV a0 = TW.Zero, a1 = TW.Zero, a2 = TW.Zero, a3 = TW.Zero, b0 = TW.Zero, b1 = TW.Zero, b2 = TW.Zero, b3 = TW.Zero;
         for (int i = 0; i < length; i++, xa += Lanes, xb += Lanes)
         {
-            var u = Vector512.Load(xa);
-            var v = Vector512.Load(xb);
-            a0 = Vector512.FusedMultiplyAdd(Vector512.Create(wa0[i]), u, a0);
-            a1 = Vector512.FusedMultiplyAdd(Vector512.Create(wa1[i]), u, a1);
-            a2 = Vector512.FusedMultiplyAdd(Vector512.Create(wa2[i]), u, a2);
-            a3 = Vector512.FusedMultiplyAdd(Vector512.Create(wa3[i]), u, a3);
-            b0 = Vector512.FusedMultiplyAdd(Vector512.Create(wb0[i]), v, b0);
-            b1 = Vector512.FusedMultiplyAdd(Vector512.Create(wb1[i]), v, b1);
-            b2 = Vector512.FusedMultiplyAdd(Vector512.Create(wb2[i]), v, b2);
-            b3 = Vector512.FusedMultiplyAdd(Vector512.Create(wb3[i]), v, b3);
+            var u = TW.Load(xa);
+            var v = TW.Load(xb);
+            a0 = TW.FusedMultiplyAdd(TW.Splat(wa0[i]), u, a0);
+            a1 = TW.FusedMultiplyAdd(TW.Splat(wa1[i]), u, a1);
+            a2 = TW.FusedMultiplyAdd(TW.Splat(wa2[i]), u, a2);
+            a3 = TW.FusedMultiplyAdd(TW.Splat(wa3[i]), u, a3);
+            b0 = TW.FusedMultiplyAdd(TW.Splat(wb0[i]), v, b0);
+            b1 = TW.FusedMultiplyAdd(TW.Splat(wb1[i]), v, b1);
+            b2 = TW.FusedMultiplyAdd(TW.Splat(wb2[i]), v, b2);
+            b3 = TW.FusedMultiplyAdd(TW.Splat(wb3[i]), v, b3);
         }
-        Put(a0, output + a[0] * Lanes, firstA); Put(a1, output + (a[0] + 1) * Lanes, firstA);
-        Put(a2, output + (a[0] + 2) * Lanes, firstA); Put(a3, output + (a[0] + 3) * Lanes, firstA);
-        Put(b0, output + b[0] * Lanes, firstB); Put(b1, output + (b[0] + 1) * Lanes, firstB);
-        Put(b2, output + (b[0] + 2) * Lanes, firstB); Put(b3, output + (b[0] + 3) * Lanes, firstB);
+        float* oa = output + a[0] * Lanes + half, ob = output + b[0] * Lanes + half;
+        Put<TW, TV>(a0, oa, firstA); Put<TW, TV>(a1, oa + Lanes, firstA); Put<TW, TV>(a2, oa + 2 * Lanes, firstA); Put<TW, TV>(a3, oa + 3 * Lanes, firstA);
+        Put<TW, TV>(b0, ob, firstB); Put<TW, TV>(b1, ob + Lanes, firstB); Put<TW, TV>(b2, ob + 2 * Lanes, firstB); Put<TW, TV>(b3, ob + 3 * Lanes, firstB);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static void Put(Vector512<float> acc, float* o, bool first) => Vector512.Store(first ? acc : acc + Vector512.Load(o), o);
+    static void Put<TW, TV>(TV acc, float* o, bool first) where TW : struct, IWidth<TV> where TV : struct =>
+        TW.Store(first ? acc : TW.Add(acc, TW.Load(o)), o);
 
     // The AVX2 path: every 16-lane value as two Vector256 halves, lanes 0-7 and 8-15. Permutes move
     // the same floats; the sums add the same terms in the same order, so the results are the bits
-    // of the AVX-512 path above.
+    // of the AVX-512 path above. It stays apart from that path where the instructions differ (the
+    // permutes are gathers and blends here).
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static Vector256<float> Permute(Vector256<float>* v, in PermuteTable8 t, Vector256<float> pad) => Halves.Permute(v[0], v[1], t, pad);
@@ -444,50 +422,9 @@ internal sealed unsafe class PhaseUnfold
             }
         }
         for (int i = 0; i < 2 * _planes * taps; i++) Vector256.StoreAligned(Vector256<float>.Zero, columns + i * 8);
-        fixed (int* tapShift = _tapShift, byPhase = _byPhase, phaseStart = _phaseStart)
+        SegmentColumns<Width256, Vector256<float>>(weights, fanIn, shifted, segments, segmentCount, columns);
+        fixed (int* byPhase = _byPhase, phaseStart = _phaseStart)
         {
-            for (int s = 0; s < segmentCount; s++, segments += 5)
-            {
-                int p0 = segments[0], planes = segments[1], c0 = segments[2], inputs = segments[3];
-                float* w0 = weights + (long)p0 * fanIn + segments[4];
-                float* d0 = shifted + p0 * shifts * Lanes;
-                for (int t = 0; t < taps; t++)
-                {
-                    float* dt = d0 + tapShift[t] * Lanes;
-                    int j = 0;
-                    for (; j + 4 <= inputs; j += 4)
-                    {
-                        Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default, b0 = default, b1 = default, b2 = default, b3 = default;
-                        float* w = w0 + j * taps + t;
-                        float* dq = dt;
-                        for (int q = 0; q < planes; q++, w += fanIn, dq += shifts * Lanes)
-                        {
-                            var v = Vector256.LoadAligned(dq);
-                            var u = Vector256.LoadAligned(dq + 8);
-                            var s0 = Vector256.Create(w[0]); a0 = Vector256.FusedMultiplyAdd(s0, v, a0); b0 = Vector256.FusedMultiplyAdd(s0, u, b0);
-                            var s1 = Vector256.Create(w[taps]); a1 = Vector256.FusedMultiplyAdd(s1, v, a1); b1 = Vector256.FusedMultiplyAdd(s1, u, b1);
-                            var s2 = Vector256.Create(w[2 * taps]); a2 = Vector256.FusedMultiplyAdd(s2, v, a2); b2 = Vector256.FusedMultiplyAdd(s2, u, b2);
-                            var s3 = Vector256.Create(w[3 * taps]); a3 = Vector256.FusedMultiplyAdd(s3, v, a3); b3 = Vector256.FusedMultiplyAdd(s3, u, b3);
-                        }
-                        float* col = columns + ((c0 + j) * taps + t) * Lanes;
-                        AddTo(a0, b0, col); AddTo(a1, b1, col + taps * Lanes);
-                        AddTo(a2, b2, col + 2 * taps * Lanes); AddTo(a3, b3, col + 3 * taps * Lanes);
-                    }
-                    for (; j < inputs; j++)
-                    {
-                        Vector256<float> a = default, b = default;
-                        float* w = w0 + j * taps + t;
-                        float* dq = dt;
-                        for (int q = 0; q < planes; q++, w += fanIn, dq += shifts * Lanes)
-                        {
-                            var sw = Vector256.Create(*w);
-                            a = Vector256.FusedMultiplyAdd(sw, Vector256.LoadAligned(dq), a);
-                            b = Vector256.FusedMultiplyAdd(sw, Vector256.LoadAligned(dq + 8), b);
-                        }
-                        AddTo(a, b, columns + ((c0 + j) * taps + t) * Lanes);
-                    }
-                }
-            }
             var phases = stackalloc float[4 * Lanes];
             for (int c = 0; c < _planes; c++, dInput += _planeSize)
             {
@@ -508,81 +445,68 @@ internal sealed unsafe class PhaseUnfold
         }
     }
 
-    // col[0..16] = (lo, hi) + col, as the AVX-512 path's a + column.
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static void AddTo(Vector256<float> lo, Vector256<float> hi, float* col)
-    {
-        Vector256.StoreAligned(lo + Vector256.LoadAligned(col), col);
-        Vector256.StoreAligned(hi + Vector256.LoadAligned(col + 8), col + 8);
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    void NarrowProduct(float* weights, int fanIn, float* cols, int* segments, int segmentCount, float* output)
-    {
-        int taps = _taps, previous = -1;
-        for (int s = 0; s < segmentCount; s++)
-        {
-            int* a = segments + 5 * s;
-            bool firstA = a[0] != previous;
-            previous = a[0];
-            int* b = s + 1 < segmentCount ? a + 5 : null;
-            if (b != null && b[1] == a[1] && b[3] == a[3] && a[1] == 4)
-            {
-                bool firstB = b[0] != previous;
-                previous = b[0];
-                NarrowChains4x2(weights, fanIn, cols, a, b, firstA, firstB, output, 0);
-                NarrowChains4x2(weights, fanIn, cols, a, b, firstA, firstB, output, 8);
-                s++;
-                continue;
-            }
-            for (int q = 0; q < a[1]; q++)
-            {
-                float* w = weights + (long)(a[0] + q) * fanIn + a[4];
-                float* x = cols + a[2] * taps * Lanes;
-                Vector256<float> lo = default, hi = default;
-                for (int i = 0; i < a[3] * taps; i++, x += Lanes)
-                {
-                    var sw = Vector256.Create(w[i]);
-                    lo = Vector256.FusedMultiplyAdd(sw, Vector256.Load(x), lo);
-                    hi = Vector256.FusedMultiplyAdd(sw, Vector256.Load(x + 8), hi);
-                }
-                float* o = output + (a[0] + q) * Lanes;
-                Put(lo, o, firstA);
-                Put(hi, o + 8, firstA);
-            }
-        }
-    }
-
-    // Chains4x2 for one 8-lane half (lanes half..half+7): eight chains fit the sixteen AVX2 registers.
+    // The column gradients of InputGradient: for each segment and tap, each input plane's column row
+    // gains the sum over the segment's planes of W[p, j, tap] * shifted dPre[p]. A 16-lane row is
+    // 16 / TW.Count vectors (TW.Count is a constant to the JIT, so each width compiles only its own
+    // branch): one on AVX-512, two halves on AVX2, both in the same loop.
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
-    void NarrowChains4x2(float* weights, int fanIn, float* cols, int* a, int* b, bool firstA, bool firstB, float* output, int half)
+    void SegmentColumns<TW, TV>(float* weights, int fanIn, float* shifted, int* segments, int segmentCount, float* columns)
+        where TW : struct, IWidth<TV> where TV : struct
     {
-        int length = a[3] * _taps;
-        float* wa = weights + (long)a[0] * fanIn + a[4];
-        float* wb = weights + (long)b[0] * fanIn + b[4];
-        float* xa = cols + a[2] * _taps * Lanes + half;
-        float* xb = cols + b[2] * _taps * Lanes + half;
-        float* wa0 = wa, wa1 = wa + fanIn, wa2 = wa + 2 * fanIn, wa3 = wa + 3 * fanIn;
-        float* wb0 = wb, wb1 = wb + fanIn, wb2 = wb + 2 * fanIn, wb3 = wb + 3 * fanIn;
-        Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default, b0 = default, b1 = default, b2 = default, b3 = default;
-        for (int i = 0; i < length; i++, xa += Lanes, xb += Lanes)
+        int shifts = _shiftAdjoint.Length, taps = _taps;
+        fixed (int* tapShift = _tapShift)
         {
-            var u = Vector256.Load(xa);
-            var v = Vector256.Load(xb);
-            a0 = Vector256.FusedMultiplyAdd(Vector256.Create(wa0[i]), u, a0);
-            a1 = Vector256.FusedMultiplyAdd(Vector256.Create(wa1[i]), u, a1);
-            a2 = Vector256.FusedMultiplyAdd(Vector256.Create(wa2[i]), u, a2);
-            a3 = Vector256.FusedMultiplyAdd(Vector256.Create(wa3[i]), u, a3);
-            b0 = Vector256.FusedMultiplyAdd(Vector256.Create(wb0[i]), v, b0);
-            b1 = Vector256.FusedMultiplyAdd(Vector256.Create(wb1[i]), v, b1);
-            b2 = Vector256.FusedMultiplyAdd(Vector256.Create(wb2[i]), v, b2);
-            b3 = Vector256.FusedMultiplyAdd(Vector256.Create(wb3[i]), v, b3);
+            for (int s = 0; s < segmentCount; s++, segments += 5)
+            {
+                int p0 = segments[0], planes = segments[1], c0 = segments[2], inputs = segments[3];
+                float* w0 = weights + (long)p0 * fanIn + segments[4];
+                float* d0 = shifted + p0 * shifts * Lanes;
+                for (int t = 0; t < taps; t++)
+                {
+                    float* dt = d0 + tapShift[t] * Lanes;
+                    int j = 0;
+                    // Four input planes at a time: four chains (per half) over the segment's planes share each load.
+                    for (; j + 4 <= inputs; j += 4)
+                    {
+                        TV a0 = TW.Zero, a1 = TW.Zero, a2 = TW.Zero, a3 = TW.Zero, b0 = TW.Zero, b1 = TW.Zero, b2 = TW.Zero, b3 = TW.Zero;
+                        float* w = w0 + j * taps + t;
+                        float* dq = dt;
+                        for (int q = 0; q < planes; q++, w += fanIn, dq += shifts * Lanes)
+                        {
+                            var v = TW.LoadAligned(dq);
+                            var u = TW.Count < Lanes ? TW.LoadAligned(dq + TW.Count) : v;
+                            var s0 = TW.Splat(w[0]); a0 = TW.FusedMultiplyAdd(s0, v, a0); if (TW.Count < Lanes) b0 = TW.FusedMultiplyAdd(s0, u, b0);
+                            var s1 = TW.Splat(w[taps]); a1 = TW.FusedMultiplyAdd(s1, v, a1); if (TW.Count < Lanes) b1 = TW.FusedMultiplyAdd(s1, u, b1);
+                            var s2 = TW.Splat(w[2 * taps]); a2 = TW.FusedMultiplyAdd(s2, v, a2); if (TW.Count < Lanes) b2 = TW.FusedMultiplyAdd(s2, u, b2);
+                            var s3 = TW.Splat(w[3 * taps]); a3 = TW.FusedMultiplyAdd(s3, v, a3); if (TW.Count < Lanes) b3 = TW.FusedMultiplyAdd(s3, u, b3);
+                        }
+                        float* col = columns + ((c0 + j) * taps + t) * Lanes;
+                        AddTo<TW, TV>(a0, b0, col); AddTo<TW, TV>(a1, b1, col + taps * Lanes);
+                        AddTo<TW, TV>(a2, b2, col + 2 * taps * Lanes); AddTo<TW, TV>(a3, b3, col + 3 * taps * Lanes);
+                    }
+                    for (; j < inputs; j++)
+                    {
+                        TV a = TW.Zero, b = TW.Zero;
+                        float* w = w0 + j * taps + t;
+                        float* dq = dt;
+                        for (int q = 0; q < planes; q++, w += fanIn, dq += shifts * Lanes)
+                        {
+                            var sw = TW.Splat(*w);
+                            a = TW.FusedMultiplyAdd(sw, TW.LoadAligned(dq), a);
+                            if (TW.Count < Lanes) b = TW.FusedMultiplyAdd(sw, TW.LoadAligned(dq + TW.Count), b);
+                        }
+                        AddTo<TW, TV>(a, b, columns + ((c0 + j) * taps + t) * Lanes);
+                    }
+                }
+            }
         }
-        float* oa = output + a[0] * Lanes + half, ob = output + b[0] * Lanes + half;
-        Put(a0, oa, firstA); Put(a1, oa + Lanes, firstA); Put(a2, oa + 2 * Lanes, firstA); Put(a3, oa + 3 * Lanes, firstA);
-        Put(b0, ob, firstB); Put(b1, ob + Lanes, firstB); Put(b2, ob + 2 * Lanes, firstB); Put(b3, ob + 3 * Lanes, firstB);
     }
 
+    // col[0..16] += the row held as lo (and, on AVX2, hi for lanes 8-15).
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static void Put(Vector256<float> acc, float* o, bool first) => Vector256.Store(first ? acc : acc + Vector256.Load(o), o);
+    static void AddTo<TW, TV>(TV lo, TV hi, float* col) where TW : struct, IWidth<TV> where TV : struct
+    {
+        TW.StoreAligned(TW.Add(lo, TW.LoadAligned(col)), col);
+        if (TW.Count < Lanes) TW.StoreAligned(TW.Add(hi, TW.LoadAligned(col + TW.Count)), col + TW.Count);
+    }
 }

@@ -12,8 +12,8 @@ namespace Lecun.Native.Kernels;
 /// </summary>
 /// <remarks>
 /// Every element of C is one chain of fused multiply-adds over k in order, from +0, then alpha and
-/// beta, whatever block or tail it falls in: so the AVX2 path (blocks of 8 columns, <see cref="Narrow"/>)
-/// gives the bits of the AVX-512 path (blocks of 16).
+/// beta, whatever block or tail it falls in: so the AVX2 path (blocks of 8 columns) gives the bits of
+/// the AVX-512 path (blocks of 16); both run <see cref="Blocked{TW, TV}"/>.
 /// </remarks>
 public static unsafe class SmallGemm
 {
@@ -22,54 +22,33 @@ public static unsafe class SmallGemm
     public static void ProductAB(int m, int n, int k, float alpha, float* a, int ai, int ap, float* b, int ldb, float beta, float* c, int ldc)
     {
         if (!KernelWidth.UseAvx512)
-        {
-            Narrow.ProductAB(m, n, k, alpha, a, ai, ap, b, ldb, beta, c, ldc);
-            return;
-        }
-        if (k == 1)
-        {
-            Outer(m, n, alpha, a, ai, b, beta, c, ldc);
-            return;
-        }
-        int i = 0;
-        for (; i + 4 <= m; i += 4) Rows4(n, k, alpha, a + (long)i * ai, ai, ap, b, ldb, beta, c + (long)i * ldc, ldc);
-        for (; i < m; i++) Row1(n, k, alpha, a + (long)i * ai, ap, b, ldb, beta, c + (long)i * ldc);
+            Blocked<Width256, Vector256<float>>.ProductAB(m, n, k, alpha, a, ai, ap, b, ldb, beta, c, ldc);
+        else if (k == 1 && n < 16)
+            ShortOuter(m, n, alpha, a, ai, b, beta, c, ldc);
+        else
+            Blocked<Width512, Vector512<float>>.ProductAB(m, n, k, alpha, a, ai, ap, b, ldb, beta, c, ldc);
     }
 
     /// <summary>
-    /// C[m,n] = alpha * a b^T + beta * C for vectors a (stride ai) and b: a dense layer's weight gradient
-    /// for one example, or with beta = 1 its SGD step. Same roundings as the blocked kernels (the product
-    /// a_i b_j as fma(a_i, b_j, +0) first, then alpha and beta).
+    /// C[m,n] = alpha * a b^T + beta * C for vectors a (stride ai) and b, n &lt; 16, on AVX-512: a dense
+    /// layer's weight gradient for one example, or with beta = 1 its SGD step. Same roundings as the
+    /// blocked kernels (the product a_i b_j as fma(a_i, b_j, +0) first, then alpha and beta); wider rows
+    /// take <see cref="Blocked{TW, TV}.Outer"/>.
     /// </summary>
     /// <remarks>
-    /// Rows of 16 columns or more are whole vectors plus one last vector that overlaps the one before
-    /// (C read for both before either is written): no masked stores, which on this CPU stall a following
-    /// load of the next row's first bytes (measurably, on the 192x30 step with beta = 1). Narrower rows
-    /// use one masked vector when C is not read, and scalars when it is.
+    /// One masked vector when C is not read, and scalars when it is: masked stores, on this CPU, stall a
+    /// following load of the next row's first bytes (measurably, on the 192x30 step with beta = 1).
     /// </remarks>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void Outer(int m, int n, float alpha, float* a, int ai, float* b, float beta, float* c, int ldc)
+    static void ShortOuter(int m, int n, float alpha, float* a, int ai, float* b, float beta, float* c, int ldc)
     {
-        if (n >= 16)
-        {
-            int last = n - 16;
-            var bLast = Vector512.Load(b + last);
-            for (int i = 0; i < m; i++)
-            {
-                var s = Vector512.Create(a[(long)i * ai]);
-                float* row = c + (long)i * ldc;
-                var tail = Finish512(Product(s, bLast), alpha, beta, row + last);
-                for (int j = 0; j < last; j += 16)
-                    Vector512.Store(Finish512(Product(s, Vector512.Load(b + j)), alpha, beta, row + j), row + j);
-                Vector512.Store(tail, row + last);
-            }
-        }
-        else if (beta == 0f)
+        if (beta == 0f)
         {
             var keep = Vector512.LessThan(Vector512<int>.Indices, Vector512.Create(n)).AsSingle();
             var bRow = Avx512F.MaskLoad(b, keep, Vector512<float>.Zero);
             for (int i = 0; i < m; i++)
-                Avx512F.MaskStore(c + (long)i * ldc, keep, Product(Vector512.Create(a[(long)i * ai]), bRow) * alpha);
+                Avx512F.MaskStore(c + (long)i * ldc, keep,
+                    Vector512.FusedMultiplyAdd(Vector512.Create(a[(long)i * ai]), bRow, Vector512<float>.Zero) * alpha);
         }
         else
         {
@@ -82,57 +61,8 @@ public static unsafe class SmallGemm
         }
     }
 
-    // a b as the blocked kernels' first step computes it, fma(a, b, +0): the same rounding, and a
-    // product of -0 comes out as +0 there too.
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static Vector512<float> Product(Vector512<float> a, Vector512<float> b) => Vector512.FusedMultiplyAdd(a, b, Vector512<float>.Zero);
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static Vector512<float> Finish512(Vector512<float> acc, float alpha, float beta, float* c) =>
-        beta == 0f ? acc * alpha : acc * alpha + Vector512.Load(c) * beta;
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static Vector256<float> Finish256(Vector256<float> acc, float alpha, float beta, float* c) =>
-        beta == 0f ? acc * alpha : acc * alpha + Vector256.Load(c) * beta;
-
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static float Finish(float acc, float alpha, float beta, float* c) => beta == 0f ? acc * alpha : acc * alpha + *c * beta;
-
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void Rows4(int n, int k, float alpha, float* a, int ai, int ap, float* b, int ldb, float beta, float* c, int ldc)
-    {
-        float* a0 = a, a1 = a + ai, a2 = a + 2 * ai, a3 = a + 3 * ai;
-        float* c0 = c, c1 = c + ldc, c2 = c + 2 * ldc, c3 = c + 3 * ldc;
-        int j = 0;
-        for (; j + 32 <= n; j += 32) TwoBlocks(k, alpha, a, ai, ap, b, ldb, beta, c, ldc, j, j + 16);
-        if (n - j > 16)
-        {
-            // Between 16 and 32 columns left: the next 16 and the 16 that end at n in one pass, eight
-            // chains instead of two passes of four.
-            TwoBlocks(k, alpha, a, ai, ap, b, ldb, beta, c, ldc, j, n - 16);
-            return;
-        }
-        for (; j + 16 <= n; j += 16)
-        {
-            OneBlock(k, a0, a1, a2, a3, ap, b + j, ldb, out var x0, out var x1, out var x2, out var x3);
-            Vector512.Store(Finish512(x0, alpha, beta, c0 + j), c0 + j);
-            Vector512.Store(Finish512(x1, alpha, beta, c1 + j), c1 + j);
-            Vector512.Store(Finish512(x2, alpha, beta, c2 + j), c2 + j);
-            Vector512.Store(Finish512(x3, alpha, beta, c3 + j), c3 + j);
-        }
-        if (j < n && n >= 16)
-        {
-            // The last partial block: recompute the 16 columns that end at n and keep only the new
-            // ones, so no column is updated twice (that would apply beta twice).
-            int start = n - 16;
-            var fresh = TailMask(j - start);
-            OneBlock(k, a0, a1, a2, a3, ap, b + start, ldb, out var x0, out var x1, out var x2, out var x3);
-            StoreFresh(x0, alpha, beta, c0 + start, fresh); StoreFresh(x1, alpha, beta, c1 + start, fresh);
-            StoreFresh(x2, alpha, beta, c2 + start, fresh); StoreFresh(x3, alpha, beta, c3 + start, fresh);
-            j = n;
-        }
-        ScalarColumns4(j, n, k, alpha, a, ai, ap, b, ldb, beta, c, ldc);
-    }
 
     // Columns j0..n-1 of four rows of C one at a time, the chains of the vector blocks.
     static void ScalarColumns4(int j0, int n, int k, float alpha, float* a, int ai, int ap, float* b, int ldb, float beta, float* c, int ldc)
@@ -165,106 +95,6 @@ public static unsafe class SmallGemm
             for (int p = 0; p < k; p++, bp += ldb) s = MathF.FusedMultiplyAdd(a[(long)p * ap], *bp, s);
             c[j] = Finish(s, alpha, beta, c + j);
         }
-    }
-
-    /// <summary>16 columns of four rows of C from B's block at bp: four independent chains over k.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static void OneBlock(int k, float* a0, float* a1, float* a2, float* a3, int ap, float* bp, int ldb,
-        out Vector512<float> x0, out Vector512<float> x1, out Vector512<float> x2, out Vector512<float> x3)
-    {
-        x0 = default; x1 = default; x2 = default; x3 = default;
-        for (int p = 0; p < k; p++, bp += ldb)
-        {
-            var u = Vector512.Load(bp);
-            long o = (long)p * ap;
-            x0 = Vector512.FusedMultiplyAdd(Vector512.Create(a0[o]), u, x0);
-            x1 = Vector512.FusedMultiplyAdd(Vector512.Create(a1[o]), u, x1);
-            x2 = Vector512.FusedMultiplyAdd(Vector512.Create(a2[o]), u, x2);
-            x3 = Vector512.FusedMultiplyAdd(Vector512.Create(a3[o]), u, x3);
-        }
-    }
-
-    /// <summary>
-    /// Columns first..first+15 and second..second+15 of four rows of C in one pass over k: eight
-    /// independent chains. The blocks may overlap (see StorePair).
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static void TwoBlocks(int k, float alpha, float* a, int ai, int ap, float* b, int ldb, float beta, float* c, int ldc, int first, int second)
-    {
-        float* a0 = a, a1 = a + ai, a2 = a + 2 * ai, a3 = a + 3 * ai;
-        Vector512<float> x0 = default, y0 = default, x1 = default, y1 = default, x2 = default, y2 = default, x3 = default, y3 = default;
-        float* bp = b + first;
-        float* bq = b + second;
-        for (int p = 0; p < k; p++, bp += ldb, bq += ldb)
-        {
-            var u = Vector512.Load(bp);
-            var v = Vector512.Load(bq);
-            long o = (long)p * ap;
-            var s0 = Vector512.Create(a0[o]); x0 = Vector512.FusedMultiplyAdd(s0, u, x0); y0 = Vector512.FusedMultiplyAdd(s0, v, y0);
-            var s1 = Vector512.Create(a1[o]); x1 = Vector512.FusedMultiplyAdd(s1, u, x1); y1 = Vector512.FusedMultiplyAdd(s1, v, y1);
-            var s2 = Vector512.Create(a2[o]); x2 = Vector512.FusedMultiplyAdd(s2, u, x2); y2 = Vector512.FusedMultiplyAdd(s2, v, y2);
-            var s3 = Vector512.Create(a3[o]); x3 = Vector512.FusedMultiplyAdd(s3, u, x3); y3 = Vector512.FusedMultiplyAdd(s3, v, y3);
-        }
-        float* c0 = c, c1 = c + ldc, c2 = c + 2 * ldc, c3 = c + 3 * ldc;
-        StorePair(x0, y0, alpha, beta, c0 + first, c0 + second); StorePair(x1, y1, alpha, beta, c1 + first, c1 + second);
-        StorePair(x2, y2, alpha, beta, c2 + first, c2 + second); StorePair(x3, y3, alpha, beta, c3 + first, c3 + second);
-    }
-
-    /// <summary>
-    /// Stores two overlapping 16-column blocks. The overlap's columns went through identical chains in
-    /// both, so they agree bit for bit; C is read for both before either is written, so beta applies once.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static void StorePair(Vector512<float> x, Vector512<float> y, float alpha, float beta, float* cx, float* cy)
-    {
-        var fx = Finish512(x, alpha, beta, cx);
-        var fy = Finish512(y, alpha, beta, cy);
-        Vector512.Store(fy, cy);
-        Vector512.Store(fx, cx);
-    }
-
-    /// <summary>Lanes at or after `first` are set: the columns a tail block has not written yet.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static Vector512<float> TailMask(int first) =>
-        Vector512.GreaterThanOrEqual(Vector512<int>.Indices, Vector512.Create(first)).AsSingle();
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static void StoreFresh(Vector512<float> acc, float alpha, float beta, float* c, Vector512<float> fresh)
-    {
-        var old = Vector512.Load(c);
-        Vector512.Store(Vector512.ConditionalSelect(fresh, Finish512(acc, alpha, beta, c), old), c);
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void Row1(int n, int k, float alpha, float* a, int ap, float* b, int ldb, float beta, float* c)
-    {
-        // Whole blocks while at least 32 columns or exactly 16 are left, so what remains is none, 17-31
-        // (one pass for both blocks below), or all of n < 16 (scalar).
-        int j = 0;
-        for (; j + 32 <= n || j + 16 == n; j += 16)
-        {
-            Vector512<float> x = default;
-            float* bp = b + j;
-            for (int p = 0; p < k; p++, bp += ldb) x = Vector512.FusedMultiplyAdd(Vector512.Create(a[(long)p * ap]), Vector512.Load(bp), x);
-            Vector512.Store(Finish512(x, alpha, beta, c + j), c + j);
-        }
-        if (n - j > 16)
-        {
-            // Between 16 and 32 columns left: both blocks in one pass, two chains (see Rows4).
-            int start = n - 16;
-            Vector512<float> x = default, y = default;
-            float* bp = b + j;
-            float* bq = b + start;
-            for (int p = 0; p < k; p++, bp += ldb, bq += ldb)
-            {
-                var s = Vector512.Create(a[(long)p * ap]);
-                x = Vector512.FusedMultiplyAdd(s, Vector512.Load(bp), x);
-                y = Vector512.FusedMultiplyAdd(s, Vector512.Load(bq), y);
-            }
-            StorePair(x, y, alpha, beta, c + j, c + start);
-            return;
-        }
-        ScalarColumns1(j, n, k, alpha, a, ap, b, ldb, beta, c);
     }
 
     /// <summary>C[m,n] = alpha * A[m,k] * B[n,k]^T + beta * C: dot products of contiguous rows.</summary>
@@ -380,17 +210,16 @@ public static unsafe class SmallGemm
     }
 
     /// <summary>
-    /// ProductAB on AVX2: the blocked kernels above with blocks of 8 columns (Vector256). Each column's
-    /// chain is the one the 16-column blocks run, so the results are the same bits.
+    /// The blocked kernels of ProductAB, written once for both widths: blocks of <c>TW.Count</c> columns
+    /// (16 on AVX-512, 8 on AVX2). Each column's chain is the same at either width, so the results are
+    /// the same bits.
     /// </summary>
-    internal static class Narrow
+    internal static class Blocked<TW, TV> where TW : struct, IWidth<TV> where TV : struct
     {
-        const int W = 8;
-
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public static void ProductAB(int m, int n, int k, float alpha, float* a, int ai, int ap, float* b, int ldb, float beta, float* c, int ldc)
         {
-            if (k == 1 && n >= W)
+            if (k == 1 && n >= TW.Count)
             {
                 Outer(m, n, alpha, a, ai, b, beta, c, ldc);
                 return;
@@ -400,50 +229,67 @@ public static unsafe class SmallGemm
             for (; i < m; i++) Row1(n, k, alpha, a + (long)i * ai, ap, b, ldb, beta, c + (long)i * ldc);
         }
 
-        // k = 1: C = alpha a b^T + beta C, whole vectors plus one last vector that overlaps the one
-        // before (C read for both before either is written). The product is fma(a, b, +0) as in the chains.
+        // a b as the blocked kernels' first step computes it, fma(a, b, +0): the same rounding, and a
+        // product of -0 comes out as +0 there too.
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        static TV Product(TV a, TV b) => TW.FusedMultiplyAdd(a, b, TW.Zero);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        static TV Finish(TV acc, float alpha, float beta, float* c) =>
+            beta == 0f ? TW.Multiply(acc, TW.Splat(alpha)) : TW.Add(TW.Multiply(acc, TW.Splat(alpha)), TW.Multiply(TW.Load(c), TW.Splat(beta)));
+
+        /// <summary>
+        /// k = 1, n at least one vector: C = alpha a b^T + beta C, a dense layer's weight gradient for one
+        /// example, or with beta = 1 its SGD step. Whole vectors plus one last vector that overlaps the one
+        /// before (C read for both before either is written): no masked stores, which on AVX-512 stall a
+        /// following load of the next row's first bytes.
+        /// </summary>
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-        static void Outer(int m, int n, float alpha, float* a, int ai, float* b, float beta, float* c, int ldc)
+        public static void Outer(int m, int n, float alpha, float* a, int ai, float* b, float beta, float* c, int ldc)
         {
-            int last = n - W;
-            var bLast = Vector256.Load(b + last);
+            int last = n - TW.Count;
+            var bLast = TW.Load(b + last);
             for (int i = 0; i < m; i++)
             {
-                var s = Vector256.Create(a[(long)i * ai]);
+                var s = TW.Splat(a[(long)i * ai]);
                 float* row = c + (long)i * ldc;
-                var tail = Finish256(Vector256.FusedMultiplyAdd(s, bLast, Vector256<float>.Zero), alpha, beta, row + last);
-                for (int j = 0; j < last; j += W)
-                    Vector256.Store(Finish256(Vector256.FusedMultiplyAdd(s, Vector256.Load(b + j), Vector256<float>.Zero), alpha, beta, row + j), row + j);
-                Vector256.Store(tail, row + last);
+                var tail = Finish(Product(s, bLast), alpha, beta, row + last);
+                for (int j = 0; j < last; j += TW.Count)
+                    TW.Store(Finish(Product(s, TW.Load(b + j)), alpha, beta, row + j), row + j);
+                TW.Store(tail, row + last);
             }
         }
 
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         static void Rows4(int n, int k, float alpha, float* a, int ai, int ap, float* b, int ldb, float beta, float* c, int ldc)
         {
+            int w = TW.Count;
             float* a0 = a, a1 = a + ai, a2 = a + 2 * ai, a3 = a + 3 * ai;
             float* c0 = c, c1 = c + ldc, c2 = c + 2 * ldc, c3 = c + 3 * ldc;
             int j = 0;
-            for (; j + 2 * W <= n; j += 2 * W) TwoBlocks(k, alpha, a, ai, ap, b, ldb, beta, c, ldc, j, j + W);
-            if (n - j > W)
+            for (; j + 2 * w <= n; j += 2 * w) TwoBlocks(k, alpha, a, ai, ap, b, ldb, beta, c, ldc, j, j + w);
+            if (n - j > w)
             {
-                TwoBlocks(k, alpha, a, ai, ap, b, ldb, beta, c, ldc, j, n - W);
+                // Between one and two blocks of columns left: the next block and the one that ends at n
+                // in one pass, eight chains instead of two passes of four.
+                TwoBlocks(k, alpha, a, ai, ap, b, ldb, beta, c, ldc, j, n - w);
                 return;
             }
-            if (j + W == n)
+            if (j + w == n)
             {
                 OneBlock(k, a0, a1, a2, a3, ap, b + j, ldb, out var x0, out var x1, out var x2, out var x3);
-                Vector256.Store(Finish256(x0, alpha, beta, c0 + j), c0 + j);
-                Vector256.Store(Finish256(x1, alpha, beta, c1 + j), c1 + j);
-                Vector256.Store(Finish256(x2, alpha, beta, c2 + j), c2 + j);
-                Vector256.Store(Finish256(x3, alpha, beta, c3 + j), c3 + j);
+                TW.Store(Finish(x0, alpha, beta, c0 + j), c0 + j);
+                TW.Store(Finish(x1, alpha, beta, c1 + j), c1 + j);
+                TW.Store(Finish(x2, alpha, beta, c2 + j), c2 + j);
+                TW.Store(Finish(x3, alpha, beta, c3 + j), c3 + j);
                 return;
             }
-            if (j < n && n >= W)
+            if (j < n && n >= w)
             {
-                // The last partial block: recompute the 8 columns that end at n, keep only the new ones.
-                int start = n - W;
-                var fresh = Vector256.GreaterThanOrEqual(Vector256<int>.Indices, Vector256.Create(j - start)).AsSingle();
+                // The last partial block: recompute the block that ends at n and keep only the new
+                // columns, so no column is updated twice (that would apply beta twice).
+                int start = n - w;
+                var fresh = TW.LanesFrom(j - start);
                 OneBlock(k, a0, a1, a2, a3, ap, b + start, ldb, out var x0, out var x1, out var x2, out var x3);
                 StoreFresh(x0, alpha, beta, c0 + start, fresh); StoreFresh(x1, alpha, beta, c1 + start, fresh);
                 StoreFresh(x2, alpha, beta, c2 + start, fresh); StoreFresh(x3, alpha, beta, c3 + start, fresh);
@@ -452,83 +298,95 @@ public static unsafe class SmallGemm
             ScalarColumns4(j, n, k, alpha, a, ai, ap, b, ldb, beta, c, ldc);
         }
 
+        /// <summary>One block of columns of four rows of C from B's block at bp: four independent chains over k.</summary>
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         static void OneBlock(int k, float* a0, float* a1, float* a2, float* a3, int ap, float* bp, int ldb,
-            out Vector256<float> x0, out Vector256<float> x1, out Vector256<float> x2, out Vector256<float> x3)
+            out TV x0, out TV x1, out TV x2, out TV x3)
         {
-            x0 = default; x1 = default; x2 = default; x3 = default;
+            x0 = TW.Zero; x1 = TW.Zero; x2 = TW.Zero; x3 = TW.Zero;
             for (int p = 0; p < k; p++, bp += ldb)
             {
-                var u = Vector256.Load(bp);
+                var u = TW.Load(bp);
                 long o = (long)p * ap;
-                x0 = Vector256.FusedMultiplyAdd(Vector256.Create(a0[o]), u, x0);
-                x1 = Vector256.FusedMultiplyAdd(Vector256.Create(a1[o]), u, x1);
-                x2 = Vector256.FusedMultiplyAdd(Vector256.Create(a2[o]), u, x2);
-                x3 = Vector256.FusedMultiplyAdd(Vector256.Create(a3[o]), u, x3);
+                x0 = TW.FusedMultiplyAdd(TW.Splat(a0[o]), u, x0);
+                x1 = TW.FusedMultiplyAdd(TW.Splat(a1[o]), u, x1);
+                x2 = TW.FusedMultiplyAdd(TW.Splat(a2[o]), u, x2);
+                x3 = TW.FusedMultiplyAdd(TW.Splat(a3[o]), u, x3);
             }
         }
 
-        // Columns first..first+7 and second..second+7 of four rows: eight chains (see StorePair above).
+        /// <summary>
+        /// The blocks of columns at first and second of four rows of C in one pass over k: eight
+        /// independent chains. The blocks may overlap (see StorePair).
+        /// </summary>
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         static void TwoBlocks(int k, float alpha, float* a, int ai, int ap, float* b, int ldb, float beta, float* c, int ldc, int first, int second)
         {
             float* a0 = a, a1 = a + ai, a2 = a + 2 * ai, a3 = a + 3 * ai;
-            Vector256<float> x0 = default, y0 = default, x1 = default, y1 = default, x2 = default, y2 = default, x3 = default, y3 = default;
+            TV x0 = TW.Zero, y0 = TW.Zero, x1 = TW.Zero, y1 = TW.Zero, x2 = TW.Zero, y2 = TW.Zero, x3 = TW.Zero, y3 = TW.Zero;
             float* bp = b + first;
             float* bq = b + second;
             for (int p = 0; p < k; p++, bp += ldb, bq += ldb)
             {
-                var u = Vector256.Load(bp);
-                var v = Vector256.Load(bq);
+                var u = TW.Load(bp);
+                var v = TW.Load(bq);
                 long o = (long)p * ap;
-                var s0 = Vector256.Create(a0[o]); x0 = Vector256.FusedMultiplyAdd(s0, u, x0); y0 = Vector256.FusedMultiplyAdd(s0, v, y0);
-                var s1 = Vector256.Create(a1[o]); x1 = Vector256.FusedMultiplyAdd(s1, u, x1); y1 = Vector256.FusedMultiplyAdd(s1, v, y1);
-                var s2 = Vector256.Create(a2[o]); x2 = Vector256.FusedMultiplyAdd(s2, u, x2); y2 = Vector256.FusedMultiplyAdd(s2, v, y2);
-                var s3 = Vector256.Create(a3[o]); x3 = Vector256.FusedMultiplyAdd(s3, u, x3); y3 = Vector256.FusedMultiplyAdd(s3, v, y3);
+                var s0 = TW.Splat(a0[o]); x0 = TW.FusedMultiplyAdd(s0, u, x0); y0 = TW.FusedMultiplyAdd(s0, v, y0);
+                var s1 = TW.Splat(a1[o]); x1 = TW.FusedMultiplyAdd(s1, u, x1); y1 = TW.FusedMultiplyAdd(s1, v, y1);
+                var s2 = TW.Splat(a2[o]); x2 = TW.FusedMultiplyAdd(s2, u, x2); y2 = TW.FusedMultiplyAdd(s2, v, y2);
+                var s3 = TW.Splat(a3[o]); x3 = TW.FusedMultiplyAdd(s3, u, x3); y3 = TW.FusedMultiplyAdd(s3, v, y3);
             }
             float* c0 = c, c1 = c + ldc, c2 = c + 2 * ldc, c3 = c + 3 * ldc;
             StorePair(x0, y0, alpha, beta, c0 + first, c0 + second); StorePair(x1, y1, alpha, beta, c1 + first, c1 + second);
             StorePair(x2, y2, alpha, beta, c2 + first, c2 + second); StorePair(x3, y3, alpha, beta, c3 + first, c3 + second);
         }
 
+        /// <summary>
+        /// Stores two overlapping blocks. The overlap's columns went through identical chains in both, so
+        /// they agree bit for bit; C is read for both before either is written, so beta applies once.
+        /// </summary>
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        static void StorePair(Vector256<float> x, Vector256<float> y, float alpha, float beta, float* cx, float* cy)
+        static void StorePair(TV x, TV y, float alpha, float beta, float* cx, float* cy)
         {
-            var fx = Finish256(x, alpha, beta, cx);
-            var fy = Finish256(y, alpha, beta, cy);
-            Vector256.Store(fy, cy);
-            Vector256.Store(fx, cx);
+            var fx = Finish(x, alpha, beta, cx);
+            var fy = Finish(y, alpha, beta, cy);
+            TW.Store(fy, cy);
+            TW.Store(fx, cx);
         }
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        static void StoreFresh(Vector256<float> acc, float alpha, float beta, float* c, Vector256<float> fresh)
+        static void StoreFresh(TV acc, float alpha, float beta, float* c, TV fresh)
         {
-            var old = Vector256.Load(c);
-            Vector256.Store(Vector256.ConditionalSelect(fresh, Finish256(acc, alpha, beta, c), old), c);
+            var old = TW.Load(c);
+            TW.Store(TW.ConditionalSelect(fresh, Finish(acc, alpha, beta, c), old), c);
         }
 
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         static void Row1(int n, int k, float alpha, float* a, int ap, float* b, int ldb, float beta, float* c)
         {
+            // Whole blocks while at least two or exactly one are left, so what remains is none, between
+            // one and two (one pass for both blocks below), or all of n below one block (scalar).
+            int w = TW.Count;
             int j = 0;
-            for (; j + 2 * W <= n || j + W == n; j += W)
+            for (; j + 2 * w <= n || j + w == n; j += w)
             {
-                Vector256<float> x = default;
+                TV x = TW.Zero;
                 float* bp = b + j;
-                for (int p = 0; p < k; p++, bp += ldb) x = Vector256.FusedMultiplyAdd(Vector256.Create(a[(long)p * ap]), Vector256.Load(bp), x);
-                Vector256.Store(Finish256(x, alpha, beta, c + j), c + j);
+                for (int p = 0; p < k; p++, bp += ldb) x = TW.FusedMultiplyAdd(TW.Splat(a[(long)p * ap]), TW.Load(bp), x);
+                TW.Store(Finish(x, alpha, beta, c + j), c + j);
             }
-            if (n - j > W)
+            if (n - j > w)
             {
-                int start = n - W;
-                Vector256<float> x = default, y = default;
+                // Both blocks in one pass, two chains (see Rows4).
+                int start = n - w;
+                TV x = TW.Zero, y = TW.Zero;
                 float* bp = b + j;
                 float* bq = b + start;
                 for (int p = 0; p < k; p++, bp += ldb, bq += ldb)
                 {
-                    var s = Vector256.Create(a[(long)p * ap]);
-                    x = Vector256.FusedMultiplyAdd(s, Vector256.Load(bp), x);
-                    y = Vector256.FusedMultiplyAdd(s, Vector256.Load(bq), y);
+                    var s = TW.Splat(a[(long)p * ap]);
+                    x = TW.FusedMultiplyAdd(s, TW.Load(bp), x);
+                    y = TW.FusedMultiplyAdd(s, TW.Load(bq), y);
                 }
                 StorePair(x, y, alpha, beta, c + j, c + start);
                 return;
