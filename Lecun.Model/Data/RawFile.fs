@@ -319,9 +319,11 @@ module RawFile =
             | Error e -> Error $"{path}: {e}"
             | Ok file ->
                 use file = file
-                let magic = Array.zeroCreate<byte> 2
-                let got = file.ReadAtLeast(magic.AsSpan(), 2, false)
-                let gzip = got = 2 && isGzip (ReadOnlySpan magic)
+                // Enough of the start to tell gzip from the other compressors (otherCompression).
+                let head = Array.zeroCreate<byte> 6
+                let got = file.ReadAtLeast(head.AsSpan(), head.Length, false)
+                let magic = Array.sub head 0 got
+                let gzip = isGzip (ReadOnlySpan magic)
                 if gzip && file.CanSeek then
                     let length = file.Length
                     let trailer = Array.zeroCreate<byte> 8
@@ -339,10 +341,13 @@ module RawFile =
                             compressed[max 0 (compressed.Length - 8) ..] consume
                 elif file.CanSeek && file.Length > int64 limit then tooLarge path what limit false
                 else
-                    let bounded = new BoundedStream(new PrefixedStream(Array.sub magic 0 got, file), int64 limit)
-                    let consumed = consume bounded
-                    drain bounded
-                    if bounded.Exceeded then tooLarge path what limit false else consumed
+                    match refuseOtherCompression what path magic with
+                    | Error e -> Error e
+                    | Ok() ->
+                        let bounded = new BoundedStream(new PrefixedStream(magic, file), int64 limit)
+                        let consumed = consume bounded
+                        drain bounded
+                        if bounded.Exceeded then tooLarge path what limit false else consumed
         with
         | :? IOException
         | :? UnauthorizedAccessException as e -> Error $"{path}: cannot read ({e.Message})"
