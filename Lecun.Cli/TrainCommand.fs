@@ -115,10 +115,6 @@ let writeStaged (folder: RunFolder) (write: string -> 'a) : 'a * string =
 
 let private timeStamp () = DateTime.Now.ToString("yyyyMMdd-HHmmss", Globalization.CultureInfo.InvariantCulture)
 
-/// Runs in one command (train --seeds, ladder seeds x steps): each keeps its results (a ladder also its
-/// weights) until the end, so the count is bounded.
-let maxRuns = 1000
-
 /// The options that change the recipe, as overrides (Lecun.Model applies and checks them).
 let overridesFrom (args: ParseResults<TrainArgs>) : RecipeOverride list =
     let named (parse: string -> Result<'T, string>) (toOverride: 'T -> RecipeOverride) (value: string option) =
@@ -261,11 +257,9 @@ let private seedsJson (recipe: Recipe) (dataSet: string) (seconds: float) (resul
 let run (verbose: bool) (args: ParseResults<TrainArgs>) =
     let recipe = recipeFrom args
     let dataSet = args.GetResult(Data_Set, "usps") |> DataSetName.parse |> orFail
-    let seedCount = args.GetResult(Seeds, 1)
-    if seedCount > maxRuns then fail $"--seeds must be between 1 and {maxRuns}, got {seedCount}"
+    let seedCount = args.GetResult(Seeds, 1) |> Runs.checkSeedCount |> orFail
     let seeds = Recipe.seeds recipe.Seed seedCount |> orFail
-    let parallelism = args.GetResult(Jobs, Environment.ProcessorCount)
-    if parallelism < 1 || parallelism > maxRuns then fail $"--jobs must be between 1 and {maxRuns}, got {parallelism}"
+    let parallelism = args.GetResult(Jobs, Environment.ProcessorCount) |> Runs.checkJobs |> orFail
     let backend = Providers.choose (args.TryGetResult Backend)
     let folder = stageOutDir (args.TryGetResult Out) (args.Contains Force) (fun () -> $"{timeStamp ()}-{recipe.Name}-seed{recipe.Seed}")
     writeStaged folder (fun outDir ->
@@ -274,13 +268,9 @@ let run (verbose: bool) (args: ParseResults<TrainArgs>) =
         let warmUp = Threading.Tasks.Task.Run(fun () -> (try Train.warmUp backend recipe with _ -> ()); Plots.warmUp ())
         let data = Data.load dataSet (args.TryGetResult Data) |> orFail
         // With --holdout the files and tables say so wherever they name the data set.
-        let data, heldOut, testName =
-            match args.TryGetResult Holdout with
-            | None -> data, None, "test"
-            | Some n when n >= 1 && n < data.Train.Count ->
-                let held = data.HoldOut n
-                held, Some n, held.Test.Name
-            | Some n -> fail $"--holdout must be between 1 and {data.Train.Count - 1} (the training digits less one), got {n}"
+        let heldOut = args.TryGetResult Holdout
+        let data = Runs.holdOut heldOut data |> orFail
+        let testName = if heldOut.IsSome then data.Test.Name else "test"
         Recipe.fitsTrainingSet data.Train.Count recipe |> orFail |> ignore
         let initial =
             match args.TryGetResult Init with
