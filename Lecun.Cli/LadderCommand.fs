@@ -116,9 +116,10 @@ let run (args: ParseResults<LadderArgs>) =
     Ladder.checkRunCount seeds selected.Length |> orFail
     let backend = Providers.choose (args.TryGetResult Backend)
     let folder =
-        TrainCommand.stageOutDir (args.TryGetResult Out) (args.Contains Force)
+        RunFolder.stageRun (args.TryGetResult Out) (args.Contains Force)
             (fun () -> $"""ladder-{DataSetName.name dataSet}-{DateTime.Now.ToString("yyyyMMdd-HHmmss", Globalization.CultureInfo.InvariantCulture)}""")
-    TrainCommand.writeStaged folder (fun outDir ->
+        |> orFail
+    RunFolder.write folder (fun outDir ->
         let dataDir = args.TryGetResult Data
         // Each data set is loaded once; a step whose data cannot be found is skipped with the reason.
         let limit = args.TryGetResult Limit
@@ -195,5 +196,6 @@ let run (args: ParseResults<LadderArgs>) =
                    EssayTest = r.Step.Essay |> Option.map snd }: Plots.LadderPoint))
         let references = match dataSet with DataSetName.Usps -> Paper.UspsReferences.levels | _ -> []
         Plots.ladder $"""the 33-year ladder on {DataSetName.name dataSet}, {seeds} {(if seeds = 1 then "seed" else "seeds")}""" points references (Path.Combine(outDir, "ladder.png")))
+    |> orFail
     |> fun ((), final) -> printfn "wrote %s: ladder.json ladder.csv ladder.png" final
     0

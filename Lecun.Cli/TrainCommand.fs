@@ -95,24 +95,6 @@ let private metricsCsv (passes: PassMetrics list) =
                                inv m.Test.Loss; inv m.Test.Error; string m.Test.Misses; inv m.Seconds ]))
     String.Join("\n", "pass,train_loss,train_error,train_misses,test_loss,test_error,test_misses,seconds" :: rows) + "\n"
 
-/// The run's folder, staged: `--out` (refused when it holds files, unless a finished run and --force), or a new
-/// folder under runs/ named by the time (a free `-2`, `-3`, ... when two runs start in the same second).
-let stageOutDir (out: string option) (force: bool) (defaultName: unit -> string) =
-    match out with
-    | Some dir -> RunFolder.stage dir force false |> orFail
-    | None -> RunFolder.stage (Path.Combine("runs", defaultName ())) false true |> orFail
-
-/// Writes a run into its staged folder and renames it into place; a run that fails or is
-/// interrupted leaves nothing (no folder, no file of it). Returns the final folder.
-let writeStaged (folder: RunFolder) (write: string -> 'a) : 'a * string =
-    try
-        let result = write folder.Staging
-        let final = RunFolder.commit folder |> orFail
-        let relative = Path.GetRelativePath(Environment.CurrentDirectory, final)
-        result, (if relative.StartsWith ".." then final else relative)
-    finally
-        RunFolder.discard folder
-
 let private timeStamp () = DateTime.Now.ToString("yyyyMMdd-HHmmss", Globalization.CultureInfo.InvariantCulture)
 
 /// The options that change the recipe, as overrides (Lecun.Model applies and checks them).
@@ -261,8 +243,8 @@ let run (verbose: bool) (args: ParseResults<TrainArgs>) =
     let seeds = Recipe.seeds recipe.Seed seedCount |> orFail
     let parallelism = args.GetResult(Jobs, Environment.ProcessorCount) |> Runs.checkJobs |> orFail
     let backend = Providers.choose (args.TryGetResult Backend)
-    let folder = stageOutDir (args.TryGetResult Out) (args.Contains Force) (fun () -> $"{timeStamp ()}-{recipe.Name}-seed{recipe.Seed}")
-    writeStaged folder (fun outDir ->
+    let folder = RunFolder.stageRun (args.TryGetResult Out) (args.Contains Force) (fun () -> $"{timeStamp ()}-{recipe.Name}-seed{recipe.Seed}") |> orFail
+    RunFolder.write folder (fun outDir ->
         // The other core compiles the training code and loads the plotting code while this one reads the data.
         // A failed warm-up costs only its time: the run itself reports any real problem.
         let warmUp = Threading.Tasks.Task.Run(fun () -> (try Train.warmUp backend recipe with _ -> ()); Plots.warmUp ())
@@ -319,5 +301,6 @@ let run (verbose: bool) (args: ParseResults<TrainArgs>) =
             printfn "%d runs in %.1f s wall" count seconds
             AtomicFile.writeText (Path.Combine(outDir, "seeds.json")) (seedsJson recipe (DataSetName.describe dataSet heldOut) seconds finals ensembles)
             "seeds.json and one folder per seed")
+    |> orFail
     |> fun (written, final) -> printfn "wrote %s: %s" final written
     0
