@@ -106,51 +106,35 @@ let private table (results: StepResult list) (skipped: (LadderStep * string) lis
     |> String.concat "\n"
 
 let run (args: ParseResults<LadderArgs>) =
-    let dataSet =
-        let text = args.GetResult(Data_Set, "usps")
-        match DataSetName.parse text with
-        | Ok (DataSetName.Usps | DataSetName.MnistSim as d) -> d
-        | Ok DataSetName.MnistSim50k
-        | Error _ -> fail $"unknown data set '{text}' for the ladder (known: usps, mnist-sim)"
+    let dataSet = args.GetResult(Data_Set, "usps") |> Ladder.parseDataSet |> orFail
     let firstSeed = args.GetResult(Seed, Recipe.lecun1989.Seed)
     let seedList = Recipe.seeds firstSeed (args.GetResult(Seeds, 5)) |> orFail
     let seeds = seedList.Length
-    let jobsAtOnce = args.GetResult(Jobs, Environment.ProcessorCount)
-    if jobsAtOnce < 1 || jobsAtOnce > TrainCommand.maxRuns then fail $"--jobs must be between 1 and {TrainCommand.maxRuns}, got {jobsAtOnce}"
+    let jobsAtOnce = args.GetResult(Jobs, Environment.ProcessorCount) |> Runs.checkJobs |> orFail
     let wanted = Ladder.parseSteps (args.GetResult(Steps, "all")) |> orFail
-    let stepCount = max 1 (Ladder.steps dataSet |> List.filter (fun s -> List.contains (s.Label.TrimEnd 'n') wanted) |> List.length)
-    if seeds > TrainCommand.maxRuns / stepCount then
-        fail $"--seeds {seeds} over {stepCount} steps would be {int64 seeds * int64 stepCount} runs; at most {TrainCommand.maxRuns} in one ladder (--seeds at most {TrainCommand.maxRuns / stepCount})"
+    let selected = Ladder.select dataSet wanted
+    Ladder.checkRunCount seeds selected.Length |> orFail
     let backend = Providers.choose (args.TryGetResult Backend)
     let folder =
-        TrainCommand.stageOutDir (args.TryGetResult Out) (args.Contains Force)
+        RunFolder.stageRun (args.TryGetResult Out) (args.Contains Force)
             (fun () -> $"""ladder-{DataSetName.name dataSet}-{DateTime.Now.ToString("yyyyMMdd-HHmmss", Globalization.CultureInfo.InvariantCulture)}""")
-    TrainCommand.writeStaged folder (fun outDir ->
+        |> orFail
+    RunFolder.write folder (fun outDir ->
         let dataDir = args.TryGetResult Data
-        let selected = Ladder.steps dataSet |> List.filter (fun s -> List.contains (s.Label.TrimEnd 'n') wanted)
-        let stepFiveWanted = List.contains "5" wanted
         // Each data set is loaded once; a step whose data cannot be found is skipped with the reason.
         let limit = args.TryGetResult Limit
-        match limit with
-        | Some n when n < 10 -> fail $"--limit must be at least 10 digits, got {n}"
-        | _ -> ()
-        let limited (d: TrainTest) =
-            match limit with
-            | Some n -> { d with Train = d.Train.Take n; Test = d.Test.Take n; Source = $"{d.Source}, first {n} digits of each split" }
-            | None -> d
+        Ladder.checkLimit limit |> orFail
         let loaded =
             dataSet :: (selected |> List.map (fun s -> s.DataSet)) |> List.distinct
-            |> List.map (fun d -> d, Data.load d dataDir |> Result.map limited) |> Map.ofList
+            |> List.map (fun d -> d, Data.load d dataDir |> Result.bind (Ladder.limit limit)) |> Map.ofList
         match loaded.[dataSet] with
         | Error e -> fail e
         | Ok _ -> ()
         let runnable, skipped =
             selected |> List.partition (fun s -> match loaded.[s.DataSet] with Ok _ -> true | Error _ -> false)
         let skipped =
-            [ for s in skipped -> s, (match loaded.[s.DataSet] with Error e -> e | Ok _ -> "")
-              if stepFiveWanted && dataSet = DataSetName.Usps then
-                  let five = Ladder.steps DataSetName.MnistSim |> List.find (fun s -> s.Label = "5")
-                  yield five, "step 5 adds MNIST training digits, so it runs on mnist-sim only (ladder --data-set mnist-sim)" ]
+            [ for s in skipped -> s, (match loaded.[s.DataSet] with Error e -> e | Ok _ -> "") ]
+            @ Ladder.unavailable dataSet wanted
         let layout = ModelFile.layout
         let jobs =
             [| for s in runnable do
@@ -212,5 +196,6 @@ let run (args: ParseResults<LadderArgs>) =
                    EssayTest = r.Step.Essay |> Option.map snd }: Plots.LadderPoint))
         let references = match dataSet with DataSetName.Usps -> Paper.UspsReferences.levels | _ -> []
         Plots.ladder $"""the 33-year ladder on {DataSetName.name dataSet}, {seeds} {(if seeds = 1 then "seed" else "seeds")}""" points references (Path.Combine(outDir, "ladder.png")))
+    |> orFail
     |> fun ((), final) -> printfn "wrote %s: ladder.json ladder.csv ladder.png" final
     0

@@ -8,11 +8,6 @@ open Lecun.Model
 open Lecun.Native.Backends
 open Lecun.Cli.Output
 
-/// The data set a model was trained on, from its metadata (usps when it does not say). A run trained
-/// with --holdout names it with a suffix ("usps, last 1000 training digits held out"); the digits are the plain set's.
-let dataSetOf (metadata: Map<string, string>) =
-    ((metadata |> Map.tryFind "data_set" |> Option.defaultValue "usps").Split ',').[0].Trim()
-
 /// A test digit the model gets wrong.
 type Miss = { Index: int; Label: int; Predicted: int }
 
@@ -20,7 +15,8 @@ type ModelView =
     { File: string
       Net: Network
       Parameters: float32 array
-      Metadata: Map<string, string>
+      /// What the model file says about how it was made.
+      Info: ModelInfo
       Backend: IBackend
       /// The model's data set (named by its metadata), or why it could not be loaded.
       Data: Result<TrainTest, string>
@@ -28,14 +24,14 @@ type ModelView =
       Test: SplitMetrics option
       Misses: Miss array }
 
-    member v.Meta(key: string) = v.Metadata |> Map.tryFind key |> Option.defaultValue "?"
-    member v.DataSetName = dataSetOf v.Metadata
+    member v.DataSetName = v.Info.DataSet
 
 /// Loads a checkpoint and evaluates it on its data set's test split. A missing data set is not an
 /// error (the model still reads drawings); it is reported in `Data`.
 let load (backend: IBackend) (file: string) (dataDir: string option) =
     let model = ModelFile.load file |> orFail
-    let data = DataSetName.parse (dataSetOf model.Metadata) |> Result.bind (fun d -> Data.load d dataDir)
+    let info = ModelFile.info model
+    let data = DataSetName.parse info.DataSet |> Result.bind (fun d -> Data.load d dataDir)
     let test, misses =
         match data with
         | Ok d ->
@@ -46,7 +42,7 @@ let load (backend: IBackend) (file: string) (dataDir: string option) =
                            { Index = i; Label = d.Test.Labels.[i]; Predicted = result.Predictions.[i] } |]
             Some result.Metrics, misses
         | Error _ -> None, [||]
-    { File = file; Net = model.Network; Parameters = model.Parameters; Metadata = model.Metadata; Backend = backend
+    { File = file; Net = model.Network; Parameters = model.Parameters; Info = info; Backend = backend
       Data = data; Test = test; Misses = misses }
 
 /// A split of the model's data set by name ("train" or "test").
@@ -78,4 +74,5 @@ let newestRun (runsDir: string) =
 /// One line about the model, for the terminal and the page's corner.
 let describe (view: ModelView) =
     let test = match view.Test with Some m -> $"test error %.2f{m.Error}%% ({m.Misses} misses)" | None -> "test error unknown (data set not found)"
-    $"""{view.Meta "recipe"}, seed {view.Meta "seed"}, {view.DataSetName}, {test}"""
+    let known (value: 'T option) = value |> Option.map string |> Option.defaultValue "?"
+    $"""{known view.Info.Recipe}, seed {known view.Info.Seed}, {view.DataSetName}, {test}"""

@@ -140,10 +140,8 @@ let model (view: ModelView) : Reply =
     ok (fun w ->
         w.WriteStartObject()
         w.WriteString("file", view.File)
-        for key in [ "recipe"; "seed"; "passes"; "data_set"; "hidden"; "output"; "loss"; "recipe_details" ] do
-            match view.Metadata |> Map.tryFind key with
-            | Some v -> w.WriteString(key, v)
-            | None -> ()
+        for key, value in ModelFile.infoEntries view.Info do
+            w.WriteString(key, value)
         w.WriteNumber("parameters", view.Net.Layout.ParamCount)
         w.WriteStartArray "layers"
         for l in view.Net.Layout.Layers do

@@ -165,11 +165,11 @@ let run (args: ParseResults<ShowArgs>) =
         | Some index, None ->
             let image, label = ModelView.digit view split index |> orFail
             image, $"{view.DataSetName} {split} digit {index} (label {label})"
-    let net, parameters, metadata = view.Net, view.Parameters, view.Metadata
+    let net, parameters, info = view.Net, view.Parameters, view.Info
     let layers = Inspect.layers backend net parameters (Workspace.create net 1) image
     let winner = Loss.argmax layers.[3] 0 layers.[3].Length
-    let recipe = metadata |> Map.tryFind "recipe" |> Option.defaultValue "model"
-    let seed = metadata |> Map.tryFind "seed" |> Option.map (fun s -> $", seed {s}") |> Option.defaultValue ""
+    let recipe = info.Recipe |> Option.defaultValue "model"
+    let seed = info.Seed |> Option.map (fun s -> $", seed {s}") |> Option.defaultValue ""
     let h1w = net.Layout.View "H1w"
     let content =
         { Title = $"{recipe}{seed} reads {source}: class {winner}"

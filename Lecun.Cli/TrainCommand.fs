@@ -95,29 +95,7 @@ let private metricsCsv (passes: PassMetrics list) =
                                inv m.Test.Loss; inv m.Test.Error; string m.Test.Misses; inv m.Seconds ]))
     String.Join("\n", "pass,train_loss,train_error,train_misses,test_loss,test_error,test_misses,seconds" :: rows) + "\n"
 
-/// The run's folder, staged: `--out` (refused when it holds files, unless a finished run and --force), or a new
-/// folder under runs/ named by the time (a free `-2`, `-3`, ... when two runs start in the same second).
-let stageOutDir (out: string option) (force: bool) (defaultName: unit -> string) =
-    match out with
-    | Some dir -> RunFolder.stage dir force false |> orFail
-    | None -> RunFolder.stage (Path.Combine("runs", defaultName ())) false true |> orFail
-
-/// Writes a run into its staged folder and renames it into place; a run that fails or is
-/// interrupted leaves nothing (no folder, no file of it). Returns the final folder.
-let writeStaged (folder: RunFolder) (write: string -> 'a) : 'a * string =
-    try
-        let result = write folder.Staging
-        let final = RunFolder.commit folder |> orFail
-        let relative = Path.GetRelativePath(Environment.CurrentDirectory, final)
-        result, (if relative.StartsWith ".." then final else relative)
-    finally
-        RunFolder.discard folder
-
 let private timeStamp () = DateTime.Now.ToString("yyyyMMdd-HHmmss", Globalization.CultureInfo.InvariantCulture)
-
-/// Runs in one command (train --seeds, ladder seeds x steps): each keeps its results (a ladder also its
-/// weights) until the end, so the count is bounded.
-let maxRuns = 1000
 
 /// The options that change the recipe, as overrides (Lecun.Model applies and checks them).
 let overridesFrom (args: ParseResults<TrainArgs>) : RecipeOverride list =
@@ -261,26 +239,20 @@ let private seedsJson (recipe: Recipe) (dataSet: string) (seconds: float) (resul
 let run (verbose: bool) (args: ParseResults<TrainArgs>) =
     let recipe = recipeFrom args
     let dataSet = args.GetResult(Data_Set, "usps") |> DataSetName.parse |> orFail
-    let seedCount = args.GetResult(Seeds, 1)
-    if seedCount > maxRuns then fail $"--seeds must be between 1 and {maxRuns}, got {seedCount}"
+    let seedCount = args.GetResult(Seeds, 1) |> Runs.checkSeedCount |> orFail
     let seeds = Recipe.seeds recipe.Seed seedCount |> orFail
-    let parallelism = args.GetResult(Jobs, Environment.ProcessorCount)
-    if parallelism < 1 || parallelism > maxRuns then fail $"--jobs must be between 1 and {maxRuns}, got {parallelism}"
+    let parallelism = args.GetResult(Jobs, Environment.ProcessorCount) |> Runs.checkJobs |> orFail
     let backend = Providers.choose (args.TryGetResult Backend)
-    let folder = stageOutDir (args.TryGetResult Out) (args.Contains Force) (fun () -> $"{timeStamp ()}-{recipe.Name}-seed{recipe.Seed}")
-    writeStaged folder (fun outDir ->
+    let folder = RunFolder.stageRun (args.TryGetResult Out) (args.Contains Force) (fun () -> $"{timeStamp ()}-{recipe.Name}-seed{recipe.Seed}") |> orFail
+    RunFolder.write folder (fun outDir ->
         // The other core compiles the training code and loads the plotting code while this one reads the data.
         // A failed warm-up costs only its time: the run itself reports any real problem.
         let warmUp = Threading.Tasks.Task.Run(fun () -> (try Train.warmUp backend recipe with _ -> ()); Plots.warmUp ())
         let data = Data.load dataSet (args.TryGetResult Data) |> orFail
         // With --holdout the files and tables say so wherever they name the data set.
-        let data, heldOut, testName =
-            match args.TryGetResult Holdout with
-            | None -> data, None, "test"
-            | Some n when n >= 1 && n < data.Train.Count ->
-                let held = data.HoldOut n
-                held, Some n, held.Test.Name
-            | Some n -> fail $"--holdout must be between 1 and {data.Train.Count - 1} (the training digits less one), got {n}"
+        let heldOut = args.TryGetResult Holdout
+        let data = Runs.holdOut heldOut data |> orFail
+        let testName = if heldOut.IsSome then data.Test.Name else "test"
         Recipe.fitsTrainingSet data.Train.Count recipe |> orFail |> ignore
         let initial =
             match args.TryGetResult Init with
@@ -329,5 +301,6 @@ let run (verbose: bool) (args: ParseResults<TrainArgs>) =
             printfn "%d runs in %.1f s wall" count seconds
             AtomicFile.writeText (Path.Combine(outDir, "seeds.json")) (seedsJson recipe (DataSetName.describe dataSet heldOut) seconds finals ensembles)
             "seeds.json and one folder per seed")
+    |> orFail
     |> fun (written, final) -> printfn "wrote %s: %s" final written
     0

@@ -118,3 +118,47 @@ module Ladder =
             text.Split(',')
             |> Results.traverse parsePart
             |> Result.map (List.concat >> List.distinct >> List.sort >> List.map string)
+
+    /// The steps of the ladder on `dataSet` that `wanted` (parseSteps' labels) selects: a side row
+    /// ("0n") goes with its step ("0").
+    let select (dataSet: DataSetName) (wanted: string list) : LadderStep list =
+        steps dataSet |> List.filter (fun s -> List.contains (s.Label.TrimEnd 'n') wanted)
+
+    /// Steps wanted that cannot run on `dataSet`, with the reason: step 5 adds MNIST's training
+    /// digits, so on usps it is reported as skipped rather than silently left out.
+    let unavailable (dataSet: DataSetName) (wanted: string list) : (LadderStep * string) list =
+        if List.contains "5" wanted && dataSet = DataSetName.Usps then
+            let five = steps DataSetName.MnistSim |> List.find (fun s -> s.Label = "5")
+            [ five, "step 5 adds MNIST training digits, so it runs on mnist-sim only (ladder --data-set mnist-sim)" ]
+        else []
+
+    /// The data sets a ladder runs on (step 5 brings in mnist-sim-50k itself).
+    let parseDataSet (text: string) : Result<DataSetName, string> =
+        match DataSetName.parse text with
+        | Ok(DataSetName.Usps | DataSetName.MnistSim as d) -> Ok d
+        | Ok DataSetName.MnistSim50k
+        | Error _ -> Error $"unknown data set '{text}' for the ladder (known: usps, mnist-sim)"
+
+    /// The fewest digits per split `--limit` may keep: one of each class.
+    let minLimit = 10
+
+    /// A `--limit` keeps at least minLimit digits.
+    let checkLimit (limit: int option) : Result<unit, string> =
+        match limit with
+        | Some n when n < minLimit -> Error $"--limit must be at least {minLimit} digits, got {n}"
+        | _ -> Ok()
+
+    /// The first `limit` digits of each split (a quick look), or the data unchanged.
+    let limit (limit: int option) (data: TrainTest) : Result<TrainTest, string> =
+        checkLimit limit
+        |> Result.map (fun () ->
+            match limit with
+            | Some n -> { data with Train = data.Train.Take n; Test = data.Test.Take n; Source = $"{data.Source}, first {n} digits of each split" }
+            | None -> data)
+
+    /// `seeds` runs of each of `stepCount` steps (at least one counted), within Runs.maxRuns.
+    let checkRunCount (seeds: int) (stepCount: int) : Result<unit, string> =
+        let stepCount = max 1 stepCount
+        if seeds > Runs.maxRuns / stepCount then
+            Error $"--seeds {seeds} over {stepCount} steps would be {int64 seeds * int64 stepCount} runs; at most {Runs.maxRuns} in one ladder (--seeds at most {Runs.maxRuns / stepCount})"
+        else Ok()

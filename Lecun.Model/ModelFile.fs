@@ -18,6 +18,22 @@ type ModelFile =
       /// Every metadata entry, as written (files from other writers may have other keys).
       Metadata: Map<string, string> }
 
+/// What a model file's metadata says about how its weights were made, typed. A file from another
+/// writer may leave any of it out; `data_set` then reads as usps, the paper's.
+type ModelInfo =
+    { Recipe: string option
+      Seed: int option
+      Passes: int option
+      /// The data set's name (`data_set`).
+      DataSet: string
+      /// The count of its last training digits held out by --holdout (`held_out`).
+      HeldOut: int option
+      /// Squashing and loss as the file names them (`hidden`, `output`, `loss`).
+      Hidden: string option
+      Output: string option
+      Loss: string option
+      RecipeDetails: string option }
+
 module ModelFile =
     /// The network this program builds, as a model file's `spec` entry names it.
     let specName = "lecun1989"
@@ -80,6 +96,38 @@ module ModelFile =
             | _ ->
                 return { Path = path; Parameters = parameters; Network = Network.create layout hidden output; Loss = loss; Metadata = metadata }
         }
+
+    /// What the model's metadata says about how it was made. A file written before `held_out` had
+    /// a key of its own named the held-out digits in `data_set` after a comma
+    /// ("usps, last 1000 training digits held out"): the name is what comes before it.
+    let info (model: ModelFile) : ModelInfo =
+        let text key = model.Metadata |> Map.tryFind key
+        let number key =
+            text key |> Option.bind (fun v ->
+                match Int32.TryParse(v, Globalization.NumberStyles.Integer, Globalization.CultureInfo.InvariantCulture) with
+                | true, n -> Some n
+                | _ -> None)
+        { Recipe = text "recipe"
+          Seed = number "seed"
+          Passes = number "passes"
+          DataSet = ((text "data_set" |> Option.defaultValue "usps").Split ',').[0].Trim()
+          HeldOut = number "held_out"
+          Hidden = text "hidden"
+          Output = text "output"
+          Loss = text "loss"
+          RecipeDetails = text "recipe_details" }
+
+    /// The info as the metadata keys name it, the ones the file has, in the order a reader shows them.
+    let infoEntries (i: ModelInfo) : (string * string) list =
+        [ match i.Recipe with Some v -> "recipe", v | None -> ()
+          match i.Seed with Some v -> "seed", string v | None -> ()
+          match i.Passes with Some v -> "passes", string v | None -> ()
+          "data_set", i.DataSet
+          match i.HeldOut with Some v -> "held_out", string v | None -> ()
+          match i.Hidden with Some v -> "hidden", v | None -> ()
+          match i.Output with Some v -> "output", v | None -> ()
+          match i.Loss with Some v -> "loss", v | None -> ()
+          match i.RecipeDetails with Some v -> "recipe_details", v | None -> () ]
 
     let private overflow (model: ModelFile) (what: string) =
         $"{model.Path}: the network's outputs are not finite on {what}: the weights are finite but too large for float32 arithmetic"

@@ -257,3 +257,24 @@ module RunFolder =
         if Directory.Exists run.Staging then
             try Directory.Delete(run.Staging, true) with _ -> ()
         Unfinished.forget run.Staging
+
+    /// The folder of a new run, staged: `out` when given (refused when it holds files, unless a
+    /// finished run and `force`), or a new folder under runs/ named by `defaultName` (a free `-2`,
+    /// `-3`, ... when two runs start in the same second).
+    let stageRun (out: string option) (force: bool) (defaultName: unit -> string) : Result<RunFolder, string> =
+        match out with
+        | Some dir -> stage dir force false
+        | None -> stage (Path.Combine("runs", defaultName ())) false true
+
+    /// Writes a run into its staged folder and renames it into place; a run that fails or is
+    /// interrupted leaves nothing (no folder, no file of it). Returns what `writeFiles` returned and
+    /// the final folder (relative to the working folder when inside it).
+    let write (run: RunFolder) (writeFiles: string -> 'a) : Result<'a * string, string> =
+        try
+            let result = writeFiles run.Staging
+            commit run
+            |> Result.map (fun final ->
+                let relative = Path.GetRelativePath(Environment.CurrentDirectory, final)
+                result, (if relative.StartsWith ".." then final else relative))
+        finally
+            discard run

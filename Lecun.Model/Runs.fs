@@ -17,6 +17,26 @@ type RunSummary =
       Sd: float }
 
 module Runs =
+    /// Runs in one command (train --seeds, ladder seeds x steps): each keeps its results (a ladder also its
+    /// weights) until the end, so the count is bounded.
+    let maxRuns = 1000
+
+    /// Runs at a time asked with --jobs: 1 to maxRuns.
+    let checkJobs (jobs: int) : Result<int, string> =
+        if jobs < 1 || jobs > maxRuns then Error $"--jobs must be between 1 and {maxRuns}, got {jobs}" else Ok jobs
+
+    /// Seeds asked with --seeds: at most maxRuns (Recipe.seeds checks the rest).
+    let checkSeedCount (count: int) : Result<int, string> =
+        if count > maxRuns then Error $"--seeds must be between 1 and {maxRuns}, got {count}" else Ok count
+
+    /// The data a run trains and reports on: with `heldOut` = Some n, all but the last n training
+    /// digits, the n reported in place of the test set (1 <= n < the training digits).
+    let holdOut (heldOut: int option) (data: TrainTest) : Result<TrainTest, string> =
+        match heldOut with
+        | None -> Ok data
+        | Some n when n >= 1 && n < data.Train.Count -> Ok(data.HoldOut n)
+        | Some n -> Error $"--holdout must be between 1 and {data.Train.Count - 1} (the training digits less one), got {n}"
+
     /// Runs that train at once for `parallelism` asked and `jobs` to run: at least one, at most the cores.
     let workerCount (parallelism: int) (jobs: int) = max 1 (min (min parallelism jobs) Environment.ProcessorCount)
 

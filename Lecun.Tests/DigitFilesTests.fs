@@ -8,7 +8,7 @@ open Expecto
 open FsCheck
 open FsCheck.FSharp
 open SkiaSharp
-open Lecun.Cli
+open Lecun.Model
 open Lecun.Tests.TestKit
 
 /// Writes the bytes under the given file name and reads them back.
@@ -89,6 +89,21 @@ let tests =
                 match readAs "d.txt" (Encoding.UTF8.GetBytes(textRow None digit)) with
                 | Ok [ v, None ] -> Expect.equal v digit "bit-identical"
                 | other -> failtest $"%A{other}")
+            property "predict's text rows and the USPS loader read one grammar: the same rows, the same digits"
+                (Gen.zip (Gen.arrayOfLength 3 (Gen.zip (Gen.choose (0, 9)) genDigit)) (Gen.elements [ " "; "\t"; ", "; ";"; " ,\t" ]))
+                (fun (digits, separator) ->
+                    let text =
+                        digits
+                        |> Array.map (fun (label, values) ->
+                            String.Join(separator, Array.append [| $"{label}.0000" |] (values |> Array.map (fun v -> v.ToString("R", CultureInfo.InvariantCulture)))))
+                        |> fun rows -> String.Join("\n", rows) + "\n"
+                    let bytes = Encoding.ASCII.GetBytes text
+                    match readAs "rows.txt" bytes, Usps.parse "rows" bytes with
+                    | Ok predicted, Ok usps ->
+                        Expect.equal (predicted |> List.map snd) (digits |> Array.map (fst >> Some) |> List.ofArray) "labels, as written"
+                        Expect.equal (predicted |> List.map fst |> Array.concat) usps.Images "the same values, bit for bit"
+                        Expect.equal (predicted |> List.map (snd >> Option.get) |> Array.ofList) usps.Labels "the same labels"
+                    | predicted, usps -> failtest $"{separator}: predict {predicted |> Result.map List.length}, usps {usps |> Result.map (fun d -> d.Count)}")
             test "USPS rows: 257 values with the label first, several lines, blanks and comments" {
                 let a = Array.init 256 (fun i -> float32 (i % 3 - 1))
                 let b = Array.init 256 (fun i -> -0.5f)

@@ -88,6 +88,52 @@ let tests =
                 | Ok _ -> failtestf "'%s' was accepted" bad
         }
 
+        test "a step selects its side row; step 5 wanted on usps is reported, not dropped" {
+            let labels (steps: LadderStep list) = steps |> List.map (fun s -> s.Label)
+            Expect.equal (labels (Ladder.select DataSetName.Usps [ "0"; "2" ])) [ "0"; "0n"; "2" ] "0 brings 0n"
+            Expect.equal (labels (Ladder.select DataSetName.Usps [ "5" ])) [] "no step 5 on usps"
+            Expect.equal (labels (Ladder.select DataSetName.MnistSim [ "5" ])) [ "5" ] "step 5 on mnist-sim"
+            match Ladder.unavailable DataSetName.Usps [ "4"; "5" ] with
+            | [ five, why ] ->
+                Expect.equal five.Label "5" "step 5"
+                Expect.stringContains why "mnist-sim only" "the reason"
+            | other -> failtest $"%A{other |> List.map (fun (s, w) -> s.Label, w)}"
+            Expect.isEmpty (Ladder.unavailable DataSetName.MnistSim [ "5" ]) "mnist-sim runs it"
+            Expect.isEmpty (Ladder.unavailable DataSetName.Usps [ "0"; "4" ]) "not wanted"
+        }
+
+        test "ladder bounds: runs, data sets, --limit, --jobs" {
+            Expect.isOk (Ladder.checkRunCount (Runs.maxRuns / 4) 4) "at the bound"
+            Expect.stringContains (Expect.wantError (Ladder.checkRunCount (Runs.maxRuns / 4 + 1) 4) "past it") "at most" "message"
+            Expect.isOk (Ladder.checkRunCount Runs.maxRuns 0) "no step counts as one"
+            Expect.equal (Ladder.parseDataSet "mnist-sim") (Ok DataSetName.MnistSim) "mnist-sim"
+            Expect.isError (Ladder.parseDataSet "mnist-sim-50k") "step 5's own set is not a ladder's"
+            Expect.isError (Ladder.checkLimit (Some(Ladder.minLimit - 1))) "below the limit"
+            Expect.isOk (Ladder.checkLimit (Some Ladder.minLimit)) "at the limit"
+            Expect.isError (Runs.checkJobs 0) "no job"
+            Expect.isError (Runs.checkJobs (Runs.maxRuns + 1)) "too many jobs"
+            Expect.isError (Runs.checkSeedCount (Runs.maxRuns + 1)) "too many seeds"
+            let count = 30
+            let train = { Name = "train"; Images = Array.init (count * 256) float32; Labels = Array.init count (fun i -> i % 10) }
+            let data = { Train = train; Test = train; Source = "made up" }
+            match Ladder.limit (Some 12) data with
+            | Ok d -> Expect.equal (d.Train.Count, d.Test.Count) (12, 12) "the first 12 of each split"
+            | Error e -> failtest e
+        }
+
+        test "--holdout keeps 1 to the training digits less one" {
+            let count = 20
+            let train = { Name = "train"; Images = Array.init (count * 256) float32; Labels = Array.init count (fun i -> i % 10) }
+            let data = { Train = train; Test = { train with Name = "test" }; Source = "made up" }
+            Expect.equal (Runs.holdOut None data |> Result.map (fun d -> d.Test.Name)) (Ok "test") "none: the test set"
+            for n in [ 1; count - 1 ] do
+                match Runs.holdOut (Some n) data with
+                | Ok d -> Expect.equal (d.Train.Count, d.Test.Count, d.Test.Name) (count - n, n, "held-out") $"{n}"
+                | Error e -> failtest e
+            for n in [ 0; -1; count ] do
+                Expect.stringContains (Expect.wantError (Runs.holdOut (Some n) data) $"{n}") $"between 1 and {count - 1}" $"{n}"
+        }
+
         test "a seed gives the same results run in parallel or one after another; seeds differ" {
             let data = small ()
             let tiny = { data with Train = data.Train.Take 200; Test = data.Test.Take 100 }

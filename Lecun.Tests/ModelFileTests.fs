@@ -107,6 +107,28 @@ let tests =
                     Expect.equal model.Metadata.["recipe"] recipe.Name "metadata kept")
         }
 
+        test "the metadata reads back as a typed record: data set and held-out count apart, older files' data_set suffix dropped" {
+            withTempDir (fun dir ->
+                let path = Path.Combine(dir, "held.safetensors")
+                let recipe = { Recipe.modern with Seed = 42 }
+                ModelFile.save path recipe DataSetName.MnistSim (Some 500) (randomParameters 2)
+                let info = ModelFile.info (loadOk path)
+                Expect.equal (info.Recipe, info.Seed, info.Passes) (Some recipe.Name, Some 42, Some recipe.Passes) "recipe, seed, passes"
+                Expect.equal (info.DataSet, info.HeldOut) ("mnist-sim", Some 500) "data set and held-out count, apart"
+                Expect.equal info.Loss (Some(Loss.name recipe.Loss)) "loss"
+                Expect.equal (ModelFile.infoEntries info |> List.map fst)
+                    [ "recipe"; "seed"; "passes"; "data_set"; "held_out"; "hidden"; "output"; "loss"; "recipe_details" ] "every entry, in order"
+                let older = Path.Combine(dir, "older.safetensors")
+                Checkpoint.save older layout (randomParameters 1)
+                    (ModelFile.metadata Recipe.lecun1989 DataSetName.Usps None |> Map.add "data_set" "usps, last 1000 training digits held out" |> Map.remove "seed")
+                let info = ModelFile.info (loadOk older)
+                Expect.equal (info.DataSet, info.Seed) ("usps", None) "the name before the comma; no seed"
+                Expect.isFalse (ModelFile.infoEntries info |> List.exists (fun (k, _) -> k = "seed")) "an absent key is left out"
+                let bare = Path.Combine(dir, "bare.safetensors")
+                Checkpoint.save bare layout (randomParameters 1) Map.empty
+                Expect.equal (ModelFile.infoEntries (ModelFile.info (loadOk bare))) [ "data_set", "usps" ] "a file that says nothing: usps")
+        }
+
         test "a file without metadata (say, written in Python) is the paper's network: tanh everywhere, MSE" {
             withTempDir (fun dir ->
                 let path = Path.Combine(dir, "bare.safetensors")

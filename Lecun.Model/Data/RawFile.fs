@@ -319,11 +319,11 @@ module RawFile =
             | Error e -> Error $"{path}: {e}"
             | Ok file ->
                 use file = file
-                // Enough of the start to tell gzip from the other compressors (refuseOtherCompression).
-                let magic = Array.zeroCreate<byte> 6
-                let got = file.ReadAtLeast(magic.AsSpan(), magic.Length, false)
-                let start = Array.sub magic 0 got
-                let gzip = isGzip (ReadOnlySpan start)
+                // Enough of the start to tell gzip from the other compressors (otherCompression).
+                let head = Array.zeroCreate<byte> 6
+                let got = file.ReadAtLeast(head.AsSpan(), head.Length, false)
+                let magic = Array.sub head 0 got
+                let gzip = isGzip (ReadOnlySpan magic)
                 if gzip && file.CanSeek then
                     let length = file.Length
                     let trailer = Array.zeroCreate<byte> 8
@@ -336,17 +336,18 @@ module RawFile =
                     match readAtMost file (limit - got) None with
                     | None -> tooLarge path what limit false
                     | Some rest ->
-                        let compressed = Array.append start rest
+                        let compressed = Array.append magic rest
                         gunzipInto path what limit (fun () -> new MemoryStream(compressed, false)) compressed.LongLength
                             compressed[max 0 (compressed.Length - 8) ..] consume
                 elif file.CanSeek && file.Length > int64 limit then tooLarge path what limit false
                 else
-                    refuseOtherCompression what path start
-                    |> Result.bind (fun () ->
-                        let bounded = new BoundedStream(new PrefixedStream(start, file), int64 limit)
+                    match refuseOtherCompression what path magic with
+                    | Error e -> Error e
+                    | Ok() ->
+                        let bounded = new BoundedStream(new PrefixedStream(magic, file), int64 limit)
                         let consumed = consume bounded
                         drain bounded
-                        if bounded.Exceeded then tooLarge path what limit false else consumed)
+                        if bounded.Exceeded then tooLarge path what limit false else consumed
         with
         | :? IOException
         | :? UnauthorizedAccessException as e -> Error $"{path}: cannot read ({e.Message})"

@@ -31,7 +31,9 @@ public static class DecimalText
     static readonly float[] Pow10 = [1f, 1e1f, 1e2f, 1e3f, 1e4f, 1e5f, 1e6f, 1e7f, 1e8f, 1e9f, 1e10f];
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static bool IsSpace(byte b) => b == (byte)' ' || b == (byte)'\t' || b == (byte)'\r';
+    /// <summary>Whether a byte separates numbers: a space, tab or carriage return, or a comma or
+    /// semicolon (rows written by hand or by a spreadsheet).</summary>
+    public static bool IsSeparator(byte b) => b == (byte)' ' || b == (byte)'\t' || b == (byte)'\r' || b == (byte)',' || b == (byte)';';
 
     /// <summary>
     /// Parses one number. Fast path (Clinger): a plain decimal with a mantissa below 2^24 and at
@@ -76,7 +78,7 @@ public static class DecimalText
 
     /// <summary>
     /// Parses up to <c>values.Length</c> numbers from <paramref name="text"/> at <paramref name="pos"/>,
-    /// separated by spaces, tabs or carriage returns, stopping at a newline or the end of the text.
+    /// separated by <see cref="IsSeparator"/> bytes, stopping at a newline or the end of the text.
     /// On return <paramref name="count"/> values are stored; <paramref name="pos"/> is after the last
     /// value read (status Full), at the newline or end (EndOfLine), or at the start of the bad token.
     /// </summary>
@@ -86,14 +88,14 @@ public static class DecimalText
         int n = text.Length, p = pos, k = 0;
         while (k < values.Length)
         {
-            while (p < n && IsSpace(text[p])) p++;
+            while (p < n && IsSeparator(text[p])) p++;
             if (p >= n || text[p] == (byte)'\n')
             {
                 pos = p; count = k;
                 return RowStatus.EndOfLine;
             }
             int start = p;
-            while (p < n && !IsSpace(text[p]) && text[p] != (byte)'\n') p++;
+            while (p < n && !IsSeparator(text[p]) && text[p] != (byte)'\n') p++;
             RowStatus bad = RowStatus.Full;
             if (!TryParse(text.Slice(start, p - start), out float v)) bad = RowStatus.NotANumber;
             else if (!float.IsFinite(v)) bad = RowStatus.NotFinite;

@@ -2,14 +2,14 @@
 /// the zlib stream's Adler-32 checksum (a bad one reads as "truncated" from the decoder) and, in
 /// a palette image, indices past the palette (an error in the PNG specification that the decoder
 /// draws as some colour). The file's chunks are already known whole, each CRC right, up to IEND.
-module Lecun.Cli.PngData
+module Lecun.Model.PngData
 
 open System
 open System.Buffers.Binary
 open System.IO
 open System.IO.Compression
 open System.Text
-open Lecun.Model
+
 
 /// What the checks need from IHDR and PLTE, and the IDAT data joined.
 type private Parts =

@@ -4,14 +4,14 @@
 /// Convention, shared with the data sets and the paper's figures: the network sees -1 for white
 /// background and +1 for black ink. Image pixels are luminance with 0 = black, so a pixel p of
 /// an image with maximum value m becomes 1 - 2 p / m (white m -> -1, black 0 -> +1).
-module Lecun.Cli.DigitFiles
+module Lecun.Model.DigitFiles
 
 open System
 open System.Globalization
 open System.IO
 open System.Text
 open SkiaSharp
-open Lecun.Model
+
 
 /// One digit: 256 values in [-1, 1], row-major 16x16, and the label when the file gives one.
 type Digit = float32 array * int option
@@ -179,50 +179,16 @@ let private readPng (bytes: byte array) =
 
 // ---------------------------------------------------------------- text rows
 
-let private isSeparator (c: char) = Char.IsWhiteSpace c || c = ',' || c = ';'
-
-/// Parses one row held in `chars[start..stop-1]` (a label and 256 values, or 256 values) into
-/// `numbers` (257 long, reused from row to row): no string is made per value, so a long file
-/// makes no garbage to speak of.
-let private parseLine (lineNumber: int) (chars: char array) (start: int) (stop: int) (numbers: float array) : Result<Digit, string> =
-    let mutable count = 0
-    let mutable pos = start
-    let mutable bad = -1
-    let mutable badToken = ""
-    while pos < stop do
-        while pos < stop && isSeparator chars[pos] do pos <- pos + 1
-        if pos < stop then
-            let first = pos
-            while pos < stop && not (isSeparator chars[pos]) do pos <- pos + 1
-            if count < numbers.Length && bad < 0 then
-                match Double.TryParse(ReadOnlySpan(chars, first, pos - first), NumberStyles.Float, CultureInfo.InvariantCulture) with
-                | true, v when Double.IsFinite v -> numbers[count] <- v
-                | _ ->
-                    bad <- count
-                    badToken <- String(chars, first, min (pos - first) 40)
-            count <- count + 1
-    let at = $"line {lineNumber}"
-    if count <> pixels && count <> pixels + 1 then
-        Error $"{at}: {count} values, expected {pixels} (or {pixels + 1} with a label first)"
-    elif bad >= 0 then Error $"{at}, value {bad + 1}: \"{badToken}\" is not a finite number"
-    else
-        let hasLabel = count = pixels + 1
-        let first = if hasLabel then 1 else 0
-        let label =
-            if not hasLabel then Ok None
-            else
-                let l = numbers[0]
-                // The USPS files write labels as "6.0000".
-                if l = Math.Round l && l >= 0.0 && l <= 9.0 then Ok(Some(int l))
-                else Error $"{at}: label {l} is not a digit 0..9"
-        match label with
-        | Error e -> Error e
-        | Ok label ->
-            let mutable outside = -1
-            for i in first .. first + pixels - 1 do
-                if outside < 0 && (numbers[i] < -1.0 || numbers[i] > 1.0) then outside <- i
-            if outside >= 0 then Error $"{at}, value {outside + 1}: {numbers[outside]} is outside [-1, 1]"
-            else Ok(Array.init pixels (fun i -> float32 numbers[i + first]), label)
+/// The refusal of a row (DigitRows reads it), in this reader's words.
+let private rowMessage (error: DigitRows.RowError) =
+    match error with
+    | DigitRows.ValueCount found -> $"{found} values, expected {pixels} (or {pixels + 1} with a label first)"
+    | DigitRows.LabelNotANumber token
+    | DigitRows.LabelNotWhole token
+    | DigitRows.LabelOutside token -> $"label {token} is not a digit 0..9"
+    | DigitRows.NotANumber(value, token)
+    | DigitRows.NotFinite(value, token) -> $"value {value}: \"{token}\" is not a finite number"
+    | DigitRows.OutOfRange(value, token) -> $"value {value}: {token} is outside [-1, 1]"
 
 /// Bounds of a text digit file, so no input makes it read or hold without limit: a row of 256
 /// numbers is a few kilobytes, and a file of all the USPS digits (9,298) fits twice over.
@@ -231,61 +197,44 @@ let maxLineChars = 65_536
 /// Lines of any kind (digits, blank, comments) read before the file is refused.
 let maxTextLines = 1_000_000
 
-/// Reads text rows from a stream, one line at a time, each line bounded: memory stays at one
-/// line plus the digits read so far, whatever the file holds.
+/// Reads text rows (DigitRows, the label optional) from a stream, one line at a time, each line
+/// bounded: memory stays at one line plus the digit being handed on, whatever the file holds.
+/// Blank lines and # comments are allowed anywhere, so people can annotate hand-made files.
 let private readText (stream: Stream) (onDigit: Digit -> unit) : Result<int, string> =
-    // UTF-8 only: no guessing of UTF-16 from bytes that happen to look like its byte-order mark.
-    use reader = new StreamReader(stream, UTF8Encoding(false, true), false, 65536)
+    let lines = DigitRows.LineReader(stream, maxLineChars)
     let mutable digits = 0
-    let line = Array.zeroCreate<char> maxLineChars
-    let mutable lineLength = 0
-    let numbers = Array.zeroCreate<float> (pixels + 1)
-    let buffer = Array.zeroCreate<char> 65536
     let mutable lineNumber = 0
     let mutable error: string = null
-    let mutable ended = false
-    let finishLine () =
-        lineNumber <- lineNumber + 1
-        let mutable start = 0
-        let mutable stop = lineLength
-        lineLength <- 0
-        // Editors on Windows may start the file with a byte-order mark.
-        while start < stop && (Char.IsWhiteSpace line[start] || line[start] = '\uFEFF') do start <- start + 1
-        while stop > start && Char.IsWhiteSpace line[stop - 1] do stop <- stop - 1
-        // Blank lines and # comments let people annotate hand-made files.
-        if stop > start && line[start] <> '#' then
-            if digits = maxTextDigits then
-                error <- $"more than {maxTextDigits} digits in one file (split it)"
+    let mutable lineEnd = lines.Next()
+    lines.SkipByteOrderMark lineEnd
+    while isNull error && lineEnd <> -1 do
+        if lineEnd = DigitRows.LineReader.TooLong then
+            error <- $"line {lineNumber + 1} is longer than {maxLineChars} characters; no digit row is"
+        else
+            lineNumber <- lineNumber + 1
+            let text = lines.Text
+            let mutable start = lines.LineStart
+            // UTF-8 only: a line of other bytes is no text digit file.
+            if not (Unicode.Utf8.IsValid(ReadOnlySpan(text, start, lineEnd - start))) then
+                error <- "neither a PGM, a PNG nor a text file"
             else
-                match parseLine lineNumber line start stop numbers with
-                | Ok d ->
-                    onDigit d
-                    digits <- digits + 1
-                | Error e -> error <- e
-        if isNull error && lineNumber >= maxTextLines then
-            error <- $"more than {maxTextLines} lines; no digit file here is that long"
-    try
-        while isNull error && not ended do
-            let got = reader.Read(buffer, 0, buffer.Length)
-            if got = 0 then
-                ended <- true
-                if lineLength > 0 then finishLine ()
-            else
-                let mutable start = 0
-                while isNull error && start < got do
-                    let eol = Array.IndexOf(buffer, '\n', start, got - start)
-                    let stop = if eol < 0 then got else eol
-                    if lineLength + (stop - start) > maxLineChars then
-                        error <- $"line {lineNumber + 1} is longer than {maxLineChars} characters; no digit row is"
+                while start < lineEnd && DigitRows.isSeparator text[start] do start <- start + 1
+                if start < lineEnd && text[start] <> '#'B then
+                    if digits = maxTextDigits then
+                        error <- $"more than {maxTextDigits} digits in one file (split it)"
                     else
-                        Array.blit buffer start line lineLength (stop - start)
-                        lineLength <- lineLength + (stop - start)
-                        if eol >= 0 then finishLine ()
-                        start <- stop + 1
-        if not (isNull error) then Error error
-        elif digits = 0 then Error "no digits in the file (expected rows of 256 numbers)"
-        else Ok digits
-    with :? DecoderFallbackException -> Error "neither a PGM, a PNG nor a text file"
+                        let image = Array.zeroCreate<float32> pixels
+                        match DigitRows.parse DigitRows.Optional text start lineEnd (Span image) with
+                        | Ok label ->
+                            onDigit (image, label)
+                            digits <- digits + 1
+                        | Error e -> error <- $"line {lineNumber}: {rowMessage e}"
+            if isNull error && lineNumber >= maxTextLines then
+                error <- $"more than {maxTextLines} lines; no digit file here is that long"
+            if isNull error then lineEnd <- lines.Next()
+    if not (isNull error) then Error error
+    elif digits = 0 then Error "no digits in the file (expected rows of 256 numbers)"
+    else Ok digits
 
 // ---------------------------------------------------------------- dispatch
 
