@@ -262,26 +262,55 @@ module RawFile =
         | :? IOException
         | :? UnauthorizedAccessException as e -> Error $"{path}: cannot read ({e.Message})"
 
-    /// Reads an open stream as `read` reads a file: gzip (by its magic bytes) is decompressed, and
-    /// more than `limit` bytes is refused; `name` names it in messages.
-    let private readStream (limit: int) (what: string) (name: string) (stream: Stream) : Result<byte array, string> =
-        let magic = Array.zeroCreate<byte> 2
-        let got = stream.ReadAtLeast(magic.AsSpan(), 2, false)
-        if got = 2 && isGzip (ReadOnlySpan magic) && stream.CanSeek then
-            let length = stream.Length
+    /// Reads an open stream from its start, as `stream` reads a file: `consume` gets its bytes,
+    /// inflated when it is gzip (by its magic bytes), as a stream that ends after `limit` bytes, and
+    /// the size they are expected to have when the stream tells it (a plain file's length, a gzip
+    /// trailer's size, at most what deflate can make of the compressed bytes). More than `limit`
+    /// bytes, a cut or corrupt gzip file, or another compressor's data is refused, whatever
+    /// `consume` returned; `name` names the stream in messages.
+    let private streamFrom (limit: int) (what: string) (name: string) (source: Stream)
+                           (consume: Stream -> int64 option -> Result<'T, string>) : Result<'T, string> =
+        // Enough of the start to tell gzip from the other compressors (otherCompression).
+        let head = Array.zeroCreate<byte> 6
+        let got = source.ReadAtLeast(head.AsSpan(), head.Length, false)
+        let magic = Array.sub head 0 got
+        // Deflate inflates at most ~1032:1, so a trailer claiming more than that is not trusted
+        // to size a buffer.
+        let inflatedSize (trailer: byte array) (compressedLength: int64) =
+            Some(min (int64 (BitConverter.ToUInt32(trailer, 4))) (compressedLength * 1032L))
+        if isGzip (ReadOnlySpan magic) && source.CanSeek then
+            let length = source.Length
             let trailer = Array.zeroCreate<byte> 8
             if length >= 8L then
-                stream.Seek(-8L, SeekOrigin.End) |> ignore
-                stream.ReadExactly(trailer.AsSpan())
-            stream.Seek(0L, SeekOrigin.Begin) |> ignore
-            gunzip name what limit stream length trailer
-        else
-            // A plain file, or a pipe: read it bounded from the start (a gzip pipe is
-            // held compressed, at most `limit` bytes, then inflated).
-            let rest = readAtMost stream (limit - got) (if stream.CanSeek then Some(stream.Length - int64 got) else None)
-            match rest with
+                source.Seek(-8L, SeekOrigin.End) |> ignore
+                source.ReadExactly(trailer.AsSpan())
+            gunzipInto name what limit (fun () -> source.Seek(0L, SeekOrigin.Begin) |> ignore; source) length trailer
+                (fun inflated -> consume inflated (inflatedSize trailer length))
+        elif isGzip (ReadOnlySpan magic) then
+            // A gzip pipe is held compressed (at most `limit` bytes), then inflated as a stream.
+            match readAtMost source (limit - got) None with
             | None -> tooLarge name what limit false
-            | Some rest -> decode limit what name (Array.append (Array.sub magic 0 got) rest)
+            | Some rest ->
+                let compressed = Array.append magic rest
+                let trailer = compressed[max 0 (compressed.Length - 8) ..]
+                gunzipInto name what limit (fun () -> new MemoryStream(compressed, false)) compressed.LongLength trailer
+                    (fun inflated -> consume inflated (if trailer.Length = 8 then inflatedSize trailer compressed.LongLength else None))
+        elif source.CanSeek && source.Length > int64 limit then tooLarge name what limit false
+        else
+            match refuseOtherCompression what name magic with
+            | Error e -> Error e
+            | Ok() ->
+                let bounded = new BoundedStream(new PrefixedStream(magic, source), int64 limit)
+                let consumed = consume bounded (if source.CanSeek then Some source.Length else None)
+                drain bounded
+                if bounded.Exceeded then tooLarge name what limit false else consumed
+
+    /// Reads an open stream whole as `read` reads a file.
+    let private readStream (limit: int) (what: string) (name: string) (source: Stream) : Result<byte array, string> =
+        streamFrom limit what name source (fun bytes expected ->
+            match readAtMost bytes limit expected with
+            | Some all -> Ok all
+            | None -> tooLarge name what limit false)
 
     /// Reads a file, decompressing it when it is gzip (by its magic bytes, not its name), and
     /// refuses it as soon as it holds more than `limit` bytes (`what` names the kind of file in
@@ -319,35 +348,20 @@ module RawFile =
             | Error e -> Error $"{path}: {e}"
             | Ok file ->
                 use file = file
-                // Enough of the start to tell gzip from the other compressors (otherCompression).
-                let head = Array.zeroCreate<byte> 6
-                let got = file.ReadAtLeast(head.AsSpan(), head.Length, false)
-                let magic = Array.sub head 0 got
-                let gzip = isGzip (ReadOnlySpan magic)
-                if gzip && file.CanSeek then
-                    let length = file.Length
-                    let trailer = Array.zeroCreate<byte> 8
-                    if length >= 8L then
-                        file.Seek(-8L, SeekOrigin.End) |> ignore
-                        file.ReadExactly(trailer.AsSpan())
-                    gunzipInto path what limit (fun () -> file.Seek(0L, SeekOrigin.Begin) |> ignore; file) length trailer consume
-                elif gzip then
-                    // A gzip pipe is held compressed (at most `limit` bytes), then inflated as a stream.
-                    match readAtMost file (limit - got) None with
-                    | None -> tooLarge path what limit false
-                    | Some rest ->
-                        let compressed = Array.append magic rest
-                        gunzipInto path what limit (fun () -> new MemoryStream(compressed, false)) compressed.LongLength
-                            compressed[max 0 (compressed.Length - 8) ..] consume
-                elif file.CanSeek && file.Length > int64 limit then tooLarge path what limit false
-                else
-                    match refuseOtherCompression what path magic with
-                    | Error e -> Error e
-                    | Ok() ->
-                        let bounded = new BoundedStream(new PrefixedStream(magic, file), int64 limit)
-                        let consumed = consume bounded
-                        drain bounded
-                        if bounded.Exceeded then tooLarge path what limit false else consumed
+                streamFrom limit what path file (fun bytes _ -> consume bytes)
         with
         | :? IOException
         | :? UnauthorizedAccessException as e -> Error $"{path}: cannot read ({e.Message})"
+
+    /// `stream` for a data file on disk or embedded.
+    let streamFile (limit: int) (what: string) (file: DataFile) (consume: Stream -> Result<'T, string>) : Result<'T, string> =
+        match file with
+        | DataFile.OnDisk path -> stream limit what path consume
+        | DataFile.Embedded name ->
+            match EmbeddedData.tryOpen name with
+            | None -> Error $"{file.Name}: not in this build of Lecun.Model"
+            | Some source ->
+                try
+                    use source = source
+                    streamFrom limit what file.Name source (fun bytes _ -> consume bytes)
+                with :? IOException as e -> Error $"{file.Name}: cannot read ({e.Message})"

@@ -91,11 +91,9 @@ module Usps =
     /// Loads a file, gzip or plain, streamed: the text is never held whole.
     let load (path: string) : Result<Dataset, string> = RawFile.stream maxFileBytes "usps file" path (parseStream path)
 
-    /// Loads a file on disk (streamed, as `load`) or embedded (the distributed files, read whole).
+    /// Loads a file on disk or embedded, gzip or plain, streamed as `load` streams it.
     let loadFile (file: DataFile) : Result<Dataset, string> =
-        match file with
-        | DataFile.OnDisk path -> load path
-        | DataFile.Embedded _ -> RawFile.readFile maxFileBytes "usps file" file |> Result.bind (parse file.Name)
+        RawFile.streamFile maxFileBytes "usps file" file (parseStream file.Name)
 
     /// Digits per class 0..9.
     let classCounts (d: Dataset) =
