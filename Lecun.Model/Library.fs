@@ -202,14 +202,8 @@ type TrainOptions() =
 /// <summary>Training the 1989 network.</summary>
 [<AbstractClass; Sealed>]
 type Trainer =
-    /// <summary>Trains a recipe on the digits, deterministically: the same recipe, seed and data give
-    /// bit-identical weights (those <c>lecun train</c> writes).</summary>
-    /// <param name="recipe">From <see cref="T:Lecun.Model.Recipes"/>; the options' Passes and Seed, when set, change it.</param>
-    /// <param name="data">From <see cref="T:Lecun.Model.DigitData"/>.</param>
-    /// <param name="options">Null for the defaults.</param>
-    /// <exception cref="T:System.ArgumentException">A recipe or option out of range.</exception>
-    /// <exception cref="T:Lecun.Model.TrainingDiverged">The loss or a weight stopped being finite.</exception>
-    static member Train(recipe: Recipe, data: TrainTest, [<Optional; DefaultParameterValue(null: TrainOptions)>] options: TrainOptions) : TrainingRun =
+    /// The options applied: the recipe with their changes, the data set's name, the provider and the callbacks.
+    static member private Settings(recipe: Recipe, data: TrainTest, options: TrainOptions) =
         let options = if isNull options then TrainOptions() else options
         let dataSet =
             match DataSetName.parse (if isNull options.DataSet then "" else options.DataSet) with
@@ -222,12 +216,21 @@ type Trainer =
         let backend = Backend.Choose(options.Backend, fun message -> eprintfn "warning: %s" message)
         let progress = Option.ofObj options.Progress
         let passCompleted = Option.ofObj options.PassCompleted
-        let result =
-            Train.run backend recipe data (Init.create recipe.WeightInit ModelFile.layout recipe.Seed)
-                (fun pass presented ->
-                    progress |> Option.iter (fun p ->
-                        p.Report { Pass = pass; Passes = recipe.Passes; Presented = presented; PerPass = data.Train.Count }))
-                (fun metrics -> passCompleted |> Option.iter (fun a -> a.Invoke metrics))
+        let onProgress pass presented =
+            progress |> Option.iter (fun p -> p.Report { Pass = pass; Passes = recipe.Passes; Presented = presented; PerPass = data.Train.Count })
+        let onPass metrics = passCompleted |> Option.iter (fun (a: Action<PassMetrics>) -> a.Invoke metrics)
+        recipe, dataSet, backend, onProgress, onPass
+
+    /// <summary>Trains a recipe on the digits, deterministically: the same recipe, seed and data give
+    /// bit-identical weights (those <c>lecun train</c> writes).</summary>
+    /// <param name="recipe">From <see cref="T:Lecun.Model.Recipes"/>; the options' Passes and Seed, when set, change it.</param>
+    /// <param name="data">From <see cref="T:Lecun.Model.DigitData"/>.</param>
+    /// <param name="options">Null for the defaults.</param>
+    /// <exception cref="T:System.ArgumentException">A recipe or option out of range.</exception>
+    /// <exception cref="T:Lecun.Model.TrainingDiverged">The loss or a weight stopped being finite.</exception>
+    static member Train(recipe: Recipe, data: TrainTest, [<Optional; DefaultParameterValue(null: TrainOptions)>] options: TrainOptions) : TrainingRun =
+        let recipe, dataSet, backend, onProgress, onPass = Trainer.Settings(recipe, data, options)
+        let result = Train.run backend recipe data (Init.create recipe.WeightInit ModelFile.layout recipe.Seed) onProgress onPass
         let model =
             { Path = $"{recipe.Name} (trained in memory)"
               Parameters = result.Parameters
@@ -240,3 +243,31 @@ type Trainer =
     static member Train(data: TrainTest, [<Optional; DefaultParameterValue(null: TrainOptions)>] options: TrainOptions) : TrainingRun =
         let options = if isNull options then TrainOptions() else options
         Trainer.Train(Recipes.Get options.Recipe, data, options)
+
+    /// <summary>Trains as <c>Train</c> does and writes the run's folder as <c>lecun train --out</c> writes it
+    /// (model.safetensors, metrics.csv and metrics.json; the command adds its pictures): staged beside
+    /// the folder and moved into place at the end, so a run that fails leaves nothing. The options'
+    /// callbacks run on the run's own thread, not the caller's.</summary>
+    /// <param name="recipe">From <see cref="T:Lecun.Model.Recipes"/>; the options' Passes and Seed, when set, change it.</param>
+    /// <param name="data">From <see cref="T:Lecun.Model.DigitData"/>.</param>
+    /// <param name="folder">The run's folder: new or empty (one holding files is refused).</param>
+    /// <param name="options">Null for the defaults.</param>
+    /// <returns>The run as written: its folder, model file, files and per-pass figures.</returns>
+    /// <exception cref="T:System.ArgumentException">A recipe or option out of range.</exception>
+    /// <exception cref="T:System.IO.IOException">The folder holds files or cannot be written (the message says which).</exception>
+    /// <exception cref="T:Lecun.Model.TrainingDiverged">The loss or a weight stopped being finite.</exception>
+    static member TrainToFolder(recipe: Recipe, data: TrainTest, folder: string,
+                                [<Optional; DefaultParameterValue(null: TrainOptions)>] options: TrainOptions) : WrittenRun =
+        if String.IsNullOrEmpty folder then invalidArg (nameof folder) "a run needs a folder to write"
+        let recipe, dataSet, backend, onProgress, onPass = Trainer.Settings(recipe, data, options)
+        match Recipe.fitsTrainingSet data.Train.Count recipe with
+        | Error problem -> invalidArg (nameof recipe) problem
+        | Ok _ -> ()
+        let request =
+            { TrainRun.request recipe dataSet data backend with
+                Out = Some folder
+                Jobs = 1
+                Watch = fun _ run -> run { Progress = (fun _ pass presented -> onProgress pass presented); Pass = fun _ m -> onPass m } }
+        match TrainRun.train request with
+        | Ok written -> written.Runs.[0]
+        | Error problem -> raise (IOException problem)

@@ -53,6 +53,21 @@ let tests =
             Expect.isTrue (heard |> List.forall (fun p -> p.Fraction >= 0.0 && p.Fraction <= 1.0)) "fractions in [0, 1]"
             Expect.equal (heard |> List.map (fun p -> p.Pass) |> List.distinct) [ 1; 2 ] "both passes reported"
         }
+        test "TrainToFolder writes the run folder with Train's weights and names its files; an occupied folder is refused" {
+            let run, _, _ = trained.Force()
+            withTempDir (fun dir ->
+                let folder = Path.Combine(dir, "run")
+                let heard = ResizeArray<PassMetrics>()
+                let options = TrainOptions(Passes = 2, Seed = 7, Backend = "managed", PassCompleted = Action<PassMetrics>(heard.Add))
+                let written = Trainer.TrainToFolder(Recipes.Get "lecun1989", small (), folder, options)
+                Expect.equal (Path.GetFullPath written.Folder) (Path.GetFullPath folder) "the folder asked for"
+                Expect.equal written.Files [ "model.safetensors"; "metrics.csv"; "metrics.json" ] "the model's files"
+                Expect.isTrue (written.Files |> List.forall (fun f -> File.Exists(Path.Combine(folder, f)))) "each one written"
+                Expect.equal (TrainedModel.Load(written.ModelFile, "managed").Parameters) run.Model.Parameters "Train's weights, bit for bit"
+                Expect.equal (List.ofSeq heard) written.Passes "PassCompleted heard each pass"
+                throws<IOException> "already holds" (fun () -> Trainer.TrainToFolder(Recipes.Get "lecun1989", small (), folder, options) |> ignore)
+                Expect.equal (TrainedModel.Load(written.ModelFile, "managed").Parameters) run.Model.Parameters "the first run's file is kept")
+        }
         test "Save writes the file ModelFile.save writes; Load reads back the same weights and metadata" {
             let run, _, _ = trained.Force()
             withTempDir (fun dir ->
