@@ -6,16 +6,34 @@ open Lecun.Model
 open Lecun.Native.Backends
 open Lecun.Cli.Output
 
-/// --backend's help text.
-let usage = "auto (default: each product on the provider measured faster for its shape), mkl (every product a CBLAS call) or managed (own kernels only)."
+/// --backend's help text where a command trains or measures the engine.
+let usage = "auto (default: each product on the provider measured faster for its shape), mkl (every product a CBLAS call) or managed (own kernels only); reference only evaluates (eval, predict, show, serve)."
 
-/// The provider a --backend value names (the default when absent); a bad or unavailable name is a usage error.
+/// --backend's help text where a command reads a trained model.
+let evaluatorUsage =
+    "auto (default: each product on the provider measured faster for its shape), mkl (every product a CBLAS call), managed (own kernels only) or reference (the float64 reference over the connection graph: slow and exact, for checking the others)."
+
+let private namesReference (name: string option) =
+    name |> Option.exists (fun n -> n.ToLowerInvariant() = Evaluator.referenceName)
+
+/// The provider a --backend value names (the default when absent); a bad or unavailable name, or the
+/// reference (which has no training loop), is a usage error.
 let choose (name: string option) =
+    if namesReference name then
+        fail "--backend reference only evaluates trained models (eval, predict, show, serve): the float64 reference has no training loop; use auto, mkl or managed here"
     try
         Backend.Choose(Option.toObj name, fun message -> eprintfn "warning: %s" message)
     with
     | :? ArgumentException as e -> fail e.Message
     | :? InvalidOperationException as e -> fail e.Message
+
+/// What a --backend value names where a model is read: the engine on a provider (as `choose`), or the reference.
+let chooseEvaluator (name: string option) =
+    match name with
+    | _ when namesReference name -> Evaluator.Reference
+    | Some n when not (Backend.Names |> Array.contains (n.ToLowerInvariant())) ->
+        fail $"""unknown backend '{n}' (known: {String.Join(", ", Backend.Names)}, {Evaluator.referenceName})"""
+    | _ -> Evaluator.Engine(choose name)
 
 /// The routing table of a provider: every product of the per-example, batched-training (batch > 1)
 /// and evaluation paths, its shape and calls per pass, and where it runs (README, "routing").

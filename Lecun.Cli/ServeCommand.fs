@@ -33,7 +33,7 @@ type ServeArgs =
             | Host _ -> "IP address to listen on (default 127.0.0.1, this machine only; 0.0.0.0 opens it to the network)."
             | Port _ -> "TCP port (default 8089; 0 picks a free one)."
             | Data _ -> "folder holding the data sets (for the gallery and /api/digits)."
-            | Backend _ -> Providers.usage
+            | Backend _ -> Providers.evaluatorUsage
 
 /// The page's files, embedded from wwwroot/ (see Lecun.Cli.fsproj).
 let private pageFiles =
@@ -122,8 +122,9 @@ let parseHost (text: string) =
     | _ -> fail $"--host must be an IP address such as 127.0.0.1 or 0.0.0.0, got '{text}'"
 
 /// The model to serve: --model, else the newest run under runs/, else a run of the default recipe
-/// trained now (on the data set search path, or --data) and the model file it wrote.
-let private chooseModel (args: ParseResults<ServeArgs>) (backend: Lecun.Native.Backends.IBackend) =
+/// trained now (on the data set search path, or --data; under the reference, on the default provider)
+/// and the model file it wrote.
+let private chooseModel (args: ParseResults<ServeArgs>) (evaluator: Evaluator) =
     match args.TryGetResult Model with
     | Some file -> file
     | None ->
@@ -133,6 +134,7 @@ let private chooseModel (args: ParseResults<ServeArgs>) (backend: Lecun.Native.B
             file
         | None ->
             let recipe = Recipe.lecun1989
+            let backend = match evaluator with Evaluator.Engine b -> b | Evaluator.Reference -> Providers.choose None
             printfn "no --model given and no run under runs/: training the default recipe (%s) first" recipe.Name
             let warming = TrainCommand.warmUp backend recipe
             let data = Data.load DataSetName.Usps (args.TryGetResult Data) |> orFail
@@ -144,9 +146,9 @@ let run (args: ParseResults<ServeArgs>) =
     let address = parseHost (args.GetResult(Host, "127.0.0.1"))
     let port = args.GetResult(Port, 8089)
     if port < 0 || port > 65535 then fail $"--port must be between 0 and 65535, got {port}"
-    let backend = Providers.choose (args.TryGetResult Backend)
-    let file = chooseModel args backend
-    let view = ModelView.load backend file (args.TryGetResult Data)
+    let evaluator = Providers.chooseEvaluator (args.TryGetResult Backend)
+    let file = chooseModel args evaluator
+    let view = ModelView.load evaluator file (args.TryGetResult Data)
     match view.Data with
     | Error e -> eprintfn "warning: %s; the page works without the gallery of misclassified digits" e
     | Ok _ -> ()
