@@ -35,10 +35,16 @@ let chooseEvaluator (name: string option) =
         fail $"""unknown backend '{n}' (known: {String.Join(", ", Backend.Names)}, {Evaluator.referenceName})"""
     | _ -> Evaluator.Engine(choose name)
 
-/// The routing table of a provider: every product of the per-example, batched-training (batch > 1)
-/// and evaluation paths, its shape and calls per pass, and where it runs (README, "routing").
+/// The execution plan of a network under a provider (each layer's kernel path of one example, of a
+/// batch's evaluation and of batched training), then its routing table: every product of the
+/// per-example, batched-training (batch > 1) and evaluation paths, its shape and calls per pass, and
+/// where it runs (README, "routing").
 let routing (backend: IBackend) (net: Network) (batch: int) (evalBatch: int) =
     let sb = Text.StringBuilder()
+    let plan = ExecutionPlan.create backend net
+    sb.AppendLine $"execution plan under {plan.Provider}: layer, one example, evaluation of a batch, batched training" |> ignore
+    for l in plan.Layers do
+        sb.AppendLine $"  {l.Layer,-5} {KernelPath.name l.Example,-14} {KernelPath.name l.Evaluation,-14} {KernelPath.name l.BatchedTraining}" |> ignore
     sb.AppendLine $"routing under {backend.Name}: path, layer, product, shape, calls per pass -> provider" |> ignore
     for p in Routing.table net batch evalBatch do
         let shape = ProductShape.describe p.Shape
