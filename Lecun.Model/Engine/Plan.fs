@@ -41,7 +41,9 @@ module KernelPath =
         | Lanes -> KernelPaths.Lanes
 
     /// Whether a provider serves a path: the paths it lists (mkl: im2col+GEMM only; managed, auto: all).
-    let servedBy (backend: IBackend) (path: KernelPath) = backend.Paths.HasFlag(flag path)
+    let servedBy (backend: IBackend) (path: KernelPath) =
+        // A mask, not Enum.HasFlag: the passes ask per layer and example, and HasFlag may box.
+        backend.Paths &&& flag path <> enum<KernelPaths> 0
 
     /// The path a planned path runs on under a provider: its own where the provider serves it, otherwise
     /// the plain path, which every provider serves. The one rule between plan and provider:
