@@ -197,6 +197,11 @@ module TrainRun =
             let! parallelism = Runs.checkJobs request.Jobs
             let! data = Runs.holdOut request.HeldOut request.Data
             let! _ = Recipe.fitsTrainingSet data.Train.Count recipe
+            let parameters = ModelFile.layout.ParamCount
+            do! match request.Initial with
+                | Some weights when isNull weights || weights.Length <> parameters ->
+                    Error $"the starting weights hold {(if isNull weights then 0 else weights.Length)} values; the network has {parameters}"
+                | _ -> Ok()
             let testName = if request.HeldOut.IsSome then data.Test.Name else "test"
             let initial seed =
                 match request.Initial with
