@@ -116,7 +116,7 @@ type LayerOutput =
 
 /// <summary>Trained weights in the 1989 network, ready to evaluate, predict and save.</summary>
 [<Sealed>]
-type TrainedModel internal (model: ModelFile, backend: IBackend) =
+type TrainedModel internal (model: ModelFile, evaluator: Evaluator) =
     let checkPixels (pixels: float32 array) =
         if isNull pixels then nullArg (nameof pixels)
         if pixels.Length <> Dataset.Pixels then
@@ -133,12 +133,15 @@ type TrainedModel internal (model: ModelFile, backend: IBackend) =
     /// write it), checked against the network it names.</summary>
     /// <param name="path">The .safetensors file.</param>
     /// <param name="backend"><c>auto</c> (default: MKL when installed, else managed, with one warning on
-    /// stderr), <c>mkl</c> or <c>managed</c>.</param>
+    /// stderr), <c>mkl</c>, <c>managed</c>, or <c>reference</c> (the float64 reference: slow and exact, for checking).</param>
+    /// <exception cref="T:System.ArgumentException">An unknown backend.</exception>
     /// <exception cref="T:System.IO.InvalidDataException">A missing, damaged or foreign file.</exception>
     static member Load(path: string, [<Optional; DefaultParameterValue(null: string)>] backend: string) : TrainedModel =
-        let provider = Backend.Choose(backend, fun message -> eprintfn "warning: %s" message)
+        let evaluator =
+            if not (isNull backend) && backend.ToLowerInvariant() = Evaluator.referenceName then Evaluator.Reference
+            else Evaluator.Engine(Backend.Choose(backend, fun message -> eprintfn "warning: %s" message))
         match ModelFile.load path with
-        | Ok model -> TrainedModel(model, provider)
+        | Ok model -> TrainedModel(model, evaluator)
         | Error problem -> raise (InvalidDataException problem)
 
     /// <summary>The weights, in the order of the safetensors file's tensors (a copy).</summary>
@@ -147,21 +150,21 @@ type TrainedModel internal (model: ModelFile, backend: IBackend) =
     member _.Metadata : Collections.Generic.IReadOnlyDictionary<string, string> = model.Metadata
     /// <summary>Loss, error and misses on a split, and the predicted class of every digit.</summary>
     /// <exception cref="T:System.IO.InvalidDataException">The weights overflow float32 on these digits.</exception>
-    member _.Evaluate(digits: Dataset) : SplitEvaluation = ModelFile.evaluate backend model digits |> orThrow
+    member _.Evaluate(digits: Dataset) : SplitEvaluation = Evaluator.evaluate evaluator model digits |> orThrow
 
     /// <summary>The digit in a 16x16 image: 256 values in [-1, 1], row-major (-1 background, 1 ink,
     /// as the USPS files write them).</summary>
     /// <exception cref="T:System.ArgumentException">Not 256 values, or one outside [-1, 1].</exception>
     member _.Predict(pixels: float32 array) : Prediction =
         checkPixels pixels
-        let scores = ModelFile.scores backend model (Workspace.create model.Network 1) pixels "the given pixels" |> orThrow
+        let scores = Evaluator.scores evaluator model (Workspace.create model.Network 1) pixels "the given pixels" |> orThrow
         { Digit = Loss.argmax scores 0 scores.Length; Scores = scores }
 
     /// <summary>Every layer's outputs for one 16x16 image (the pictures of <c>lecun show</c>).</summary>
     /// <exception cref="T:System.ArgumentException">Not 256 values, or one outside [-1, 1].</exception>
     member _.Inspect(pixels: float32 array) : LayerOutput array =
         checkPixels pixels
-        let values = Inspect.layers backend model.Network model.Parameters (Workspace.create model.Network 1) pixels
+        let values = Evaluator.layers evaluator model.Network model.Parameters (Workspace.create model.Network 1) pixels
         Array.map2 (fun (p: LayerPlan) v -> { Name = p.Geometry.Name; Shape = Array.ofList p.Geometry.OutShape; Values = v }) model.Network.Plans values
 
     /// <summary>Writes the model file (safetensors with its metadata), atomically: a failed write
@@ -237,7 +240,7 @@ type Trainer =
               Network = Recipe.network recipe
               Loss = recipe.Loss
               Metadata = ModelFile.metadata recipe dataSet None }
-        { Model = TrainedModel(model, backend); Passes = Array.ofList result.Passes; Seconds = result.Seconds }
+        { Model = TrainedModel(model, Evaluator.Engine backend); Passes = Array.ofList result.Passes; Seconds = result.Seconds }
 
     /// <summary>Trains the recipe the options name on the digits.</summary>
     static member Train(data: TrainTest, [<Optional; DefaultParameterValue(null: TrainOptions)>] options: TrainOptions) : TrainingRun =

@@ -81,6 +81,23 @@ let tests =
                 Expect.equal back.Metadata["seed"] "7" "metadata"
                 Expect.equal back.Metadata["passes"] "2" "metadata")
         }
+        test "Load with the reference backend evaluates, predicts and inspects as Evaluator.Reference does" {
+            let run, _, _ = trained.Force()
+            withTempDir (fun dir ->
+                let path = Path.Combine(dir, "model.safetensors")
+                run.Model.Save path
+                let exact = TrainedModel.Load(path, "reference")
+                let model = ModelFile.load path |> Result.defaultWith failtest
+                let test = (small ()).Test.Take 50
+                let expected = Evaluator.evaluate Evaluator.Reference model test |> Result.defaultWith failtest
+                let got = exact.Evaluate test
+                Expect.equal got.Metrics expected.Metrics "the reference's figures"
+                Expect.equal got.Predictions expected.Predictions "the reference's classes"
+                let pixels = test.Image(0).ToArray()
+                let layers = Evaluator.layers Evaluator.Reference model.Network model.Parameters (Workspace.create model.Network 1) pixels
+                Expect.equal (exact.Inspect pixels |> Array.map (fun l -> l.Values)) layers "every layer's exact values"
+                Expect.equal (exact.Predict pixels).Scores (Array.last layers) "the scores are the output layer's")
+        }
         test "Predict and Inspect agree with Evaluate on real digits" {
             let run, _, _ = trained.Force()
             let test = (small ()).Test
