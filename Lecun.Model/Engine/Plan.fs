@@ -63,7 +63,7 @@ type LayerPlan =
       /// A locally-connected layer's matrix products (one per plane group and run), in the order
       /// localForward and localBackward run them, as Im2ColPlan's fused products read them.
       Segments: int array
-      /// The path of one example through this layer where the provider allows fused kernels:
+      /// The path of one example through this layer where the provider serves it (KernelPath.under):
       /// PhasePermute where the geometry fits, otherwise Im2colGemm.
       ExamplePath: KernelPath
       Activation: Activation }
@@ -72,7 +72,7 @@ type LayerPlan =
 type Network =
     { Layout: NetLayout
       Plans: LayerPlan array
-      /// The path of a batch's evaluation where the provider allows fused kernels: Lanes where the CPU
+      /// The path of a batch's evaluation where the provider serves it (KernelPath.under): Lanes where the CPU
       /// has AVX-512, otherwise Im2colGemm.
       BatchPath: KernelPath }
 
