@@ -6,28 +6,28 @@ open Lecun.Model
 open Lecun.Native.Backends
 open Lecun.Cli.Output
 
-/// --backend's help text where a command trains or measures the engine.
-let usage = "auto (default: each product on the provider measured faster for its shape), mkl (every product a CBLAS call) or managed (own kernels only); reference only evaluates (eval, predict, show, serve)."
+/// --backend's help text where a command runs many trainings or measures the engine (ladder, bench).
+let usage = "auto (default: each product on the provider measured faster for its shape), mkl (every product a CBLAS call) or managed (own kernels only); reference runs in eval, predict, show, serve and train only."
 
-/// --backend's help text where a command reads a trained model.
+/// --backend's help text where a command reads or trains one model (eval, predict, show, serve, train).
 let evaluatorUsage =
-    "auto (default: each product on the provider measured faster for its shape), mkl (every product a CBLAS call), managed (own kernels only) or reference (the float64 reference over the connection graph: slow and exact, for checking the others)."
+    "auto (default: each product on the provider measured faster for its shape), mkl (every product a CBLAS call), managed (own kernels only) or reference (the float64 reference over the connection graph: slow and exact, for checking the others; it trains per-example SGD only)."
 
 let private namesReference (name: string option) =
     name |> Option.exists (fun n -> n.ToLowerInvariant() = Evaluator.referenceName)
 
 /// The provider a --backend value names (the default when absent); a bad or unavailable name, or the
-/// reference (which has no training loop), is a usage error.
+/// reference (too slow for a ladder or a benchmark), is a usage error.
 let choose (name: string option) =
     if namesReference name then
-        fail "--backend reference only evaluates trained models (eval, predict, show, serve): the float64 reference has no training loop; use auto, mkl or managed here"
+        fail "--backend reference runs in eval, predict, show, serve and train only (the float64 reference is slow, for checking one model): use auto, mkl or managed here"
     try
         Backend.Choose(Option.toObj name, fun message -> eprintfn "warning: %s" message)
     with
     | :? ArgumentException as e -> fail e.Message
     | :? InvalidOperationException as e -> fail e.Message
 
-/// What a --backend value names where a model is read: the engine on a provider (as `choose`), or the reference.
+/// What a --backend value names where one model is read or trained: the engine on a provider (as `choose`), or the reference.
 let chooseEvaluator (name: string option) =
     match name with
     | _ when namesReference name -> Evaluator.Reference

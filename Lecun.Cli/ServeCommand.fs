@@ -122,7 +122,7 @@ let parseHost (text: string) =
     | _ -> fail $"--host must be an IP address such as 127.0.0.1 or 0.0.0.0, got '{text}'"
 
 /// The model to serve: --model, else the newest run under runs/, else a run of the default recipe
-/// trained now (on the data set search path, or --data; under the reference, on the default provider)
+/// trained now (on the data set search path, or --data, by the evaluator: the reference trains too)
 /// and the model file it wrote.
 let private chooseModel (args: ParseResults<ServeArgs>) (evaluator: Evaluator) =
     match args.TryGetResult Model with
@@ -134,11 +134,10 @@ let private chooseModel (args: ParseResults<ServeArgs>) (evaluator: Evaluator) =
             file
         | None ->
             let recipe = Recipe.lecun1989
-            let backend = match evaluator with Evaluator.Engine b -> b | Evaluator.Reference -> Providers.choose None
             printfn "no --model given and no run under runs/: training the default recipe (%s) first" recipe.Name
-            let warming = TrainCommand.warmUp backend recipe
+            let warming = TrainCommand.warmUp evaluator recipe
             let data = Data.load DataSetName.Usps (args.TryGetResult Data) |> orFail
-            let written = TrainCommand.trainAndReport false (TrainRun.request recipe DataSetName.Usps data backend) warming
+            let written = TrainCommand.trainAndReport false (TrainRun.request recipe DataSetName.Usps data evaluator) warming
             printfn ""
             written.Runs.[0].ModelFile
 

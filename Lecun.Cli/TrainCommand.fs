@@ -54,7 +54,7 @@ type TrainArgs =
             | Passes _ -> "passes over the training set (default: the recipe's, 23 for lecun1989)."
             | Lr _ -> "learning rate, or Newton's eps (default: the recipe's, 0.03 for lecun1989, 0.0005 for newton1989)."
             | Seed _ -> "seed of the initial weights (default 1337)."
-            | Backend _ -> Providers.usage
+            | Backend _ -> Providers.evaluatorUsage
             | Batch_Size _ -> "examples per update: 1 = the paper's per-example training (default); B > 1 = batched forward and backward passes (256 digits at a time at most) per B digits on the averaged gradient (AdamW's rate then scales with sqrt(B) unless --lr is given); at most the training digits."
             | Init _ -> "start from this checkpoint instead of a fresh initialization."
             | Out _ -> "folder for the run's files (default: a new folder under runs/); refused when it already holds files, unless they are a finished run and --force is given."
@@ -183,8 +183,10 @@ let trainAndReport (verbose: bool) (request: RunRequest) (warmUp: Threading.Task
         let data, count = start.Data, start.Recipes.Length
         printfn "training %s on %s (%d train, %d %s digits): %s; seed %s; backend %s"
             recipe.Name data.Source data.Train.Count data.Test.Count start.TestName (Recipe.describe recipe)
-            (if count = 1 then string recipe.Seed else $"{recipe.Seed}..{(Array.last start.Recipes).Seed}") request.Backend.Name
-        if verbose then printf "%s" (Providers.routing request.Backend (Recipe.network recipe) recipe.BatchSize Evaluate.batch)
+            (if count = 1 then string recipe.Seed else $"{recipe.Seed}..{(Array.last start.Recipes).Seed}") (Evaluator.name request.Backend)
+        match request.Backend with
+        | Evaluator.Engine backend when verbose -> printf "%s" (Providers.routing backend (Recipe.network recipe) recipe.BatchSize Evaluate.batch)
+        | _ -> ()
         watchWithProgress start run
     let written = TrainRun.train { request with Watch = watch; ExtraFiles = pictures } |> orFail
     warmUp.Wait()
@@ -217,18 +219,22 @@ let trainAndReport (verbose: bool) (request: RunRequest) (warmUp: Threading.Task
 /// The warm-up of a training run: the other core compiles the training code and loads the plotting
 /// code while this one reads the data. A failed warm-up costs only its time: the run itself reports
 /// any real problem.
-let warmUp (backend: IBackend) (recipe: Recipe) =
-    Threading.Tasks.Task.Run(fun () -> (try Train.warmUp backend recipe with _ -> ()); Plots.warmUp ())
+let warmUp (evaluator: Evaluator) (recipe: Recipe) =
+    Threading.Tasks.Task.Run(fun () ->
+        match evaluator with
+        | Evaluator.Engine backend -> (try Train.warmUp backend recipe with _ -> ())
+        | Evaluator.Reference -> ()
+        Plots.warmUp ())
 
 let run (verbose: bool) (args: ParseResults<TrainArgs>) =
     let recipe = recipeFrom args
     let dataSet = args.GetResult(Data_Set, "usps") |> DataSetName.parse |> orFail
-    let backend = Providers.choose (args.TryGetResult Backend)
-    let warming = warmUp backend recipe
+    let evaluator = Providers.chooseEvaluator (args.TryGetResult Backend)
+    let warming = warmUp evaluator recipe
     let data = Data.load dataSet (args.TryGetResult Data) |> orFail
     let initial = args.TryGetResult Init |> Option.map (fun file -> (ModelFile.load file |> orFail).Parameters)
     trainAndReport verbose
-        { TrainRun.request recipe dataSet data backend with
+        { TrainRun.request recipe dataSet data evaluator with
             Seeds = args.GetResult(Seeds, 1)
             HeldOut = args.TryGetResult Holdout
             Initial = initial

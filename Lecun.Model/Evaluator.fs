@@ -1,5 +1,6 @@
-/// What computes a model's outputs where a model is read (`eval`, `predict`, `show`, `serve`): the
-/// engine on a BLAS provider, or the float64 reference, runnable for checking the engine's answers.
+/// What computes the network (`--backend`): the engine on a BLAS provider, or the float64 reference,
+/// runnable for checking the engine's answers where a model is read (`eval`, `predict`, `show`,
+/// `serve`) and where one is trained (ReferenceTraining).
 namespace Lecun.Model
 
 open System
@@ -10,8 +11,8 @@ open Lecun.Native.Backends
 type Evaluator =
     /// The float32 engine on a provider (auto, mkl or managed).
     | Engine of IBackend
-    /// The float64 reference over the connection graph (Reference.fs): slow and exact. It has no
-    /// training loop, so it evaluates trained models only.
+    /// The float64 reference over the connection graph (Reference.fs): slow and exact. It trains
+    /// per-example SGD only (ReferenceTraining).
     | Reference
 
 module Evaluator =
@@ -26,7 +27,7 @@ module Evaluator =
     /// Each layout's connection graph, built once (it is the network written out unit by unit).
     let private graphs = ConditionalWeakTable<NetLayout, UnitConnections array>()
 
-    let private graphOf (net: Network) = graphs.GetValue(net.Layout, fun layout -> ConnectionGraph.build layout)
+    let graphOf (net: Network) = graphs.GetValue(net.Layout, fun layout -> ConnectionGraph.build layout)
 
     /// The reference's values of every unit for one image, in float64.
     let private referenceValues (net: Network) (parameters: float array) (image: float32 array) =
@@ -64,29 +65,32 @@ module Evaluator =
             if Array.forall Single.IsFinite y then Ok y
             else Error $"{model.Path}: the network's outputs on {what} are too large for float32"
 
-    /// Loss, error, misses and predictions of the model on a split, as ModelFile.evaluate gives them.
-    /// Under the reference every digit's outputs, loss (Reference.lossExact) and class are float64;
-    /// the digits are spread over the cores.
+    /// Loss, error, misses and predictions of float64 parameters on a split under the reference (every
+    /// digit's outputs, loss (Reference.lossExact) and class in float64, the digits spread over the
+    /// cores), and whether float32 holds every output and the loss.
+    let referenceSplit (net: Network) (loss: Loss) (parameters: float array) (digits: Dataset) : SplitEvaluation * bool =
+        let outputs = net.Layout.OutputSize
+        let perDigit =
+            Array.Parallel.init digits.Count (fun i ->
+                let values = referenceValues net parameters (digits.Image(i).ToArray())
+                let y = values.[values.Length - outputs ..]
+                let predicted = Array.findIndex (fun v -> v = Array.max y) y
+                Reference.lossExact loss y digits.Labels.[i], predicted, Array.forall (float32 >> Single.IsFinite) y)
+        let lossSum = perDigit |> Array.sumBy (fun (l, _, _) -> l)
+        let predictions = perDigit |> Array.map (fun (_, predicted, _) -> predicted)
+        let misses = Array.fold2 (fun n p l -> if p <> l then n + 1 else n) 0 predictions digits.Labels
+        let n = max digits.Count 1
+        { Metrics = { Loss = lossSum / float n; Error = 100.0 * float misses / float n; Misses = misses; Count = digits.Count }
+          Predictions = predictions },
+        perDigit |> Array.forall (fun (_, _, fits) -> fits) && Double.IsFinite lossSum
+
+    /// Loss, error, misses and predictions of the model on a split, as ModelFile.evaluate gives them
+    /// (under the reference: referenceSplit).
     let evaluate (evaluator: Evaluator) (model: ModelFile) (digits: Dataset) : Result<SplitEvaluation, string> =
         match evaluator with
         | Evaluator.Engine backend -> ModelFile.evaluate backend model digits
         | Evaluator.Reference ->
-            let net = model.Network
-            let parameters = Array.map float model.Parameters
-            let outputs = net.Layout.OutputSize
-            let perDigit =
-                Array.Parallel.init digits.Count (fun i ->
-                    let values = referenceValues net parameters (digits.Image(i).ToArray())
-                    let y = values.[values.Length - outputs ..]
-                    let predicted = Array.findIndex (fun v -> v = Array.max y) y
-                    Reference.lossExact model.Loss y digits.Labels.[i], predicted, Array.forall (float32 >> Single.IsFinite) y)
-            let lossSum = perDigit |> Array.sumBy (fun (loss, _, _) -> loss)
-            let predictions = perDigit |> Array.map (fun (_, predicted, _) -> predicted)
-            let misses = Array.fold2 (fun n p l -> if p <> l then n + 1 else n) 0 predictions digits.Labels
-            let n = max digits.Count 1
             // As under the engine: outputs float32 cannot hold are refused, never reported.
-            if not (perDigit |> Array.forall (fun (_, _, fits) -> fits) && Double.IsFinite lossSum) then
-                Error $"{model.Path}: the network's outputs on {digits.Name} are too large for float32 (or not finite)"
-            else
-                Ok { Metrics = { Loss = lossSum / float n; Error = 100.0 * float misses / float n; Misses = misses; Count = digits.Count }
-                     Predictions = predictions }
+            match referenceSplit model.Network model.Loss (Array.map float model.Parameters) digits with
+            | result, true -> Ok result
+            | _ -> Error $"{model.Path}: the network's outputs on {digits.Name} are too large for float32 (or not finite)"

@@ -267,7 +267,7 @@ type Trainer =
         | Error problem -> invalidArg (nameof recipe) problem
         | Ok _ -> ()
         let request =
-            { TrainRun.request recipe dataSet data backend with
+            { TrainRun.request recipe dataSet data (Evaluator.Engine backend) with
                 Out = Some folder
                 Jobs = 1
                 Watch = fun _ run -> run { Progress = (fun _ pass presented -> onProgress pass presented); Pass = fun _ m -> onPass m } }

@@ -65,7 +65,8 @@ type RunRequest =
       HeldOut: int option
       /// The starting weights of every seed (a checkpoint's), or None for the recipe's initialization.
       Initial: float32 array option
-      Backend: IBackend
+      /// What trains: the engine on a provider, or the float64 reference (per-example SGD only).
+      Backend: Evaluator
       /// Runs at a time (at most the cores).
       Jobs: int
       /// The run folder: None for a new folder under runs/ named after the recipe and seed.
@@ -118,7 +119,7 @@ module TrainRun =
 
     /// A request with the defaults of `lecun train`: one seed, the recipe's initialization, one run per
     /// core, a new folder under runs/, no callbacks and no files besides the model's.
-    let request (recipe: Recipe) (dataSet: DataSetName) (data: TrainTest) (backend: IBackend) : RunRequest =
+    let request (recipe: Recipe) (dataSet: DataSetName) (data: TrainTest) (backend: Evaluator) : RunRequest =
         { Recipe = recipe; Seeds = 1; DataSet = dataSet; Data = data; HeldOut = None; Initial = None; Backend = backend
           Jobs = Environment.ProcessorCount; Out = None; Force = false
           Watch = (fun _ run -> run { Progress = (fun _ _ _ -> ()); Pass = (fun _ _ -> ()) })
@@ -197,6 +198,9 @@ module TrainRun =
             let! parallelism = Runs.checkJobs request.Jobs
             let! data = Runs.holdOut request.HeldOut request.Data
             let! _ = Recipe.fitsTrainingSet data.Train.Count recipe
+            do! match request.Backend, ReferenceTraining.unsupported recipe with
+                | Evaluator.Reference, Some why -> Error why
+                | _ -> Ok()
             let parameters = ModelFile.layout.ParamCount
             do! match request.Initial with
                 | Some weights when isNull weights || weights.Length <> parameters ->
@@ -209,7 +213,7 @@ module TrainRun =
                 | None -> Init.create recipe.WeightInit ModelFile.layout seed
             let jobs = [| for seed in seeds -> { Recipe = { recipe with Seed = seed }; Data = data; Initial = fun () -> initial seed } |]
             let context (r: Recipe) : RunContext =
-                { Recipe = r; DataSet = request.DataSet; HeldOut = request.HeldOut; TestName = testName; Backend = request.Backend.Name; Data = data }
+                { Recipe = r; DataSet = request.DataSet; HeldOut = request.HeldOut; TestName = testName; Backend = Evaluator.name request.Backend; Data = data }
             let! folder = RunFolder.stageRun request.Out request.Force (fun () -> folderName recipe)
             let! (runs, summary, seconds), final =
                 RunFolder.write folder (fun outDir ->
@@ -226,7 +230,11 @@ module TrainRun =
                     let mutable written = None
                     request.Watch { Recipes = jobs |> Array.map (fun j -> j.Recipe); Data = data; TestName = testName } (fun watch ->
                         if written.IsSome then invalidOp "a run request's Watch called its run twice"
-                        written <- Some(Runs.runEach request.Backend parallelism jobs watch.Progress watch.Pass finish))
+                        let train =
+                            match request.Backend with
+                            | Evaluator.Engine backend -> Train.run backend
+                            | Evaluator.Reference -> ReferenceTraining.run
+                        written <- Some(Runs.runEachWith train parallelism jobs watch.Progress watch.Pass finish))
                     let runs = match written with Some runs -> runs | None -> invalidOp "a run request's Watch did not call its run"
                     let seconds = clock.Elapsed.TotalSeconds
                     if single then runs, None, seconds

@@ -88,11 +88,61 @@ let tests =
             | Ok r -> failtest $"evaluated: loss {r.Metrics.Loss}"
             | Error e -> Expect.stringContains e "too large for float32" "says why"
         }
+        testList "training on the reference" [
+            test "one digit, one pass: the weights are the initial ones less the rate times the exact gradient" {
+                let data = synthetic ()
+                let one = { data with Train = data.Train.Take 1 }
+                let recipe = { Recipe.lecun1989 with Passes = 1; Seed = 9 }
+                let initial = Init.create recipe.WeightInit ModelFile.layout recipe.Seed
+                let result = ReferenceTraining.run recipe one initial (fun _ _ -> ()) ignore
+                let net = Recipe.network recipe
+                let p0 = Array.map float initial
+                let g = Reference.gradient recipe.Loss net (ConnectionGraph.build net.Layout) p0 (Array.map float (one.Train.Image(0).ToArray())) one.Train.Labels.[0]
+                Expect.equal result.Parameters (Array.map2 (fun p d -> float32 (p - float recipe.LearningRate * d)) p0 g) "one exact SGD step, rounded once"
+            }
+            test "a pass of per-example SGD: the engine's weights and figures within float32's drift of the reference's" {
+                let data = synthetic ()
+                let data = { data with Train = data.Train.Take 300; Test = data.Test.Take 100 }
+                let recipe = { Recipe.lecun1989 with Passes = 1; Seed = 4 }
+                let initial = Init.create recipe.WeightInit ModelFile.layout recipe.Seed
+                let heard = ResizeArray<PassMetrics>()
+                let exact = ReferenceTraining.run recipe data initial (fun _ _ -> ()) heard.Add
+                let engine = Train.run Backend.Managed recipe data initial (fun _ _ -> ()) ignore
+                let change (p: float32 array) = Array.map2 (fun a b -> float a - float b) p initial
+                let scale = change exact.Parameters |> Array.map abs |> Array.max
+                let worst = Array.map2 (fun a b -> abs (a - b)) (change engine.Parameters) (change exact.Parameters) |> Array.max
+                // 300 float32 steps drift from the exact ones by rounding only: far below the steps themselves.
+                Expect.isLessThan (worst / scale) 1e-3 $"worst weight difference {worst:G3} of the largest change {scale:G3}"
+                Expect.equal (List.ofSeq heard) exact.Passes "onPass heard the pass"
+                let e, r = List.head engine.Passes, List.head exact.Passes
+                Expect.isLessThanOrEqual (abs (e.Test.Misses - r.Test.Misses)) 1 "the same test misses but for a near-tie"
+                Expect.floatClose { absolute = 1e-5; relative = 1e-3 } e.Test.Loss r.Test.Loss "the test loss"
+            }
+            test "TrainRun with the reference writes its run as the engine's, naming the reference" {
+                withTempDir (fun dir ->
+                    let data = synthetic ()
+                    let data = { data with Train = data.Train.Take 100; Test = data.Test.Take 50 }
+                    let recipe = { Recipe.lecun1989 with Passes = 1 }
+                    let written =
+                        TrainRun.train { TrainRun.request recipe DataSetName.Usps data Evaluator.Reference with Out = Some(Path.Combine(dir, "run")) }
+                        |> Result.defaultWith failtest
+                    let model = ModelFile.load written.Runs.[0].ModelFile |> Result.defaultWith failtest
+                    let expected = ReferenceTraining.run recipe data (Init.create recipe.WeightInit ModelFile.layout recipe.Seed) (fun _ _ -> ()) ignore
+                    Expect.equal model.Parameters expected.Parameters "the reference's weights"
+                    use json = Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(written.Folder, "metrics.json")))
+                    Expect.equal (json.RootElement.GetProperty("backend").GetString()) "reference" "metrics.json names the reference"
+                    match TrainRun.train { TrainRun.request Recipe.modern DataSetName.Usps data Evaluator.Reference with Out = Some(Path.Combine(dir, "modern")) } with
+                    | Ok _ -> failtest "modern trained on the reference"
+                    | Error e -> Expect.stringContains e "per-example SGD only" "refused before anything is written"
+                    Expect.isFalse (Directory.Exists(Path.Combine(dir, "modern"))) "nothing written")
+            }
+        ]
         testSequencedGroup "console" <| testList "command line" [
             for args, fragment in
-                [ [ "train"; "--backend"; "reference" ], "--backend reference only evaluates trained models"
-                  [ "ladder"; "--backend"; "reference" ], "--backend reference only evaluates trained models"
-                  [ "bench"; "--backend"; "reference" ], "--backend reference only evaluates trained models" ] do
+                [ [ "train"; "--backend"; "reference"; "--recipe"; "modern" ], "--backend reference trains per-example SGD only, and modern as given uses adamw"
+                  [ "train"; "--backend"; "reference"; "--batch-size"; "8" ], "uses --batch-size 8"
+                  [ "ladder"; "--backend"; "reference" ], "--backend reference runs in eval, predict, show, serve and train only"
+                  [ "bench"; "--backend"; "reference" ], "--backend reference runs in eval, predict, show, serve and train only" ] do
                 test (String.Join(" ", args)) {
                     let code, _, err = runCli args
                     Expect.equal code 1 "exit code 1"

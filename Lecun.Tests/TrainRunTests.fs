@@ -21,7 +21,7 @@ let private direct (seed: int) =
     Train.run Backend.Managed r (synthetic ()) (Init.create r.WeightInit ModelFile.layout seed) (fun _ _ -> ()) ignore
 
 let private request (out: string) =
-    { TrainRun.request recipe DataSetName.Usps (synthetic ()) Backend.Managed with Out = Some out; Jobs = 1 }
+    { TrainRun.request recipe DataSetName.Usps (synthetic ()) (Evaluator.Engine Backend.Managed) with Out = Some out; Jobs = 1 }
 
 /// The entries under a folder, relative to it ('/'-separated), hidden ones included.
 let private entries (dir: string) =
