@@ -122,8 +122,9 @@ let parseHost (text: string) =
     | _ -> fail $"--host must be an IP address such as 127.0.0.1 or 0.0.0.0, got '{text}'"
 
 /// The model to serve: --model, else the newest run under runs/, else a run of the default recipe
-/// trained now (on the data set search path, or --data, by the evaluator: the reference trains too)
-/// and the model file it wrote.
+/// trained now (on the data set search path, or --data) and the model file it wrote. The provider
+/// trains it; with the reference, the default provider does (the reference's 23 passes would take
+/// minutes) and the reference serves it.
 let private chooseModel (args: ParseResults<ServeArgs>) (evaluator: Evaluator) =
     match args.TryGetResult Model with
     | Some file -> file
@@ -135,9 +136,10 @@ let private chooseModel (args: ParseResults<ServeArgs>) (evaluator: Evaluator) =
         | None ->
             let recipe = Recipe.lecun1989
             printfn "no --model given and no run under runs/: training the default recipe (%s) first" recipe.Name
-            let warming = TrainCommand.warmUp evaluator recipe
+            let trainer = match evaluator with Evaluator.Engine _ -> evaluator | Evaluator.Reference -> Evaluator.Engine(Providers.choose None)
+            let warming = TrainCommand.warmUp trainer recipe
             let data = Data.load DataSetName.Usps (args.TryGetResult Data) |> orFail
-            let written = TrainCommand.trainAndReport false (TrainRun.request recipe DataSetName.Usps data evaluator) warming
+            let written = TrainCommand.trainAndReport false (TrainRun.request recipe DataSetName.Usps data trainer) warming
             printfn ""
             written.Runs.[0].ModelFile
 
