@@ -192,7 +192,7 @@ module TrainRun =
     /// before anything is written; a diverging run raises TrainingDiverged, as Train.run does.
     let train (request: RunRequest) : Result<RunResult, string> =
         result {
-            let recipe = request.Recipe
+            let! recipe = Recipe.validate request.Recipe
             let! seedCount = Runs.checkSeedCount request.Seeds
             let! seeds = Recipe.seeds recipe.Seed seedCount
             let! parallelism = Runs.checkJobs request.Jobs

@@ -104,14 +104,17 @@ let tests =
                 let model = ModelFile.load written.Runs.[0].ModelFile |> Result.defaultWith failtest
                 Expect.equal (ModelFile.info model).HeldOut (Some 100) "the model file records the hold-out")
         }
-        testProperty "a bad request (seeds, jobs, hold-out, starting weights, folder) is an error and writes nothing" <| fun (pick: int) (value: int) ->
+        testProperty "a bad request (recipe, seeds, jobs, hold-out, starting weights, folder) is an error and writes nothing" <| fun (pick: int) (value: int) ->
             withTempDir (fun dir ->
                 let out = Path.Combine(dir, "run")
                 let bad, phrase =
-                    match abs (pick % 5) with
+                    match abs (pick % 6) with
                     | 0 -> { request out with Seeds = (if value >= 1 && value <= Runs.maxRuns then -value else value) }, "--seeds"
                     | 1 -> { request out with Jobs = (if value >= 1 && value <= Runs.maxRuns then -value else value) }, "--jobs"
                     | 2 -> { request out with HeldOut = Some(if value >= 1 && value < 1000 then 1000 + abs (value % 10) else value) }, "--holdout"
+                    | 5 ->
+                        let rate = if value = 0 then -1.0f else -(abs (float32 value))
+                        { request out with Recipe = { recipe with LearningRate = rate } }, "the learning rate must be a positive"
                     | 3 ->
                         let n = abs (value % 20000)
                         { request out with Initial = Some(Array.zeroCreate (if n = ModelFile.layout.ParamCount then n + 1 else n)) }, "starting weights"
@@ -119,7 +122,7 @@ let tests =
                         File.WriteAllText(out, "not a folder")
                         request out, "is a file"
                 expectError phrase (TrainRun.train bad)
-                Expect.equal (entries dir) (if abs (pick % 5) = 4 then [ "run" ] else []) "nothing written")
+                Expect.equal (entries dir) (if abs (pick % 6) = 4 then [ "run" ] else []) "nothing written")
         test "a run that fails while training leaves nothing; a watch that never runs the training is refused" {
             withTempDir (fun dir ->
                 let out = Path.Combine(dir, "run")
