@@ -25,7 +25,7 @@ type EvalArgs =
             | Data_Set _ -> "usps (default) or mnist-sim."
             | Data _ -> "folder holding the data sets."
             | Split _ -> "test (default) or train."
-            | Backend _ -> Providers.usage
+            | Backend _ -> Providers.evaluatorUsage
             | Json -> "print the result as JSON."
 
 type PredictArgs =
@@ -38,7 +38,7 @@ type PredictArgs =
         member a.Usage =
             match a with
             | Model _ -> "checkpoint (model.safetensors) to apply."
-            | Backend _ -> Providers.usage
+            | Backend _ -> Providers.evaluatorUsage
             | Json -> "print the result as JSON."
             | Inputs _ -> "digit files: 16x16 PGM or PNG, or text with rows of 256 values in [-1,1] (a leading label is allowed)."
 
@@ -57,11 +57,11 @@ let runEval (args: ParseResults<EvalArgs>) =
     let split = args.GetResult(Split, "test")
     if split <> "test" && split <> "train" then fail $"--split must be train or test, got '{split}'"
     let model = ModelFile.load file |> orFail
-    let backend = Providers.choose (args.TryGetResult EvalArgs.Backend)
+    let evaluator = Providers.chooseEvaluator (args.TryGetResult EvalArgs.Backend)
     let dataSet = args.GetResult(EvalArgs.Data_Set, "usps") |> DataSetName.parse |> orFail
     let data = Data.load dataSet (args.TryGetResult EvalArgs.Data) |> orFail
     let digits = if split = "test" then data.Test else data.Train
-    let result = ModelFile.evaluate backend model digits |> orFail
+    let result = Evaluator.evaluate evaluator model digits |> orFail
     let m = confusionMatrix digits.Labels result.Predictions
     let metrics = result.Metrics
     let missed = [| for i in 0 .. digits.Count - 1 do if result.Predictions.[i] <> digits.Labels.[i] then i |]
@@ -98,7 +98,7 @@ let runPredict (args: ParseResults<PredictArgs>) =
     let inputs = args.GetResult(Inputs, [])
     if inputs.IsEmpty then fail "predict needs at least one digit file"
     let model = ModelFile.load file |> orFail
-    let backend = Providers.choose (args.TryGetResult PredictArgs.Backend)
+    let evaluator = Providers.chooseEvaluator (args.TryGetResult PredictArgs.Backend)
     let ws = Workspace.create model.Network 1
     // Each file's predictions are written before the next file is read, so memory holds one file's
     // results however many files there are; a file refused stops the command after the files before it.
@@ -117,7 +117,7 @@ let runPredict (args: ParseResults<PredictArgs>) =
         DigitFiles.readEach input (fun (image, label) ->
             // Named as its line below, unless it is a file's first digit, whose name waits for the count.
             let name = if results.Count = 0 then input else $"{input}:{results.Count + 1}"
-            results.Add((ModelFile.scores backend model ws image name, label)))
+            results.Add((Evaluator.scores evaluator model ws image name, label)))
         |> orFail |> ignore
         for i, (scored, label) in Seq.indexed results do
             let name = if results.Count = 1 then input else $"{input}:{i + 1}"

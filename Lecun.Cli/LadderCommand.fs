@@ -55,8 +55,8 @@ let private toJson (dataSet: DataSetName) (seeds: int) (seconds: float) (results
                    "data_set", JsonValue.Create(DataSetName.name r.Step.DataSet)
                    "command", JsonValue.Create r.Step.Command
                    "seconds", JsonValue.Create r.Seconds
-                   "train", splitSummaryJson (summary r).Train
-                   "test", splitSummaryJson (summary r).Test
+                   "train", RunJson.splitSummary (summary r).Train
+                   "test", RunJson.splitSummary (summary r).Test
                    "essay", essay r.Step
                    "runs",
                    JsonArray(

@@ -5,7 +5,6 @@ module Lecun.Cli.ModelView
 open System
 open System.IO
 open Lecun.Model
-open Lecun.Native.Backends
 open Lecun.Cli.Output
 
 /// A test digit the model gets wrong.
@@ -17,7 +16,8 @@ type ModelView =
       Parameters: float32 array
       /// What the model file says about how it was made.
       Info: ModelInfo
-      Backend: IBackend
+      /// What computes its outputs: the engine on a provider, or the reference.
+      Evaluator: Evaluator
       /// The model's data set (named by its metadata), or why it could not be loaded.
       Data: Result<TrainTest, string>
       /// Error on the test split, measured when the model was loaded.
@@ -28,21 +28,21 @@ type ModelView =
 
 /// Loads a checkpoint and evaluates it on its data set's test split. A missing data set is not an
 /// error (the model still reads drawings); it is reported in `Data`.
-let load (backend: IBackend) (file: string) (dataDir: string option) =
+let load (evaluator: Evaluator) (file: string) (dataDir: string option) =
     let model = ModelFile.load file |> orFail
     let info = ModelFile.info model
     let data = DataSetName.parse info.DataSet |> Result.bind (fun d -> Data.load d dataDir)
     let test, misses =
         match data with
         | Ok d ->
-            let result = ModelFile.evaluate backend model d.Test |> orFail
+            let result = Evaluator.evaluate evaluator model d.Test |> orFail
             let misses =
                 [| for i in 0 .. d.Test.Count - 1 do
                        if result.Predictions.[i] <> d.Test.Labels.[i] then
                            { Index = i; Label = d.Test.Labels.[i]; Predicted = result.Predictions.[i] } |]
             Some result.Metrics, misses
         | Error _ -> None, [||]
-    { File = file; Net = model.Network; Parameters = model.Parameters; Info = info; Backend = backend
+    { File = file; Net = model.Network; Parameters = model.Parameters; Info = info; Evaluator = evaluator
       Data = data; Test = test; Misses = misses }
 
 /// A split of the model's data set by name ("train" or "test").

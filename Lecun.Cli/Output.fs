@@ -97,17 +97,11 @@ let withStatus (text: string) (work: unit -> 'a) : 'a =
         printfn "%s" text
         work ()
 
-/// JSON as every command writes it. A non-finite number (a diverged loss, say) is written as the
-/// string "NaN", "Infinity" or "-Infinity" instead of making the writer throw.
-let jsonOptions =
-    JsonSerializerOptions(WriteIndented = true, NumberHandling = Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals)
+/// JSON as every command writes it (as a run's files are: RunJson.options).
+let jsonOptions = RunJson.options
 
 /// Formats a count with thousands separators, as the paper's tables do.
 let thousands (n: int) = n.ToString("N0", Globalization.CultureInfo.InvariantCulture)
 
 /// `2.5e-03`, the paper's way of writing a loss.
 let formatLoss (x: float) = x.ToString("0.0e+00", Globalization.CultureInfo.InvariantCulture)
-
-/// The `error_mean`, `error_sd` and `misses_mean` of one split over seeds, as seeds.json and ladder.json write them.
-let splitSummaryJson (s: SplitSummary) =
-    JsonObject(dict [ "error_mean", JsonValue.Create s.Error.Mean :> JsonNode; "error_sd", JsonValue.Create s.Error.Sd; "misses_mean", JsonValue.Create s.Misses ]) :> JsonNode

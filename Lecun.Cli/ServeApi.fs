@@ -99,7 +99,7 @@ type Workspaces(net: Network) =
 let read (view: ModelView) (pool: Workspaces) (image: float32 array) : Reading =
     let ws = pool.Rent()
     try
-        let layers = Inspect.layers view.Backend view.Net view.Parameters ws image
+        let layers = Evaluator.layers view.Evaluator view.Net view.Parameters ws image
         { Class = classOf (Array.last layers); Layers = layers }
     finally
         pool.Return ws

@@ -15,6 +15,7 @@ open Microsoft.AspNetCore.Hosting.Server
 open Microsoft.AspNetCore.Hosting.Server.Features
 open Microsoft.Extensions.Hosting
 open Microsoft.Extensions.Logging
+open Lecun.Model
 open Lecun.Cli.Output
 open Lecun.Cli.ServeApi
 
@@ -32,7 +33,7 @@ type ServeArgs =
             | Host _ -> "IP address to listen on (default 127.0.0.1, this machine only; 0.0.0.0 opens it to the network)."
             | Port _ -> "TCP port (default 8089; 0 picks a free one)."
             | Data _ -> "folder holding the data sets (for the gallery and /api/digits)."
-            | Backend _ -> Providers.usage
+            | Backend _ -> Providers.evaluatorUsage
 
 /// The page's files, embedded from wwwroot/ (see Lecun.Cli.fsproj).
 let private pageFiles =
@@ -120,8 +121,11 @@ let parseHost (text: string) =
     | _ when text.Equals("localhost", StringComparison.OrdinalIgnoreCase) -> IPAddress.Loopback
     | _ -> fail $"--host must be an IP address such as 127.0.0.1 or 0.0.0.0, got '{text}'"
 
-/// The model to serve: --model, else the newest run under runs/, else a run of the default recipe trained now.
-let private chooseModel (args: ParseResults<ServeArgs>) =
+/// The model to serve: --model, else the newest run under runs/, else a run of the default recipe
+/// trained now (on the data set search path, or --data) and the model file it wrote. The provider
+/// trains it; with the reference, the default provider does (the reference's 23 passes would take
+/// minutes) and the reference serves it.
+let private chooseModel (args: ParseResults<ServeArgs>) (evaluator: Evaluator) =
     match args.TryGetResult Model with
     | Some file -> file
     | None ->
@@ -130,21 +134,22 @@ let private chooseModel (args: ParseResults<ServeArgs>) =
             printfn "no --model given: serving the newest run, %s" file
             file
         | None ->
-            printfn "no --model given and no run under runs/: training the default recipe (%s) first" Lecun.Model.Recipe.lecun1989.Name
-            let trainArgs = ArgumentParser.Create<TrainCommand.TrainArgs>(checkStructure = false).Parse [||]
-            TrainCommand.run false trainArgs |> ignore
+            let recipe = Recipe.lecun1989
+            printfn "no --model given and no run under runs/: training the default recipe (%s) first" recipe.Name
+            let trainer = match evaluator with Evaluator.Engine _ -> evaluator | Evaluator.Reference -> Evaluator.Engine(Providers.choose None)
+            let warming = TrainCommand.warmUp trainer recipe
+            let data = Data.load DataSetName.Usps (args.TryGetResult Data) |> orFail
+            let written = TrainCommand.trainAndReport false (TrainRun.request recipe DataSetName.Usps data trainer) warming
             printfn ""
-            match ModelView.newestRun "runs" with
-            | Some file -> file
-            | None -> fail "training finished but wrote no runs/*/model.safetensors"
+            written.Runs.[0].ModelFile
 
 let run (args: ParseResults<ServeArgs>) =
     let address = parseHost (args.GetResult(Host, "127.0.0.1"))
     let port = args.GetResult(Port, 8089)
     if port < 0 || port > 65535 then fail $"--port must be between 0 and 65535, got {port}"
-    let file = chooseModel args
-    let backend = Providers.choose (args.TryGetResult Backend)
-    let view = ModelView.load backend file (args.TryGetResult Data)
+    let evaluator = Providers.chooseEvaluator (args.TryGetResult Backend)
+    let file = chooseModel args evaluator
+    let view = ModelView.load evaluator file (args.TryGetResult Data)
     match view.Data with
     | Error e -> eprintfn "warning: %s; the page works without the gallery of misclassified digits" e
     | Ok _ -> ()

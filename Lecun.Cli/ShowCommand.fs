@@ -26,7 +26,7 @@ type ShowArgs =
             | Split _ -> "test (default) or train, for --digit."
             | Data _ -> "folder holding the data sets."
             | Out _ -> "PNG to write (default show.png)."
-            | Backend _ -> Providers.usage
+            | Backend _ -> Providers.evaluatorUsage
             | Input _ -> "a digit file instead of --digit: 16x16 PGM or PNG, or a text row of 256 values in [-1,1]."
 
 /// What the picture shows: the digit, where it came from, and every layer's values for it.
@@ -150,10 +150,10 @@ let png (content: ShowContent) : byte array =
 let run (args: ParseResults<ShowArgs>) =
     let file = args.GetResult Model
     let out = args.GetResult(Out, "show.png")
-    let backend = Providers.choose (args.TryGetResult Backend)
+    let evaluator = Providers.chooseEvaluator (args.TryGetResult Backend)
     let split = args.GetResult(Split, "test")
     if split <> "test" && split <> "train" then fail $"--split must be train or test, got '{split}'"
-    let view = ModelView.load backend file (args.TryGetResult Data)
+    let view = ModelView.load evaluator file (args.TryGetResult Data)
     let image, source =
         match args.TryGetResult Digit, args.TryGetResult Input with
         | Some _, Some _ -> fail "give either --digit or an INPUT file, not both"
@@ -166,7 +166,7 @@ let run (args: ParseResults<ShowArgs>) =
             let image, label = ModelView.digit view split index |> orFail
             image, $"{view.DataSetName} {split} digit {index} (label {label})"
     let net, parameters, info = view.Net, view.Parameters, view.Info
-    let layers = Inspect.layers backend net parameters (Workspace.create net 1) image
+    let layers = Evaluator.layers evaluator net parameters (Workspace.create net 1) image
     let winner = Loss.argmax layers.[3] 0 layers.[3].Length
     let recipe = info.Recipe |> Option.defaultValue "model"
     let seed = info.Seed |> Option.map (fun s -> $", seed {s}") |> Option.defaultValue ""

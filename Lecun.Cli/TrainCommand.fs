@@ -4,7 +4,6 @@ module Lecun.Cli.TrainCommand
 
 open System
 open System.IO
-open System.Text.Json.Nodes
 open Argu
 open Spectre.Console
 open Lecun.Model
@@ -55,7 +54,7 @@ type TrainArgs =
             | Passes _ -> "passes over the training set (default: the recipe's, 23 for lecun1989)."
             | Lr _ -> "learning rate, or Newton's eps (default: the recipe's, 0.03 for lecun1989, 0.0005 for newton1989)."
             | Seed _ -> "seed of the initial weights (default 1337)."
-            | Backend _ -> Providers.usage
+            | Backend _ -> Providers.evaluatorUsage
             | Batch_Size _ -> "examples per update: 1 = the paper's per-example training (default); B > 1 = batched forward and backward passes (256 digits at a time at most) per B digits on the averaged gradient (AdamW's rate then scales with sqrt(B) unless --lr is given); at most the training digits."
             | Init _ -> "start from this checkpoint instead of a fresh initialization."
             | Out _ -> "folder for the run's files (default: a new folder under runs/); refused when it already holds files, unless they are a finished run and --force is given."
@@ -85,17 +84,6 @@ type TrainArgs =
 /// One pass's report; `testName` is the second split's name ("test", or "held-out" with --holdout).
 let passLine (testName: string) (m: PassMetrics) =
     $"pass {m.Pass,2}  train loss {formatLoss m.Train.Loss} error {m.Train.Error:F2}%% misses {m.Train.Misses,4} | {testName} loss {formatLoss m.Test.Loss} error {m.Test.Error:F2}%% misses {m.Test.Misses,4}"
-
-let private metricsCsv (passes: PassMetrics list) =
-    let inv (x: float) = x.ToString("R", Globalization.CultureInfo.InvariantCulture)
-    let rows =
-        passes
-        |> List.map (fun m ->
-            String.Join(",", [ string m.Pass; inv m.Train.Loss; inv m.Train.Error; string m.Train.Misses
-                               inv m.Test.Loss; inv m.Test.Error; string m.Test.Misses; inv m.Seconds ]))
-    String.Join("\n", "pass,train_loss,train_error,train_misses,test_loss,test_error,test_misses,seconds" :: rows) + "\n"
-
-let private timeStamp () = DateTime.Now.ToString("yyyyMMdd-HHmmss", Globalization.CultureInfo.InvariantCulture)
 
 /// The options that change the recipe, as overrides (Lecun.Model applies and checks them).
 let overridesFrom (args: ParseResults<TrainArgs>) : RecipeOverride list =
@@ -131,22 +119,23 @@ let recipeFrom (args: ParseResults<TrainArgs>) =
     let named = args.TryGetResult Recipe |> Option.defaultValue Recipe.lecun1989.Name |> Recipe.tryFind |> orFail
     Recipe.apply (overridesFrom args) named |> orFail
 
-/// Runs jobs with one progress bar per run on a terminal, plain lines otherwise; `finish` as Runs.runEach.
-let runWithProgress (backend: IBackend) (parallelism: int) (jobs: RunJob array) (label: int -> string) (testName: string) (finish: int -> TrainResult -> 'R) =
+/// Hears the runs of a training run: one progress bar per run on a terminal, plain lines otherwise.
+let private watchWithProgress (start: RunStart) (run: RunWatch -> unit) =
+    let count = start.Recipes.Length
+    let label j = if count = 1 then "training" else $"seed {start.Recipes.[j].Seed}"
+    let perPass = start.Data.Train.Count
     if isInteractive () then
         progressDisplay()
             .Start(fun ctx ->
-                let tasks = jobs |> Array.mapi (fun j job -> ctx.AddTask(label j, true, float (job.Recipe.Passes * job.Data.Train.Count)))
-                Runs.runEach backend parallelism jobs
-                    (fun j pass done' -> tasks.[j].Value <- float ((pass - 1) * jobs.[j].Data.Train.Count + done'))
-                    (fun j m ->
-                        tasks.[j].Value <- float (m.Pass * jobs.[j].Data.Train.Count)
-                        AnsiConsole.WriteLine((if jobs.Length > 1 then label j + "  " else "") + passLine testName m))
-                    finish)
+                let tasks = start.Recipes |> Array.mapi (fun j recipe -> ctx.AddTask(label j, true, float (recipe.Passes * perPass)))
+                run { Progress = (fun j pass done' -> tasks.[j].Value <- float ((pass - 1) * perPass + done'))
+                      Pass = (fun j m ->
+                          tasks.[j].Value <- float (m.Pass * perPass)
+                          AnsiConsole.WriteLine((if count > 1 then label j + "  " else "") + passLine start.TestName m)) })
     else
         let gate = obj ()
-        Runs.runEach backend parallelism jobs (fun _ _ _ -> ()) (fun j m ->
-            lock gate (fun () -> printfn "%s%s" (if jobs.Length > 1 then label j + "  " else "") (passLine testName m))) finish
+        run { Progress = (fun _ _ _ -> ())
+              Pass = fun j m -> lock gate (fun () -> printfn "%s%s" (if count > 1 then label j + "  " else "") (passLine start.TestName m)) }
 
 /// The last pass beside the paper's figures (which are left out when the second split is not the test set).
 let finalTable (dataSet: string) (testName: string) (passes: PassMetrics list) =
@@ -159,44 +148,10 @@ let finalTable (dataSet: string) (testName: string) (passes: PassMetrics list) =
         // With --holdout the header has said which digits were held out; the row stays short.
         row (if testName = "test" then $"this run ({dataSet}, pass {last.Pass})" else $"this run (pass {last.Pass})") last.Train.Error last.Train.Misses last.Test.Error last.Test.Misses ]
 
-/// What a run's files say about it besides its results.
-type RunContext =
-    { Recipe: Recipe
-      DataSet: DataSetName
-      /// With --holdout, the count of training digits held out (the report and files say so).
-      HeldOut: int option
-      /// The second split's name: "test", or "held-out" with --holdout.
-      TestName: string
-      Backend: string
-      Data: TrainTest }
-
-    /// The data set as the report names it (with --holdout, which digits were held out).
-    member r.DataSetLabel = DataSetName.describe r.DataSet r.HeldOut
-
-let private metricsJson (run: RunContext) (result: TrainResult) =
-    let split (s: SplitMetrics) =
-        JsonObject(dict [ "loss", JsonValue.Create s.Loss :> JsonNode; "error", JsonValue.Create s.Error; "misses", JsonValue.Create s.Misses ])
-        :> JsonNode
-    let pass (m: PassMetrics) =
-        JsonObject(dict [ "pass", JsonValue.Create m.Pass :> JsonNode; "train", split m.Train; "test", split m.Test; "seconds", JsonValue.Create m.Seconds ])
-        :> JsonNode
-    JsonObject(
-        dict [ "recipe", JsonValue.Create run.Recipe.Name :> JsonNode
-               "seed", JsonValue.Create run.Recipe.Seed
-               "data_set", JsonValue.Create run.DataSetLabel
-               "backend", JsonValue.Create run.Backend
-               "learning_rate", JsonValue.Create(float run.Recipe.LearningRate)
-               "batch_size", JsonValue.Create run.Recipe.BatchSize
-               "seconds", JsonValue.Create result.Seconds
-               "passes", JsonArray(result.Passes |> List.map pass |> Array.ofList) ])
-        .ToJsonString(jsonOptions)
-
-/// The run's files, each written whole or not at all.
-let writeRunFiles (outDir: string) (run: RunContext) (result: TrainResult) =
+/// A run's pictures, drawn into its folder beside the model's files: the curves, the misclassified
+/// digits and (with distortions) the first digit of each class distorted; returns their names.
+let private pictures (outDir: string) (run: RunContext) (result: TrainResult) =
     let recipe, dataSet, data = run.Recipe, run.DataSetLabel, run.Data
-    ModelFile.save (Path.Combine(outDir, "model.safetensors")) recipe run.DataSet run.HeldOut result.Parameters
-    AtomicFile.writeText (Path.Combine(outDir, "metrics.csv")) (metricsCsv result.Passes)
-    AtomicFile.writeText (Path.Combine(outDir, "metrics.json")) (metricsJson run result)
     // The two pictures are drawn side by side, one per core.
     let curves = Threading.Tasks.Task.Run(fun () -> Plots.curvesPng $"{recipe.Name} on {dataSet}, seed {recipe.Seed}" result.Passes)
     let missed = [| for i in 0 .. data.Test.Count - 1 do if result.TestPredictions.[i] <> data.Test.Labels.[i] then i |]
@@ -206,11 +161,13 @@ let writeRunFiles (outDir: string) (run: RunContext) (result: TrainResult) =
     AtomicFile.writeBytes (Path.Combine(outDir, "curves.png")) curves.Result
     AtomicFile.writeBytes (Path.Combine(outDir, "errors.png")) errors
     // The first training digit of each class under the run's distortions (a stream of their own).
-    if not (DistortionSettings.isNone recipe.Refine.Distortion) then
+    if DistortionSettings.isNone recipe.Refine.Distortion then [ "curves.png"; "errors.png" ]
+    else
         let firsts = [| for c in 0 .. 9 do match Array.tryFindIndex ((=) c) data.Train.Labels with Some i -> data.Train.Image(i).ToArray() | None -> () |]
         let picture =
             DistortionPlot.png (DistortionPlot.title recipe.Name recipe.Refine.Distortion recipe.Shift) (Recipe.network recipe) recipe.Refine.Distortion recipe.Shift (recipe.Seed + 7919) firsts 9
         AtomicFile.writeBytes (Path.Combine(outDir, "distortions.png")) picture
+        [ "curves.png"; "errors.png"; "distortions.png" ]
 
 /// The line on the teachers' ensemble of a distilled run (or runs).
 let ensembleLine (testName: string) (teachers: int) (ensembles: SplitMetrics array) =
@@ -218,89 +175,72 @@ let ensembleLine (testName: string) (teachers: int) (ensembles: SplitMetrics arr
     let spread = if ensembles.Length > 1 then $" ± {s.Sd:F2}" else ""
     $"side row: the {teachers} teachers' ensemble ({teachers} x the inference cost): {testName} error {s.Mean:F2}{spread}%% misses {ensembles |> Array.averageBy (fun m -> float m.Misses):F1}"
 
-let private seedsJson (recipe: Recipe) (dataSet: string) (seconds: float) (results: (int * PassMetrics) array) (ensembles: SplitMetrics array) =
-    let summary = SeedsSummary.ofFinals (Array.map snd results)
-    let run (seed: int, m: PassMetrics) =
-        JsonObject(dict [ "seed", JsonValue.Create seed :> JsonNode; "train_error", JsonValue.Create m.Train.Error; "train_misses", JsonValue.Create m.Train.Misses
-                          "test_error", JsonValue.Create m.Test.Error; "test_misses", JsonValue.Create m.Test.Misses ]) :> JsonNode
-    JsonObject(
-        dict [ "recipe", JsonValue.Create recipe.Name :> JsonNode
-               "details", JsonValue.Create(Recipe.describe recipe)
-               "data_set", JsonValue.Create dataSet
-               "seconds", JsonValue.Create seconds
-               "train", splitSummaryJson summary.Train
-               "test", splitSummaryJson summary.Test
-               if ensembles.Length > 0 then
-                   let e = SeedsSummary.ofFinals (ensembles |> Array.map (fun m -> { Pass = 0; Train = m; Test = m; Seconds = 0.0 }))
-                   "teachers_ensemble", splitSummaryJson e.Test
-               "runs", JsonArray(results |> Array.map run) ])
-        .ToJsonString(jsonOptions)
+/// Carries out a training run (TrainRun.train) with the command's report: the header, each pass, the
+/// final table (or the seeds' table) and the files written. `warmUp` is waited for before the tables.
+let trainAndReport (verbose: bool) (request: RunRequest) (warmUp: Threading.Tasks.Task) : RunResult =
+    let recipe = request.Recipe
+    let watch (start: RunStart) (run: RunWatch -> unit) =
+        let data, count = start.Data, start.Recipes.Length
+        printfn "training %s on %s (%d train, %d %s digits): %s; seed %s; backend %s"
+            recipe.Name data.Source data.Train.Count data.Test.Count start.TestName (Recipe.describe recipe)
+            (if count = 1 then string recipe.Seed else $"{recipe.Seed}..{(Array.last start.Recipes).Seed}") (Evaluator.name request.Backend)
+        match request.Backend with
+        | Evaluator.Engine backend when verbose -> printf "%s" (Providers.routing backend (Recipe.network recipe) recipe.BatchSize Evaluate.batch)
+        | _ -> ()
+        watchWithProgress start run
+    let written = TrainRun.train { request with Watch = watch; ExtraFiles = pictures } |> orFail
+    warmUp.Wait()
+    printfn ""
+    let testName = written.TestName
+    let dataSet = DataSetName.describe request.DataSet request.HeldOut
+    match written.Summary with
+    | None ->
+        let run = written.Runs.[0]
+        printfn "%s" (finalTable dataSet testName run.Passes)
+        run.Ensemble |> Option.iter (fun e -> printfn "%s" (ensembleLine testName recipe.Refine.Distill.Value.Teachers [| e |]))
+        printfn "%d passes in %.2f s (%.0f presentations/s including evaluation)" recipe.Passes run.Seconds
+            (float (recipe.Passes * written.Data.Train.Count) / run.Seconds)
+        printfn "wrote %s: %s" written.Folder (String.concat " " written.Files)
+    | Some summary ->
+        printfn "%6s %9s %7s | %9s %7s" "seed" "train" "misses" testName "misses"
+        for r in written.Runs do
+            let m = r.Final
+            printfn "%6d %8.2f%% %7d | %8.2f%% %7d" r.Seed m.Train.Error m.Train.Misses m.Test.Error m.Test.Misses
+        printfn "%6s %5.2f±%.2f%% %7.1f | %5.2f±%.2f%% %7.1f   (mean ± sd over %d seeds)" "mean"
+            summary.Train.Error.Mean summary.Train.Error.Sd summary.Train.Misses summary.Test.Error.Mean summary.Test.Error.Sd summary.Test.Misses summary.Seeds
+        if testName = "test" then
+            printfn "%s %8.2f%% %7d | %8.2f%% %7d" "paper " Paper.trainError Paper.trainMisses Paper.testError Paper.testMisses
+        let ensembles = written.Runs |> Array.choose (fun r -> r.Ensemble)
+        if ensembles.Length > 0 then printfn "%s" (ensembleLine testName recipe.Refine.Distill.Value.Teachers ensembles)
+        printfn "%d runs in %.1f s wall" written.Runs.Length written.Seconds
+        printfn "wrote %s: seeds.json and one folder per seed" written.Folder
+    written
+
+/// The warm-up of a training run: the other core compiles the training code and loads the plotting
+/// code while this one reads the data. A failed warm-up costs only its time: the run itself reports
+/// any real problem.
+let warmUp (evaluator: Evaluator) (recipe: Recipe) =
+    Threading.Tasks.Task.Run(fun () ->
+        match evaluator with
+        | Evaluator.Engine backend -> (try Train.warmUp backend recipe with _ -> ())
+        | Evaluator.Reference -> ()
+        Plots.warmUp ())
 
 let run (verbose: bool) (args: ParseResults<TrainArgs>) =
     let recipe = recipeFrom args
     let dataSet = args.GetResult(Data_Set, "usps") |> DataSetName.parse |> orFail
-    let seedCount = args.GetResult(Seeds, 1) |> Runs.checkSeedCount |> orFail
-    let seeds = Recipe.seeds recipe.Seed seedCount |> orFail
-    let parallelism = args.GetResult(Jobs, Environment.ProcessorCount) |> Runs.checkJobs |> orFail
-    let backend = Providers.choose (args.TryGetResult Backend)
-    let folder = RunFolder.stageRun (args.TryGetResult Out) (args.Contains Force) (fun () -> $"{timeStamp ()}-{recipe.Name}-seed{recipe.Seed}") |> orFail
-    RunFolder.write folder (fun outDir ->
-        // The other core compiles the training code and loads the plotting code while this one reads the data.
-        // A failed warm-up costs only its time: the run itself reports any real problem.
-        let warmUp = Threading.Tasks.Task.Run(fun () -> (try Train.warmUp backend recipe with _ -> ()); Plots.warmUp ())
-        let data = Data.load dataSet (args.TryGetResult Data) |> orFail
-        // With --holdout the files and tables say so wherever they name the data set.
-        let heldOut = args.TryGetResult Holdout
-        let data = Runs.holdOut heldOut data |> orFail
-        let testName = if heldOut.IsSome then data.Test.Name else "test"
-        Recipe.fitsTrainingSet data.Train.Count recipe |> orFail |> ignore
-        let initial =
-            match args.TryGetResult Init with
-            | Some file -> let model = ModelFile.load file |> orFail in fun (_: int) -> model.Parameters
-            | None -> Init.create recipe.WeightInit ModelFile.layout
-        let jobs = [| for seed in seeds -> ({ Recipe = { recipe with Seed = seed }; Data = data; Initial = fun () -> initial seed }: RunJob) |]
-        let context (r: Recipe) : RunContext = { Recipe = r; DataSet = dataSet; HeldOut = heldOut; TestName = testName; Backend = backend.Name; Data = data }
-        let count = seeds.Length
-        printfn "training %s on %s (%d train, %d %s digits): %s; seed %s; backend %s"
-            recipe.Name data.Source data.Train.Count data.Test.Count testName (Recipe.describe recipe)
-            (if count = 1 then string recipe.Seed else $"{recipe.Seed}..{List.last seeds}") backend.Name
-        if verbose then printf "%s" (Providers.routing backend (Recipe.network recipe) recipe.BatchSize Evaluate.batch)
-        let clock = Diagnostics.Stopwatch.StartNew()
-        let seedFolder (job: RunJob) = Path.Combine(outDir, $"seed-{job.Recipe.Seed}")
-        // With several seeds, each run's files are written as it ends, and only its metrics are kept.
-        let finish (j: int) (r: TrainResult) =
-            if count = 1 then r
-            else
-                writeRunFiles (seedFolder jobs.[j]) (context jobs.[j].Recipe) r
-                { r with Parameters = Array.empty; TestPredictions = Array.empty }
-        let results = runWithProgress backend parallelism jobs (fun j -> if count = 1 then "training" else $"seed {jobs.[j].Recipe.Seed}") testName finish
-        let seconds = clock.Elapsed.TotalSeconds
-        warmUp.Wait()
-        printfn ""
-        if count = 1 then
-            let result = results.[0]
-            printfn "%s" (finalTable (DataSetName.describe dataSet heldOut) testName result.Passes)
-            result.Ensemble |> Option.iter (fun e -> printfn "%s" (ensembleLine testName recipe.Refine.Distill.Value.Teachers [| e |]))
-            printfn "%d passes in %.2f s (%.0f presentations/s including evaluation)" recipe.Passes result.Seconds
-                (float (recipe.Passes * data.Train.Count) / result.Seconds)
-            writeRunFiles outDir (context recipe) result
-            "model.safetensors metrics.csv metrics.json curves.png errors.png"
-            + (if DistortionSettings.isNone recipe.Refine.Distortion then "" else " distortions.png")
-        else
-            let finals = Array.map2 (fun (job: RunJob) (r: TrainResult) -> job.Recipe.Seed, List.last r.Passes) jobs results
-            printfn "%6s %9s %7s | %9s %7s" "seed" "train" "misses" testName "misses"
-            for seed, m in finals do
-                printfn "%6d %8.2f%% %7d | %8.2f%% %7d" seed m.Train.Error m.Train.Misses m.Test.Error m.Test.Misses
-            let summary = SeedsSummary.ofFinals (Array.map snd finals)
-            printfn "%6s %5.2f±%.2f%% %7.1f | %5.2f±%.2f%% %7.1f   (mean ± sd over %d seeds)" "mean"
-                summary.Train.Error.Mean summary.Train.Error.Sd summary.Train.Misses summary.Test.Error.Mean summary.Test.Error.Sd summary.Test.Misses count
-            if testName = "test" then
-                printfn "%s %8.2f%% %7d | %8.2f%% %7d" "paper " Paper.trainError Paper.trainMisses Paper.testError Paper.testMisses
-            let ensembles = results |> Array.choose (fun r -> r.Ensemble)
-            if ensembles.Length > 0 then printfn "%s" (ensembleLine testName recipe.Refine.Distill.Value.Teachers ensembles)
-            printfn "%d runs in %.1f s wall" count seconds
-            AtomicFile.writeText (Path.Combine(outDir, "seeds.json")) (seedsJson recipe (DataSetName.describe dataSet heldOut) seconds finals ensembles)
-            "seeds.json and one folder per seed")
-    |> orFail
-    |> fun (written, final) -> printfn "wrote %s: %s" final written
+    let evaluator = Providers.chooseEvaluator (args.TryGetResult Backend)
+    let warming = warmUp evaluator recipe
+    let data = Data.load dataSet (args.TryGetResult Data) |> orFail
+    let initial = args.TryGetResult Init |> Option.map (fun file -> (ModelFile.load file |> orFail).Parameters)
+    trainAndReport verbose
+        { TrainRun.request recipe dataSet data evaluator with
+            Seeds = args.GetResult(Seeds, 1)
+            HeldOut = args.TryGetResult Holdout
+            Initial = initial
+            Jobs = args.GetResult(Jobs, Environment.ProcessorCount)
+            Out = args.TryGetResult Out
+            Force = args.Contains Force }
+        warming
+    |> ignore
     0

@@ -47,28 +47,28 @@ module Distortion =
         let total = Array.sum taps
         taps |> Array.map (fun t -> t / total)
 
-    /// A distorter for the network's first layer (locally connected, one input plane); its stream is
-    /// derived from the run's seed alone, so a seed's distortions do not depend on anything else.
+    /// A distorter for the network's first layer (one that pads and unfolds its input, of one plane,
+    /// as its kind says: ILayerSpecKind.Frame); its stream is derived from the run's seed alone, so a
+    /// seed's distortions do not depend on anything else.
     let create (net: Network) (settings: DistortionSettings) (seed: int) =
         let g = net.Plans.[0].Geometry
-        match g.Spec, g.InShape with
-        | Local l, [ 1; h; w ] ->
+        match g.Spec.Kind.Frame g.InShape, g.InShape with
+        | Some frame, [ 1; h; w ] ->
             if settings.ElasticAlpha > 0.0f && not (settings.ElasticSigma > 0.0f) then invalidArg "settings" "the elastic sigma must be positive"
-            let fh, fw = h + 2 * l.Padding, w + 2 * l.Padding
+            let fh, fw = h + 2 * frame.Pad, w + 2 * frame.Pad
             { Settings = settings
               Height = h
               Width = w
-              Pad = l.Padding
-              PadValue = l.PadValue
-              Frame = Array.create (fh * fw) l.PadValue
-              // The frame already holds the padding: the same windows, unpadded.
-              Unfold = Im2ColPlan(1, fh, fw, l.Kernel, l.Stride, 0)
+              Pad = frame.Pad
+              PadValue = frame.PadValue
+              Frame = Array.create (fh * fw) frame.PadValue
+              Unfold = frame.FrameUnfold
               DispX = Array.zeroCreate (fh * fw)
               DispY = Array.zeroCreate (fh * fw)
               Scratch = Array.zeroCreate (fh * fw)
               Kernel = gaussianKernel (if settings.ElasticSigma > 0.0f then settings.ElasticSigma else 1.0f)
               Rng = Rng.Derive(uint64 seed, 2UL) }
-        | _ -> invalidArg "net" "distortions need a locally-connected first layer with one input plane"
+        | _ -> invalidArg "net" "distortions need a first layer that pads and unfolds its input, of one plane (a locally-connected one)"
 
     let private symmetric (rng: Rng) (bound: float32) = if bound = 0.0f then 0.0f else (2.0f * rng.NextFloat32() - 1.0f) * bound
 

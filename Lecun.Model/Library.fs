@@ -116,7 +116,7 @@ type LayerOutput =
 
 /// <summary>Trained weights in the 1989 network, ready to evaluate, predict and save.</summary>
 [<Sealed>]
-type TrainedModel internal (model: ModelFile, backend: IBackend) =
+type TrainedModel internal (model: ModelFile, evaluator: Evaluator) =
     let checkPixels (pixels: float32 array) =
         if isNull pixels then nullArg (nameof pixels)
         if pixels.Length <> Dataset.Pixels then
@@ -133,12 +133,15 @@ type TrainedModel internal (model: ModelFile, backend: IBackend) =
     /// write it), checked against the network it names.</summary>
     /// <param name="path">The .safetensors file.</param>
     /// <param name="backend"><c>auto</c> (default: MKL when installed, else managed, with one warning on
-    /// stderr), <c>mkl</c> or <c>managed</c>.</param>
+    /// stderr), <c>mkl</c>, <c>managed</c>, or <c>reference</c> (the float64 reference: slow and exact, for checking).</param>
+    /// <exception cref="T:System.ArgumentException">An unknown backend.</exception>
     /// <exception cref="T:System.IO.InvalidDataException">A missing, damaged or foreign file.</exception>
     static member Load(path: string, [<Optional; DefaultParameterValue(null: string)>] backend: string) : TrainedModel =
-        let provider = Backend.Choose(backend, fun message -> eprintfn "warning: %s" message)
+        let evaluator =
+            if not (isNull backend) && backend.ToLowerInvariant() = Evaluator.referenceName then Evaluator.Reference
+            else Evaluator.Engine(Backend.Choose(backend, fun message -> eprintfn "warning: %s" message))
         match ModelFile.load path with
-        | Ok model -> TrainedModel(model, provider)
+        | Ok model -> TrainedModel(model, evaluator)
         | Error problem -> raise (InvalidDataException problem)
 
     /// <summary>The weights, in the order of the safetensors file's tensors (a copy).</summary>
@@ -147,21 +150,21 @@ type TrainedModel internal (model: ModelFile, backend: IBackend) =
     member _.Metadata : Collections.Generic.IReadOnlyDictionary<string, string> = model.Metadata
     /// <summary>Loss, error and misses on a split, and the predicted class of every digit.</summary>
     /// <exception cref="T:System.IO.InvalidDataException">The weights overflow float32 on these digits.</exception>
-    member _.Evaluate(digits: Dataset) : SplitEvaluation = ModelFile.evaluate backend model digits |> orThrow
+    member _.Evaluate(digits: Dataset) : SplitEvaluation = Evaluator.evaluate evaluator model digits |> orThrow
 
     /// <summary>The digit in a 16x16 image: 256 values in [-1, 1], row-major (-1 background, 1 ink,
     /// as the USPS files write them).</summary>
     /// <exception cref="T:System.ArgumentException">Not 256 values, or one outside [-1, 1].</exception>
     member _.Predict(pixels: float32 array) : Prediction =
         checkPixels pixels
-        let scores = ModelFile.scores backend model (Workspace.create model.Network 1) pixels "the given pixels" |> orThrow
+        let scores = Evaluator.scores evaluator model (Workspace.create model.Network 1) pixels "the given pixels" |> orThrow
         { Digit = Loss.argmax scores 0 scores.Length; Scores = scores }
 
     /// <summary>Every layer's outputs for one 16x16 image (the pictures of <c>lecun show</c>).</summary>
     /// <exception cref="T:System.ArgumentException">Not 256 values, or one outside [-1, 1].</exception>
     member _.Inspect(pixels: float32 array) : LayerOutput array =
         checkPixels pixels
-        let values = Inspect.layers backend model.Network model.Parameters (Workspace.create model.Network 1) pixels
+        let values = Evaluator.layers evaluator model.Network model.Parameters (Workspace.create model.Network 1) pixels
         Array.map2 (fun (p: LayerPlan) v -> { Name = p.Geometry.Name; Shape = Array.ofList p.Geometry.OutShape; Values = v }) model.Network.Plans values
 
     /// <summary>Writes the model file (safetensors with its metadata), atomically: a failed write
@@ -202,14 +205,8 @@ type TrainOptions() =
 /// <summary>Training the 1989 network.</summary>
 [<AbstractClass; Sealed>]
 type Trainer =
-    /// <summary>Trains a recipe on the digits, deterministically: the same recipe, seed and data give
-    /// bit-identical weights (those <c>lecun train</c> writes).</summary>
-    /// <param name="recipe">From <see cref="T:Lecun.Model.Recipes"/>; the options' Passes and Seed, when set, change it.</param>
-    /// <param name="data">From <see cref="T:Lecun.Model.DigitData"/>.</param>
-    /// <param name="options">Null for the defaults.</param>
-    /// <exception cref="T:System.ArgumentException">A recipe or option out of range.</exception>
-    /// <exception cref="T:Lecun.Model.TrainingDiverged">The loss or a weight stopped being finite.</exception>
-    static member Train(recipe: Recipe, data: TrainTest, [<Optional; DefaultParameterValue(null: TrainOptions)>] options: TrainOptions) : TrainingRun =
+    /// The options applied: the recipe with their changes, the data set's name, the provider and the callbacks.
+    static member private Settings(recipe: Recipe, data: TrainTest, options: TrainOptions) =
         let options = if isNull options then TrainOptions() else options
         let dataSet =
             match DataSetName.parse (if isNull options.DataSet then "" else options.DataSet) with
@@ -222,21 +219,58 @@ type Trainer =
         let backend = Backend.Choose(options.Backend, fun message -> eprintfn "warning: %s" message)
         let progress = Option.ofObj options.Progress
         let passCompleted = Option.ofObj options.PassCompleted
-        let result =
-            Train.run backend recipe data (Init.create recipe.WeightInit ModelFile.layout recipe.Seed)
-                (fun pass presented ->
-                    progress |> Option.iter (fun p ->
-                        p.Report { Pass = pass; Passes = recipe.Passes; Presented = presented; PerPass = data.Train.Count }))
-                (fun metrics -> passCompleted |> Option.iter (fun a -> a.Invoke metrics))
+        let onProgress pass presented =
+            progress |> Option.iter (fun p -> p.Report { Pass = pass; Passes = recipe.Passes; Presented = presented; PerPass = data.Train.Count })
+        let onPass metrics = passCompleted |> Option.iter (fun (a: Action<PassMetrics>) -> a.Invoke metrics)
+        recipe, dataSet, backend, onProgress, onPass
+
+    /// <summary>Trains a recipe on the digits, deterministically: the same recipe, seed and data give
+    /// bit-identical weights (those <c>lecun train</c> writes).</summary>
+    /// <param name="recipe">From <see cref="T:Lecun.Model.Recipes"/>; the options' Passes and Seed, when set, change it.</param>
+    /// <param name="data">From <see cref="T:Lecun.Model.DigitData"/>.</param>
+    /// <param name="options">Null for the defaults.</param>
+    /// <exception cref="T:System.ArgumentException">A recipe or option out of range.</exception>
+    /// <exception cref="T:Lecun.Model.TrainingDiverged">The loss or a weight stopped being finite.</exception>
+    static member Train(recipe: Recipe, data: TrainTest, [<Optional; DefaultParameterValue(null: TrainOptions)>] options: TrainOptions) : TrainingRun =
+        let recipe, dataSet, backend, onProgress, onPass = Trainer.Settings(recipe, data, options)
+        let result = Train.run backend recipe data (Init.create recipe.WeightInit ModelFile.layout recipe.Seed) onProgress onPass
         let model =
             { Path = $"{recipe.Name} (trained in memory)"
               Parameters = result.Parameters
               Network = Recipe.network recipe
               Loss = recipe.Loss
               Metadata = ModelFile.metadata recipe dataSet None }
-        { Model = TrainedModel(model, backend); Passes = Array.ofList result.Passes; Seconds = result.Seconds }
+        { Model = TrainedModel(model, Evaluator.Engine backend); Passes = Array.ofList result.Passes; Seconds = result.Seconds }
 
     /// <summary>Trains the recipe the options name on the digits.</summary>
     static member Train(data: TrainTest, [<Optional; DefaultParameterValue(null: TrainOptions)>] options: TrainOptions) : TrainingRun =
         let options = if isNull options then TrainOptions() else options
         Trainer.Train(Recipes.Get options.Recipe, data, options)
+
+    /// <summary>Trains as <c>Train</c> does and writes the run's folder as <c>lecun train --out</c> writes it
+    /// (model.safetensors, metrics.csv and metrics.json; the command adds its pictures): staged beside
+    /// the folder and moved into place at the end, so a run that fails leaves nothing. The options'
+    /// callbacks run on the run's own thread, not the caller's.</summary>
+    /// <param name="recipe">From <see cref="T:Lecun.Model.Recipes"/>; the options' Passes and Seed, when set, change it.</param>
+    /// <param name="data">From <see cref="T:Lecun.Model.DigitData"/>.</param>
+    /// <param name="folder">The run's folder: new or empty (one holding files is refused).</param>
+    /// <param name="options">Null for the defaults.</param>
+    /// <returns>The run as written: its folder, model file, files and per-pass figures.</returns>
+    /// <exception cref="T:System.ArgumentException">A recipe or option out of range.</exception>
+    /// <exception cref="T:System.IO.IOException">The folder holds files or cannot be written (the message says which).</exception>
+    /// <exception cref="T:Lecun.Model.TrainingDiverged">The loss or a weight stopped being finite.</exception>
+    static member TrainToFolder(recipe: Recipe, data: TrainTest, folder: string,
+                                [<Optional; DefaultParameterValue(null: TrainOptions)>] options: TrainOptions) : WrittenRun =
+        if String.IsNullOrEmpty folder then invalidArg (nameof folder) "a run needs a folder to write"
+        let recipe, dataSet, backend, onProgress, onPass = Trainer.Settings(recipe, data, options)
+        match Recipe.fitsTrainingSet data.Train.Count recipe with
+        | Error problem -> invalidArg (nameof recipe) problem
+        | Ok _ -> ()
+        let request =
+            { TrainRun.request recipe dataSet data (Evaluator.Engine backend) with
+                Out = Some folder
+                Jobs = 1
+                Watch = fun _ run -> run { Progress = (fun _ pass presented -> onProgress pass presented); Pass = fun _ m -> onPass m } }
+        match TrainRun.train request with
+        | Ok written -> written.Runs.[0]
+        | Error problem -> raise (IOException problem)

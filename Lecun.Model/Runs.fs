@@ -40,12 +40,14 @@ module Runs =
     /// Runs that train at once for `parallelism` asked and `jobs` to run: at least one, at most the cores.
     let workerCount (parallelism: int) (jobs: int) = max 1 (min (min parallelism jobs) Environment.ProcessorCount)
 
-    /// Runs every job, at most `parallelism` at a time and never more than the cores (a worker beyond
-    /// them buys nothing, and each holds a run's workspaces), longest first (so the cores finish
-    /// together). `finish j result` runs on the worker as run j ends, and what it returns is kept, in
-    /// job order: a caller that writes a run's files there need not hold every run's weights.
-    let runEach (backend: IBackend) (parallelism: int) (jobs: RunJob array)
-                (onProgress: int -> int -> int -> unit) (onPass: int -> PassMetrics -> unit) (finish: int -> TrainResult -> 'R) : 'R array =
+    /// Runs every job through `train` (Train.run on a provider, or ReferenceTraining.run), at most
+    /// `parallelism` at a time and never more than the cores (a worker beyond them buys nothing, and
+    /// each holds a run's workspaces), longest first (so the cores finish together). `finish j result`
+    /// runs on the worker as run j ends, and what it returns is kept, in job order: a caller that writes
+    /// a run's files there need not hold every run's weights.
+    let runEachWith (train: Recipe -> TrainTest -> float32 array -> (int -> int -> unit) -> (PassMetrics -> unit) -> TrainResult)
+                    (parallelism: int) (jobs: RunJob array)
+                    (onProgress: int -> int -> int -> unit) (onPass: int -> PassMetrics -> unit) (finish: int -> TrainResult -> 'R) : 'R array =
         let results = Array.zeroCreate jobs.Length
         let order = jobs |> Array.mapi (fun j job -> j, job.Recipe.Passes * job.Data.Train.Count) |> Array.sortBy (fun (j, cost) -> -cost, j) |> Array.map fst
         let mutable next = -1
@@ -54,11 +56,16 @@ module Runs =
             while k < order.Length do
                 let j = order.[k]
                 let job = jobs.[j]
-                results.[j] <- finish j (Train.run backend job.Recipe job.Data (job.Initial ()) (onProgress j) (onPass j))
+                results.[j] <- finish j (train job.Recipe job.Data (job.Initial ()) (onProgress j) (onPass j))
                 k <- Threading.Interlocked.Increment &next
         let workers = Array.init (workerCount parallelism jobs.Length) (fun _ -> Task.Factory.StartNew(worker, TaskCreationOptions.LongRunning))
         Task.WaitAll workers
         results
+
+    /// runEachWith on the engine under a provider (Train.run).
+    let runEach (backend: IBackend) (parallelism: int) (jobs: RunJob array)
+                (onProgress: int -> int -> int -> unit) (onPass: int -> PassMetrics -> unit) (finish: int -> TrainResult -> 'R) : 'R array =
+        runEachWith (Train.run backend) parallelism jobs onProgress onPass finish
 
     /// runEach keeping every run's whole result.
     let run (backend: IBackend) (parallelism: int) (jobs: RunJob array) (onProgress: int -> int -> int -> unit) (onPass: int -> PassMetrics -> unit) =

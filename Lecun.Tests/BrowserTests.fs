@@ -11,6 +11,7 @@ open OpenQA.Selenium
 open OpenQA.Selenium.Chrome
 open OpenQA.Selenium.Interactions
 open OpenQA.Selenium.Support.UI
+open Lecun.Native.Backends
 open Lecun.Model
 open Lecun.Cli
 open Lecun.Tests.ServeFixture
@@ -116,7 +117,7 @@ let private renormalized (driver: IWebDriver) (images: float32 array array) (siz
 
 let private errorRate (view: ModelView.ModelView) (images: float32 array array) (labels: int array) =
     let data = { Name = "drawn"; Images = Array.concat images; Labels = labels }
-    let result = Evaluate.split view.Backend view.Net Loss.Mse view.Parameters (Workspace.create view.Net 8) data
+    let result = Evaluate.split Backend.Managed view.Net Loss.Mse view.Parameters (Workspace.create view.Net 8) data
     result.Metrics.Error
 
 [<Tests>]

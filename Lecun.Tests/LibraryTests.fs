@@ -53,6 +53,21 @@ let tests =
             Expect.isTrue (heard |> List.forall (fun p -> p.Fraction >= 0.0 && p.Fraction <= 1.0)) "fractions in [0, 1]"
             Expect.equal (heard |> List.map (fun p -> p.Pass) |> List.distinct) [ 1; 2 ] "both passes reported"
         }
+        test "TrainToFolder writes the run folder with Train's weights and names its files; an occupied folder is refused" {
+            let run, _, _ = trained.Force()
+            withTempDir (fun dir ->
+                let folder = Path.Combine(dir, "run")
+                let heard = ResizeArray<PassMetrics>()
+                let options = TrainOptions(Passes = 2, Seed = 7, Backend = "managed", PassCompleted = Action<PassMetrics>(heard.Add))
+                let written = Trainer.TrainToFolder(Recipes.Get "lecun1989", small (), folder, options)
+                Expect.equal (Path.GetFullPath written.Folder) (Path.GetFullPath folder) "the folder asked for"
+                Expect.equal written.Files [ "model.safetensors"; "metrics.csv"; "metrics.json" ] "the model's files"
+                Expect.isTrue (written.Files |> List.forall (fun f -> File.Exists(Path.Combine(folder, f)))) "each one written"
+                Expect.equal (TrainedModel.Load(written.ModelFile, "managed").Parameters) run.Model.Parameters "Train's weights, bit for bit"
+                Expect.equal (List.ofSeq heard) written.Passes "PassCompleted heard each pass"
+                throws<IOException> "already holds" (fun () -> Trainer.TrainToFolder(Recipes.Get "lecun1989", small (), folder, options) |> ignore)
+                Expect.equal (TrainedModel.Load(written.ModelFile, "managed").Parameters) run.Model.Parameters "the first run's file is kept")
+        }
         test "Save writes the file ModelFile.save writes; Load reads back the same weights and metadata" {
             let run, _, _ = trained.Force()
             withTempDir (fun dir ->
@@ -65,6 +80,23 @@ let tests =
                 Expect.equal back.Parameters run.Model.Parameters "weights"
                 Expect.equal back.Metadata["seed"] "7" "metadata"
                 Expect.equal back.Metadata["passes"] "2" "metadata")
+        }
+        test "Load with the reference backend evaluates, predicts and inspects as Evaluator.Reference does" {
+            let run, _, _ = trained.Force()
+            withTempDir (fun dir ->
+                let path = Path.Combine(dir, "model.safetensors")
+                run.Model.Save path
+                let exact = TrainedModel.Load(path, "reference")
+                let model = ModelFile.load path |> Result.defaultWith failtest
+                let test = (small ()).Test.Take 50
+                let expected = Evaluator.evaluate Evaluator.Reference model test |> Result.defaultWith failtest
+                let got = exact.Evaluate test
+                Expect.equal got.Metrics expected.Metrics "the reference's figures"
+                Expect.equal got.Predictions expected.Predictions "the reference's classes"
+                let pixels = test.Image(0).ToArray()
+                let layers = Evaluator.layers Evaluator.Reference model.Network model.Parameters (Workspace.create model.Network 1) pixels
+                Expect.equal (exact.Inspect pixels |> Array.map (fun l -> l.Values)) layers "every layer's exact values"
+                Expect.equal (exact.Predict pixels).Scores (Array.last layers) "the scores are the output layer's")
         }
         test "Predict and Inspect agree with Evaluate on real digits" {
             let run, _, _ = trained.Force()

@@ -142,6 +142,32 @@ let tests =
                 }
         ]
 
+        testList "the execution plan" (TestKit.perProvider (fun backend ->
+          [ test "each layer's planned path where the provider serves it, else im2col+gemm; under mkl every product a CBLAS call; --verbose prints it" {
+                let net = Network.lecun1989
+                let plan = ExecutionPlan.create backend net
+                let plainOnly = backend.Name = "mkl"
+                Expect.isTrue (KernelPath.servedBy backend Im2colGemm) "every provider serves the plain path"
+                for path in [ PhasePermute; Lanes ] do
+                    Expect.equal (KernelPath.servedBy backend path) (not plainOnly) $"{KernelPath.name path}: served by every provider but mkl"
+                    Expect.equal (KernelPath.under backend path) (if plainOnly then Im2colGemm else path) $"{KernelPath.name path} under {backend.Name}"
+                Expect.equal plan.Provider backend.Name "the plan names its provider"
+                Expect.equal (plan.Layers |> Array.map (fun l -> l.Layer)) (net.Plans |> Array.map (fun p -> p.Geometry.Name)) "one entry per layer"
+                for l, p in Array.zip plan.Layers net.Plans do
+                    Expect.equal l.Example (if plainOnly then Im2colGemm else p.ExamplePath) $"{l.Layer}: one example"
+                    Expect.equal l.Evaluation (if plainOnly then Im2colGemm else net.BatchPath) $"{l.Layer}: a batch's evaluation"
+                    Expect.equal l.BatchedTraining Im2colGemm $"{l.Layer}: batched training"
+                if plainOnly then
+                    for p in Routing.table net 64 16 do
+                        Expect.equal (Routing.routeOf backend p) "mkl" $"{p.Path} {p.Layer} {p.Role}: a CBLAS call"
+                else
+                    Expect.contains (plan.Layers |> Array.map (fun l -> l.Example)) PhasePermute "H2's one-example path is fused where the provider serves it"
+                let printed = Lecun.Cli.Providers.routing backend net 64 16
+                Expect.stringContains printed $"execution plan under {backend.Name}" "--verbose prints the plan"
+                for l in plan.Layers do
+                    Expect.stringContains printed $"  {l.Layer,-5} {KernelPath.name l.Example,-14} {KernelPath.name l.Evaluation,-14} {KernelPath.name l.BatchedTraining}" $"{l.Layer}'s line"
+            } ]))
+
         testList "the MKL call counter" [
             for count in [ 1; 7; 64; 100 ] do
                 test $"the routing table lists every product of a training step over {count} digits: under mkl, its calls and multiply-adds are the counter's" {

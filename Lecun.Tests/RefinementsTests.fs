@@ -40,6 +40,27 @@ let tests =
                 for x in 0 .. frameSide - 1 do
                     Expect.equal d.Frame.[y * frameSide + x] (at image (y - pad - dy) (x - pad - dx)) $"frame pixel ({y}, {x}), shift ({dx}, {dy})")
 
+        test "a distorter asks the first layer's kind how it pads: another padding and value give another frame; a dense first layer is refused" {
+            let spec =
+                { Input = { Planes = 1; Height = 12; Width = 12 }
+                  Layers = [ Local { Name = "H1"; Planes = 4; Kernel = 3; Stride = 1; Padding = 3; PadValue = 0.5f; Table = ConnectionTable.full 1 4 }
+                             Dense { Name = "out"; Units = 10 } ] }
+            let other = Network.create (Layout.create spec) Tanh Tanh
+            let d = Distortion.create other DistortionSettings.none 3
+            Expect.equal (d.Height, d.Width, d.Pad, d.PadValue) (12, 12, 3, 0.5f) "the layer's input side, padding and pad value"
+            Expect.isTrue (d.Frame.Length = 18 * 18 && d.Frame |> Array.forall ((=) 0.5f)) "an 18x18 frame of the pad value before any digit"
+            let image = Array.init 144 (fun i -> float32 (i % 9) / 4.0f - 1.0f)
+            Distortion.apply d image 0 0 0
+            let columns (plan: Im2ColPlan) (input: float32 array) =
+                let cols = Array.zeroCreate (plan.Rows * plan.Positions)
+                plan.ForwardBoth(ReadOnlySpan input, 0.5f, Span cols, Span(Array.zeroCreate plan.TransposedSize), Span(Array.zeroCreate (max plan.ScratchSize 1)))
+                cols
+            Expect.sequenceEqual (columns d.Unfold d.Frame) (columns other.Plans.[0].Unfold.Value image) "the frame's windows are the layer's on the digit"
+            let denseFirst = Network.create (Layout.create { spec with Layers = [ Dense { Name = "out"; Units = 10 } ] }) Tanh Tanh
+            Expect.throwsC (fun () -> Distortion.create denseFirst DistortionSettings.none 3 |> ignore)
+                (fun e -> Expect.stringContains e.Message "pads and unfolds its input" "says what the first layer lacks")
+        }
+
         property "the frame through its plan gives the first layer exactly the columns of the shift plan on the digit" 30
             (Gen.zip genImage (Gen.zip (Gen.choose (-1, 1)) (Gen.choose (-1, 1)))) (fun (image, (dx, dy)) ->
             let d = Distortion.create net DistortionSettings.none 7

@@ -24,7 +24,7 @@ let private trained =
 /// The checkpoint's path.
 let modelFile () = trained.Force()
 
-let private view = lazy (ModelView.load Backend.Managed (modelFile ()) None)
+let private view = lazy (ModelView.load (Evaluator.Engine Backend.Managed) (modelFile ()) None)
 
 /// The checkpoint as `serve` loads it (managed backend, so the tests need no MKL).
 let modelView () = view.Force()
@@ -33,5 +33,5 @@ let modelView () = view.Force()
 /// one-example workspace, each layer's outputs read from it.
 let expectedLayers (view: ModelView.ModelView) (image: float32 array) =
     let ws = Workspace.create view.Net 1
-    Forward.run view.Backend view.Net view.Parameters ws image 0 1
+    Forward.run Backend.Managed view.Net view.Parameters ws image 0 1
     view.Net.Plans |> Array.mapi (fun i p -> ws.Outputs.[i].[0 .. p.Geometry.Units - 1])

@@ -10,6 +10,7 @@ open System.Text.Json
 open System.Threading.Tasks
 open Expecto
 open FsCheck
+open Lecun.Native.Backends
 open Lecun.Model
 open Lecun.Cli
 open Lecun.Tests.ServeFixture
@@ -138,7 +139,7 @@ let tests =
                 let misses = root.GetProperty("misses")
                 Expect.equal (misses.GetArrayLength()) (test.GetProperty("misses").GetInt32()) "one gallery entry per miss"
                 let data = digits ()
-                let eval = Evaluate.split view.Backend view.Net Loss.Mse view.Parameters (Workspace.create view.Net 8) data
+                let eval = Evaluate.split Backend.Managed view.Net Loss.Mse view.Parameters (Workspace.create view.Net 8) data
                 Expect.floatClose Accuracy.veryHigh (test.GetProperty("error").GetDouble()) eval.Metrics.Error "test error as eval measures it"
                 for m in misses.EnumerateArray() do
                     let i = m.GetProperty("index").GetInt32()

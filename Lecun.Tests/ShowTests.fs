@@ -4,6 +4,7 @@ open System
 open System.IO
 open Expecto
 open SkiaSharp
+open Lecun.Native.Backends
 open Lecun.Model
 open Lecun.Cli
 open Lecun.Tests.TestKit
@@ -20,7 +21,7 @@ let tests =
         test "the picture draws the input and each layer's values on the one grey scale" {
             let view = modelView ()
             let image = (testDigits ()).Image(11).ToArray()
-            let layers = Inspect.layers view.Backend view.Net view.Parameters (Workspace.create view.Net 1) image
+            let layers = Inspect.layers Backend.Managed view.Net view.Parameters (Workspace.create view.Net 1) image
             let h1w = view.Net.Layout.View "H1w"
             let png = ShowCommand.png { Title = "test"; Input = image; Layers = layers; Kernels = view.Parameters.[h1w.Offset .. h1w.Offset + h1w.Length - 1] }
             use bitmap = SKBitmap.Decode png
@@ -37,10 +38,10 @@ let tests =
         test "Inspect.layers gives each layer's outputs as the forward pass leaves them" {
             let view = modelView ()
             let image = (testDigits ()).Image(3).ToArray()
-            let layers = Inspect.layers view.Backend view.Net view.Parameters (Workspace.create view.Net 1) image
+            let layers = Inspect.layers Backend.Managed view.Net view.Parameters (Workspace.create view.Net 1) image
             Expect.equal (layers |> Array.map Array.length) [| 768; 192; 30; 10 |] "layer sizes"
             Expect.equal layers (expectedLayers view image) "same values"
-            Expect.throwsT<ArgumentException> (fun () -> Inspect.layers view.Backend view.Net view.Parameters (Workspace.create view.Net 1) (Array.zeroCreate 255) |> ignore) "a wrong size is refused"
+            Expect.throwsT<ArgumentException> (fun () -> Inspect.layers Backend.Managed view.Net view.Parameters (Workspace.create view.Net 1) (Array.zeroCreate 255) |> ignore) "a wrong size is refused"
         }
         testSequencedGroup "console" <| testList "command line" [
             test "show --digit writes the PNG and names the class" {

@@ -22,7 +22,7 @@ module Activation =
 /// How the products of a layer (or of a whole batch) are computed.
 type KernelPath =
     /// The plain path: im2col (a locally-connected layer) and the provider's GEMM/GEMV, for any count
-    /// of examples. The only path under `mkl`; every other path is tested against it.
+    /// of examples. Every provider serves it, `mkl` only it (IBackend.Paths); every other path is tested against it.
     | Im2colGemm
     /// One example of a locally-connected layer whose output plane is one 16-lane vector: the products
     /// fused with a permuted unfold (PhaseUnfold, through Im2ColPlan.Product/InputGradient), bit for bit
@@ -34,9 +34,21 @@ type KernelPath =
 module KernelPath =
     let name = function Im2colGemm -> "im2col+gemm" | PhasePermute -> "phase-permute" | Lanes -> "lanes"
 
-    /// The path a planned path runs on under a provider: its own under providers that allow the fused
-    /// kernels (managed, auto), the plain path under mkl.
-    let under (backend: IBackend) (path: KernelPath) = if backend.AllowsFusedKernels then path else Im2colGemm
+    /// The provider's flag of a path (IBackend.Paths).
+    let private flag = function
+        | Im2colGemm -> KernelPaths.Im2colGemm
+        | PhasePermute -> KernelPaths.PhasePermute
+        | Lanes -> KernelPaths.Lanes
+
+    /// Whether a provider serves a path: the paths it lists (mkl: im2col+GEMM only; managed, auto: all).
+    let servedBy (backend: IBackend) (path: KernelPath) =
+        // A mask, not Enum.HasFlag: the passes ask per layer and example, and HasFlag may box.
+        backend.Paths &&& flag path <> enum<KernelPaths> 0
+
+    /// The path a planned path runs on under a provider: its own where the provider serves it, otherwise
+    /// the plain path, which every provider serves. The one rule between plan and provider:
+    /// ExecutionPlan, the passes and the routing table all ask it.
+    let under (backend: IBackend) (path: KernelPath) = if servedBy backend path then path else Im2colGemm
 
     /// The path of a batch's evaluation on this CPU, the one place that decides whether the 16-lane path
     /// runs: Lanes where LaneBatch runs natively (AVX-512), otherwise Im2colGemm.
@@ -51,7 +63,7 @@ type LayerPlan =
       /// A locally-connected layer's matrix products (one per plane group and run), in the order
       /// localForward and localBackward run them, as Im2ColPlan's fused products read them.
       Segments: int array
-      /// The path of one example through this layer where the provider allows fused kernels:
+      /// The path of one example through this layer where the provider serves it (KernelPath.under):
       /// PhasePermute where the geometry fits, otherwise Im2colGemm.
       ExamplePath: KernelPath
       Activation: Activation }
@@ -60,7 +72,7 @@ type LayerPlan =
 type Network =
     { Layout: NetLayout
       Plans: LayerPlan array
-      /// The path of a batch's evaluation where the provider allows fused kernels: Lanes where the CPU
+      /// The path of a batch's evaluation where the provider serves it (KernelPath.under): Lanes where the CPU
       /// has AVX-512, otherwise Im2colGemm.
       BatchPath: KernelPath }
 
@@ -89,6 +101,33 @@ module Network =
 
     /// The 1989 network: tanh everywhere, the outputs included.
     let lecun1989 = create Layout.lecun1989 Tanh Tanh
+
+/// How one layer runs under a provider.
+type LayerExecution =
+    { Layer: string
+      /// One example (per-example training, `predict`, `show`, `serve`).
+      Example: KernelPath
+      /// A batch's evaluation.
+      Evaluation: KernelPath
+      /// A batch's forward and backward passes in batched training.
+      BatchedTraining: KernelPath }
+
+/// The execution plan of a network under a provider, decided once from the paths the provider serves
+/// (KernelPath.under): per layer, the kernel path of one example, of a batch's evaluation and of
+/// batched training. `train --verbose` prints it above the routing table.
+type ExecutionPlan =
+    { Provider: string
+      Layers: LayerExecution array }
+
+module ExecutionPlan =
+    let create (backend: IBackend) (net: Network) : ExecutionPlan =
+        { Provider = backend.Name
+          Layers =
+            net.Plans |> Array.map (fun plan ->
+                { Layer = plan.Geometry.Name
+                  Example = KernelPath.under backend plan.ExamplePath
+                  Evaluation = KernelPath.under backend net.BatchPath
+                  BatchedTraining = Im2colGemm }) }
 
 /// Training's random shifts of the input digit: one unfold plan of the first layer for each shift
 /// (dx, dy) in [-Max, Max]^2, which moves the digit inside the layer's padding (see Im2ColPlan).

@@ -6,7 +6,7 @@ module Lecun.Model.Routing
 open Lecun.Native.Backends
 
 /// Where a product runs under a provider: "mkl", "managed" (as the provider answers), or the fused
-/// kernel that replaces it where the plan has one and the provider allows it.
+/// kernel that replaces it where the plan has one and the provider serves that path (KernelPath.under).
 let routeOf (backend: IBackend) (p: Product) =
     match KernelPath.under backend p.Kernel with
     | PhasePermute -> "managed (phase-permute, fused)"
@@ -27,7 +27,7 @@ let products (net: Network) (path: string) (count: int) (training: bool) =
 
 /// The products of per-example training, batched training at `batch` (per chunk of at most
 /// Workspace.batchChunk examples, as the engine runs a larger batch), and evaluation at `evalBatch`
-/// (its lane path, where the network has one, replaces them all under providers that allow it).
+/// (its lane path, where the network has one, replaces them all under providers that serve it).
 let table (net: Network) (batch: int) (evalBatch: int) =
     let chunk = Workspace.trainingCapacity batch
     let batched = if chunk < batch then $"batched training, batch {batch} in chunks of {chunk}" else $"batched training, batch {batch}"

@@ -32,6 +32,7 @@ type DenseSpec =
             w.WriteNumber("units", d.Units)
 
         member _.Unfold(_, _, _) = None
+        member _.Frame _ = None
         member _.Groups = []
         member _.Segments = Array.empty
         member _.LaneWindows(_, _, _) = { Padded = Array.empty; Origins = Array.empty; Taps = Array.empty }

@@ -63,6 +63,16 @@ type LaneWindows =
       /// a window's origin, in weight order (read plane, row, column).
       Taps: struct (int * int * int array) array }
 
+/// How a layer that unfolds its input planes pads them: training's distortions write the digit into a
+/// frame that already holds this padding and unfold the frame with `FrameUnfold`.
+type InputFrame =
+    { /// Added on every side of each input plane.
+      Pad: int
+      /// The padding's value.
+      PadValue: float32
+      /// The layer's windows over a frame that already holds the padding: the same windows, unpadded.
+      FrameUnfold: Im2ColPlan }
+
 type ILayerSpecKind =
     /// The layer's name (its tensors are named name + "w" and name + "b").
     abstract Name: string
@@ -82,6 +92,8 @@ type ILayerSpecKind =
     /// The engine's plan of the layer (Network.create): how it unfolds an input of shape `inShape`
     /// moved (shiftY, shiftX) pixels inside its padding, None for a layer that does not unfold.
     abstract Unfold: inShape: int list * shiftY: int * shiftX: int -> Im2ColPlan option
+    /// How it pads an input of shape `inShape`, None for a layer that does not unfold its input.
+    abstract Frame: inShape: int list -> InputFrame option
     /// Its plane groups (empty for a layer without planes).
     abstract Groups: PlaneGroup list
     /// Its matrix products in the order its forward and backward passes run them, as Im2ColPlan's

@@ -132,6 +132,12 @@ type LocalSpec =
             | [ planes; h; w ] -> Some(Im2ColPlan(planes, h, w, l.Kernel, l.Stride, l.Padding, shiftY, shiftX))
             | _ -> None
 
+        member l.Frame inShape =
+            match inShape with
+            | [ planes; h; w ] ->
+                Some { Pad = l.Padding; PadValue = l.PadValue
+                       FrameUnfold = Im2ColPlan(planes, h + 2 * l.Padding, w + 2 * l.Padding, l.Kernel, l.Stride, 0) }
+            | _ -> None
         member l.Groups = l.Groups
 
         member l.Segments =

@@ -3,7 +3,7 @@ namespace Lecun.Native.Backends;
 /// <summary>
 /// The default provider: each product goes to whichever of the managed kernels and MKL was measured
 /// faster on its shape (the README's routing table; <c>bench</c> measures both on every product of the
-/// per-example, batched-training and evaluation paths). Fused kernels run where the engine has them.
+/// per-example, batched-training and evaluation paths). It serves every kernel path (<see cref="Paths"/>): the fused ones run where the engine plans them.
 /// </summary>
 /// <remarks>
 /// The rule, from bench's routing table (the measurements are in docs/design.md, "Providers and
@@ -20,7 +20,7 @@ public sealed class AutoBackend(IBackend managed, IBackend mkl) : IBackend
 {
     public string Name => "auto";
 
-    public bool AllowsFusedKernels => true;
+    public KernelPaths Paths => KernelPaths.All;
 
     /// <summary>A*B^T products of at least this many multiply-adds with a short inner side go to MKL (see <see cref="GemmRoute"/>).</summary>
     public const long ShortDotMklMacs = 1 << 15;

@@ -4,6 +4,22 @@ namespace Lecun.Native.Backends;
 public enum Route { Managed, Mkl }
 
 /// <summary>
+/// The ways the engine can run a layer's products (its kernel paths, docs/design.md "The engine"), as
+/// flags so that a provider can say which it serves (<see cref="IBackend.Paths"/>).
+/// </summary>
+[Flags]
+public enum KernelPaths
+{
+    /// <summary>im2col and the provider's own GEMM/GEMV: every product a call to the provider. Every provider serves it.</summary>
+    Im2colGemm = 1,
+    /// <summary>One example of a layer whose output plane is one 16-lane vector: the engine's fused unfold and products (PhaseUnfold).</summary>
+    PhasePermute = 2,
+    /// <summary>Evaluation of a batch, 16 examples per vector lane through every layer (LaneBatch).</summary>
+    Lanes = 4,
+    All = Im2colGemm | PhasePermute | Lanes,
+}
+
+/// <summary>
 /// The dense matrix operations the layers need, row-major, in the spirit of CBLAS. (Elementwise work,
 /// tanh included, is shared by every provider: see Kernels; MKL's vsTanh was slower than FastTanh on
 /// this network's sizes, see docs/design.md.)
@@ -17,10 +33,11 @@ public interface IBackend
     string Name { get; }
 
     /// <summary>
-    /// Whether the engine may run its own fused kernels (PhaseUnfold's products, LaneBatch) for a layer
-    /// instead of im2col and this provider's products: false for mkl, whose every product is a CBLAS call.
+    /// The kernel paths the engine may plan under this provider. The fused paths (PhasePermute, Lanes)
+    /// run the engine's own kernels in place of this provider's products, so mkl, whose every product
+    /// is a CBLAS call, serves only Im2colGemm; the engine plans each layer once from this answer.
     /// </summary>
-    bool AllowsFusedKernels { get; }
+    KernelPaths Paths { get; }
 
     /// <summary>C[m,n] = alpha * op(A)[m,k] * op(B)[k,n] + beta * C[m,n].</summary>
     void Gemm(bool transA, bool transB, int m, int n, int k, float alpha,

@@ -15,7 +15,7 @@ public sealed class ManagedBackend : IBackend
 
     public Route RouteGemv(bool transA, int m, int n) => Route.Managed;
 
-    public bool AllowsFusedKernels => true;
+    public KernelPaths Paths => KernelPaths.All;
 
     public unsafe void Gemm(bool transA, bool transB, int m, int n, int k, float alpha,
         ReadOnlySpan<float> a, int lda, ReadOnlySpan<float> b, int ldb, float beta, Span<float> c, int ldc)

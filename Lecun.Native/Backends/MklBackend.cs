@@ -4,7 +4,7 @@ namespace Lecun.Native.Backends;
 
 /// <summary>
 /// Intel MKL through libmkl_rt: every product is a CBLAS call (counted by <see cref="MklCalls"/>), whatever
-/// its size; the engine runs none of its own product kernels under it (<see cref="AllowsFusedKernels"/>).
+/// its size; the engine runs none of its own product kernels under it (<see cref="Paths"/>: im2col+GEMM only).
 /// The card's engine, and the baseline the fast paths are measured against (for speed; for exactness
 /// every provider is checked against Lecun.Model's float64 Reference).
 /// Construct only after <see cref="MklLibrary.TryLoad"/> succeeded.
@@ -17,7 +17,7 @@ public sealed unsafe class MklBackend : IBackend
 
     public Route RouteGemv(bool transA, int m, int n) => Route.Mkl;
 
-    public bool AllowsFusedKernels => false;
+    public KernelPaths Paths => KernelPaths.Im2colGemm;
 
     public void Gemm(bool transA, bool transB, int m, int n, int k, float alpha,
         ReadOnlySpan<float> a, int lda, ReadOnlySpan<float> b, int ldb, float beta, Span<float> c, int ldc)
