@@ -64,6 +64,17 @@ module DenseLayer =
         LaneBatch.Dense(ReadOnlySpan input, g.FanIn, ReadOnlySpan(parameters, g.Weight.Offset, g.Weight.Length), g.Units,
                         ReadOnlySpan(parameters, g.Bias.Offset, g.Units), Span lane.Out)
 
+    /// One lane batch's backward (see ILayerKind.LaneBackward): broadcast-weight FMAs for the input
+    /// gradient, and the weight and bias gradients per lane.
+    let laneBackward (plan: LayerPlan) (layer: LaneTrainingLayer) (parameters: float32 array) (input: float32 array) (needInput: bool) =
+        let g = plan.Geometry
+        let fanIn, units = g.FanIn, g.Units
+        if needInput then
+            LaneGradients.DenseInputGradient(ReadOnlySpan layer.DeltaPre, units, ro parameters g.Weight.Offset g.Weight.Length, fanIn, Span layer.DeltaIn)
+        LaneGradients.DenseWeightGradient(ReadOnlySpan input, fanIn, ReadOnlySpan layer.DeltaPre, units, Span layer.WeightLanes)
+        let n = units * LaneBatch.Lanes
+        Elementwise.Add(ro layer.BiasLanes 0 n, ro layer.DeltaPre 0 n, rw layer.BiasLanes 0 n)
+
     let kind =
         { new ILayerKind with
             member _.Forward(backend, plan, ws, i, _, _, parameters, input, inputOffset, count) =
@@ -80,4 +91,8 @@ module DenseLayer =
 
             member _.Products(plan, layer, path, count, training) = products plan layer path count training
 
-            member _.LaneForward(plan, lane, parameters, input) = laneForward plan lane parameters input }
+            member _.LaneForward(plan, lane, parameters, input) = laneForward plan lane parameters input
+
+            member _.LaneForwardLaidIn(plan, _, _) = invalidOp $"{plan.Geometry.Name}: a dense layer reads no padded planes"
+
+            member _.LaneBackward(plan, layer, parameters, input, needInput) = laneBackward plan layer parameters input needInput }

@@ -1,0 +1,299 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+
+namespace Lecun.Native.Kernels;
+
+/// <summary>
+/// Backward kernels of the 16-lane path (see <see cref="LaneBatch"/>): training 16 examples at once,
+/// one per vector lane, with activations and gradients unit-major, [units, 16]. Input gradients are
+/// per lane (lanes never mix); weight and bias gradients are accumulated per lane, over positions and
+/// over a run's 16-example groups, and summed over the lanes once per batch (<see cref="SumLanes"/>).
+/// </summary>
+/// <remarks>
+/// Each kernel is written once over the width trait: on AVX2 it runs its loops once per 8-lane half,
+/// on AVX-512 once for all 16 lanes, and every lane goes through the same fused multiply-adds in the
+/// same order either way, so both widths give the same bits. Sums run in a different order from the
+/// im2col GEMMs, so results agree with them to rounding, not bit for bit.
+/// </remarks>
+public static class LaneGradients
+{
+    const int Lanes = LaneBatch.Lanes;
+
+    static void CheckWindows(ReadOnlySpan<int> origins, ReadOnlySpan<int> taps, int length)
+    {
+        int reach = 0, tapReach = 0;
+        foreach (int o in origins) { if (o < 0) throw new ArgumentException("lanes: negative origin"); reach = Math.Max(reach, o); }
+        foreach (int t in taps) { if (t < 0) throw new ArgumentException("lanes: negative tap"); tapReach = Math.Max(tapReach, t); }
+        if ((long)reach + tapReach + Lanes > length) throw new ArgumentException("lanes: a window reaches past the padded planes");
+    }
+
+    /// <summary>
+    /// The input gradient of one plane group of a locally-connected layer (the transpose of
+    /// <see cref="LaneBatch.Local"/>), added into the padded input gradient:
+    /// paddedGradient[origins[s] + taps[t] .. +16] += sum_p weights[p * fanIn + t] * dPre[p, s, :],
+    /// for s over the positions in order, and for each s the planes in order.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static unsafe void LocalInputGradient(ReadOnlySpan<float> dPre, ReadOnlySpan<int> origins, ReadOnlySpan<int> taps,
+        ReadOnlySpan<float> weights, int planes, Span<float> paddedGradient)
+    {
+        int positions = origins.Length, fanIn = taps.Length;
+        if (planes < 1 || positions < 1 || fanIn < 1) throw new ArgumentException("lanes: empty layer");
+        if (weights.Length < planes * fanIn || dPre.Length < planes * positions * Lanes) throw new ArgumentException("lanes: weight or gradient span too small");
+        CheckWindows(origins, taps, paddedGradient.Length);
+        fixed (float* d = dPre, w = weights, g = paddedGradient)
+        fixed (int* o = origins, t = taps)
+        {
+            if (KernelWidth.UseAvx512) LocalInputGradient<Width512, Vector512<float>>(d, o, positions, t, fanIn, w, planes, g);
+            else LocalInputGradient<Width256, Vector256<float>>(d, o, positions, t, fanIn, w, planes, g);
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static unsafe void LocalInputGradient<TW, TV>(float* d, int* o, int positions, int* t, int fanIn, float* w, int planes, float* g)
+        where TW : struct, IWidth<TV> where TV : struct
+    {
+        long planeStride = (long)positions * Lanes;
+        for (int half = 0; half < Lanes; half += TW.Count)
+            for (int s = 0; s < positions; s++)
+            {
+                float* gs = g + o[s] + half;
+                float* ds = d + (long)s * Lanes + half;
+                int k = 0;
+                // Four taps at a time: distinct taps are distinct floats, so each of the four sums is one
+                // chain over the planes, as the one-tap loop below makes it.
+                for (; k + 4 <= fanIn; k += 4)
+                {
+                    float* g0 = gs + t[k], g1 = gs + t[k + 1], g2 = gs + t[k + 2], g3 = gs + t[k + 3];
+                    TV a0 = TW.Load(g0), a1 = TW.Load(g1), a2 = TW.Load(g2), a3 = TW.Load(g3);
+                    for (int p = 0; p < planes; p++)
+                    {
+                        TV dv = TW.Load(ds + p * planeStride);
+                        float* wp = w + (long)p * fanIn + k;
+                        a0 = TW.FusedMultiplyAdd(dv, TW.Splat(wp[0]), a0);
+                        a1 = TW.FusedMultiplyAdd(dv, TW.Splat(wp[1]), a1);
+                        a2 = TW.FusedMultiplyAdd(dv, TW.Splat(wp[2]), a2);
+                        a3 = TW.FusedMultiplyAdd(dv, TW.Splat(wp[3]), a3);
+                    }
+                    TW.Store(a0, g0); TW.Store(a1, g1); TW.Store(a2, g2); TW.Store(a3, g3);
+                }
+                for (; k < fanIn; k++)
+                {
+                    float* g0 = gs + t[k];
+                    TV a0 = TW.Load(g0);
+                    for (int p = 0; p < planes; p++)
+                        a0 = TW.FusedMultiplyAdd(TW.Load(ds + p * planeStride), TW.Splat(w[(long)p * fanIn + k]), a0);
+                    TW.Store(a0, g0);
+                }
+            }
+    }
+
+    /// <summary>
+    /// The weight gradient of one plane group of a locally-connected layer, per lane, added into
+    /// weightLanes [planes * fanIn, 16]:
+    /// weightLanes[p * fanIn + t, :] += sum_s dPre[p, s, :] * input[origins[s] + taps[t] .. +16],
+    /// one fused multiply-add per position, in position order. `input` is the padded input the forward pass read.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static unsafe void LocalWeightGradient(ReadOnlySpan<float> input, ReadOnlySpan<int> origins, ReadOnlySpan<int> taps,
+        ReadOnlySpan<float> dPre, int planes, Span<float> weightLanes)
+    {
+        int positions = origins.Length, fanIn = taps.Length;
+        if (planes < 1 || positions < 1 || fanIn < 1) throw new ArgumentException("lanes: empty layer");
+        if (weightLanes.Length < planes * fanIn * Lanes || dPre.Length < planes * positions * Lanes) throw new ArgumentException("lanes: weight or gradient span too small");
+        CheckWindows(origins, taps, input.Length);
+        fixed (float* x = input, d = dPre, wl = weightLanes)
+        fixed (int* o = origins, t = taps)
+        {
+            if (KernelWidth.UseAvx512) LocalWeightGradient<Width512, Vector512<float>>(x, o, positions, t, fanIn, d, planes, wl);
+            else LocalWeightGradient<Width256, Vector256<float>>(x, o, positions, t, fanIn, d, planes, wl);
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static unsafe void LocalWeightGradient<TW, TV>(float* x, int* o, int positions, int* t, int fanIn, float* d, int planes, float* wl)
+        where TW : struct, IWidth<TV> where TV : struct
+    {
+        long planeStride = (long)positions * Lanes;
+        for (int half = 0; half < Lanes; half += TW.Count)
+        {
+            int p = 0;
+            // Four planes by two taps: eight chains, each over the positions in order.
+            for (; p + 4 <= planes; p += 4)
+            {
+                float* d0 = d + p * planeStride + half, d1 = d0 + planeStride, d2 = d1 + planeStride, d3 = d2 + planeStride;
+                int k = 0;
+                for (; k + 2 <= fanIn; k += 2)
+                {
+                    float* w00 = wl + ((long)p * fanIn + k) * Lanes + half, w01 = w00 + Lanes;
+                    float* w10 = w00 + (long)fanIn * Lanes, w11 = w10 + Lanes;
+                    float* w20 = w10 + (long)fanIn * Lanes, w21 = w20 + Lanes;
+                    float* w30 = w20 + (long)fanIn * Lanes, w31 = w30 + Lanes;
+                    TV a00 = TW.Load(w00), a01 = TW.Load(w01), a10 = TW.Load(w10), a11 = TW.Load(w11),
+                       a20 = TW.Load(w20), a21 = TW.Load(w21), a30 = TW.Load(w30), a31 = TW.Load(w31);
+                    int t0 = t[k], t1 = t[k + 1];
+                    for (int s = 0; s < positions; s++)
+                    {
+                        float* xs = x + o[s] + half;
+                        TV x0 = TW.Load(xs + t0), x1 = TW.Load(xs + t1);
+                        long ps = (long)s * Lanes;
+                        TV v = TW.Load(d0 + ps);
+                        a00 = TW.FusedMultiplyAdd(v, x0, a00); a01 = TW.FusedMultiplyAdd(v, x1, a01);
+                        v = TW.Load(d1 + ps);
+                        a10 = TW.FusedMultiplyAdd(v, x0, a10); a11 = TW.FusedMultiplyAdd(v, x1, a11);
+                        v = TW.Load(d2 + ps);
+                        a20 = TW.FusedMultiplyAdd(v, x0, a20); a21 = TW.FusedMultiplyAdd(v, x1, a21);
+                        v = TW.Load(d3 + ps);
+                        a30 = TW.FusedMultiplyAdd(v, x0, a30); a31 = TW.FusedMultiplyAdd(v, x1, a31);
+                    }
+                    TW.Store(a00, w00); TW.Store(a01, w01); TW.Store(a10, w10); TW.Store(a11, w11);
+                    TW.Store(a20, w20); TW.Store(a21, w21); TW.Store(a30, w30); TW.Store(a31, w31);
+                }
+                for (; k < fanIn; k++)
+                    for (int q = p; q < p + 4; q++) OneWeight<TW, TV>(x, o, positions, t[k], d + q * planeStride + half, wl + ((long)q * fanIn + k) * Lanes + half, half);
+            }
+            for (; p < planes; p++)
+                for (int k = 0; k < fanIn; k++)
+                    OneWeight<TW, TV>(x, o, positions, t[k], d + p * planeStride + half, wl + ((long)p * fanIn + k) * Lanes + half, half);
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static unsafe void OneWeight<TW, TV>(float* x, int* o, int positions, int tap, float* dp, float* target, int half)
+        where TW : struct, IWidth<TV> where TV : struct
+    {
+        TV a = TW.Load(target);
+        for (int s = 0; s < positions; s++)
+            a = TW.FusedMultiplyAdd(TW.Load(dp + (long)s * Lanes), TW.Load(x + o[s] + half + tap), a);
+        TW.Store(a, target);
+    }
+
+    /// <summary>
+    /// A dense layer's input gradient: dIn[i, :] = sum_u weights[i * units + u] * dPre[u, :], one chain
+    /// over the units in order from +0; weights [fanIn, units] (the x @ W layout), dPre [units, 16], dIn [fanIn, 16].
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static unsafe void DenseInputGradient(ReadOnlySpan<float> dPre, int units, ReadOnlySpan<float> weights, int fanIn, Span<float> dIn)
+    {
+        if (fanIn < 1 || units < 1) throw new ArgumentException("lanes: empty layer");
+        if (dPre.Length < units * Lanes || weights.Length < fanIn * units || dIn.Length < fanIn * Lanes)
+            throw new ArgumentException("lanes: gradient or weight span too small");
+        fixed (float* d = dPre, w = weights, g = dIn)
+        {
+            if (KernelWidth.UseAvx512) DenseInputGradient<Width512, Vector512<float>>(d, units, w, fanIn, g);
+            else DenseInputGradient<Width256, Vector256<float>>(d, units, w, fanIn, g);
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static unsafe void DenseInputGradient<TW, TV>(float* d, int units, float* w, int fanIn, float* g)
+        where TW : struct, IWidth<TV> where TV : struct
+    {
+        for (int half = 0; half < Lanes; half += TW.Count)
+        {
+            int i = 0;
+            for (; i + 4 <= fanIn; i += 4)
+            {
+                float* r0 = w + (long)i * units, r1 = r0 + units, r2 = r1 + units, r3 = r2 + units;
+                TV a0 = TW.Zero, a1 = TW.Zero, a2 = TW.Zero, a3 = TW.Zero;
+                for (int u = 0; u < units; u++)
+                {
+                    TV v = TW.Load(d + (long)u * Lanes + half);
+                    a0 = TW.FusedMultiplyAdd(v, TW.Splat(r0[u]), a0);
+                    a1 = TW.FusedMultiplyAdd(v, TW.Splat(r1[u]), a1);
+                    a2 = TW.FusedMultiplyAdd(v, TW.Splat(r2[u]), a2);
+                    a3 = TW.FusedMultiplyAdd(v, TW.Splat(r3[u]), a3);
+                }
+                TW.Store(a0, g + (long)i * Lanes + half);
+                TW.Store(a1, g + (long)(i + 1) * Lanes + half);
+                TW.Store(a2, g + (long)(i + 2) * Lanes + half);
+                TW.Store(a3, g + (long)(i + 3) * Lanes + half);
+            }
+            for (; i < fanIn; i++)
+            {
+                float* r = w + (long)i * units;
+                TV a = TW.Zero;
+                for (int u = 0; u < units; u++) a = TW.FusedMultiplyAdd(TW.Load(d + (long)u * Lanes + half), TW.Splat(r[u]), a);
+                TW.Store(a, g + (long)i * Lanes + half);
+            }
+        }
+    }
+
+    /// <summary>
+    /// A dense layer's weight gradient, per lane, added into weightLanes [fanIn * units, 16]:
+    /// weightLanes[i * units + u, :] += x[i, :] * dPre[u, :] (one fused multiply-add each).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static unsafe void DenseWeightGradient(ReadOnlySpan<float> x, int fanIn, ReadOnlySpan<float> dPre, int units, Span<float> weightLanes)
+    {
+        if (fanIn < 1 || units < 1) throw new ArgumentException("lanes: empty layer");
+        if (x.Length < fanIn * Lanes || dPre.Length < units * Lanes || weightLanes.Length < fanIn * units * Lanes)
+            throw new ArgumentException("lanes: input, gradient or weight span too small");
+        fixed (float* xp = x, d = dPre, wl = weightLanes)
+        {
+            if (KernelWidth.UseAvx512) DenseWeightGradient<Width512, Vector512<float>>(xp, fanIn, d, units, wl);
+            else DenseWeightGradient<Width256, Vector256<float>>(xp, fanIn, d, units, wl);
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static unsafe void DenseWeightGradient<TW, TV>(float* x, int fanIn, float* d, int units, float* wl)
+        where TW : struct, IWidth<TV> where TV : struct
+    {
+        for (int half = 0; half < Lanes; half += TW.Count)
+            for (int i = 0; i < fanIn; i++)
+            {
+                TV xi = TW.Load(x + (long)i * Lanes + half);
+                float* row = wl + (long)i * units * Lanes + half;
+                for (int u = 0; u < units; u++)
+                {
+                    float* target = row + (long)u * Lanes;
+                    TW.Store(TW.FusedMultiplyAdd(xi, TW.Load(d + (long)u * Lanes + half), TW.Load(target)), target);
+                }
+            }
+    }
+
+    /// <summary>
+    /// The interior of padded planes [planes, height + 2 pad, width + 2 pad, 16] into planes
+    /// [planes, height, width, 16]: the inverse of <see cref="LaneBatch.Pad"/> (a padded input gradient
+    /// to the gradient of the layer below's outputs; what reached the border is dropped, as padding is constant).
+    /// </summary>
+    public static void Unpad(ReadOnlySpan<float> padded, int planes, int height, int width, int pad, Span<float> lanes)
+    {
+        int ph = height + 2 * pad, pw = width + 2 * pad, row = width * Lanes;
+        if (lanes.Length < planes * height * row || padded.Length < planes * ph * pw * Lanes) throw new ArgumentException("unpad: buffer too small");
+        for (int p = 0; p < planes; p++)
+            for (int y = 0; y < height; y++)
+                padded.Slice(((p * ph + y + pad) * pw + pad) * Lanes, row).CopyTo(lanes.Slice((p * height + y) * row, row));
+    }
+
+    /// <summary>
+    /// target[k] = the sum of the 16 lanes of first[k, :] (+ second[k, :], lane by lane, when second is
+    /// not empty), for k below target.Length. One fixed tree at every width: the two accumulators lane by
+    /// lane, then lanes i + (i + 8), then i + (i + 4), then (0 + 2) + (1 + 3).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static unsafe void SumLanes(ReadOnlySpan<float> first, ReadOnlySpan<float> second, Span<float> target)
+    {
+        int n = target.Length;
+        bool both = !second.IsEmpty;
+        if (first.Length < n * Lanes || (both && second.Length < n * Lanes)) throw new ArgumentException("lanes: accumulator span too small");
+        fixed (float* a = first, b = second, y = target)
+        {
+            for (int k = 0; k < n; k++)
+            {
+                float* ak = a + (long)k * Lanes;
+                Vector256<float> lo = Vector256.Load(ak), hi = Vector256.Load(ak + 8);
+                if (both)
+                {
+                    float* bk = b + (long)k * Lanes;
+                    lo += Vector256.Load(bk);
+                    hi += Vector256.Load(bk + 8);
+                }
+                Vector256<float> v = lo + hi;
+                Vector128<float> q = v.GetLower() + v.GetUpper();
+                y[k] = (q.GetElement(0) + q.GetElement(2)) + (q.GetElement(1) + q.GetElement(3));
+            }
+        }
+    }
+}
