@@ -221,6 +221,7 @@ module Training =
         { Backend: IBackend
           Batch: int
           Threads: int
+          MklThreads: int
           Pass: unit -> unit
           mutable Samples: float list
           mutable Macs: int64 }
@@ -246,12 +247,14 @@ module Training =
                 let one () =
                     pass <- pass + 1
                     Train.trainOnePass backend net recipe pass parameters ws state train ignore
-                withThreads threads (fun () -> Measure.warmUp warm one |> ignore)
-                { Backend = backend; Batch = batch; Threads = threads; Pass = one; Samples = []; Macs = 0L })
+                // On the lanes the threads are the lane groups'; MKL's only where MKL runs the batch's products.
+                let mklThreads = if Train.runsOnLanes backend net batch then 1 else threads
+                withThreads mklThreads (fun () -> Measure.warmUp warm one |> ignore)
+                { Backend = backend; Batch = batch; Threads = threads; MklThreads = mklThreads; Pass = one; Samples = []; Macs = 0L })
         progress $"timing training: {repeat} round(s) over {sessions.Length} configurations ..."
         for _ in 1 .. repeat do
             for s in sessions do
-                withThreads s.Threads (fun () ->
+                withThreads s.MklThreads (fun () ->
                     let before = MklCalls.OnThisThread
                     let start = Stopwatch.GetTimestamp()
                     s.Pass ()
