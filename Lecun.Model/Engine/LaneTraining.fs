@@ -79,13 +79,15 @@ module LaneTraining =
         | Local l, [ planes; h; w ] ->
             let pad = l.Padding
             let ph, pw = h + 2 * pad, w + 2 * pad
-            for c in 0 .. planes - 1 do
-                for py in 0 .. ph - 1 do
-                    let y = py - pad - dy
-                    for px in 0 .. pw - 1 do
-                        let x = px - pad - dx
-                        frame.[(c * ph + py) * pw + px] <-
-                            if y >= 0 && y < h && x >= 0 && x < w then images.[offset + (c * h + y) * w + x] else l.PadValue
+            frame.Fill l.PadValue
+            // The columns of each row that land inside the frame (pixel x at frame column x + pad + dx).
+            let x0, x1 = max 0 (-(pad + dx)), min w (pw - pad - dx)
+            if x1 > x0 then
+                for c in 0 .. planes - 1 do
+                    for y in 0 .. h - 1 do
+                        let py = y + pad + dy
+                        if py >= 0 && py < ph then
+                            ReadOnlySpan(images, offset + (c * h + y) * w + x0, x1 - x0).CopyTo(frame.Slice((c * ph + py) * pw + x0 + pad + dx))
         | _ ->
             if dx <> 0 || dy <> 0 then invalidArg "dx" "shifting the input needs a locally-connected first layer"
             ReadOnlySpan(images, offset, trainer.FrameSize).CopyTo frame

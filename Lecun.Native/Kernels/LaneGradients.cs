@@ -30,8 +30,9 @@ public static class LaneGradients
     /// <summary>
     /// The input gradient of one plane group of a locally-connected layer (the transpose of
     /// <see cref="LaneBatch.Local"/>), added into the padded input gradient:
-    /// paddedGradient[origins[s] + taps[t] .. +16] += sum_p weights[p * fanIn + t] * dPre[p, s, :],
-    /// for s over the positions in order, and for each s the planes in order.
+    /// paddedGradient[origins[s] + taps[t] .. +16] += sum_p weights[p * fanIn + t] * dPre[p, s, :].
+    /// Each float's terms are added in one fixed order: by blocks of four planes (then the planes left
+    /// one at a time), by pairs of taps (then a last tap), by position, by tap within the pair, by plane.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static unsafe void LocalInputGradient(ReadOnlySpan<float> dPre, ReadOnlySpan<int> origins, ReadOnlySpan<int> taps,
@@ -55,37 +56,64 @@ public static class LaneGradients
     {
         long planeStride = (long)positions * Lanes;
         for (int half = 0; half < Lanes; half += TW.Count)
-            for (int s = 0; s < positions; s++)
+        {
+            int p = 0;
+            // Four planes and two taps at a time: their eight weights broadcast once for all positions.
+            for (; p + 4 <= planes; p += 4)
             {
-                float* gs = g + o[s] + half;
-                float* ds = d + (long)s * Lanes + half;
+                float* d0 = d + p * planeStride + half, d1 = d0 + planeStride, d2 = d1 + planeStride, d3 = d2 + planeStride;
+                float* w0 = w + (long)p * fanIn, w1 = w0 + fanIn, w2 = w1 + fanIn, w3 = w2 + fanIn;
                 int k = 0;
-                // Four taps at a time: distinct taps are distinct floats, so each of the four sums is one
-                // chain over the planes, as the one-tap loop below makes it.
-                for (; k + 4 <= fanIn; k += 4)
+                for (; k + 2 <= fanIn; k += 2)
                 {
-                    float* g0 = gs + t[k], g1 = gs + t[k + 1], g2 = gs + t[k + 2], g3 = gs + t[k + 3];
-                    TV a0 = TW.Load(g0), a1 = TW.Load(g1), a2 = TW.Load(g2), a3 = TW.Load(g3);
-                    for (int p = 0; p < planes; p++)
+                    TV c00 = TW.Splat(w0[k]), c10 = TW.Splat(w1[k]), c20 = TW.Splat(w2[k]), c30 = TW.Splat(w3[k]);
+                    TV c01 = TW.Splat(w0[k + 1]), c11 = TW.Splat(w1[k + 1]), c21 = TW.Splat(w2[k + 1]), c31 = TW.Splat(w3[k + 1]);
+                    int t0 = t[k], t1 = t[k + 1];
+                    for (int s = 0; s < positions; s++)
                     {
-                        TV dv = TW.Load(ds + p * planeStride);
-                        float* wp = w + (long)p * fanIn + k;
-                        a0 = TW.FusedMultiplyAdd(dv, TW.Splat(wp[0]), a0);
-                        a1 = TW.FusedMultiplyAdd(dv, TW.Splat(wp[1]), a1);
-                        a2 = TW.FusedMultiplyAdd(dv, TW.Splat(wp[2]), a2);
-                        a3 = TW.FusedMultiplyAdd(dv, TW.Splat(wp[3]), a3);
+                        float* gs = g + o[s] + half;
+                        long ps = (long)s * Lanes;
+                        TV v0 = TW.Load(d0 + ps), v1 = TW.Load(d1 + ps), v2 = TW.Load(d2 + ps), v3 = TW.Load(d3 + ps);
+                        TV a = TW.Load(gs + t0);
+                        a = TW.FusedMultiplyAdd(v0, c00, a); a = TW.FusedMultiplyAdd(v1, c10, a);
+                        a = TW.FusedMultiplyAdd(v2, c20, a); a = TW.FusedMultiplyAdd(v3, c30, a);
+                        TW.Store(a, gs + t0);
+                        TV b = TW.Load(gs + t1);
+                        b = TW.FusedMultiplyAdd(v0, c01, b); b = TW.FusedMultiplyAdd(v1, c11, b);
+                        b = TW.FusedMultiplyAdd(v2, c21, b); b = TW.FusedMultiplyAdd(v3, c31, b);
+                        TW.Store(b, gs + t1);
                     }
-                    TW.Store(a0, g0); TW.Store(a1, g1); TW.Store(a2, g2); TW.Store(a3, g3);
                 }
-                for (; k < fanIn; k++)
+                if (k < fanIn)
                 {
-                    float* g0 = gs + t[k];
-                    TV a0 = TW.Load(g0);
-                    for (int p = 0; p < planes; p++)
-                        a0 = TW.FusedMultiplyAdd(TW.Load(ds + p * planeStride), TW.Splat(w[(long)p * fanIn + k]), a0);
-                    TW.Store(a0, g0);
+                    TV c0 = TW.Splat(w0[k]), c1 = TW.Splat(w1[k]), c2 = TW.Splat(w2[k]), c3 = TW.Splat(w3[k]);
+                    int t0 = t[k];
+                    for (int s = 0; s < positions; s++)
+                    {
+                        float* gs = g + o[s] + half + t0;
+                        long ps = (long)s * Lanes;
+                        TV a = TW.Load(gs);
+                        a = TW.FusedMultiplyAdd(TW.Load(d0 + ps), c0, a); a = TW.FusedMultiplyAdd(TW.Load(d1 + ps), c1, a);
+                        a = TW.FusedMultiplyAdd(TW.Load(d2 + ps), c2, a); a = TW.FusedMultiplyAdd(TW.Load(d3 + ps), c3, a);
+                        TW.Store(a, gs);
+                    }
                 }
             }
+            for (; p < planes; p++)
+            {
+                float* dp = d + p * planeStride + half;
+                for (int k = 0; k < fanIn; k++)
+                {
+                    TV c = TW.Splat(w[(long)p * fanIn + k]);
+                    int tk = t[k];
+                    for (int s = 0; s < positions; s++)
+                    {
+                        float* gs = g + o[s] + half + tk;
+                        TW.Store(TW.FusedMultiplyAdd(TW.Load(dp + (long)s * Lanes), c, TW.Load(gs)), gs);
+                    }
+                }
+            }
+        }
     }
 
     /// <summary>
@@ -123,6 +151,11 @@ public static class LaneGradients
             {
                 float* d0 = d + p * planeStride + half, d1 = d0 + planeStride, d2 = d1 + planeStride, d3 = d2 + planeStride;
                 int k = 0;
+                // With 32 vector registers (AVX-512), four taps: sixteen chains. The order of each
+                // chain (the positions in order) is the same whatever the block.
+                if (TW.Count == Lanes)
+                    for (; k + 4 <= fanIn; k += 4)
+                        WeightBlock4x4<TW, TV>(x, o, positions, t + k, d0, planeStride, wl + ((long)p * fanIn + k) * Lanes + half, (long)fanIn * Lanes, half);
                 for (; k + 2 <= fanIn; k += 2)
                 {
                     float* w00 = wl + ((long)p * fanIn + k) * Lanes + half, w01 = w00 + Lanes;
@@ -156,6 +189,38 @@ public static class LaneGradients
                 for (int k = 0; k < fanIn; k++)
                     OneWeight<TW, TV>(x, o, positions, t[k], d + p * planeStride + half, wl + ((long)p * fanIn + k) * Lanes + half, half);
         }
+    }
+
+    // Four planes (rows planeStride apart in d, rowStride apart in wl) by four taps of the weight gradient.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static unsafe void WeightBlock4x4<TW, TV>(float* x, int* o, int positions, int* t, float* d0, long planeStride, float* wl, long rowStride, int half)
+        where TW : struct, IWidth<TV> where TV : struct
+    {
+        float* d1 = d0 + planeStride, d2 = d1 + planeStride, d3 = d2 + planeStride;
+        float* r0 = wl, r1 = r0 + rowStride, r2 = r1 + rowStride, r3 = r2 + rowStride;
+        TV a00 = TW.Load(r0), a01 = TW.Load(r0 + Lanes), a02 = TW.Load(r0 + 2 * Lanes), a03 = TW.Load(r0 + 3 * Lanes);
+        TV a10 = TW.Load(r1), a11 = TW.Load(r1 + Lanes), a12 = TW.Load(r1 + 2 * Lanes), a13 = TW.Load(r1 + 3 * Lanes);
+        TV a20 = TW.Load(r2), a21 = TW.Load(r2 + Lanes), a22 = TW.Load(r2 + 2 * Lanes), a23 = TW.Load(r2 + 3 * Lanes);
+        TV a30 = TW.Load(r3), a31 = TW.Load(r3 + Lanes), a32 = TW.Load(r3 + 2 * Lanes), a33 = TW.Load(r3 + 3 * Lanes);
+        int t0 = t[0], t1 = t[1], t2 = t[2], t3 = t[3];
+        for (int s = 0; s < positions; s++)
+        {
+            float* xs = x + o[s] + half;
+            TV x0 = TW.Load(xs + t0), x1 = TW.Load(xs + t1), x2 = TW.Load(xs + t2), x3 = TW.Load(xs + t3);
+            long ps = (long)s * Lanes;
+            TV v = TW.Load(d0 + ps);
+            a00 = TW.FusedMultiplyAdd(v, x0, a00); a01 = TW.FusedMultiplyAdd(v, x1, a01); a02 = TW.FusedMultiplyAdd(v, x2, a02); a03 = TW.FusedMultiplyAdd(v, x3, a03);
+            v = TW.Load(d1 + ps);
+            a10 = TW.FusedMultiplyAdd(v, x0, a10); a11 = TW.FusedMultiplyAdd(v, x1, a11); a12 = TW.FusedMultiplyAdd(v, x2, a12); a13 = TW.FusedMultiplyAdd(v, x3, a13);
+            v = TW.Load(d2 + ps);
+            a20 = TW.FusedMultiplyAdd(v, x0, a20); a21 = TW.FusedMultiplyAdd(v, x1, a21); a22 = TW.FusedMultiplyAdd(v, x2, a22); a23 = TW.FusedMultiplyAdd(v, x3, a23);
+            v = TW.Load(d3 + ps);
+            a30 = TW.FusedMultiplyAdd(v, x0, a30); a31 = TW.FusedMultiplyAdd(v, x1, a31); a32 = TW.FusedMultiplyAdd(v, x2, a32); a33 = TW.FusedMultiplyAdd(v, x3, a33);
+        }
+        TW.Store(a00, r0); TW.Store(a01, r0 + Lanes); TW.Store(a02, r0 + 2 * Lanes); TW.Store(a03, r0 + 3 * Lanes);
+        TW.Store(a10, r1); TW.Store(a11, r1 + Lanes); TW.Store(a12, r1 + 2 * Lanes); TW.Store(a13, r1 + 3 * Lanes);
+        TW.Store(a20, r2); TW.Store(a21, r2 + Lanes); TW.Store(a22, r2 + 2 * Lanes); TW.Store(a23, r2 + 3 * Lanes);
+        TW.Store(a30, r3); TW.Store(a31, r3 + Lanes); TW.Store(a32, r3 + 2 * Lanes); TW.Store(a33, r3 + 3 * Lanes);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
