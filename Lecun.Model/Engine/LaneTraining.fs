@@ -1,9 +1,10 @@
 /// Minibatch training on the 16-lane path (KernelPath.Lanes): each 16 examples of a batch run forward
 /// and backward together, one per vector lane, through every layer kind's lane kernels (LaneBatch,
-/// LaneGradients). The weight and bias gradients are summed per lane, then over the lanes once per
-/// batch, always in the same order: the groups of each chunk split into two streams (the first half
-/// of the groups, then the rest), each stream summing its groups in order, the two streams added lane
-/// by lane, then one fixed tree over the lanes. So the gradient does not depend on whether the streams
+/// LaneGradients). The weight and bias gradients are summed always in the same order: the groups of
+/// each chunk split into two streams (the first half of the groups, then the rest), each stream
+/// summing its groups in order (per lane, or a dense layer's weights over the lanes group by group),
+/// the two streams added float by float at the end of the batch, then (per-lane sums) one fixed tree
+/// over the lanes. So the gradient does not depend on whether the streams
 /// run on one thread or two, nor on the vector width.
 namespace Lecun.Model
 
@@ -187,8 +188,5 @@ module LaneTraining =
         let first, second = trainer.Streams.[0], trainer.Streams.[1]
         if not first.Used then invalidOp "a batch ran no lane group"
         for i in 0 .. net.Plans.Length - 1 do
-            let g = net.Plans.[i].Geometry
-            let a, b = first.Layers.[i], second.Layers.[i]
-            let weights, biases = if second.Used then b.WeightLanes, b.BiasLanes else Array.empty, Array.empty
-            LaneGradients.SumLanes(ReadOnlySpan a.WeightLanes, ReadOnlySpan weights, Span(grad, g.Weight.Offset, g.Weight.Length))
-            LaneGradients.SumLanes(ReadOnlySpan a.BiasLanes, ReadOnlySpan biases, Span(grad, g.Bias.Offset, g.Bias.Length))
+            let plan = net.Plans.[i]
+            (LayerKinds.ofPlan plan).LaneGradientSum(plan, first.Layers.[i], (if second.Used then ValueSome second.Layers.[i] else ValueNone), grad)

@@ -18,10 +18,15 @@ type LaneTrainingLayer =
       DeltaIn: float32 array
       /// A locally-connected layer's input gradient with its padding, as Lane.Padded is laid out (empty for dense).
       PaddedDelta: float32 array
-      /// Weight and bias gradients summed per lane over positions and groups, [weights, 16] and
-      /// [units, 16]; summed over the lanes once per batch (LaneGradients.SumLanes).
+      /// The weight gradients summed over the groups of a batch, as the layer's kind lays them out
+      /// (ILayerKind.LaneGradientSum reads them): a locally-connected layer per lane, [weights, 16]; a
+      /// dense layer over the lanes already, [fanIn, LaneGradients.PaddedUnits units].
       WeightLanes: float32 array
-      BiasLanes: float32 array }
+      /// The bias gradients summed per lane over positions and groups, [units, 16].
+      BiasLanes: float32 array
+      /// A dense layer's input and pre-activation gradient example-major ([16, fanIn] and
+      /// [16, PaddedUnits units], its padding zero), for its weight gradient (empty for other kinds).
+      Transposed: float32 array }
 
 module LaneTrainingLayer =
     let create (plan: LayerPlan) =
@@ -35,4 +40,7 @@ module LaneTrainingLayer =
           DeltaIn = Array.zeroCreate (g.InUnits * lanes)
           PaddedDelta = (if lane.Padded.Length > 0 then Array.zeroCreate lane.Padded.Length else Array.empty)
           WeightLanes = Array.zeroCreate (g.Weight.Length * lanes)
-          BiasLanes = Array.zeroCreate (g.Units * lanes) }
+          BiasLanes = Array.zeroCreate (g.Units * lanes)
+          Transposed =
+            if g.Spec.Kind.ReadsVector then Array.zeroCreate (lanes * (g.FanIn + LaneGradients.PaddedUnits g.Units))
+            else Array.empty }

@@ -224,4 +224,6 @@ module LocalLayer =
 
             member _.LaneForwardLaidIn(plan, lane, parameters) = laneForwardLaidIn plan lane parameters
 
-            member _.LaneBackward(plan, layer, parameters, _, needInput) = laneBackward plan layer parameters needInput }
+            member _.LaneBackward(plan, layer, parameters, _, needInput) = laneBackward plan layer parameters needInput
+
+            member _.LaneGradientSum(plan, first, second, grad) = Layers.laneSums plan first second grad true }

@@ -6,12 +6,14 @@ namespace Lecun.Native.Kernels;
 /// <summary>
 /// Backward kernels of the 16-lane path (see <see cref="LaneBatch"/>): training 16 examples at once,
 /// one per vector lane, with activations and gradients unit-major, [units, 16]. Input gradients are
-/// per lane (lanes never mix); weight and bias gradients are accumulated per lane, over positions and
-/// over a run's 16-example groups, and summed over the lanes once per batch (<see cref="SumLanes"/>).
+/// per lane (lanes never mix). A locally-connected layer's weight and bias gradients are accumulated per
+/// lane, over positions and over a run's 16-example groups, and summed over the lanes once per batch
+/// (<see cref="SumLanes"/>); a dense layer's weight gradient (one product per weight and example) is
+/// summed over each batch's lanes at once, vectorised over the units (<see cref="DenseWeightGradient"/>).
 /// </summary>
 /// <remarks>
-/// Each kernel is written once over the width trait: on AVX2 it runs its loops once per 8-lane half,
-/// on AVX-512 once for all 16 lanes, and every lane goes through the same fused multiply-adds in the
+/// Each kernel is written once over the width trait: on AVX2 it runs its loops once per 8-float half,
+/// on AVX-512 once per 16 floats, and every float goes through the same fused multiply-adds in the
 /// same order either way, so both widths give the same bits. Sums run in a different order from the
 /// im2col GEMMs, so results agree with them to rounding, not bit for bit.
 /// </remarks>
@@ -284,38 +286,70 @@ public static class LaneGradients
         }
     }
 
+    /// <summary>Columns of a dense layer's weight-gradient sums (<see cref="DenseWeightGradient"/>): the
+    /// units rounded up to whole 16-float vectors.</summary>
+    public static int PaddedUnits(int units) => (units + Lanes - 1) / Lanes * Lanes;
+
     /// <summary>
-    /// A dense layer's weight gradient, per lane, added into weightLanes [fanIn * units, 16]:
-    /// weightLanes[i * units + u, :] += x[i, :] * dPre[u, :] (one fused multiply-add each).
+    /// A dense layer's weight gradient of one lane batch, summed over its 16 lanes and added into
+    /// sums [fanIn, PaddedUnits(units)]: sums[i, u] += (sum over lanes l in order, from +0, of
+    /// xT[l, i] * dT[l, u]). xT [16, fanIn] and dT [16, PaddedUnits(units)] are the layer's input and
+    /// pre-activation gradient example-major (<see cref="LaneBatch.FromLanes"/>), dT's columns past
+    /// `units` zero. Vectors run over the units, so every sum is the same chain at either width.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static unsafe void DenseWeightGradient(ReadOnlySpan<float> x, int fanIn, ReadOnlySpan<float> dPre, int units, Span<float> weightLanes)
+    public static unsafe void DenseWeightGradient(ReadOnlySpan<float> xT, int fanIn, ReadOnlySpan<float> dT, int units, Span<float> sums)
     {
+        int columns = PaddedUnits(units);
         if (fanIn < 1 || units < 1) throw new ArgumentException("lanes: empty layer");
-        if (x.Length < fanIn * Lanes || dPre.Length < units * Lanes || weightLanes.Length < fanIn * units * Lanes)
-            throw new ArgumentException("lanes: input, gradient or weight span too small");
-        fixed (float* xp = x, d = dPre, wl = weightLanes)
+        if (xT.Length < Lanes * fanIn || dT.Length < Lanes * columns || sums.Length < fanIn * columns)
+            throw new ArgumentException("lanes: input, gradient or sum span too small");
+        fixed (float* x = xT, d = dT, y = sums)
         {
-            if (KernelWidth.UseAvx512) DenseWeightGradient<Width512, Vector512<float>>(xp, fanIn, d, units, wl);
-            else DenseWeightGradient<Width256, Vector256<float>>(xp, fanIn, d, units, wl);
+            if (KernelWidth.UseAvx512) DenseWeightGradient<Width512, Vector512<float>>(x, fanIn, d, columns, y);
+            else DenseWeightGradient<Width256, Vector256<float>>(x, fanIn, d, columns, y);
         }
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static unsafe void DenseWeightGradient<TW, TV>(float* x, int fanIn, float* d, int units, float* wl)
+    static unsafe void DenseWeightGradient<TW, TV>(float* x, int fanIn, float* d, int columns, float* y)
         where TW : struct, IWidth<TV> where TV : struct
     {
-        for (int half = 0; half < Lanes; half += TW.Count)
-            for (int i = 0; i < fanIn; i++)
+        for (int u = 0; u < columns; u += TW.Count)
+        {
+            int i = 0;
+            // Eight inputs at a time: eight independent chains over the lanes.
+            for (; i + 8 <= fanIn; i += 8)
             {
-                TV xi = TW.Load(x + (long)i * Lanes + half);
-                float* row = wl + (long)i * units * Lanes + half;
-                for (int u = 0; u < units; u++)
+                TV a0 = TW.Zero, a1 = TW.Zero, a2 = TW.Zero, a3 = TW.Zero, a4 = TW.Zero, a5 = TW.Zero, a6 = TW.Zero, a7 = TW.Zero;
+                for (int l = 0; l < Lanes; l++)
                 {
-                    float* target = row + (long)u * Lanes;
-                    TW.Store(TW.FusedMultiplyAdd(xi, TW.Load(d + (long)u * Lanes + half), TW.Load(target)), target);
+                    TV v = TW.Load(d + (long)l * columns + u);
+                    float* xl = x + (long)l * fanIn + i;
+                    a0 = TW.FusedMultiplyAdd(TW.Splat(xl[0]), v, a0); a1 = TW.FusedMultiplyAdd(TW.Splat(xl[1]), v, a1);
+                    a2 = TW.FusedMultiplyAdd(TW.Splat(xl[2]), v, a2); a3 = TW.FusedMultiplyAdd(TW.Splat(xl[3]), v, a3);
+                    a4 = TW.FusedMultiplyAdd(TW.Splat(xl[4]), v, a4); a5 = TW.FusedMultiplyAdd(TW.Splat(xl[5]), v, a5);
+                    a6 = TW.FusedMultiplyAdd(TW.Splat(xl[6]), v, a6); a7 = TW.FusedMultiplyAdd(TW.Splat(xl[7]), v, a7);
                 }
+                float* row = y + (long)i * columns + u;
+                TW.Store(TW.Add(TW.Load(row), a0), row); row += columns;
+                TW.Store(TW.Add(TW.Load(row), a1), row); row += columns;
+                TW.Store(TW.Add(TW.Load(row), a2), row); row += columns;
+                TW.Store(TW.Add(TW.Load(row), a3), row); row += columns;
+                TW.Store(TW.Add(TW.Load(row), a4), row); row += columns;
+                TW.Store(TW.Add(TW.Load(row), a5), row); row += columns;
+                TW.Store(TW.Add(TW.Load(row), a6), row); row += columns;
+                TW.Store(TW.Add(TW.Load(row), a7), row);
             }
+            for (; i < fanIn; i++)
+            {
+                TV a = TW.Zero;
+                for (int l = 0; l < Lanes; l++)
+                    a = TW.FusedMultiplyAdd(TW.Splat(x[(long)l * fanIn + i]), TW.Load(d + (long)l * columns + u), a);
+                float* row = y + (long)i * columns + u;
+                TW.Store(TW.Add(TW.Load(row), a), row);
+            }
+        }
     }
 
     /// <summary>
