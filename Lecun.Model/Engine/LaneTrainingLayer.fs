@@ -39,7 +39,8 @@ module LaneTrainingLayer =
           DeltaPre = Array.zeroCreate (g.Units * lanes)
           DeltaIn = Array.zeroCreate (g.InUnits * lanes)
           PaddedDelta = (if lane.Padded.Length > 0 then Array.zeroCreate lane.Padded.Length else Array.empty)
-          WeightLanes = Array.zeroCreate (g.Weight.Length * lanes)
+          WeightLanes =
+            Array.zeroCreate (if g.Spec.Kind.ReadsVector then g.FanIn * LaneGradients.PaddedUnits g.Units else g.Weight.Length * lanes)
           BiasLanes = Array.zeroCreate (g.Units * lanes)
           Transposed =
             if g.Spec.Kind.ReadsVector then Array.zeroCreate (lanes * (g.FanIn + LaneGradients.PaddedUnits g.Units))
