@@ -122,9 +122,106 @@ let private recipesAt (batch: int) =
       { Recipe.modern with BatchSize = batch }
       { Recipe.refined with BatchSize = batch; Refine = { Recipe.refined.Refine with Distill = None } } ]
 
+/// |actual - (start + sum of terms)| within float32's running bound for that many terms (as KernelTests' sums).
+let private expectSum (terms: float list) (start: float) (actual: float32) (what: string) =
+    let expected = start + List.sum terms
+    let bound = 4.0 * float (terms.Length + 2) * 6e-8 * (List.sumBy abs terms + abs start) + 1e-12
+    Expect.isLessThanOrEqual (abs (float actual - expected)) bound what
+
+/// Runs `kernel` at every width this CPU has and checks that they wrote the same bits.
+let private sameAtEachWidth (kernel: unit -> float32 array) =
+    let results = KernelTests.widths |> List.map (fun wide -> KernelTests.atWidth wide kernel)
+    for r in results.Tail do
+        Expect.sequenceEqual (bitsOf r) (bitsOf results.Head) "AVX2 and AVX-512 write the same bits"
+    results.Head
+
 [<Tests>]
 let tests =
     testList "lane training" [
+        testList "the lane gradient kernels equal the float64 sums of their definitions, at every block edge, the same bits at each width" [
+            testProperty "LocalInputGradient and LocalWeightGradient" <| fun (seed: uint64) (shape: byte) ->
+                needLanes ()
+                let rng = Rng seed
+                let lanes = LaneBatch.Lanes
+                let planes, positions, fanIn = 1 + int shape % 9, 1 + int (seed % 9UL), 1 + int (seed / 9UL % 30UL)
+                let length = 420 + lanes
+                let input = Array.init length (fun _ -> rng.NextFloat32() - 0.5f)
+                let start = Array.init length (fun _ -> rng.NextFloat32() - 0.5f)
+                // Windows that overlap and taps that may repeat, on whole units as the engine's tables are:
+                // the sums must still take every term once.
+                let origins = Array.init positions (fun _ -> lanes * rng.NextInt 13)
+                let taps = Array.init fanIn (fun _ -> lanes * rng.NextInt 13)
+                let w = Array.init (planes * fanIn) (fun _ -> rng.NextFloat32() - 0.5f)
+                let dPre = Array.init (planes * positions * lanes) (fun _ -> rng.NextFloat32() - 0.5f)
+                let gradient =
+                    sameAtEachWidth (fun () ->
+                        let g = Array.copy start
+                        LaneGradients.LocalInputGradient(ReadOnlySpan dPre, ReadOnlySpan origins, ReadOnlySpan taps, ReadOnlySpan w, planes, Span g)
+                        g)
+                let terms = Array.init length (fun _ -> ResizeArray<float>())
+                for p in 0 .. planes - 1 do
+                    for s in 0 .. positions - 1 do
+                        for t in 0 .. fanIn - 1 do
+                            for e in 0 .. lanes - 1 do
+                                terms.[origins.[s] + taps.[t] + e].Add(float w.[p * fanIn + t] * float dPre.[(p * positions + s) * lanes + e])
+                for i in 0 .. length - 1 do
+                    expectSum (List.ofSeq terms.[i]) (float start.[i]) gradient.[i] $"input gradient [{i}] of {planes}x{positions}, fan-in {fanIn}"
+                let before = Array.init (planes * fanIn * lanes) (fun _ -> rng.NextFloat32() - 0.5f)
+                let sums =
+                    sameAtEachWidth (fun () ->
+                        let wl = Array.append (Array.copy before) [| nanf |]
+                        LaneGradients.LocalWeightGradient(ReadOnlySpan input, ReadOnlySpan origins, ReadOnlySpan taps, ReadOnlySpan dPre, planes, Span(wl, 0, before.Length))
+                        wl)
+                for p in 0 .. planes - 1 do
+                    for t in 0 .. fanIn - 1 do
+                        for e in 0 .. lanes - 1 do
+                            let k = (p * fanIn + t) * lanes + e
+                            expectSum [ for s in 0 .. positions - 1 -> float dPre.[(p * positions + s) * lanes + e] * float input.[origins.[s] + taps.[t] + e] ]
+                                (float before.[k]) sums.[k] $"weight {p},{t} lane {e} of {planes}x{positions}, fan-in {fanIn}"
+                Expect.isTrue (Single.IsNaN sums.[before.Length]) "nothing written past the sums"
+                let unaligned = Array.copy origins
+                unaligned.[0] <- unaligned.[0] + 1
+                Expect.throws (fun () ->
+                    LaneGradients.LocalInputGradient(ReadOnlySpan dPre, ReadOnlySpan unaligned, ReadOnlySpan taps, ReadOnlySpan w, planes, Span(Array.zeroCreate<float32> length)))
+                    "an origin off a whole unit is refused"
+
+            testProperty "DenseInputGradient, DenseWeightGradient and SumLanes" <| fun (seed: uint64) (shape: byte) ->
+                needLanes ()
+                let rng = Rng seed
+                let lanes = LaneBatch.Lanes
+                let fanIn, units = 1 + int shape % 21, 1 + int (seed % 37UL)
+                let columns = LaneGradients.PaddedUnits units
+                let w = Array.init (fanIn * units) (fun _ -> rng.NextFloat32() - 0.5f)
+                let dPre = Array.init (units * lanes) (fun _ -> rng.NextFloat32() - 0.5f)
+                let x = Array.init (fanIn * lanes) (fun _ -> rng.NextFloat32() - 0.5f)
+                let dIn =
+                    sameAtEachWidth (fun () ->
+                        let g = Array.create (fanIn * lanes) nanf
+                        LaneGradients.DenseInputGradient(ReadOnlySpan dPre, units, ReadOnlySpan w, fanIn, Span g)
+                        g)
+                for i in 0 .. fanIn - 1 do
+                    for e in 0 .. lanes - 1 do
+                        expectSum [ for u in 0 .. units - 1 -> float w.[i * units + u] * float dPre.[u * lanes + e] ] 0.0 dIn.[i * lanes + e] $"input {i} lane {e}"
+                let xT = Array.init (lanes * fanIn) (fun k -> x.[(k % fanIn) * lanes + k / fanIn])
+                let dT = Array.init (lanes * columns) (fun k -> let u = k % columns in if u < units then dPre.[u * lanes + k / columns] else 0.0f)
+                let before = Array.init (fanIn * columns) (fun _ -> rng.NextFloat32() - 0.5f)
+                let sums =
+                    sameAtEachWidth (fun () ->
+                        let y = Array.copy before
+                        LaneGradients.DenseWeightGradient(ReadOnlySpan xT, fanIn, ReadOnlySpan dT, units, Span y)
+                        y)
+                for i in 0 .. fanIn - 1 do
+                    for u in 0 .. units - 1 do
+                        expectSum [ for l in 0 .. lanes - 1 -> float xT.[l * fanIn + i] * float dT.[l * columns + u] ] (float before.[i * columns + u])
+                            sums.[i * columns + u] $"weight {i},{u}"
+                let second = Array.init (units * lanes) (fun _ -> rng.NextFloat32() - 0.5f)
+                for withSecond in [ false; true ] do
+                    let total = Array.zeroCreate<float32> units
+                    LaneGradients.SumLanes(ReadOnlySpan dPre, (if withSecond then ReadOnlySpan second else ReadOnlySpan.Empty), Span total)
+                    for u in 0 .. units - 1 do
+                        expectSum [ for e in 0 .. lanes - 1 -> float dPre.[u * lanes + e] + (if withSecond then float second.[u * lanes + e] else 0.0) ] 0.0 total.[u] $"lanes of unit {u}"
+        ]
+
         testPropertyWithConfig { FsCheckConfig.defaultConfig with arbitrary = [ typeof<SpecTests.SpecGen> ]; maxTest = 60 }
             "the lane batch gradient equals the batched im2col gradient to 5e-5 of each tensor's largest summed absolute gradient, on random specs, batch sizes, shifts and dropout" <|
             fun (spec: NetSpec) (seed: uint16) (countRaw: byte) (shift: bool) (dropout: bool) ->

@@ -21,11 +21,24 @@ public static class LaneGradients
 {
     const int Lanes = LaneBatch.Lanes;
 
-    static void CheckWindows(ReadOnlySpan<int> origins, ReadOnlySpan<int> taps, int length)
+    // The arguments of a locally-connected layer's kernels: a non-empty layer, weights that fit, a
+    // gradient of every plane and position, and windows inside padded planes of `length` floats; when
+    // `whole`, windows that start on whole units (multiples of 16 floats, as the engine's tables do).
+    static void CheckLocal(int planes, ReadOnlySpan<int> origins, ReadOnlySpan<int> taps, ReadOnlySpan<float> dPre, bool weightsFit, int length, bool whole)
     {
+        if (planes < 1 || origins.Length < 1 || taps.Length < 1) throw new ArgumentException("lanes: empty layer");
+        if (!weightsFit || dPre.Length < planes * origins.Length * Lanes) throw new ArgumentException("lanes: weight or gradient span too small");
         int reach = 0, tapReach = 0;
-        foreach (int o in origins) { if (o < 0) throw new ArgumentException("lanes: negative origin"); reach = Math.Max(reach, o); }
-        foreach (int t in taps) { if (t < 0) throw new ArgumentException("lanes: negative tap"); tapReach = Math.Max(tapReach, t); }
+        foreach (int o in origins)
+        {
+            if (o < 0 || (whole && o % Lanes != 0)) throw new ArgumentException("lanes: a negative origin, or one not on a whole unit");
+            reach = Math.Max(reach, o);
+        }
+        foreach (int t in taps)
+        {
+            if (t < 0 || (whole && t % Lanes != 0)) throw new ArgumentException("lanes: a negative tap, or one not on a whole unit");
+            tapReach = Math.Max(tapReach, t);
+        }
         if ((long)reach + tapReach + Lanes > length) throw new ArgumentException("lanes: a window reaches past the padded planes");
     }
 
@@ -35,15 +48,15 @@ public static class LaneGradients
     /// paddedGradient[origins[s] + taps[t] .. +16] += sum_p weights[p * fanIn + t] * dPre[p, s, :].
     /// Each float's terms are added in one fixed order: by blocks of four planes (then the planes left
     /// one at a time), by pairs of taps (then a last tap), by position, by tap within the pair, by plane.
+    /// Origins and taps must be whole units (multiples of 16 floats): windows that overlapped within a
+    /// unit would add their terms in another order on AVX2's halves than on AVX-512.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static unsafe void LocalInputGradient(ReadOnlySpan<float> dPre, ReadOnlySpan<int> origins, ReadOnlySpan<int> taps,
         ReadOnlySpan<float> weights, int planes, Span<float> paddedGradient)
     {
         int positions = origins.Length, fanIn = taps.Length;
-        if (planes < 1 || positions < 1 || fanIn < 1) throw new ArgumentException("lanes: empty layer");
-        if (weights.Length < planes * fanIn || dPre.Length < planes * positions * Lanes) throw new ArgumentException("lanes: weight or gradient span too small");
-        CheckWindows(origins, taps, paddedGradient.Length);
+        CheckLocal(planes, origins, taps, dPre, weights.Length >= planes * fanIn, paddedGradient.Length, whole: true);
         fixed (float* d = dPre, w = weights, g = paddedGradient)
         fixed (int* o = origins, t = taps)
         {
@@ -129,9 +142,7 @@ public static class LaneGradients
         ReadOnlySpan<float> dPre, int planes, Span<float> weightLanes)
     {
         int positions = origins.Length, fanIn = taps.Length;
-        if (planes < 1 || positions < 1 || fanIn < 1) throw new ArgumentException("lanes: empty layer");
-        if (weightLanes.Length < planes * fanIn * Lanes || dPre.Length < planes * positions * Lanes) throw new ArgumentException("lanes: weight or gradient span too small");
-        CheckWindows(origins, taps, input.Length);
+        CheckLocal(planes, origins, taps, dPre, weightLanes.Length >= planes * fanIn * Lanes, input.Length, whole: false);
         fixed (float* x = input, d = dPre, wl = weightLanes)
         fixed (int* o = origins, t = taps)
         {
