@@ -191,7 +191,7 @@ module LocalLayer =
             for struct (first, planes, taps) in lane.Taps do
                 LaneGradients.LocalInputGradient(ro layer.DeltaPre (first * positions * lanes) (planes * positions * lanes), ReadOnlySpan lane.Origins, ReadOnlySpan taps,
                                                  ReadOnlySpan(parameters, g.Weight.Offset + first * fanIn, planes * fanIn), planes, Span layer.PaddedDelta)
-            LaneGradients.Unpad(ReadOnlySpan layer.PaddedDelta, inPlanes, h, w, l.Padding, Span layer.DeltaIn)
+            LaneBatch.Unpad(ReadOnlySpan layer.PaddedDelta, inPlanes, h, w, l.Padding, Span layer.DeltaIn)
         for struct (first, planes, taps) in lane.Taps do
             LaneGradients.LocalWeightGradient(ReadOnlySpan lane.Padded, ReadOnlySpan lane.Origins, ReadOnlySpan taps,
                                               ro layer.DeltaPre (first * positions * lanes) (planes * positions * lanes), planes,

@@ -364,20 +364,6 @@ public static class LaneGradients
     }
 
     /// <summary>
-    /// The interior of padded planes [planes, height + 2 pad, width + 2 pad, 16] into planes
-    /// [planes, height, width, 16]: the inverse of <see cref="LaneBatch.Pad"/> (a padded input gradient
-    /// to the gradient of the layer below's outputs; what reached the border is dropped, as padding is constant).
-    /// </summary>
-    public static void Unpad(ReadOnlySpan<float> padded, int planes, int height, int width, int pad, Span<float> lanes)
-    {
-        int ph = height + 2 * pad, pw = width + 2 * pad, row = width * Lanes;
-        if (lanes.Length < planes * height * row || padded.Length < planes * ph * pw * Lanes) throw new ArgumentException("unpad: buffer too small");
-        for (int p = 0; p < planes; p++)
-            for (int y = 0; y < height; y++)
-                padded.Slice(((p * ph + y + pad) * pw + pad) * Lanes, row).CopyTo(lanes.Slice((p * height + y) * row, row));
-    }
-
-    /// <summary>
     /// target[k] = the sum of the 16 lanes of first[k, :] (+ second[k, :], lane by lane, when second is
     /// not empty), for k below target.Length. One fixed tree at every width: the two accumulators lane by
     /// lane, then lanes i + (i + 8), then i + (i + 4), then (0 + 2) + (1 + 3).
