@@ -313,6 +313,19 @@ let tests =
             Expect.isFalse (Train.runsOnLanes Backend.Managed Network.lecun1989 1) "one example at a time is the per-example path"
         }
 
+        test "the routing table says batched training runs on the lanes under managed and auto, and through MKL under mkl" {
+            needLanes ()
+            let net = Network.lecun1989
+            let batched = Routing.table net 64 16 |> List.filter (fun p -> p.Path.StartsWith "batched training")
+            Expect.isNonEmpty batched "the table lists batched training"
+            for p in batched do
+                Expect.equal (Routing.routeOf Backend.Managed p) "managed (lanes, fused)" $"{p.Layer} {p.Role} under managed"
+                Expect.equal (Routing.routeOf (TestKit.auto ()) p) "managed (lanes, fused)" $"{p.Layer} {p.Role} under auto"
+                Expect.equal (Routing.routeOf (TestKit.mkl ()) p) "mkl" $"{p.Layer} {p.Role} under mkl"
+            let perExample = Routing.table net 64 16 |> List.filter (fun p -> p.Path = "per-example training")
+            Expect.isFalse (perExample |> List.exists (fun p -> Routing.routeOf Backend.Managed p = "managed (lanes, fused)")) "per-example training runs no lanes"
+        }
+
         test "the AVX2 kernels give the AVX-512 kernels' bits: one pass of modern at batch 37 in both" {
             needLanes ()
             if not KernelWidth.HasAvx512 then TestKit.ExpectedSkip.skip TestKit.NoAvx512 "this CPU has no AVX-512"
