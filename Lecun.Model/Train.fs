@@ -211,7 +211,8 @@ module Train =
 
         // Examples first .. first + count - 1 on the 16-lane path, through every refinement: each
         // example's shift, distortion and dropout mask drawn in example order (the same draws, in the
-        // same order, as presentOne), its frame laid in, its teachers run; then the chunk's groups.
+        // same order, as presentOne) and its frame laid in; then the chunk's groups, each running its
+        // teachers (distillation) on the same frames before the network itself.
         let masks = if drop >= 0 then ws.DropMask.[drop] else Array.empty
         let soft = Refinements.softTargets refine
         let presentLanes (first: int) (count: int) =
@@ -219,24 +220,15 @@ module Train =
             for b in 0 .. count - 1 do
                 let xOffset = (first + b) * Dataset.Pixels
                 let struct (dx, dy) = drawShift recipe state
-                let mutable x, teacherOffset, unfold = data.Images, xOffset, ValueNone
                 match state.Distorter with
                 | Some d ->
                     Distortion.apply d data.Images xOffset dx dy
                     LaneTraining.setFrame trainer d.Frame b
-                    x <- d.Frame
-                    teacherOffset <- 0
-                    unfold <- ValueSome d.Unfold
-                | None ->
-                    LaneTraining.layFrame net trainer data.Images xOffset dx dy b
-                    if recipe.Shift > 0 then unfold <- ValueSome(InputShifts.plan state.Shifts dx dy)
+                | None -> LaneTraining.layFrame net trainer data.Images xOffset dx dy b
                 drawMask state ws drop keep dropUnits b
-                match state.Teachers with
-                | Some t ->
-                    Distill.teach backend net t unfold x teacherOffset
-                    Array.blit t.Probabilities 0 trainer.Teachers.[b] 0 outputs
-                | None -> ()
-            // Each example's loss gradient from its outputs in the lanes (one delegate per chunk).
+            // Each example's loss gradient from its outputs in the lanes, and its teachers' averaged
+            // probabilities at the temperature from theirs (as Distill.teach averages them), one delegate
+            // each per chunk.
             let laneLoss =
                 LaneLossGradient(fun b y offset scratch dOut ->
                     let label = data.Labels.[first + b]
@@ -244,7 +236,23 @@ module Train =
                         let teacherOf = if state.Teachers.IsSome then trainer.Teachers.[b] else teacher
                         Distill.gradient y offset outputs label refine.LabelSmoothing teacherOf temperature softWeight scratch dOut
                     else Loss.gradient recipe.Loss y offset outputs label dOut)
-            LaneTraining.runChunk net parameters trainer masks drop count state.LaneThreads laneLoss
+            let teachers =
+                match state.Teachers with
+                | Some t ->
+                    let last = t.Parameters.Length - 1
+                    let scale = 1.0f / float32 t.Parameters.Length
+                    let output =
+                        LaneTeacherOutput(fun k b y offset scratch ->
+                            let row = trainer.Teachers.[b]
+                            if k = 0 then Array.Clear(row, 0, outputs)
+                            Distill.softmaxAt y offset outputs temperature scratch
+                            Elementwise.Add(ReadOnlySpan(row, 0, outputs), ReadOnlySpan(scratch, 0, outputs), Span(row, 0, outputs))
+                            if k = last then
+                                for j in 0 .. outputs - 1 do
+                                    row.[j] <- row.[j] * scale)
+                    ValueSome(struct (t.Parameters, output))
+                | None -> ValueNone
+            LaneTraining.runChunk net parameters trainer masks drop count state.LaneThreads laneLoss teachers
 
         let mutable start = 0
         while start < data.Count do

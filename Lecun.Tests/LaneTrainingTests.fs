@@ -44,7 +44,7 @@ and private laneGradientOn (trainer: LaneTrainer) (net: Network) (loss: Loss) (p
     let grad = Array.zeroCreate<float32> p.Length
     LaneTraining.beginBatch trainer
     LaneTraining.runChunk net p trainer masks dropLayer count threads
-        (LaneLossGradient(fun b y offset _ dOut -> Loss.gradient loss y offset outputs labels.[b] dOut))
+        (LaneLossGradient(fun b y offset _ dOut -> Loss.gradient loss y offset outputs labels.[b] dOut)) ValueNone
     LaneTraining.endBatch net trainer grad
     grad
 

@@ -42,6 +42,10 @@ type LaneTrainer =
 /// into dOut[0 .. outputs - 1]; `scratch` is the stream's (outputs floats).
 type LaneLossGradient = delegate of example: int * y: float32 array * offset: int * scratch: float32 array * dOut: float32 array -> unit
 
+/// Teacher `teacher`'s outputs for example `example` of the chunk, y[offset .. offset + outputs - 1]
+/// (distillation: the caller turns them into the soft targets); `scratch` is the stream's.
+type LaneTeacherOutput = delegate of teacher: int * example: int * y: float32 array * offset: int * scratch: float32 array -> unit
+
 module LaneTraining =
     let private lanes = LaneBatch.Lanes
 
@@ -142,7 +146,8 @@ module LaneTraining =
     /// its dropout masks (rows of `masks`, [chunk, units of dropLayer]), forward, the loss gradients per
     /// example, backward; its gradients added to the stream's sums. Missing lanes hold zeros and add nothing.
     let private runGroup (net: Network) (parameters: float32 array) (trainer: LaneTrainer) (stream: LaneStream)
-                         (masks: float32 array) (dropLayer: int) (count: int) (loss: LaneLossGradient) (group: int) =
+                         (masks: float32 array) (dropLayer: int) (count: int) (loss: LaneLossGradient)
+                         (teachers: struct (float32 array array * LaneTeacherOutput) voption) (group: int) =
         let first = group * lanes
         let n = min lanes (count - first)
         let outputs = net.Layout.OutputSize
@@ -153,8 +158,18 @@ module LaneTraining =
         if dropLayer >= 0 then
             let units = net.Plans.[dropLayer].Geometry.Units
             LaneBatch.ToLanes(ReadOnlySpan(masks, first * units, n * units), n, units, Span stream.Layers.[dropLayer].Mask)
-        forward net parameters stream dropLayer
         let last = stream.Layers.[net.Plans.Length - 1]
+        // The teachers first, on the same frames and without dropout (the first layer only reads the
+        // frames, so the network's own forward pass below reads them too).
+        match teachers with
+        | ValueSome(struct (teacherParameters, output)) ->
+            for k in 0 .. teacherParameters.Length - 1 do
+                forward net teacherParameters.[k] stream -1
+                LaneBatch.FromLanes(ReadOnlySpan last.Lane.Out, outputs, n, Span stream.Outputs)
+                for b in 0 .. n - 1 do
+                    output.Invoke(k, first + b, stream.Outputs, b * outputs, stream.Scratch)
+        | ValueNone -> ()
+        forward net parameters stream dropLayer
         LaneBatch.FromLanes(ReadOnlySpan last.Lane.Out, outputs, n, Span stream.Outputs)
         for b in 0 .. n - 1 do
             loss.Invoke(first + b, stream.Outputs, b * outputs, stream.Scratch, stream.DOutOne)
@@ -163,24 +178,26 @@ module LaneTraining =
         backward net parameters stream dropLayer
         stream.Used <- true
 
-    let private runStream net parameters trainer (s: int) masks dropLayer count loss (firstGroup: int) (endGroup: int) =
+    let private runStream net parameters trainer (s: int) masks dropLayer count loss teachers (firstGroup: int) (endGroup: int) =
         for group in firstGroup .. endGroup - 1 do
-            runGroup net parameters trainer trainer.Streams.[s] masks dropLayer count loss group
+            runGroup net parameters trainer trainer.Streams.[s] masks dropLayer count loss teachers group
 
     /// Runs the chunk's `count` examples (their frames laid by layFrame/setFrame, their dropout masks
     /// in the rows of `masks`), adding their gradients to the streams' sums: the first half of the
     /// groups in stream 0, the rest in stream 1, on `threads` threads (1 or 2) with the same result.
+    /// With `teachers` (distillation: their parameters, and what takes their outputs), each group first
+    /// runs every teacher on its frames, so `loss` can read their soft targets.
     let runChunk (net: Network) (parameters: float32 array) (trainer: LaneTrainer) (masks: float32 array) (dropLayer: int)
-                 (count: int) (threads: int) (loss: LaneLossGradient) =
+                 (count: int) (threads: int) (loss: LaneLossGradient) (teachers: struct (float32 array array * LaneTeacherOutput) voption) =
         let groups = (count + lanes - 1) / lanes
         let split = (groups + 1) / 2
         if threads > 1 && groups > split then
-            let second = Task.Run(fun () -> runStream net parameters trainer 1 masks dropLayer count loss split groups)
-            runStream net parameters trainer 0 masks dropLayer count loss 0 split
+            let second = Task.Run(fun () -> runStream net parameters trainer 1 masks dropLayer count loss teachers split groups)
+            runStream net parameters trainer 0 masks dropLayer count loss teachers 0 split
             second.Wait()
         else
-            runStream net parameters trainer 0 masks dropLayer count loss 0 split
-            runStream net parameters trainer 1 masks dropLayer count loss split groups
+            runStream net parameters trainer 0 masks dropLayer count loss teachers 0 split
+            runStream net parameters trainer 1 masks dropLayer count loss teachers split groups
 
     /// Ends a batch: the streams' sums, added lane by lane and then over the lanes, written into grad
     /// (the sum of the batch's gradients, as the batched passes write it).
