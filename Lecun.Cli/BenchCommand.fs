@@ -149,12 +149,12 @@ let private table (layout: NetLayout) (m: Machine) (settings: Settings) (data: T
     line "* derived: the 1989 rate times the MACs counted above; its share is of the DSP's 12.5 M MAC/s peak."
     if not training.IsEmpty then
         line ""
-        line "training presentations/s by provider, batch size and MKL threads (lecun1989's network, SGD; batch 1 is the paper's per-example path, B > 1 one batched forward and backward per batch)"
-        line $"""{"provider",-9} {"batch",5} {"threads",7} {"presentations/s",15} {"share of FMA peak",17} {"MACs through MKL",16} {"x per-example",13}"""
+        line "training presentations/s by provider, batch size and threads (lecun1989's network, SGD; batch 1 is the paper's per-example path, B > 1 one batched forward and backward per batch: on the 16-lane path under auto and managed, threads splitting its 16-example groups; as im2col GEMMs under mkl, threads MKL's)"
+        line $"""{"provider",-9} {"batch",5} {"threads",7} {"path",-12} {"presentations/s",15} {"share of FMA peak",17} {"MACs through MKL",16} {"x per-example",13}"""
         for t in training do
             let peak = (if t.Threads > 1 then m.PeakGmacsAllCores else m.PeakGmacsPerCore) |> Option.map (fun g -> percent (100.0 * t.PresentationsPerSecond * float (Macs.trainingPresentation layout) / (g * 1e9))) |> Option.defaultValue "-"
             let speedup = Training.perExampleRatio training t |> Option.map ratio |> Option.defaultValue "-"
-            line $"{t.Backend,-9} {t.Batch,5} {t.Threads,7} {rate t.PresentationsPerSecond,15} {peak,17} {percent (100.0 * t.MklMacShare),16} {speedup,13}"
+            line $"{t.Backend,-9} {t.Batch,5} {t.Threads,7} {t.Path,-12} {rate t.PresentationsPerSecond,15} {peak,17} {percent (100.0 * t.MklMacShare),16} {speedup,13}"
         line "x per-example: the median over the rounds of this configuration's rate over its provider's batch-1 rate in the same round (the rounds interleave every configuration, so both saw the machine alike)"
     if not timings.IsEmpty then
         line ""
@@ -249,6 +249,7 @@ let private toJson (layout: NetLayout) (m: Machine) (settings: Settings) (data: 
                     obj [ "backend", str t.Backend
                           "batch", int' t.Batch
                           "threads", int' t.Threads
+                          "path", str t.Path
                           "presentations_per_s", num t.PresentationsPerSecond
                           "presentations_per_s_samples", JsonArray(t.Samples |> Array.map num)
                           "peak_share", opt (shareOf (t.PresentationsPerSecond * trainMacs) t.Threads)
@@ -306,8 +307,10 @@ let run (args: ParseResults<BenchArgs>) =
             [ for b in backends do
                 for batch in batches do
                     for threads in [ 1; 2 ] do
-                        // The managed kernels run on one thread; more threads are MKL's.
-                        if threads = 1 || (b.Name <> "managed" && Lecun.Native.Mkl.MklLibrary.Threaded) then yield b, batch, threads ]
+                        // Two threads split a batch's 16-example groups on the lanes; elsewhere the managed
+                        // kernels run on one thread and more threads are MKL's.
+                        let lanes = Train.runsOnLanes b (Recipe.network Recipe.lecun1989) batch
+                        if threads = 1 || lanes || (b.Name <> "managed" && Lecun.Native.Mkl.MklLibrary.Threaded) then yield b, batch, threads ]
         Training.measureAll configs data.Train settings.TrainWarmUp settings.Repeat (fun line -> if not json then eprintfn "%s" line)
     if not json then eprintfn "measuring every product on both providers ..."
     // The routing table at batch 64, and (full runs) the batched products at 16 and 256, which AutoBackend's rule also covers.

@@ -192,12 +192,15 @@ module Measure =
         runOnce () |> ignore
         Array.init repeat (fun _ -> runOnce ())
 
-/// Training throughput of one provider at one batch size and MKL thread count.
+/// Training throughput of one provider at one batch size and thread count.
 type TrainingFigures =
     { Backend: string
       Batch: int
-      /// Threads MKL may use for this run's products (the managed kernels run on one).
+      /// Threads of the run: on the 16-lane path, the threads its 16-example groups are split over;
+      /// otherwise the threads MKL may use for its products (the managed kernels run on one).
       Threads: int
+      /// The path the batches run on: per-example, im2col+gemm or lanes.
+      Path: string
       PresentationsPerSecond: float
       Samples: float array
       /// Multiply-adds MKL served during the timed passes over the MACs of those presentations
@@ -218,6 +221,7 @@ module Training =
         { Backend: IBackend
           Batch: int
           Threads: int
+          MklThreads: int
           Pass: unit -> unit
           mutable Samples: float list
           mutable Macs: int64 }
@@ -238,17 +242,19 @@ module Training =
                 let net = Recipe.network recipe
                 let parameters = Init.create recipe.WeightInit net.Layout recipe.Seed
                 let ws = Workspace.create net batch
-                let state = Train.createState net recipe
+                let state = { Train.createState net recipe with LaneThreads = threads }
                 let mutable pass = 0
                 let one () =
                     pass <- pass + 1
                     Train.trainOnePass backend net recipe pass parameters ws state train ignore
-                withThreads threads (fun () -> Measure.warmUp warm one |> ignore)
-                { Backend = backend; Batch = batch; Threads = threads; Pass = one; Samples = []; Macs = 0L })
+                // On the lanes the threads are the lane groups'; MKL's only where MKL runs the batch's products.
+                let mklThreads = if Train.runsOnLanes backend net batch then 1 else threads
+                withThreads mklThreads (fun () -> Measure.warmUp warm one |> ignore)
+                { Backend = backend; Batch = batch; Threads = threads; MklThreads = mklThreads; Pass = one; Samples = []; Macs = 0L })
         progress $"timing training: {repeat} round(s) over {sessions.Length} configurations ..."
         for _ in 1 .. repeat do
             for s in sessions do
-                withThreads s.Threads (fun () ->
+                withThreads s.MklThreads (fun () ->
                     let before = MklCalls.OnThisThread
                     let start = Stopwatch.GetTimestamp()
                     s.Pass ()
@@ -257,7 +263,12 @@ module Training =
         let perPresentation = float (Macs.trainingPresentation ModelFile.layout)
         sessions |> List.map (fun s ->
             let samples = s.Samples |> List.rev |> Array.ofList
-            { Backend = s.Backend.Name; Batch = s.Batch; Threads = s.Threads
+            let net = Recipe.network Recipe.lecun1989
+            let path =
+                if s.Batch = 1 then "per-example"
+                elif Train.runsOnLanes s.Backend net s.Batch then KernelPath.name Lanes
+                else KernelPath.name Im2colGemm
+            { Backend = s.Backend.Name; Batch = s.Batch; Threads = s.Threads; Path = path
               PresentationsPerSecond = Measure.median samples; Samples = samples
               MklMacShare = float s.Macs / (float repeat * float train.Count * perPresentation) })
 

@@ -73,7 +73,11 @@ module Train =
           /// The refinements: affine/elastic distortions (None when the recipe has none) and distillation's teachers.
           Distorter: Distorter option
           Teachers: TeacherSet option
-          Soft: float32 array }
+          Soft: float32 array
+          /// The 16-lane training buffers, made when a batched pass first runs on the lanes.
+          Lanes: Lazy<LaneTrainer>
+          /// Threads a batch's 16-example groups run on (1 or 2; the same result either way).
+          LaneThreads: int }
 
     let createState (net: Network) (recipe: Recipe) =
         let n = net.Layout.ParamCount
@@ -88,7 +92,15 @@ module Train =
             if DistortionSettings.isNone recipe.Refine.Distortion then None
             else Some(Distortion.create net recipe.Refine.Distortion recipe.Seed)
           Teachers = None
-          Soft = Array.zeroCreate net.Layout.OutputSize }
+          Soft = Array.zeroCreate net.Layout.OutputSize
+          Lanes = lazy (LaneTraining.create net (Workspace.trainingCapacity recipe.BatchSize))
+          LaneThreads = 1 }
+
+    /// Whether a pass at the recipe's batch size runs its batches on the 16-lane path under the
+    /// provider: batches of more than one example, where the CPU has the lane kernels and the provider
+    /// allows them (not under mkl, whose batched passes stay im2col + GEMM, every product a CBLAS call).
+    let runsOnLanes (backend: IBackend) (net: Network) (batchSize: int) =
+        batchSize > 1 && KernelPath.under backend net.BatchPath = Lanes
 
     /// Index of the layer whose output is dropped out (the input of the first layer that reads a vector), if the recipe drops any
     /// (a value option: nothing is allocated per pass).
@@ -147,8 +159,9 @@ module Train =
         let temperature = match state.Teachers with Some t -> t.Settings.Temperature | None -> 1.0f
         let teacher = match state.Teachers with Some t -> t.Probabilities | None -> state.Soft
         let refined = state.Distorter.IsSome || state.Teachers.IsSome || Refinements.softTargets refine
+        let lanes = runsOnLanes backend net batch && ws.Capacity > 1
         let batched = batch > 1 && ws.Capacity > 1 && not refined
-        let chunk = if batched then min ws.Capacity (state.BatchDOut.Length / outputs) else 1
+        let chunk = if lanes || batched then min ws.Capacity (state.BatchDOut.Length / outputs) else 1
 
         // Examples first .. first + count - 1 as one batched forward and backward pass, their gradient
         // written into grad (or added, when `accumulate`).
@@ -196,15 +209,65 @@ module Train =
             | ValueSome sink -> Backward.runInto backend net parameters ws x xOffset state.DOut sink drop
             | ValueNone -> Backward.runWith backend net parameters ws x xOffset state.DOut grad accumulate drop
 
+        // Examples first .. first + count - 1 on the 16-lane path, through every refinement: each
+        // example's shift, distortion and dropout mask drawn in example order (the same draws, in the
+        // same order, as presentOne) and its frame laid in; then the chunk's groups, each running its
+        // teachers (distillation) on the same frames before the network itself.
+        let masks = if drop >= 0 then ws.DropMask.[drop] else Array.empty
+        let soft = Refinements.softTargets refine
+        let presentLanes (first: int) (count: int) =
+            let trainer = state.Lanes.Value
+            for b in 0 .. count - 1 do
+                let xOffset = (first + b) * Dataset.Pixels
+                let struct (dx, dy) = drawShift recipe state
+                match state.Distorter with
+                | Some d ->
+                    Distortion.apply d data.Images xOffset dx dy
+                    LaneTraining.setFrame trainer d.Frame b
+                | None -> LaneTraining.layFrame net trainer data.Images xOffset dx dy b
+                drawMask state ws drop keep dropUnits b
+            // Each example's loss gradient from its outputs in the lanes, and its teachers' averaged
+            // probabilities at the temperature from theirs (as Distill.teach averages them), one delegate
+            // each per chunk.
+            let laneLoss =
+                LaneLossGradient(fun b y offset scratch dOut ->
+                    let label = data.Labels.[first + b]
+                    if soft then
+                        let teacherOf = if state.Teachers.IsSome then trainer.Teachers.[b] else teacher
+                        Distill.gradient y offset outputs label refine.LabelSmoothing teacherOf temperature softWeight scratch dOut
+                    else Loss.gradient recipe.Loss y offset outputs label dOut)
+            let teachers =
+                match state.Teachers with
+                | Some t ->
+                    let last = t.Parameters.Length - 1
+                    let scale = 1.0f / float32 t.Parameters.Length
+                    let output =
+                        LaneTeacherOutput(fun k b y offset scratch ->
+                            let row = trainer.Teachers.[b]
+                            if k = 0 then Array.Clear(row, 0, outputs)
+                            Distill.softmaxAt y offset outputs temperature scratch
+                            Elementwise.Add(ReadOnlySpan(row, 0, outputs), ReadOnlySpan(scratch, 0, outputs), Span(row, 0, outputs))
+                            if k = last then
+                                for j in 0 .. outputs - 1 do
+                                    row.[j] <- row.[j] * scale)
+                    ValueSome(struct (t.Parameters, output))
+                | None -> ValueNone
+            LaneTraining.runChunk net parameters trainer masks drop count state.LaneThreads laneLoss teachers
+
         let mutable start = 0
         while start < data.Count do
             let size = min batch (data.Count - start)
-            // The first chunk writes the batch's gradient, the others add theirs.
+            if lanes then LaneTraining.beginBatch state.Lanes.Value
+            // The first chunk writes the batch's gradient, the others add theirs (on the lanes, every
+            // chunk adds to the lanes' sums, written into grad once the batch is done).
             let mutable first = start
             while first < start + size do
                 let count = min chunk (start + size - first)
-                if batched then presentBatch first count (first > start) else presentOne first (first > start)
+                if lanes then presentLanes first count
+                elif batched then presentBatch first count (first > start)
+                else presentOne first (first > start)
                 first <- first + count
+            if lanes then LaneTraining.endBatch net state.Lanes.Value grad
             if fused.IsNone then state.Optimizer.Step(rate, batch, size, parameters, grad)
             let before = start
             start <- start + size

@@ -156,7 +156,8 @@ let tests =
                 for l, p in Array.zip plan.Layers net.Plans do
                     Expect.equal l.Example (if plainOnly then Im2colGemm else p.ExamplePath) $"{l.Layer}: one example"
                     Expect.equal l.Evaluation (if plainOnly then Im2colGemm else net.BatchPath) $"{l.Layer}: a batch's evaluation"
-                    Expect.equal l.BatchedTraining Im2colGemm $"{l.Layer}: batched training"
+                    Expect.equal l.BatchedTraining (if plainOnly then Im2colGemm else net.BatchPath) $"{l.Layer}: batched training"
+                    Expect.equal (l.BatchedTraining = Lanes) (Train.runsOnLanes backend net 64) $"{l.Layer}: the plan says what batched training runs"
                 if plainOnly then
                     for p in Routing.table net 64 16 do
                         Expect.equal (Routing.routeOf backend p) "mkl" $"{p.Path} {p.Layer} {p.Role}: a CBLAS call"

@@ -64,6 +64,41 @@ module DenseLayer =
         LaneBatch.Dense(ReadOnlySpan input, g.FanIn, ReadOnlySpan(parameters, g.Weight.Offset, g.Weight.Length), g.Units,
                         ReadOnlySpan(parameters, g.Bias.Offset, g.Units), Span lane.Out)
 
+    /// One lane batch's backward (see ILayerKind.LaneBackward): broadcast-weight FMAs for the input
+    /// gradient; the weight gradient summed over the lanes at once into [fanIn, padded units] sums (one
+    /// product per weight and example, so there is nothing to gain from keeping lanes apart), from the
+    /// input and pre-activation gradient laid out example-major; the bias gradients per lane.
+    let laneBackward (plan: LayerPlan) (layer: LaneTrainingLayer) (parameters: float32 array) (input: float32 array) (needInput: bool) =
+        let g = plan.Geometry
+        let lanes = LaneBatch.Lanes
+        let fanIn, units = g.FanIn, g.Units
+        let columns = LaneGradients.PaddedUnits units
+        if needInput then
+            LaneGradients.DenseInputGradient(ReadOnlySpan layer.DeltaPre, units, ro parameters g.Weight.Offset g.Weight.Length, fanIn, Span layer.DeltaIn)
+        let xT = rw layer.Transposed 0 (lanes * fanIn)
+        LaneBatch.FromLanes(ReadOnlySpan input, fanIn, lanes, xT)
+        // dT [16, columns]: each example's row of units, its padding left at zero.
+        let dT = rw layer.Transposed (lanes * fanIn) (lanes * columns)
+        for l in 0 .. lanes - 1 do
+            for u in 0 .. units - 1 do
+                dT.[l * columns + u] <- layer.DeltaPre.[u * lanes + l]
+        LaneGradients.DenseWeightGradient(Span.op_Implicit xT, fanIn, Span.op_Implicit dT, units, rw layer.WeightLanes 0 (fanIn * columns))
+        let n = units * lanes
+        Elementwise.Add(ro layer.BiasLanes 0 n, ro layer.DeltaPre 0 n, rw layer.BiasLanes 0 n)
+
+    /// The end of a batch (see ILayerKind.LaneGradientSum): the weight sums (already over the lanes)
+    /// of both streams added and copied out of their padded rows; the biases summed over the lanes.
+    let laneGradientSum (plan: LayerPlan) (first: LaneTrainingLayer) (second: LaneTrainingLayer voption) (grad: float32 array) =
+        let g = plan.Geometry
+        let fanIn, units = g.FanIn, g.Units
+        let columns = LaneGradients.PaddedUnits units
+        for i in 0 .. fanIn - 1 do
+            let target = rw grad (g.Weight.Offset + i * units) units
+            match second with
+            | ValueSome b -> Elementwise.Add(ro first.WeightLanes (i * columns) units, ro b.WeightLanes (i * columns) units, target)
+            | ValueNone -> (ro first.WeightLanes (i * columns) units).CopyTo target
+        Layers.laneSums plan first second grad false
+
     let kind =
         { new ILayerKind with
             member _.Forward(backend, plan, ws, i, _, _, parameters, input, inputOffset, count) =
@@ -80,4 +115,10 @@ module DenseLayer =
 
             member _.Products(plan, layer, path, count, training) = products plan layer path count training
 
-            member _.LaneForward(plan, lane, parameters, input) = laneForward plan lane parameters input }
+            member _.LaneForward(plan, lane, parameters, input) = laneForward plan lane parameters input
+
+            member _.LaneForwardLaidIn(plan, _, _) = invalidOp $"{plan.Geometry.Name}: a dense layer reads no padded planes"
+
+            member _.LaneBackward(plan, layer, parameters, input, needInput) = laneBackward plan layer parameters input needInput
+
+            member _.LaneGradientSum(plan, first, second, grad) = laneGradientSum plan first second grad }

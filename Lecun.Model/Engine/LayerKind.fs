@@ -43,3 +43,22 @@ type ILayerKind =
 
     /// The 16-lane path's pre-activations of one lane batch: input [in, 16] -> lane.Out [units, 16].
     abstract LaneForward: plan: LayerPlan * lane: LaneLayer * parameters: float32 array * input: float32 array -> unit
+
+    /// Lane training: the forward of one lane batch whose padded input planes the caller has laid into
+    /// lane.Padded (the first layer's shifted or distorted frames, see LaneTraining); a kind that reads
+    /// no padded planes raises.
+    abstract LaneForwardLaidIn: plan: LayerPlan * lane: LaneLayer * parameters: float32 array -> unit
+
+    /// Lane training: one lane batch's backward from layer.DeltaPre [units, 16]: the input gradient into
+    /// layer.DeltaIn [in, 16] when `needInput` (first, from the weights as they were), then the weight and
+    /// bias gradients added into layer.WeightLanes and layer.BiasLanes (laid out as the kind says there).
+    /// `input` is what the forward pass read, [in, 16] (a locally-connected layer reads its padded copy,
+    /// layer.Lane.Padded).
+    abstract LaneBackward:
+        plan: LayerPlan * layer: LaneTrainingLayer * parameters: float32 array * input: float32 array * needInput: bool -> unit
+
+    /// Lane training, the end of a batch: the gradient sums of the first stream's layer, plus the
+    /// second's when it ran (added first, float by float), summed over the lanes into the layer's
+    /// slices of grad, in one fixed order.
+    abstract LaneGradientSum:
+        plan: LayerPlan * first: LaneTrainingLayer * second: LaneTrainingLayer voption * grad: float32 array -> unit

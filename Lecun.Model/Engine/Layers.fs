@@ -66,3 +66,16 @@ module Layers =
         for b in 1 .. count - 1 do
             Elementwise.Add(ro sum 0 units, ro dPre (b * units) units, rw sum 0 units)
         biasGradient sink g.Bias.Offset sum units
+
+    /// Lane training, the end of a batch: per-lane sums of the first stream (plus the second's, lane by
+    /// lane, when it ran) summed over the lanes into grad, the biases and, when `weights`, the weights
+    /// too (LaneGradients.SumLanes: one fixed order).
+    let internal laneSums (plan: LayerPlan) (first: LaneTrainingLayer) (second: LaneTrainingLayer voption) (grad: float32 array) (weights: bool) =
+        let g = plan.Geometry
+        let otherWeights, otherBiases =
+            match second with
+            | ValueSome b -> b.WeightLanes, b.BiasLanes
+            | ValueNone -> Array.empty, Array.empty
+        if weights then
+            LaneGradients.SumLanes(ReadOnlySpan first.WeightLanes, ReadOnlySpan otherWeights, rw grad g.Weight.Offset g.Weight.Length)
+        LaneGradients.SumLanes(ReadOnlySpan first.BiasLanes, ReadOnlySpan otherBiases, rw grad g.Bias.Offset g.Bias.Length)

@@ -158,18 +158,46 @@ module LocalLayer =
                             if count % chunk > 0 then
                                 yield item "input gradient" (Gemm(true, false, run.Length, (count % chunk) * u.Positions, grp.Planes)) 1 fused ]
 
-    /// One lane batch through the layer: pad the input planes, then LaneBatch.Local per plane group.
-    let laneForward (plan: LayerPlan) (lane: LaneLayer) (parameters: float32 array) (input: float32 array) =
+    /// One lane batch through the layer whose padded input planes are in lane.Padded: LaneBatch.Local per plane group.
+    let laneForwardLaidIn (plan: LayerPlan) (lane: LaneLayer) (parameters: float32 array) =
         let lanes = LaneBatch.Lanes
         let g = plan.Geometry
-        let struct (l, inPlanes, h, w, _, _) = localDims g
-        LaneBatch.Pad(ReadOnlySpan input, inPlanes, h, w, l.Padding, Span lane.Padded)
         let positions = lane.Origins.Length
         for struct (first, planes, taps) in lane.Taps do
             LaneBatch.Local(ReadOnlySpan lane.Padded, ReadOnlySpan lane.Origins, ReadOnlySpan taps,
                             ReadOnlySpan(parameters, g.Weight.Offset + first * g.FanIn, planes * g.FanIn), planes,
                             ReadOnlySpan(parameters, g.Bias.Offset + first * positions, planes * positions),
                             Span(lane.Out, first * positions * lanes, planes * positions * lanes))
+
+    /// One lane batch through the layer: pad the input planes, then laneForwardLaidIn.
+    let laneForward (plan: LayerPlan) (lane: LaneLayer) (parameters: float32 array) (input: float32 array) =
+        let struct (l, inPlanes, h, w, _, _) = localDims plan.Geometry
+        LaneBatch.Pad(ReadOnlySpan input, inPlanes, h, w, l.Padding, Span lane.Padded)
+        laneForwardLaidIn plan lane parameters
+
+    /// One lane batch's backward (see ILayerKind.LaneBackward): the transposed implicit GEMM through the
+    /// forward pass's window and tap tables into the padded input gradient, each plane group adding in
+    /// turn, then its interior; the weight gradients per lane from the padded input the forward pass
+    /// read; the bias gradients per lane.
+    let laneBackward (plan: LayerPlan) (layer: LaneTrainingLayer) (parameters: float32 array) (needInput: bool) =
+        let lanes = LaneBatch.Lanes
+        let g = plan.Geometry
+        let struct (l, inPlanes, h, w, _, _) = localDims g
+        let lane = layer.Lane
+        let positions = lane.Origins.Length
+        let fanIn = g.FanIn
+        if needInput then
+            Array.Clear layer.PaddedDelta
+            for struct (first, planes, taps) in lane.Taps do
+                LaneGradients.LocalInputGradient(ro layer.DeltaPre (first * positions * lanes) (planes * positions * lanes), ReadOnlySpan lane.Origins, ReadOnlySpan taps,
+                                                 ReadOnlySpan(parameters, g.Weight.Offset + first * fanIn, planes * fanIn), planes, Span layer.PaddedDelta)
+            LaneBatch.Unpad(ReadOnlySpan layer.PaddedDelta, inPlanes, h, w, l.Padding, Span layer.DeltaIn)
+        for struct (first, planes, taps) in lane.Taps do
+            LaneGradients.LocalWeightGradient(ReadOnlySpan lane.Padded, ReadOnlySpan lane.Origins, ReadOnlySpan taps,
+                                              ro layer.DeltaPre (first * positions * lanes) (planes * positions * lanes), planes,
+                                              Span(layer.WeightLanes, first * fanIn * lanes, planes * fanIn * lanes))
+        let n = g.Units * lanes
+        Elementwise.Add(ReadOnlySpan(layer.BiasLanes, 0, n), ReadOnlySpan(layer.DeltaPre, 0, n), Span(layer.BiasLanes, 0, n))
 
     let kind =
         { new ILayerKind with
@@ -192,4 +220,10 @@ module LocalLayer =
 
             member _.Products(plan, layer, path, count, training) = products plan layer path count training
 
-            member _.LaneForward(plan, lane, parameters, input) = laneForward plan lane parameters input }
+            member _.LaneForward(plan, lane, parameters, input) = laneForward plan lane parameters input
+
+            member _.LaneForwardLaidIn(plan, lane, parameters) = laneForwardLaidIn plan lane parameters
+
+            member _.LaneBackward(plan, layer, parameters, _, needInput) = laneBackward plan layer parameters needInput
+
+            member _.LaneGradientSum(plan, first, second, grad) = Layers.laneSums plan first second grad true }

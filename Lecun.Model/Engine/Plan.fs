@@ -28,7 +28,8 @@ type KernelPath =
     /// fused with a permuted unfold (PhaseUnfold, through Im2ColPlan.Product/InputGradient), bit for bit
     /// the plain path's roundings.
     | PhasePermute
-    /// Evaluation of a batch, 16 examples per vector lane through every layer (LaneBatch, AVX-512).
+    /// A batch, 16 examples per vector lane through every layer: evaluation (LaneBatch) and batched
+    /// training (LaneTraining, LaneGradients).
     | Lanes
 
 module KernelPath =
@@ -50,8 +51,8 @@ module KernelPath =
     /// ExecutionPlan, the passes and the routing table all ask it.
     let under (backend: IBackend) (path: KernelPath) = if servedBy backend path then path else Im2colGemm
 
-    /// The path of a batch's evaluation on this CPU, the one place that decides whether the 16-lane path
-    /// runs: Lanes where LaneBatch runs natively (AVX-512), otherwise Im2colGemm.
+    /// The path of a batch (evaluation and batched training) on this CPU, the one place that decides
+    /// whether the 16-lane path runs: Lanes where LaneBatch runs natively, otherwise Im2colGemm.
     let batchPath = if LaneBatch.IsSupported then Lanes else Im2colGemm
 
 type LayerPlan =
@@ -72,8 +73,8 @@ type LayerPlan =
 type Network =
     { Layout: NetLayout
       Plans: LayerPlan array
-      /// The path of a batch's evaluation where the provider serves it (KernelPath.under): Lanes where the CPU
-      /// has AVX-512, otherwise Im2colGemm.
+      /// The path of a batch (evaluation and batched training) where the provider serves it
+      /// (KernelPath.under): Lanes where the CPU has the lane kernels, otherwise Im2colGemm.
       BatchPath: KernelPath }
 
 module Network =
@@ -127,7 +128,7 @@ module ExecutionPlan =
                 { Layer = plan.Geometry.Name
                   Example = KernelPath.under backend plan.ExamplePath
                   Evaluation = KernelPath.under backend net.BatchPath
-                  BatchedTraining = Im2colGemm }) }
+                  BatchedTraining = KernelPath.under backend net.BatchPath }) }
 
 /// Training's random shifts of the input digit: one unfold plan of the first layer for each shift
 /// (dx, dy) in [-Max, Max]^2, which moves the digit inside the layer's padding (see Im2ColPlan).

@@ -26,12 +26,14 @@ let products (net: Network) (path: string) (count: int) (training: bool) =
         yield! (LayerKinds.ofPlan plan).Products(plan, i, path, count, training) ]
 
 /// The products of per-example training, batched training at `batch` (per chunk of at most
-/// Workspace.batchChunk examples, as the engine runs a larger batch), and evaluation at `evalBatch`
-/// (its lane path, where the network has one, replaces them all under providers that serve it).
+/// Workspace.batchChunk examples, as the engine runs a larger batch), and evaluation at `evalBatch`.
+/// Where the network has a lane path, it replaces the batched products under providers that serve it (IBackend.Paths),
+/// in training (LaneTraining, 16 examples per vector) as in evaluation; under mkl they stay the im2col
+/// GEMMs listed here, every one a CBLAS call.
 let table (net: Network) (batch: int) (evalBatch: int) =
     let chunk = Workspace.trainingCapacity batch
     let batched = if chunk < batch then $"batched training, batch {batch} in chunks of {chunk}" else $"batched training, batch {batch}"
+    let onLanes (p: Product) = if net.BatchPath = Lanes then { p with Kernel = Lanes } else p
     products net "per-example training" 1 true
-    @ (if batch > 1 then products net batched chunk true else [])
-    @ (products net $"evaluation, batch {evalBatch}" evalBatch false
-       |> List.map (fun p -> if net.BatchPath = Lanes then { p with Kernel = Lanes } else p))
+    @ (if batch > 1 then products net batched chunk true |> List.map onLanes else [])
+    @ (products net $"evaluation, batch {evalBatch}" evalBatch false |> List.map onLanes)

@@ -72,13 +72,44 @@ public static class LaneBatch
     /// [planes, height + 2 pad, width + 2 pad, 16]; the border is left as it is (the caller fills it
     /// with the pad value once).
     /// </summary>
-    public static void Pad(ReadOnlySpan<float> lanes, int planes, int height, int width, int pad, Span<float> padded)
+    public static unsafe void Pad(ReadOnlySpan<float> lanes, int planes, int height, int width, int pad, Span<float> padded)
     {
-        int ph = height + 2 * pad, pw = width + 2 * pad, row = width * Lanes;
-        if (lanes.Length < planes * height * row || padded.Length < planes * ph * pw * Lanes) throw new ArgumentException("pad: buffer too small");
+        CheckInterior(lanes.Length, planes, height, width, pad, padded.Length);
+        fixed (float* from = lanes, to = padded) CopyInterior(from, to, planes, height, width, pad, toPadded: true);
+    }
+
+    /// <summary>
+    /// The interior of padded planes [planes, height + 2 pad, width + 2 pad, 16] into planes
+    /// [planes, height, width, 16]: the inverse of <see cref="Pad"/> (in training, a padded input
+    /// gradient to the gradient of the layer below's outputs; what reached the border is dropped, as
+    /// the padding is constant).
+    /// </summary>
+    public static unsafe void Unpad(ReadOnlySpan<float> padded, int planes, int height, int width, int pad, Span<float> lanes)
+    {
+        CheckInterior(lanes.Length, planes, height, width, pad, padded.Length);
+        fixed (float* from = padded, to = lanes) CopyInterior(to, from, planes, height, width, pad, toPadded: false);
+    }
+
+    static void CheckInterior(int lanes, int planes, int height, int width, int pad, int padded)
+    {
+        if (planes < 0 || height < 0 || width < 0 || pad < 0) throw new ArgumentException("pad: negative size");
+        if (lanes < planes * height * width * Lanes || padded < planes * (height + 2 * pad) * (width + 2 * pad) * Lanes)
+            throw new ArgumentException("pad: buffer too small");
+    }
+
+    // Row by row between the planes and the interior of the padded planes, in the direction asked.
+    static unsafe void CopyInterior(float* planesBase, float* paddedBase, int planes, int height, int width, int pad, bool toPadded)
+    {
+        int ph = height + 2 * pad, pw = width + 2 * pad;
+        long row = (long)width * Lanes, bytes = row * sizeof(float);
         for (int p = 0; p < planes; p++)
             for (int y = 0; y < height; y++)
-                lanes.Slice((p * height + y) * row, row).CopyTo(padded.Slice(((p * ph + y + pad) * pw + pad) * Lanes, row));
+            {
+                float* unpadded = planesBase + (p * height + y) * row;
+                float* inside = paddedBase + (((long)p * ph + y + pad) * pw + pad) * Lanes;
+                if (toPadded) Buffer.MemoryCopy(unpadded, inside, bytes, bytes);
+                else Buffer.MemoryCopy(inside, unpadded, bytes, bytes);
+            }
     }
 
     /// <summary>
