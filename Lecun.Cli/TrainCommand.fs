@@ -45,6 +45,7 @@ type TrainArgs =
     | Distill of teachers: int
     | Temperature of t: float
     | Distill_Weight of weight: float
+    | Sam of rho: float
 
     interface IArgParserTemplate with
         member a.Usage =
@@ -81,6 +82,7 @@ type TrainArgs =
             | Distill _ -> "first train this many teachers (the same recipe, other seeds), then train on their averaged soft outputs (0 = none)."
             | Temperature _ -> "distillation: softmax temperature of the teachers' and the student's soft outputs (default 2)."
             | Distill_Weight _ -> "distillation: weight of the teachers' term; the labels' term gets the rest (default 1)."
+            | Sam _ -> "adamw: sharpness-aware minimization, each example's gradient taken at the weights moved this distance rho up its own gradient (twice the training cost; 0 = none)."
 
 /// One pass's report; `testName` is the second split's name ("test", or "held-out" with --holdout).
 let passLine (testName: string) (m: PassMetrics) =
@@ -124,7 +126,8 @@ let overridesFrom (args: ParseResults<TrainArgs>) : RecipeOverride list =
           args.TryGetResult Schedule |> named LrSchedule.parse RecipeOverride.Schedule
           args.TryGetResult Distill |> Option.map RecipeOverride.Distill
           args.TryGetResult Temperature |> Option.map RecipeOverride.Temperature
-          args.TryGetResult Distill_Weight |> Option.map RecipeOverride.DistillWeight ]
+          args.TryGetResult Distill_Weight |> Option.map RecipeOverride.DistillWeight
+          args.TryGetResult Sam |> Option.map RecipeOverride.Sam ]
 
 /// The recipe `--recipe` names (lecun1989 by default) with the other options' overrides.
 let recipeFrom (args: ParseResults<TrainArgs>) =

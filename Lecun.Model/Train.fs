@@ -73,7 +73,9 @@ module Train =
           /// The refinements: affine/elastic distortions (None when the recipe has none) and distillation's teachers.
           Distorter: Distorter option
           Teachers: TeacherSet option
-          Soft: float32 array }
+          Soft: float32 array
+          /// Sharpness-aware minimization's buffers (None when the recipe has none).
+          Sam: SamBuffers option }
 
     let createState (net: Network) (recipe: Recipe) =
         let n = net.Layout.ParamCount
@@ -88,7 +90,8 @@ module Train =
             if DistortionSettings.isNone recipe.Refine.Distortion then None
             else Some(Distortion.create net recipe.Refine.Distortion recipe.Seed)
           Teachers = None
-          Soft = Array.zeroCreate net.Layout.OutputSize }
+          Soft = Array.zeroCreate net.Layout.OutputSize
+          Sam = if recipe.Refine.Sam > 0.0f then Some(Sam.create n) else None }
 
     /// Index of the layer whose output is dropped out (the input of the first layer that reads a vector), if the recipe drops any
     /// (a value option: nothing is allocated per pass).
@@ -146,7 +149,7 @@ module Train =
         let softWeight = match state.Teachers with Some t -> t.Settings.Weight | None -> 0.0f
         let temperature = match state.Teachers with Some t -> t.Settings.Temperature | None -> 1.0f
         let teacher = match state.Teachers with Some t -> t.Probabilities | None -> state.Soft
-        let refined = state.Distorter.IsSome || state.Teachers.IsSome || Refinements.softTargets refine
+        let refined = state.Distorter.IsSome || state.Teachers.IsSome || Refinements.softTargets refine || state.Sam.IsSome
         let batched = batch > 1 && ws.Capacity > 1 && not refined
         let chunk = if batched then min ws.Capacity (state.BatchDOut.Length / outputs) else 1
 
@@ -182,19 +185,34 @@ module Train =
                 | None when recipe.Shift > 0 -> ValueSome(InputShifts.plan state.Shifts dx dy)
                 | None -> ValueNone
             drawMask state ws drop keep dropUnits 0
-            match shift with
-            | ValueSome unfold -> Forward.runShifted backend net parameters ws unfold x xOffset drop
-            | ValueNone -> Forward.runWith backend net parameters ws x xOffset 1 drop
+            // The teachers read the digit, not the student's weights: once per presentation.
             match state.Teachers with
             | Some t -> Distill.teach backend net t shift x xOffset
             | None -> ()
-            if Refinements.softTargets refine then
-                // Label smoothing and/or the teachers' soft outputs.
-                Distill.gradient (Forward.outputs net ws) 0 outputs data.Labels.[i] refine.LabelSmoothing teacher temperature softWeight state.Soft state.DOut
-            else Loss.gradient recipe.Loss (Forward.outputs net ws) 0 outputs data.Labels.[i] state.DOut
-            match fused with
-            | ValueSome sink -> Backward.runInto backend net parameters ws x xOffset state.DOut sink drop
-            | ValueNone -> Backward.runWith backend net parameters ws x xOffset state.DOut grad accumulate drop
+            let x = x
+            let xOffset = xOffset
+            // The forward pass and the loss gradient at the current weights, with this presentation's
+            // input and dropout mask (inline: nothing is allocated per presentation).
+            let inline forward () =
+                match shift with
+                | ValueSome unfold -> Forward.runShifted backend net parameters ws unfold x xOffset drop
+                | ValueNone -> Forward.runWith backend net parameters ws x xOffset 1 drop
+                if Refinements.softTargets refine then
+                    // Label smoothing and/or the teachers' soft outputs.
+                    Distill.gradient (Forward.outputs net ws) 0 outputs data.Labels.[i] refine.LabelSmoothing teacher temperature softWeight state.Soft state.DOut
+                else Loss.gradient recipe.Loss (Forward.outputs net ws) 0 outputs data.Labels.[i] state.DOut
+            match state.Sam, fused with
+            | Some sam, _ ->
+                // Recipe.validate keeps SAM off the fused SGD step: the weights must be restored before a step.
+                Sam.gradient sam refine.Sam parameters (fun target add ->
+                    forward ()
+                    Backward.runWith backend net parameters ws x xOffset state.DOut target add drop) grad accumulate
+            | None, ValueSome sink ->
+                forward ()
+                Backward.runInto backend net parameters ws x xOffset state.DOut sink drop
+            | None, ValueNone ->
+                forward ()
+                Backward.runWith backend net parameters ws x xOffset state.DOut grad accumulate drop
 
         let mutable start = 0
         while start < data.Count do
