@@ -75,7 +75,9 @@ module Train =
           Teachers: TeacherSet option
           Soft: float32 array
           /// Sharpness-aware minimization's buffers (None when the recipe has none).
-          Sam: SamBuffers option }
+          Sam: SamBuffers option
+          /// Tangent propagation's buffers (None when the recipe has none).
+          Tangents: TangentBuffers option }
 
     let createState (net: Network) (recipe: Recipe) =
         let n = net.Layout.ParamCount
@@ -91,7 +93,16 @@ module Train =
             else Some(Distortion.create net recipe.Refine.Distortion recipe.Seed)
           Teachers = None
           Soft = Array.zeroCreate net.Layout.OutputSize
-          Sam = if recipe.Refine.Sam > 0.0f then Some(Sam.create n) else None }
+          Sam = if recipe.Refine.Sam > 0.0f then Some(Sam.create n) else None
+          Tangents =
+            match recipe.Refine.TangentProp > 0.0f, net.Plans.[0].Geometry.Spec with
+            | true, Local l ->
+                let side (n: int) = n + 2 * l.Padding
+                match net.Plans.[0].Geometry.InShape with
+                | [ 1; h; w ] -> Some(TangentProp.create net (side h) (side w) recipe.Seed)
+                | _ -> invalidArg (nameof recipe) "tangent propagation needs a first layer that reads one plane"
+            | true, _ -> invalidArg (nameof recipe) "tangent propagation needs a locally-connected first layer"
+            | false, _ -> None }
 
     /// Index of the layer whose output is dropped out (the input of the first layer that reads a vector), if the recipe drops any
     /// (a value option: nothing is allocated per pass).
@@ -149,7 +160,7 @@ module Train =
         let softWeight = match state.Teachers with Some t -> t.Settings.Weight | None -> 0.0f
         let temperature = match state.Teachers with Some t -> t.Settings.Temperature | None -> 1.0f
         let teacher = match state.Teachers with Some t -> t.Probabilities | None -> state.Soft
-        let refined = state.Distorter.IsSome || state.Teachers.IsSome || Refinements.softTargets refine || state.Sam.IsSome
+        let refined = state.Distorter.IsSome || state.Teachers.IsSome || Refinements.softTargets refine || state.Sam.IsSome || state.Tangents.IsSome
         let batched = batch > 1 && ws.Capacity > 1 && not refined
         let chunk = if batched then min ws.Capacity (state.BatchDOut.Length / outputs) else 1
 
@@ -201,18 +212,33 @@ module Train =
                     // Label smoothing and/or the teachers' soft outputs.
                     Distill.gradient (Forward.outputs net ws) 0 outputs data.Labels.[i] refine.LabelSmoothing teacher temperature softWeight state.Soft state.DOut
                 else Loss.gradient recipe.Loss (Forward.outputs net ws) 0 outputs data.Labels.[i] state.DOut
+            // With tangent propagation, the digit moved a little along a random tangent, with the same dropout mask.
+            match state.Tangents with
+            | Some tp ->
+                TangentProp.perturb tp x
+                if drop >= 0 then Array.blit ws.DropMask.[drop] 0 tp.Workspace.DropMask.[drop] 0 dropUnits
+            | None -> ()
+            // The example's gradient at the current weights into target (added when `add`).
+            let inline gradientInto (target: float32 array) (add: bool) =
+                match state.Tangents, shift with
+                | Some tp, ValueSome unfold ->
+                    // Recipe.validate asks for distortions, so the frame is read through its plan.
+                    Forward.runShifted backend net parameters tp.Workspace unfold tp.Perturbed 0 drop
+                    forward ()
+                    TangentProp.addGradient refine.TangentProp (Forward.outputs net ws) (Forward.outputs net tp.Workspace) outputs state.DOut tp.DOut
+                    Backward.runWith backend net parameters ws x xOffset state.DOut target add drop
+                    Backward.runWith backend net parameters tp.Workspace tp.Perturbed 0 tp.DOut target true drop
+                | _ ->
+                    forward ()
+                    Backward.runWith backend net parameters ws x xOffset state.DOut target add drop
             match state.Sam, fused with
             | Some sam, _ ->
                 // Recipe.validate keeps SAM off the fused SGD step: the weights must be restored before a step.
-                Sam.gradient sam refine.Sam parameters (fun target add ->
-                    forward ()
-                    Backward.runWith backend net parameters ws x xOffset state.DOut target add drop) grad accumulate
+                Sam.gradient sam refine.Sam parameters gradientInto grad accumulate
             | None, ValueSome sink ->
                 forward ()
                 Backward.runInto backend net parameters ws x xOffset state.DOut sink drop
-            | None, ValueNone ->
-                forward ()
-                Backward.runWith backend net parameters ws x xOffset state.DOut grad accumulate drop
+            | None, ValueNone -> gradientInto grad accumulate
 
         let mutable start = 0
         while start < data.Count do
