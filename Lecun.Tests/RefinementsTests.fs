@@ -17,6 +17,15 @@ let private frameSide = side + 2 * pad
 let private property name maxTest (gen: Gen<'a>) (body: 'a -> unit) =
     testPropertyWithConfig { FsCheckConfig.defaultConfig with maxTest = maxTest } name (Prop.forAll (Arb.fromGen gen) body)
 
+/// Bytes this thread allocates in a second training pass of `recipe` over `train` (the first one warms up).
+let private secondPassAllocation (net: Network) (recipe: Recipe) (state: Train.State) (parameters: float32 array) (train: Dataset) =
+    let ws = Workspace.create net 1
+    let pass () = Train.trainOnePass Backend.Managed net recipe 1 parameters ws state train ignore
+    pass ()
+    let before = GC.GetAllocatedBytesForCurrentThread()
+    pass ()
+    GC.GetAllocatedBytesForCurrentThread() - before
+
 /// A digit with values in [-1, 1] (ink +1, paper -1), quarter steps so every value is exact.
 let private genImage = Gen.choose (-4, 4) |> Gen.map (fun v -> float32 v / 4.0f) |> Gen.arrayOfLength (side * side)
 
@@ -126,12 +135,7 @@ let tests =
             let net = Recipe.network recipe
             let p = Init.create recipe.WeightInit net.Layout 1
             let state = { Train.createState net recipe with Teachers = Some(Distill.create net teacher [| Init.create recipe.WeightInit net.Layout 2 |]) }
-            let ws = Workspace.create net 1
-            let pass () = Train.trainOnePass Backend.Managed net recipe 1 p ws state data.Train ignore
-            pass ()
-            let before = GC.GetAllocatedBytesForCurrentThread()
-            pass ()
-            Expect.equal (GC.GetAllocatedBytesForCurrentThread() - before) 0L "bytes allocated in 1000 presentations"
+            Expect.equal (secondPassAllocation net recipe state p data.Train) 0L "bytes allocated in 1000 presentations"
         }
 
         property "SAM's gradient is the gradient at w + rho g / |g|, and the weights are w again, bit for bit" 200
@@ -187,14 +191,7 @@ let tests =
             Expect.isLessThan after (0.9 * before) $"training loss {before:F4} -> {after:F4}"
             // With tangent propagation as well, which runs inside each of SAM's two gradients.
             let noDrop = { recipe with Dropout = 0.0f; Refine = { recipe.Refine with TangentProp = 0.1f } }
-            let p = Array.copy initial
-            let state = Train.createState net noDrop
-            let ws = Workspace.create net 1
-            let pass () = Train.trainOnePass Backend.Managed net noDrop 1 p ws state data.Train ignore
-            pass ()
-            let before = GC.GetAllocatedBytesForCurrentThread()
-            pass ()
-            Expect.equal (GC.GetAllocatedBytesForCurrentThread() - before) 0L "bytes allocated in 300 presentations"
+            Expect.equal (secondPassAllocation net noDrop (Train.createState net noDrop) (Array.copy initial) data.Train) 0L "bytes allocated in 300 presentations"
         }
 
         test "tangent propagation's gradient, as training computes it, is the derivative of the loss plus the penalty" {
