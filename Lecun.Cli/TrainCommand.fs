@@ -44,6 +44,8 @@ type TrainArgs =
     | Distill of teachers: int
     | Temperature of t: float
     | Distill_Weight of weight: float
+    | Sam of rho: float
+    | Tangent_Prop of weight: float
 
     interface IArgParserTemplate with
         member a.Usage =
@@ -80,6 +82,8 @@ type TrainArgs =
             | Distill _ -> "first train this many teachers (the same recipe, other seeds), then train on their averaged soft outputs (0 = none)."
             | Temperature _ -> "distillation: softmax temperature of the teachers' and the student's soft outputs (default 2)."
             | Distill_Weight _ -> "distillation: weight of the teachers' term; the labels' term gets the rest (default 1)."
+            | Tangent_Prop _ -> "adamw, with distortions: tangent propagation (Simard et al. 1992, finite-difference form), the outputs held still along a random mix of the presented digit's translation, rotation, scaling and thickening tangents, with this weight (twice the training cost; 0 = none)."
+            | Sam _ -> "adamw: sharpness-aware minimization, each example's gradient taken at the weights moved this distance rho up its own gradient (twice the training cost; 0 = none)."
 
 /// One pass's report; `testName` is the second split's name ("test", or "held-out" with --holdout).
 let passLine (testName: string) (m: PassMetrics) =
@@ -112,7 +116,9 @@ let overridesFrom (args: ParseResults<TrainArgs>) : RecipeOverride list =
           args.TryGetResult Schedule |> named LrSchedule.parse RecipeOverride.Schedule
           args.TryGetResult Distill |> Option.map RecipeOverride.Distill
           args.TryGetResult Temperature |> Option.map RecipeOverride.Temperature
-          args.TryGetResult Distill_Weight |> Option.map RecipeOverride.DistillWeight ]
+          args.TryGetResult Distill_Weight |> Option.map RecipeOverride.DistillWeight
+          args.TryGetResult Sam |> Option.map RecipeOverride.Sam
+          args.TryGetResult Tangent_Prop |> Option.map RecipeOverride.TangentProp ]
 
 /// The recipe `--recipe` names (lecun1989 by default) with the other options' overrides.
 let recipeFrom (args: ParseResults<TrainArgs>) =

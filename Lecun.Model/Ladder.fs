@@ -41,6 +41,9 @@ module Ladder =
     /// 80 passes over 7,291 (583,280), so the step changes the data and not the amount of training.
     let step5Passes = 12
 
+    /// The passes of the cosine schedule's step; a longer schedule, if refined has one, is a step of its own.
+    let cosinePasses = 120
+
     /// The techniques of Recipe.refined beyond modern, in ladder order: what each step adds, how it
     /// changes the step before, and its train flags. Derived from Recipe.refined, so the last step is it.
     let refinements : (string * RecipeOverride list) list =
@@ -57,9 +60,14 @@ module Ladder =
               [ RecipeOverride.Elastic(f64 d.ElasticAlpha); RecipeOverride.ElasticSigma(f64 d.ElasticSigma) ]
           if f.LabelSmoothing > 0.0f then
               $"label smoothing {inv f.LabelSmoothing}", [ RecipeOverride.LabelSmoothing(f64 f.LabelSmoothing) ]
-          if f.Schedule <> Linear || Recipe.refined.Passes <> Recipe.modern.Passes then
-              $"{LrSchedule.name f.Schedule} learning-rate schedule, {Recipe.refined.Passes} passes",
-              [ RecipeOverride.Schedule f.Schedule; RecipeOverride.Passes Recipe.refined.Passes ]
+          let schedulePasses = min Recipe.refined.Passes cosinePasses
+          if f.Schedule <> Linear || schedulePasses <> Recipe.modern.Passes then
+              $"{LrSchedule.name f.Schedule} learning-rate schedule, {schedulePasses} passes",
+              [ RecipeOverride.Schedule f.Schedule; RecipeOverride.Passes schedulePasses ]
+          if Recipe.refined.Dropout <> Recipe.modern.Dropout then
+              $"dropout {inv Recipe.refined.Dropout} (the distortions regularize)", [ RecipeOverride.Dropout(f64 Recipe.refined.Dropout) ]
+          if Recipe.refined.Passes > schedulePasses then
+              $"a longer schedule: {Recipe.refined.Passes} passes", [ RecipeOverride.Passes Recipe.refined.Passes ]
           if f.AverageLast > 0 then
               $"weights averaged over the last {f.AverageLast} passes", [ RecipeOverride.AverageLast f.AverageLast ]
           match f.Distill with

@@ -85,6 +85,10 @@ type RecipeOverride =
     | Distill of int
     | Temperature of float
     | DistillWeight of float
+    /// Sharpness-aware minimization's radius (0 = none); the optimizer must be AdamW.
+    | Sam of float
+    /// Tangent propagation's weight (0 = none); needs distortions (it perturbs the distorted frame) and AdamW.
+    | TangentProp of float
 
 module Recipe =
     /// The paper's experiment: per-example SGD in file order, 23 passes, MSE, tanh everywhere, lr 0.03.
@@ -121,11 +125,13 @@ module Recipe =
             Shift = 1 }
 
     /// modern plus each refinement (Refinements) that lowered the error on held-out training digits
-    /// (settings chosen with --holdout 1000; README, "Beyond the essay"). Ladder steps 6.. add them one at a time.
+    /// (settings chosen with --holdout 1000; README, "Beyond the essay"), and without modern's dropout,
+    /// which the distortions make redundant. Ladder steps 6.. add them one at a time.
     let refined =
         { modern with
             Name = "refined"
-            Passes = 120
+            Passes = 240
+            Dropout = 0.0f
             Refine =
                 { Refinements.none with
                     Distortion = { DistortionSettings.none with Rotation = 15.0f; Scaling = 0.15f; Shear = 0.2f }
@@ -208,7 +214,9 @@ module Recipe =
               if f.AverageLast > 0 then $"weights averaged over the last {f.AverageLast} passes"
               match f.Distill with
               | Some t -> $"distilled from {t.Teachers} teachers at T {t.Temperature} weight {t.Weight}"
-              | None -> () ]
+              | None -> ()
+              if f.Sam > 0.0f then $"sharpness-aware rho {f.Sam}"
+              if f.TangentProp > 0.0f then $"tangent propagation weight {f.TangentProp}" ]
         String.concat ", " ([ $"{Activation.name r.Hidden}/{Activation.name r.Output}"; $"init {WeightInit.name r.WeightInit}"; Loss.name r.Loss; optimizer; $"batch {r.BatchSize}"; $"{r.Passes} passes" ] @ extras)
 
     let private check condition (message: string) = if condition then Ok() else Error message
@@ -287,6 +295,13 @@ module Recipe =
             do! check (not (Refinements.softTargets f) || r.Loss = SoftmaxCrossEntropy) "--label-smoothing and --distill need softmax cross-entropy (--loss softmax-ce)"
             do! check (f.Schedule = Linear || (match r.Optimizer with AdamW _ -> true | _ -> false)) "--schedule applies to the adamw optimizer only"
             do! check (f.Distortion.ElasticAlpha = 0.0f || f.Distortion.ElasticSigma > 0.0f) "--elastic-sigma must be positive"
+            do! check (f.Sam >= 0.0f && Single.IsFinite f.Sam) $"recipe {r.Name}: SAM's radius must be a non-negative number, got {show32 f.Sam}"
+            // SAM puts the weights back after its perturbed gradient, before the step: a fused step would update them before that.
+            do! check (f.Sam = 0.0f || (match r.Optimizer with AdamW _ -> true | _ -> false)) "--sam applies to the adamw optimizer only"
+            do! check (f.TangentProp >= 0.0f && Single.IsFinite f.TangentProp) $"recipe {r.Name}: tangent propagation's weight must be a non-negative number, got {show32 f.TangentProp}"
+            // Its second pass adds a gradient after the first: a fused step would have moved the weights between them.
+            do! check (f.TangentProp = 0.0f || (match r.Optimizer with AdamW _ -> true | _ -> false)) "--tangent-prop applies to the adamw optimizer only"
+            do! check (f.TangentProp = 0.0f || not (DistortionSettings.isNone f.Distortion)) "--tangent-prop needs distortions (--rotation, --scaling, --shear or --elastic): it perturbs the distorted frame"
             return r
         }
 
@@ -318,6 +333,8 @@ module Recipe =
         | RecipeOverride.Distill _ -> 19
         | RecipeOverride.Temperature _ -> 20
         | RecipeOverride.DistillWeight _ -> 21
+        | RecipeOverride.Sam _ -> 22
+        | RecipeOverride.TangentProp _ -> 23
 
     // Helpers of the refinements' overrides.
     let private inRange (flag: string) (lo: float) (hi: float) (x: float) : Result<float32, string> =
@@ -363,6 +380,8 @@ module Recipe =
             Ok { r with Refine = { r.Refine with Distill = Some { d with Teachers = n } } }
         | RecipeOverride.Temperature x -> inRange "--temperature" 0.1 20.0 x |> Result.bind (fun v -> teachers r "--temperature" (fun d -> { d with Temperature = v }))
         | RecipeOverride.DistillWeight x -> inRange "--distill-weight" 0.0 1.0 x |> Result.bind (fun v -> teachers r "--distill-weight" (fun d -> { d with Weight = v }))
+        | RecipeOverride.Sam x -> inRange "--sam" 0.0 1.0 x |> Result.map (fun v -> { r with Refine = { r.Refine with Sam = v } })
+        | RecipeOverride.TangentProp x -> inRange "--tangent-prop" 0.0 100.0 x |> Result.map (fun v -> { r with Refine = { r.Refine with TangentProp = v } })
 
     /// The minibatch rule: a recipe's rates are per-example rates, and at batch size B AdamW's initial
     /// rate grows with sqrt(B) (3e-4 at 1, 2.4e-3 at 64; the final rate stays), which kept modern's
@@ -411,6 +430,8 @@ module Recipe =
         | RecipeOverride.Distill n -> "--distill", string n
         | RecipeOverride.Temperature x -> "--temperature", inv x
         | RecipeOverride.DistillWeight x -> "--distill-weight", inv x
+        | RecipeOverride.Sam x -> "--sam", inv x
+        | RecipeOverride.TangentProp x -> "--tangent-prop", inv x
 
     /// Seeds `first`, `first + 1`, ... `first + count - 1`, refused when the last one would not be an int
     /// (it would wrap around to a negative seed).

@@ -30,11 +30,15 @@ type Refinements =
       LabelSmoothing: float32
       Schedule: LrSchedule
       /// Distillation from an ensemble of copies of the network trained first (None = none).
-      Distill: DistillSettings option }
+      Distill: DistillSettings option
+      /// Sharpness-aware minimization's radius rho (Sam.fs), per example; 0 = none.
+      Sam: float32
+      /// Tangent propagation's weight (TangentProp.fs); 0 = none.
+      TangentProp: float32 }
 
 module Refinements =
     let none =
-        { Distortion = DistortionSettings.none; AverageLast = 0; LabelSmoothing = 0.0f; Schedule = Linear; Distill = None }
+        { Distortion = DistortionSettings.none; AverageLast = 0; LabelSmoothing = 0.0f; Schedule = Linear; Distill = None; Sam = 0.0f; TangentProp = 0.0f }
 
     /// True when the training loss is not plain softmax cross-entropy on the labels.
     let softTargets (r: Refinements) = r.LabelSmoothing > 0.0f || r.Distill.IsSome

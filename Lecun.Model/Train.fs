@@ -77,7 +77,11 @@ module Train =
           /// The 16-lane training buffers, made when a batched pass first runs on the lanes.
           Lanes: Lazy<LaneTrainer>
           /// Threads a batch's 16-example groups run on (1 or 2; the same result either way).
-          LaneThreads: int }
+          LaneThreads: int
+          /// Sharpness-aware minimization's buffers (None when the recipe has none).
+          Sam: SamBuffers option
+          /// Tangent propagation's buffers (None when the recipe has none).
+          Tangents: TangentBuffers option }
 
     let createState (net: Network) (recipe: Recipe) =
         let n = net.Layout.ParamCount
@@ -94,7 +98,16 @@ module Train =
           Teachers = None
           Soft = Array.zeroCreate net.Layout.OutputSize
           Lanes = lazy (LaneTraining.create net (Workspace.trainingCapacity recipe.BatchSize))
-          LaneThreads = 1 }
+          LaneThreads = 1
+          Sam = if recipe.Refine.Sam > 0.0f then Some(Sam.create n) else None
+          Tangents =
+            if recipe.Refine.TangentProp <= 0.0f then None
+            else
+                // The tangents live on the frame the distortions write (the first layer's padded input).
+                let g = net.Plans.[0].Geometry
+                match g.Spec.Kind.Frame g.InShape, g.InShape with
+                | Some frame, [ 1; h; w ] -> Some(TangentProp.create net (h + 2 * frame.Pad) (w + 2 * frame.Pad) recipe.Seed)
+                | _ -> invalidArg (nameof recipe) "tangent propagation needs a first layer that pads and unfolds its input, of one plane (a locally-connected one)" }
 
     /// Whether a pass at the recipe's batch size runs its batches on the 16-lane path under the
     /// provider: batches of more than one example, where the CPU has the lane kernels and the provider
@@ -135,10 +148,11 @@ module Train =
 
     /// One pass of training over `data` in file order; parameters are updated in place. One loop over
     /// batches of the recipe's size B (per-example training is B = 1), each batch in chunks whose
-    /// gradients are summed before the batch's one step. A chunk runs as batched forward and backward
-    /// passes (batched GEMMs) of at most the workspace's capacity C when B > 1 and C > 1; otherwise, and
-    /// whenever a refinement (distortions, soft targets, teachers) shapes each example, a chunk is one
-    /// example (the reference the batched passes are tested against). An optimizer that fuses its step
+    /// gradients are summed before the batch's one step. When B > 1 and C > 1 (C the workspace's
+    /// capacity), a chunk of at most C examples runs on the 16 lanes where the provider serves them
+    /// (every refinement included), otherwise as batched forward and backward passes (batched GEMMs,
+    /// when no refinement shapes each example); else a chunk is one example (the path the others are
+    /// tested against; SAM and tangent propagation always run there). An optimizer that fuses its step
     /// into the backward pass (SGD at B = 1, see IOptimizer.FusedSink) takes each example's gradient
     /// straight into the parameters instead.
     let trainOnePass (backend: IBackend) (net: Network) (recipe: Recipe) (pass: int) (parameters: float32 array) (ws: Workspace)
@@ -159,8 +173,11 @@ module Train =
         let temperature = match state.Teachers with Some t -> t.Settings.Temperature | None -> 1.0f
         let teacher = match state.Teachers with Some t -> t.Probabilities | None -> state.Soft
         let refined = state.Distorter.IsSome || state.Teachers.IsSome || Refinements.softTargets refine
-        let lanes = runsOnLanes backend net batch && ws.Capacity > 1
-        let batched = batch > 1 && ws.Capacity > 1 && not refined
+        // SAM and tangent propagation take a second forward and backward pass per example, which has no
+        // batched or lane form: with them a batch's examples run one at a time.
+        let perExampleOnly = state.Sam.IsSome || state.Tangents.IsSome
+        let lanes = runsOnLanes backend net batch && ws.Capacity > 1 && not perExampleOnly
+        let batched = batch > 1 && ws.Capacity > 1 && not (refined || perExampleOnly)
         let chunk = if lanes || batched then min ws.Capacity (state.BatchDOut.Length / outputs) else 1
 
         // Examples first .. first + count - 1 as one batched forward and backward pass, their gradient
@@ -195,19 +212,49 @@ module Train =
                 | None when recipe.Shift > 0 -> ValueSome(InputShifts.plan state.Shifts dx dy)
                 | None -> ValueNone
             drawMask state ws drop keep dropUnits 0
-            match shift with
-            | ValueSome unfold -> Forward.runShifted backend net parameters ws unfold x xOffset drop
-            | ValueNone -> Forward.runWith backend net parameters ws x xOffset 1 drop
+            // The teachers read the digit, not the student's weights: once per presentation.
             match state.Teachers with
             | Some t -> Distill.teach backend net t shift x xOffset
             | None -> ()
-            if Refinements.softTargets refine then
-                // Label smoothing and/or the teachers' soft outputs.
-                Distill.gradient (Forward.outputs net ws) 0 outputs data.Labels.[i] refine.LabelSmoothing teacher temperature softWeight state.Soft state.DOut
-            else Loss.gradient recipe.Loss (Forward.outputs net ws) 0 outputs data.Labels.[i] state.DOut
-            match fused with
-            | ValueSome sink -> Backward.runInto backend net parameters ws x xOffset state.DOut sink drop
-            | ValueNone -> Backward.runWith backend net parameters ws x xOffset state.DOut grad accumulate drop
+            let x = x
+            let xOffset = xOffset
+            // The forward pass and the loss gradient at the current weights, with this presentation's
+            // input and dropout mask (inline: nothing is allocated per presentation).
+            let inline forward () =
+                match shift with
+                | ValueSome unfold -> Forward.runShifted backend net parameters ws unfold x xOffset drop
+                | ValueNone -> Forward.runWith backend net parameters ws x xOffset 1 drop
+                if Refinements.softTargets refine then
+                    // Label smoothing and/or the teachers' soft outputs.
+                    Distill.gradient (Forward.outputs net ws) 0 outputs data.Labels.[i] refine.LabelSmoothing teacher temperature softWeight state.Soft state.DOut
+                else Loss.gradient recipe.Loss (Forward.outputs net ws) 0 outputs data.Labels.[i] state.DOut
+            // With tangent propagation, the digit moved a little along a random tangent, with the same dropout mask.
+            match state.Tangents with
+            | Some tp ->
+                TangentProp.perturb tp x
+                if drop >= 0 then Array.blit ws.DropMask.[drop] 0 tp.Workspace.DropMask.[drop] 0 dropUnits
+            | None -> ()
+            // The example's gradient at the current weights into target (added when `add`).
+            let inline gradientInto (target: float32 array) (add: bool) =
+                match state.Tangents, shift with
+                | Some tp, ValueSome unfold ->
+                    // Recipe.validate asks for distortions, so the frame is read through its plan.
+                    Forward.runShifted backend net parameters tp.Workspace unfold tp.Perturbed 0 drop
+                    forward ()
+                    TangentProp.addGradient refine.TangentProp (Forward.outputs net ws) (Forward.outputs net tp.Workspace) outputs state.DOut tp.DOut
+                    Backward.runWith backend net parameters ws x xOffset state.DOut target add drop
+                    Backward.runWith backend net parameters tp.Workspace tp.Perturbed 0 tp.DOut target true drop
+                | _ ->
+                    forward ()
+                    Backward.runWith backend net parameters ws x xOffset state.DOut target add drop
+            match state.Sam, fused with
+            | Some sam, _ ->
+                // Recipe.validate keeps SAM off the fused SGD step: the weights must be restored before a step.
+                Sam.gradient sam refine.Sam parameters gradientInto grad accumulate
+            | None, ValueSome sink ->
+                forward ()
+                Backward.runInto backend net parameters ws x xOffset state.DOut sink drop
+            | None, ValueNone -> gradientInto grad accumulate
 
         // Examples first .. first + count - 1 on the 16-lane path, through every refinement: each
         // example's shift, distortion and dropout mask drawn in example order (the same draws, in the

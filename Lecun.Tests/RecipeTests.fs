@@ -22,7 +22,8 @@ let private genOverrides =
         [ RecipeOverride.Passes 3; RecipeOverride.LearningRate 0.02; RecipeOverride.BatchSize 4; RecipeOverride.Seed 7
           RecipeOverride.Loss SoftmaxCrossEntropy; RecipeOverride.Loss MseHalf; RecipeOverride.Activation Relu
           RecipeOverride.Activation ScaledTanh; RecipeOverride.WeightInit FanIn; RecipeOverride.Optimizer Recipe.newton1989.Optimizer
-          RecipeOverride.Mu 0.05; RecipeOverride.Shift 2; RecipeOverride.Dropout 0.1 ]
+          RecipeOverride.Mu 0.05; RecipeOverride.Shift 2; RecipeOverride.Dropout 0.1; RecipeOverride.Sam 0.05
+          RecipeOverride.Rotation 10.0; RecipeOverride.TangentProp 0.1 ]
     |> Gen.listOf
     // One of each kind, as the command line gives them.
     |> Gen.map (List.distinctBy (Recipe.flag >> fst))

@@ -17,6 +17,15 @@ let private frameSide = side + 2 * pad
 let private property name maxTest (gen: Gen<'a>) (body: 'a -> unit) =
     testPropertyWithConfig { FsCheckConfig.defaultConfig with maxTest = maxTest } name (Prop.forAll (Arb.fromGen gen) body)
 
+/// Bytes this thread allocates in a second training pass of `recipe` over `train` (the first one warms up).
+let private secondPassAllocation (net: Network) (recipe: Recipe) (state: Train.State) (parameters: float32 array) (train: Dataset) =
+    let ws = Workspace.create net 1
+    let pass () = Train.trainOnePass Backend.Managed net recipe 1 parameters ws state train ignore
+    pass ()
+    let before = GC.GetAllocatedBytesForCurrentThread()
+    pass ()
+    GC.GetAllocatedBytesForCurrentThread() - before
+
 /// A digit with values in [-1, 1] (ink +1, paper -1), quarter steps so every value is exact.
 let private genImage = Gen.choose (-4, 4) |> Gen.map (fun v -> float32 v / 4.0f) |> Gen.arrayOfLength (side * side)
 
@@ -147,13 +156,144 @@ let tests =
             let net = Recipe.network recipe
             let p = Init.create recipe.WeightInit net.Layout 1
             let state = { Train.createState net recipe with Teachers = Some(Distill.create net teacher [| Init.create recipe.WeightInit net.Layout 2 |]) }
-            let ws = Workspace.create net 1
-            let pass () = Train.trainOnePass Backend.Managed net recipe 1 p ws state data.Train ignore
-            pass ()
-            let before = GC.GetAllocatedBytesForCurrentThread()
-            pass ()
-            Expect.equal (GC.GetAllocatedBytesForCurrentThread() - before) 0L "bytes allocated in 1000 presentations"
+            Expect.equal (secondPassAllocation net recipe state p data.Train) 0L "bytes allocated in 1000 presentations"
         }
+
+        property "SAM's gradient is the gradient at w + rho g / |g|, and the weights are w again, bit for bit" 200
+            (Gen.zip3 (Gen.arrayOfLength 12 (Gen.choose (-100, 100))) (Gen.arrayOfLength 12 (Gen.choose (1, 50))) (Gen.zip (Gen.choose (1, 100)) (Gen.elements [ false; true ])))
+            (fun (w, a, (rhoHundredths, accumulate)) ->
+            // The loss sum_i a_i w_i^2 / 2, whose gradient is a_i w_i.
+            let parameters = w |> Array.map (fun v -> float32 v / 20.0f)
+            let curvature = a |> Array.map (fun v -> float32 v / 10.0f)
+            let rho = float32 rhoHundredths / 100.0f
+            let before = Array.copy parameters
+            let grad = Array.init 12 (fun i -> float32 i)
+            let gradientInto (target: float32 array) (add: bool) =
+                for i in 0 .. 11 do
+                    let g = curvature.[i] * parameters.[i]
+                    target.[i] <- if add then target.[i] + g else g
+            Sam.gradient (Sam.create 12) rho parameters gradientInto grad accumulate
+            Expect.sequenceEqual parameters before "the weights are put back"
+            let g = Array.init 12 (fun i -> float curvature.[i] * float before.[i])
+            let norm = sqrt (Array.sumBy (fun v -> v * v) g)
+            let expected =
+                Array.init 12 (fun i ->
+                    let moved = if norm > 0.0 then float before.[i] + float rho * g.[i] / norm else float before.[i]
+                    float curvature.[i] * moved + (if accumulate then float i else 0.0))
+            TestKit.expectClose 1e-5 (Array.map float grad) expected "the gradient at the perturbed weights")
+
+        test "SAM moves the weights exactly rho along the example's gradient" {
+            let b = Sam.create 5
+            Array.blit [| 3.0f; 0.0f; -4.0f; 0.0f; 0.0f |] 0 b.Ascent 0 5
+            let w = [| 1.0f; 2.0f; 3.0f; 4.0f; 5.0f |]
+            Sam.ascend b 0.5f w
+            TestKit.expectClose 1e-6 (Array.map float w) [| 1.3; 2.0; 2.6; 4.0; 5.0 |] "w + 0.5 (3, 0, -4, 0, 0) / 5"
+            Sam.restore b w
+            Expect.sequenceEqual w [| 1.0f; 2.0f; 3.0f; 4.0f; 5.0f |] "and back"
+            Array.Clear b.Ascent
+            Sam.ascend b 0.5f w
+            Expect.sequenceEqual w [| 1.0f; 2.0f; 3.0f; 4.0f; 5.0f |] "a zero gradient moves nothing"
+        }
+
+        test "training with SAM is deterministic, differs from training without, lowers the loss, and with tangent propagation allocates nothing per digit" {
+            let data = TestSetup.small ()
+            let data = { data with Train = data.Train.Take 300; Test = data.Test.Take 200 }
+            // A larger rate than refined's, so that three passes over 300 digits move the loss clearly.
+            let recipe = { Recipe.refined with Passes = 3; LearningRate = 2e-3f; Refine = { Recipe.refined.Refine with Sam = 0.05f } }
+            let initial = Init.create recipe.WeightInit Layout.lecun1989 recipe.Seed
+            let once r = Train.run Backend.Managed r data initial (fun _ _ -> ()) ignore
+            let sam = once recipe
+            Expect.sequenceEqual (once recipe).Parameters sam.Parameters "deterministic"
+            let plain = once { recipe with Refine = { recipe.Refine with Sam = 0.0f } }
+            Expect.notEqual sam.Parameters plain.Parameters "the perturbed gradients change the weights"
+            let net = Recipe.network recipe
+            let before = (Evaluate.split Backend.Managed net recipe.Loss initial (Workspace.create net 32) data.Train).Metrics.Loss
+            let after = (List.last sam.Passes).Train.Loss
+            Expect.isLessThan after (0.9 * before) $"training loss {before:F4} -> {after:F4}"
+            // With tangent propagation as well, which runs inside each of SAM's two gradients.
+            let noDrop = { recipe with Dropout = 0.0f; Refine = { recipe.Refine with TangentProp = 0.1f } }
+            Expect.equal (secondPassAllocation net noDrop (Train.createState net noDrop) (Array.copy initial) data.Train) 0L "bytes allocated in 300 presentations"
+        }
+
+        test "tangent propagation's gradient, as training computes it, is the derivative of the loss plus the penalty" {
+            // Smooth units (tanh) and no dropout or label smoothing, so central differences are exact to O(h^2).
+            let recipe =
+                { Recipe.refined with
+                    Hidden = Tanh; Dropout = 0.0f; Passes = 1
+                    Refine = { Recipe.refined.Refine with LabelSmoothing = 0.0f; TangentProp = 1.0f } }
+            let net = Recipe.network recipe
+            let digits = (TestSetup.usps.Force()).Train.Take 1
+            let initial = Init.create recipe.WeightInit net.Layout recipe.Seed
+            let state = Train.createState net recipe
+            let p = Array.copy initial
+            // One digit at batch 1: after the pass, state.Grad is that presentation's gradient at `initial`,
+            // and the distorter and the tangent buffers hold the frame and the perturbed frame it used.
+            Train.trainOnePass Backend.Managed net recipe 1 p (Workspace.create net 1) state digits ignore
+            let d, tp = state.Distorter.Value, state.Tangents.Value
+            Expect.notEqual tp.Perturbed d.Frame "the perturbed frame differs from the frame"
+            let ws, ws2 = Workspace.create net 1, Workspace.create net 1
+            let total (w: float32 array) =
+                Forward.runShifted Backend.Managed net w ws d.Unfold d.Frame 0 -1
+                Forward.runShifted Backend.Managed net w ws2 d.Unfold tp.Perturbed 0 -1
+                let y, y' = Forward.outputs net ws, Forward.outputs net ws2
+                Loss.value SoftmaxCrossEntropy y 0 10 digits.Labels.[0] + TangentProp.value 1.0f y y' 10
+            let penalty =
+                Forward.runShifted Backend.Managed net initial ws d.Unfold d.Frame 0 -1
+                Forward.runShifted Backend.Managed net initial ws2 d.Unfold tp.Perturbed 0 -1
+                TangentProp.value 1.0f (Forward.outputs net ws) (Forward.outputs net ws2) 10
+            Expect.isGreaterThan penalty 1e-4 "the penalty is not negligible at these weights"
+            // The parameters whose gradient is largest in each layer.
+            let checkedParameters =
+                net.Layout.Views |> List.map (fun v -> [ v.Offset .. v.Offset + List.fold (*) 1 v.Shape - 1 ] |> List.maxBy (fun i -> abs state.Grad.[i]))
+            // The same presentation without the penalty (the same draws: tangent propagation has its own stream).
+            let plain = { recipe with Refine = { recipe.Refine with TangentProp = 0.0f } }
+            let plainState = Train.createState net plain
+            Train.trainOnePass Backend.Managed net plain 1 (Array.copy initial) (Workspace.create net 1) plainState digits ignore
+            Expect.sequenceEqual plainState.Distorter.Value.Frame d.Frame "the same frame without the penalty"
+            let mutable penaltyShare = 0.0
+            for i in checkedParameters do
+                let h = 1e-2f
+                let at (delta: float32) = let w = Array.copy initial in w.[i] <- w.[i] + delta; total w
+                let numeric = (at h - at -h) / (2.0 * float h)
+                Expect.floatClose { absolute = 1e-3; relative = 3e-2 } (float state.Grad.[i]) numeric $"d/dw{i}"
+                penaltyShare <- max penaltyShare (abs (float state.Grad.[i] - float plainState.Grad.[i]) / (abs numeric + 1e-3))
+            // Were the penalty's part of the gradient wrong, the check above would see it.
+            Expect.isGreaterThan penaltyShare 0.2 "the penalty's share of some checked gradient"
+        }
+
+        test "the tangents of a linear ramp are the transformations' derivatives" {
+            let b = TangentProp.create net frameSide frameSide 1
+            let a, c = 0.03f, -0.02f
+            let centre = 0.5f * float32 (frameSide - 1)
+            let ramp = Array.init (frameSide * frameSide) (fun i -> a * float32 (i % frameSide) + c * float32 (i / frameSide))
+            let t = Array.zeroCreate ramp.Length
+            for (cx, cy, cr, cs, ct), expected in
+                [ (1.0f, 0.0f, 0.0f, 0.0f, 0.0f), (fun (_: float32) (_: float32) -> -a)
+                  (0.0f, 1.0f, 0.0f, 0.0f, 0.0f), (fun _ _ -> -c)
+                  (0.0f, 0.0f, 1.0f, 0.0f, 0.0f), (fun u v -> -0.1f * (-v * a + u * c))
+                  (0.0f, 0.0f, 0.0f, 1.0f, 0.0f), (fun u v -> -0.1f * (u * a + v * c))
+                  (0.0f, 0.0f, 0.0f, 0.0f, 1.0f), (fun _ _ -> MathF.Sqrt(a * a + c * c)) ] do
+                TangentProp.tangent b ramp (cx, cy, cr, cs, ct) t
+                for y in 0 .. frameSide - 1 do
+                    for x in 0 .. frameSide - 1 do
+                        let e = expected (float32 x - centre) (float32 y - centre)
+                        Expect.floatClose { absolute = 1e-5; relative = 1e-4 } (float t.[y * frameSide + x]) (float e) $"mix {(cx, cy, cr, cs, ct)} at ({y}, {x})"
+        }
+
+        property "the tangent-propagation penalty ignores the outputs' mean, and its gradient is its derivative" 100
+            (Gen.zip3 (Gen.arrayOfLength 10 (Gen.choose (-100, 100))) (Gen.arrayOfLength 10 (Gen.choose (-100, 100))) (Gen.choose (-50, 50))) (fun (ys, ds, shift) ->
+            let y = ys |> Array.map (fun v -> float32 v / 50.0f)
+            let y' = Array.map2 (fun (a: float32) d -> a + float32 d / 1000.0f) y ds
+            let weight = 0.3f
+            let moved = y' |> Array.map (fun v -> v + float32 shift / 10.0f)
+            Expect.floatClose Accuracy.medium (TangentProp.value weight y moved 10) (TangentProp.value weight y y' 10) "adding a constant to every output"
+            let dOut, dOut' = Array.zeroCreate 10, Array.zeroCreate 10
+            TangentProp.addGradient weight y y' 10 dOut dOut'
+            for k in 0 .. 9 do
+                let h = 1e-3f
+                let at (delta: float32) = let z = Array.copy y' in z.[k] <- z.[k] + delta; TangentProp.value weight y z 10
+                Expect.floatClose { absolute = 1e-3; relative = 1e-2 } (float dOut'.[k]) ((at h - at -h) / (2.0 * float h)) $"d/dy'{k}"
+                Expect.floatClose Accuracy.high (float dOut.[k]) (float -dOut'.[k]) $"d/dy{k} = -d/dy'{k}")
 
         test "the averaged weights are the hand-computed mean of the last passes' weights" {
             let data = TestSetup.synthetic ()
@@ -226,15 +366,20 @@ let tests =
                 let four = steps |> List.find (fun s -> s.Label = "4")
                 List.pairwise (four :: refined) |> List.iter (fun (a, b) ->
                     Expect.notEqual a.Recipe b.Recipe $"step {b.Label} changes something"
-                    Expect.equal { a.Recipe with Refine = Refinements.none; Passes = 0 } { b.Recipe with Refine = Refinements.none; Passes = 0 }
-                        $"step {b.Label} changes only the refinements (and the passes)")
+                    Expect.equal { a.Recipe with Refine = Refinements.none; Passes = 0; Dropout = 0.0f } { b.Recipe with Refine = Refinements.none; Passes = 0; Dropout = 0.0f }
+                        $"step {b.Label} changes only the refinements (and the passes and dropout)")
         }
 
         test "train refuses refinements that do not fit, with one clear message" {
             let parser = ArgumentParser.Create<Lecun.Cli.TrainCommand.TrainArgs>()
             for flags, expected in [ [| "--label-smoothing"; "0.1" |], "softmax"; [| "--recipe"; "modern"; "--rotation"; "90" |], "--rotation"
                                      [| "--recipe"; "modern"; "--temperature"; "2" |], "--distill"; [| "--schedule"; "cosine" |], "adamw"
-                                     [| "--recipe"; "modern"; "--average-last"; "81" |], "--average-last" ] do
+                                     [| "--recipe"; "modern"; "--average-last"; "81" |], "--average-last"
+                                     [| "--sam"; "0.05" |], "--sam applies to the adamw optimizer only"
+                                     [| "--recipe"; "modern"; "--sam"; "2" |], "--sam must be between 0 and 1, got 2"
+                                     [| "--recipe"; "modern"; "--tangent-prop"; "0.1" |], "--tangent-prop needs distortions"
+                                     [| "--rotation"; "10"; "--tangent-prop"; "0.1" |], "--tangent-prop applies to the adamw optimizer only"
+                                     [| "--recipe"; "refined"; "--tangent-prop"; "101" |], "--tangent-prop must be between 0 and 100, got 101" ] do
                 let text = String.Join(" ", flags)
                 match (try Lecun.Cli.TrainCommand.recipeFrom (parser.ParseCommandLine flags) |> ignore; None with Lecun.Cli.Output.UserError m -> Some m) with
                 | Some message -> Expect.stringContains message expected text
