@@ -196,7 +196,7 @@ let tests =
 
         testSequenced <| testList "bad input" [
             for args, fragment in
-                [ [ "ladder"; "--steps"; "9" ], "unknown step '9'"
+                [ [ "ladder"; "--steps"; "99" ], "unknown step '99'"
                   [ "ladder"; "--seeds"; "0" ], "--seeds must be at least 1"
                   [ "ladder"; "--data-set"; "cifar" ], "unknown data set 'cifar'"
                   [ "ladder"; "--out"; "/proc/forbidden/ladder" ], "cannot write to output folder" ] ->
