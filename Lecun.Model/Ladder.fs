@@ -68,6 +68,9 @@ module Ladder =
               $"dropout {inv Recipe.refined.Dropout} (the distortions regularize)", [ RecipeOverride.Dropout(f64 Recipe.refined.Dropout) ]
           if Recipe.refined.Passes > schedulePasses then
               $"a longer schedule: {Recipe.refined.Passes} passes", [ RecipeOverride.Passes Recipe.refined.Passes ]
+          if Recipe.refined.BatchSize <> Recipe.modern.BatchSize then
+              $"minibatches of {Recipe.refined.BatchSize} (AdamW lr {inv Recipe.refined.LearningRate}, the minibatch rule)",
+              [ RecipeOverride.BatchSize Recipe.refined.BatchSize; RecipeOverride.LearningRate(f64 Recipe.refined.LearningRate) ]
           if f.AverageLast > 0 then
               $"weights averaged over the last {f.AverageLast} passes", [ RecipeOverride.AverageLast f.AverageLast ]
           match f.Distill with

@@ -110,6 +110,10 @@ module Recipe =
             WeightInit = FanIn
             Optimizer = Newton { Mu = 0.01f; Patterns = 500; Schedule = [ 1, 1.0f ] } }
 
+    /// AdamW's initial rate at batch size `batch` for the per-example rate `rate` (the minibatch rule,
+    /// scaledForBatch): rate * sqrt(batch).
+    let adamWRateAt (rate: float32) (batch: int) = rate * sqrt (float32 batch)
+
     /// What 33 years added, on the same network: ReLU, linear outputs with softmax cross-entropy,
     /// AdamW, shifts of up to one pixel, dropout 0.25 before H3, 80 passes.
     let modern =
@@ -125,13 +129,16 @@ module Recipe =
             Shift = 1 }
 
     /// modern plus each refinement (Refinements) that lowered the error on held-out training digits
-    /// (settings chosen with --holdout 1000; README, "Beyond the essay"), and without modern's dropout,
-    /// which the distortions make redundant. Ladder steps 6.. add them one at a time.
+    /// (settings chosen with --holdout 1000; docs/results.md, "Beyond the essay"), without modern's
+    /// dropout, which the distortions make redundant, and in minibatches of 32 (on the 16 lanes where
+    /// the provider serves them) at the minibatch rule's rate. Ladder steps 6.. add them one at a time.
     let refined =
         { modern with
             Name = "refined"
             Passes = 240
             Dropout = 0.0f
+            BatchSize = 32
+            LearningRate = adamWRateAt modern.LearningRate 32
             Refine =
                 { Refinements.none with
                     Distortion = { DistortionSettings.none with Rotation = 15.0f; Scaling = 0.15f; Shear = 0.2f }
@@ -383,13 +390,17 @@ module Recipe =
         | RecipeOverride.Sam x -> inRange "--sam" 0.0 1.0 x |> Result.map (fun v -> { r with Refine = { r.Refine with Sam = v } })
         | RecipeOverride.TangentProp x -> inRange "--tangent-prop" 0.0 100.0 x |> Result.map (fun v -> { r with Refine = { r.Refine with TangentProp = v } })
 
-    /// The minibatch rule: a recipe's rates are per-example rates, and at batch size B AdamW's initial
-    /// rate grows with sqrt(B) (3e-4 at 1, 2.4e-3 at 64; the final rate stays), which kept modern's
-    /// held-out error within 0.0-0.3 points of per-example training at 16-128 (README, "Minibatch
-    /// training"). SGD and Newton keep their rates: their steps already average the batch's gradients.
-    let scaledForBatch (r: Recipe) =
+    /// The minibatch rule: AdamW's initial rate grows with sqrt(B) (3e-4 at 1, 2.4e-3 at 64; the final
+    /// rate stays), which kept modern's held-out error within 0.0-0.3 points of per-example training at
+    /// 16-128 (docs/speed.md, "modern and refined at minibatch sizes"). A recipe's rate is its rate at its
+    /// own batch size, so a batch size B given to a recipe of batch size B0 scales the rate by
+    /// sqrt(B / B0) (from B0 = 1 exactly as adamWRateAt computes it). SGD and Newton keep their rates:
+    /// their steps already average the batch's gradients.
+    let scaledForBatch (baseBatch: int) (r: Recipe) =
         match r.Optimizer with
-        | AdamW _ when r.BatchSize > 1 -> { r with LearningRate = r.LearningRate * sqrt (float32 r.BatchSize) }
+        | AdamW _ when r.BatchSize <> baseBatch ->
+            if baseBatch = 1 then { r with LearningRate = adamWRateAt r.LearningRate r.BatchSize }
+            else { r with LearningRate = r.LearningRate * sqrt (float32 r.BatchSize / float32 baseBatch) }
         | AdamW _ | Sgd | Newton _ -> r
 
     /// `baseRecipe` with the overrides applied (in the order of `rank`; of two of one kind the later wins)
@@ -401,7 +412,7 @@ module Recipe =
         overrides
         |> List.sortBy rank
         |> List.fold (fun acc o -> acc |> Result.bind (fun r -> applyOne r o)) (Ok baseRecipe)
-        |> Result.map (fun r -> if batchRule then scaledForBatch r else r)
+        |> Result.map (fun r -> if batchRule then scaledForBatch baseRecipe.BatchSize r else r)
         |> Result.bind validate
 
     /// `train`'s option for an override and its value as typed, as the ladder prints a step's command.

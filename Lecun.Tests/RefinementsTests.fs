@@ -366,8 +366,11 @@ let tests =
                 let four = steps |> List.find (fun s -> s.Label = "4")
                 List.pairwise (four :: refined) |> List.iter (fun (a, b) ->
                     Expect.notEqual a.Recipe b.Recipe $"step {b.Label} changes something"
-                    Expect.equal { a.Recipe with Refine = Refinements.none; Passes = 0; Dropout = 0.0f } { b.Recipe with Refine = Refinements.none; Passes = 0; Dropout = 0.0f }
-                        $"step {b.Label} changes only the refinements (and the passes and dropout)")
+                    let other (r: Recipe) = { r with Refine = Refinements.none; Passes = 0; Dropout = 0.0f; BatchSize = 0; LearningRate = 0.0f }
+                    Expect.equal (other a.Recipe) (other b.Recipe) $"step {b.Label} changes only the refinements (and the passes, dropout and batch size)"
+                    // A step that changes the batch size takes the minibatch rule's rate, as `train --batch-size` does.
+                    let expectedRate = if a.Recipe.BatchSize = b.Recipe.BatchSize then a.Recipe.LearningRate else (Recipe.scaledForBatch a.Recipe.BatchSize { a.Recipe with BatchSize = b.Recipe.BatchSize }).LearningRate
+                    Expect.equal b.Recipe.LearningRate expectedRate $"step {b.Label}: its rate")
         }
 
         test "train refuses refinements that do not fit, with one clear message" {

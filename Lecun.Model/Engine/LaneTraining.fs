@@ -35,6 +35,9 @@ type LaneTrainer =
       /// [chunk, FrameSize], example-major; laid into the lanes group by group.
       Frames: float32 array
       FrameSize: int
+      /// How the first layer pads its input (its kind's ILayerSpecKind.Frame), asked once; None for a
+      /// first layer that reads no padded planes.
+      Padding: InputFrame option
       /// The teachers' averaged probabilities of each example of the chunk (distillation), [chunk][outputs].
       Teachers: float32 array array }
 
@@ -74,17 +77,18 @@ module LaneTraining =
         { Streams = Array.init streamCount (fun _ -> stream ())
           Frames = Array.zeroCreate (capacity * size)
           FrameSize = size
+          Padding = (let g = net.Plans.[0].Geometry in g.Spec.Kind.Frame g.InShape)
           Teachers = Array.init capacity (fun _ -> Array.zeroCreate outputs) }
 
     /// Lays image images[offset ..] into frame `b` moved dx pixels right and dy down inside the first
     /// layer's padding, the pad value elsewhere: the input InputShifts' plan (dx, dy) reads.
     let layFrame (net: Network) (trainer: LaneTrainer) (images: float32 array) (offset: int) (dx: int) (dy: int) (b: int) =
         let frame = Span(trainer.Frames, b * trainer.FrameSize, trainer.FrameSize)
-        match net.Plans.[0].Geometry.Spec, net.Plans.[0].Geometry.InShape with
-        | Local l, [ planes; h; w ] ->
-            let pad = l.Padding
+        match trainer.Padding, net.Plans.[0].Geometry.InShape with
+        | Some input, [ planes; h; w ] ->
+            let pad = input.Pad
             let ph, pw = h + 2 * pad, w + 2 * pad
-            frame.Fill l.PadValue
+            frame.Fill input.PadValue
             // The columns of each row that land inside the frame (pixel x at frame column x + pad + dx).
             let x0, x1 = max 0 (-(pad + dx)), min w (pw - pad - dx)
             if x1 > x0 then
@@ -94,7 +98,7 @@ module LaneTraining =
                         if py >= 0 && py < ph then
                             ReadOnlySpan(images, offset + (c * h + y) * w + x0, x1 - x0).CopyTo(frame.Slice((c * ph + py) * pw + x0 + pad + dx))
         | _ ->
-            if dx <> 0 || dy <> 0 then invalidArg "dx" "shifting the input needs a locally-connected first layer"
+            if dx <> 0 || dy <> 0 then invalidArg "dx" "shifting the input needs a first layer that pads its input (a locally-connected one)"
             ReadOnlySpan(images, offset, trainer.FrameSize).CopyTo frame
 
     /// Sets frame `b` to a padded frame made elsewhere (a distorted digit, see Distortion).
