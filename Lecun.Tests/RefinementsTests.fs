@@ -9,6 +9,7 @@ open Argu
 open Lecun.Native.Backends
 open Lecun.Native.Kernels
 open Lecun.Model
+open Lecun.Tests.TestKit
 
 let private net = Recipe.network Recipe.modern
 let private side, pad = 16, 2
@@ -17,14 +18,10 @@ let private frameSide = side + 2 * pad
 let private property name maxTest (gen: Gen<'a>) (body: 'a -> unit) =
     testPropertyWithConfig { FsCheckConfig.defaultConfig with maxTest = maxTest } name (Prop.forAll (Arb.fromGen gen) body)
 
-/// Bytes this thread allocates in a second training pass of `recipe` over `train` (the first one warms up).
+/// Bytes this thread allocates in a steady-state training pass of `recipe` over `train`.
 let private secondPassAllocation (net: Network) (recipe: Recipe) (state: Train.State) (parameters: float32 array) (train: Dataset) =
     let ws = Workspace.create net 1
-    let pass () = Train.trainOnePass Backend.Managed net recipe 1 parameters ws state train ignore
-    pass ()
-    let before = GC.GetAllocatedBytesForCurrentThread()
-    pass ()
-    GC.GetAllocatedBytesForCurrentThread() - before
+    steadyAllocation (fun () -> Train.trainOnePass Backend.Managed net recipe 1 parameters ws state train ignore)
 
 /// A digit with values in [-1, 1] (ink +1, paper -1), quarter steps so every value is exact.
 let private genImage = Gen.choose (-4, 4) |> Gen.map (fun v -> float32 v / 4.0f) |> Gen.arrayOfLength (side * side)

@@ -124,6 +124,18 @@ let sendSignal (signal: string) (p: Process) =
     kill.WaitForExit()
 
 /// A digit of uniformly random pixels in [-1, 1).
+/// Bytes this thread allocates in a steady-state call of `run`: one call first to warm up (JIT, tiering,
+/// lazily made buffers), then the fewest bytes of three measured calls. Code that allocates on every call
+/// allocates in all three; the runtime's rare one-off allocations on a loaded machine (the tiering of a
+/// method mid-call) do not fail the check.
+let steadyAllocation (run: unit -> unit) =
+    run ()
+    [ for _ in 1 .. 3 ->
+        let before = GC.GetAllocatedBytesForCurrentThread()
+        run ()
+        GC.GetAllocatedBytesForCurrentThread() - before ]
+    |> List.min
+
 let randomImage (rng: Rng) = Array.init 256 (fun _ -> rng.NextFloat32() * 2.0f - 1.0f)
 
 /// |a - b| <= tol * max(|b|, scale): relative, with the group's largest magnitude as the floor so that

@@ -5,6 +5,7 @@ open System.IO
 open Expecto
 open Lecun.Native.Backends
 open Lecun.Model
+open Lecun.Tests.TestKit
 open Lecun.Tests.TestSetup
 
 let private quiet = fun (_: int) (_: int) -> ()
@@ -94,11 +95,7 @@ let tests =
                   let ws = Workspace.create net 1
                   let state = Train.createState net recipe
                   let pass () = Train.trainOnePass backend net recipe 1 p ws state data.Train ignore
-                  pass () // warm up: JIT and tiering
-                  let before = GC.GetAllocatedBytesForCurrentThread()
-                  pass ()
-                  let allocated = GC.GetAllocatedBytesForCurrentThread() - before
-                  Expect.equal allocated 0L "bytes allocated in 1000 presentations"
+                  Expect.equal (steadyAllocation pass) 0L "bytes allocated in 1000 presentations"
               } ])
 
         testList "training-time randomness" [
