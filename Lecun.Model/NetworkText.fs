@@ -61,3 +61,20 @@ let read (text: string) : Result<NetworkValue, string> =
     with
     | :? FormatException as e -> Error e.Message
     | :? JsonException as e -> Error $"not JSON ({e.Message.Split('\n').[0]})"
+
+/// A network file (`train --network`) is at most this long: a network text of a few layers is a few KB.
+let maxFileBytes = 1 <<< 20
+
+/// The network a file holds as a network text (one line naming the file when it does not).
+let readFile (path: string) : Result<NetworkValue, string> =
+    RawFile.readRaw maxFileBytes "network file" path
+    |> Result.bind (fun bytes ->
+        let text = try Ok(UTF8Encoding(false, true).GetString bytes) with :? DecoderFallbackException -> Error $"{path}: not UTF-8 text"
+        text |> Result.bind (fun t -> read t |> Result.mapError (fun e -> $"{path}: {e}")))
+
+/// The recipe with the network a text describes, whose squashing must be the recipe's (after its
+/// options): a network file never trains with other squashing than it states. Validated (Recipe.validate).
+let trainedBy (network: NetworkValue) (recipe: Recipe) : Result<Recipe, string> =
+    if network.Hidden <> recipe.Hidden || network.Output <> recipe.Output then
+        Error $"the network file's squashing is {Activation.name network.Hidden}/{Activation.name network.Output}, the recipe trains {Activation.name recipe.Hidden}/{Activation.name recipe.Output} (hidden/output): change the file or the recipe's options"
+    else Recipe.validate { recipe with Network = network.Spec }
