@@ -184,11 +184,14 @@ let private pictures (outDir: string) (run: RunContext) (result: TrainResult) =
         AtomicFile.writeBytes (Path.Combine(outDir, "distortions.png")) picture
         [ "curves.png"; "errors.png"; "distortions.png" ]
 
-/// The line on the teachers' ensemble of a distilled run (or runs).
-let ensembleLine (testName: string) (teachers: int) (ensembles: SplitMetrics array) =
+/// The line on the teachers' ensemble of a distilled run (or runs); saved teachers' networks have
+/// inference costs of their own (count-params --network).
+let ensembleLine (testName: string) (distill: DistillSettings) (ensembles: SplitMetrics array) =
     let s = Runs.summarize (ensembles |> Array.map (fun m -> m.Error))
     let spread = if ensembles.Length > 1 then $" ± {s.Sd:F2}" else ""
-    $"side row: the {teachers} teachers' ensemble ({teachers} x the inference cost): {testName} error {s.Mean:F2}{spread}%% misses {ensembles |> Array.averageBy (fun m -> float m.Misses):F1}"
+    let teachers = distill.Teachers
+    let what = if distill.Saved then $"the {teachers} saved teachers' ensemble" else $"the {teachers} teachers' ensemble ({teachers} x the inference cost)"
+    $"side row: {what}: {testName} error {s.Mean:F2}{spread}%% misses {ensembles |> Array.averageBy (fun m -> float m.Misses):F1}"
 
 /// Carries out a training run (TrainRun.train) with the command's report: the header, each pass, the
 /// final table (or the seeds' table) and the files written. `warmUp` is waited for before the tables.
@@ -212,7 +215,7 @@ let trainAndReport (verbose: bool) (request: RunRequest) (warmUp: Threading.Task
     | None ->
         let run = written.Runs.[0]
         printfn "%s" (finalTable dataSet testName run.Passes)
-        run.Ensemble |> Option.iter (fun e -> printfn "%s" (ensembleLine testName recipe.Refine.Distill.Value.Teachers [| e |]))
+        run.Ensemble |> Option.iter (fun e -> printfn "%s" (ensembleLine testName recipe.Refine.Distill.Value [| e |]))
         printfn "%d passes in %.2f s (%.0f presentations/s including evaluation)" recipe.Passes run.Seconds
             (float (recipe.Passes * written.Data.Train.Count) / run.Seconds)
         printfn "wrote %s: %s" written.Folder (String.concat " " written.Files)
@@ -226,7 +229,7 @@ let trainAndReport (verbose: bool) (request: RunRequest) (warmUp: Threading.Task
         if testName = "test" then
             printfn "%s %8.2f%% %7d | %8.2f%% %7d" "paper " Paper.trainError Paper.trainMisses Paper.testError Paper.testMisses
         let ensembles = written.Runs |> Array.choose (fun r -> r.Ensemble)
-        if ensembles.Length > 0 then printfn "%s" (ensembleLine testName recipe.Refine.Distill.Value.Teachers ensembles)
+        if ensembles.Length > 0 then printfn "%s" (ensembleLine testName recipe.Refine.Distill.Value ensembles)
         printfn "%d runs in %.1f s wall" written.Runs.Length written.Seconds
         printfn "wrote %s: seeds.json and one folder per seed" written.Folder
     written

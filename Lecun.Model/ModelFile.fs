@@ -78,10 +78,15 @@ module ModelFile =
     /// the weights, checked against that network's layout.
     let loadAny (path: string) : Result<ModelFile, string> =
         result {
-            let! header = Checkpoint.metadata path
+            // A header that cannot be read alone is refused as the whole file's check of the 1989 network
+            // words it (a device, a truncated or foreign file: the messages files have always had).
+            let! header = Checkpoint.metadata path |> Result.orElseWith (fun _ -> Checkpoint.load path layout |> Result.map snd)
             let! recorded = recordedNetwork path header
-            let layout = match recorded with Some n when n.Spec <> layout.Spec -> Layout.create n.Spec | _ -> layout
-            let! parameters, metadata = Checkpoint.load path layout
+            let another = recorded |> Option.exists (fun n -> n.Spec <> layout.Spec)
+            let layout = match recorded with Some n when another -> Layout.create n.Spec | _ -> layout
+            let! parameters, metadata =
+                Checkpoint.load path layout
+                |> Result.mapError (fun e -> if another then $"{e} (checked against the network its metadata 'network' records)" else e)
             let read key fallback parse =
                 parse (metadata |> Map.tryFind key |> Option.defaultValue fallback)
                 |> Result.mapError (fun e -> $"{path}: metadata '{key}': {e}")
