@@ -27,8 +27,10 @@ type TeacherSet =
       /// Each teacher's network: the student's for teachers trained in the run, its own for a saved one.
       Networks: Network array
       /// Whether the teachers run in the student's lanes beside it (teachers of the student's network);
-      /// saved teachers run one example at a time (Distill.teach) while the lanes' frames are laid in.
+      /// saved teachers run on the same frames in lane buffers of their own network (LaneTrainers).
       InLanes: bool
+      /// Saved teachers' lane buffers (LaneTraining.teacherOutputs), made when a batched pass first runs on the lanes.
+      LaneTrainers: Lazy<LaneTrainer> array
       Workspaces: Workspace array
       /// The teachers' averaged probabilities at the temperature, for the current digit.
       Probabilities: float32 array
@@ -120,6 +122,7 @@ module Distill =
           Parameters = parameters
           Networks = parameters |> Array.map (fun _ -> net)
           InLanes = true
+          LaneTrainers = Array.empty
           Workspaces = parameters |> Array.map (fun _ -> Workspace.create net 1)
           Probabilities = Array.zeroCreate net.Layout.OutputSize
           Scratch = Array.zeroCreate net.Layout.OutputSize }
@@ -130,6 +133,7 @@ module Distill =
           Parameters = saved |> Array.map (fun t -> t.Parameters)
           Networks = saved |> Array.map (fun t -> t.Network)
           InLanes = false
+          LaneTrainers = saved |> Array.map (fun t -> lazy (LaneTraining.create t.Network 0))
           Workspaces = saved |> Array.map (fun t -> Workspace.create t.Network 1)
           Probabilities = Array.zeroCreate student.Layout.OutputSize
           Scratch = Array.zeroCreate student.Layout.OutputSize }

@@ -259,7 +259,8 @@ module Train =
         // Examples first .. first + count - 1 on the 16-lane path, through every refinement: each
         // example's shift, distortion and dropout mask drawn in example order (the same draws, in the
         // same order, as presentOne) and its frame laid in; then the chunk's groups, each running its
-        // teachers (distillation) on the same frames before the network itself.
+        // teachers (distillation) on the same frames before the network itself (saved teachers, of
+        // other networks, run over the chunk's frames first, in lane buffers of their own).
         let masks = if drop >= 0 then ws.DropMask.[drop] else Array.empty
         let soft = Refinements.softTargets refine
         let presentLanes (first: int) (count: int) =
@@ -272,15 +273,6 @@ module Train =
                     Distortion.apply d data.Images xOffset dx dy
                     LaneTraining.setFrame trainer d.Frame b
                 | None -> LaneTraining.layFrame net trainer data.Images xOffset dx dy b
-                // Saved teachers (another network than the lanes run) read the same frame one at a time.
-                match state.Teachers with
-                | Some t when not t.InLanes ->
-                    match state.Distorter with
-                    | Some d -> Distill.teach backend net t (ValueSome d.Unfold) d.Frame 0
-                    | None when recipe.Shift > 0 -> Distill.teach backend net t (ValueSome(InputShifts.plan state.Shifts dx dy)) data.Images xOffset
-                    | None -> Distill.teach backend net t ValueNone data.Images xOffset
-                    Array.blit t.Probabilities 0 trainer.Teachers.[b] 0 outputs
-                | _ -> ()
                 drawMask state ws drop keep dropUnits b
             // Each example's loss gradient from its outputs in the lanes, and its teachers' averaged
             // probabilities at the temperature from theirs (as Distill.teach averages them), one delegate
@@ -294,7 +286,7 @@ module Train =
                     else Loss.gradient recipe.Loss y offset outputs label dOut)
             let teachers =
                 match state.Teachers with
-                | Some t when t.InLanes ->
+                | Some t ->
                     let last = t.Parameters.Length - 1
                     let scale = 1.0f / float32 t.Parameters.Length
                     let output =
@@ -306,8 +298,13 @@ module Train =
                             if k = last then
                                 for j in 0 .. outputs - 1 do
                                     row.[j] <- row.[j] * scale)
-                    ValueSome(struct (t.Parameters, output))
-                | _ -> ValueNone
+                    if t.InLanes then ValueSome(struct (t.Parameters, output))
+                    else
+                        // Saved teachers (other networks) on the same frames, in lane buffers of their own.
+                        for k in 0 .. t.Parameters.Length - 1 do
+                            LaneTraining.teacherOutputs t.Networks.[k] t.Parameters.[k] t.LaneTrainers.[k].Value trainer.Frames count k output
+                        ValueNone
+                | None -> ValueNone
             LaneTraining.runChunk net parameters trainer masks drop count state.LaneThreads laneLoss teachers
 
         let mutable start = 0

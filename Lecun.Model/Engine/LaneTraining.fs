@@ -178,6 +178,27 @@ module LaneTraining =
         backward net parameters stream dropLayer
         stream.Used <- true
 
+    /// The outputs of another network than the chunk's (a saved teacher of distillation, whose first
+    /// layer reads its input as the student's: the same frames) for the chunk's `count` examples, read
+    /// from `frames` (the student trainer's, as layFrame/setFrame laid them) 16 at a time in stream 0
+    /// of `trainer` (made for `net`); output.Invoke(k, example, y, offset, scratch) for each example.
+    let teacherOutputs (net: Network) (parameters: float32 array) (trainer: LaneTrainer) (frames: float32 array)
+                       (count: int) (k: int) (output: LaneTeacherOutput) =
+        let stream = trainer.Streams.[0]
+        let outputs = net.Layout.OutputSize
+        let size = trainer.FrameSize
+        let layer0 = stream.Layers.[0]
+        let target = if layer0.Lane.Padded.Length > 0 then layer0.Lane.Padded else stream.Input
+        let last = stream.Layers.[net.Plans.Length - 1]
+        for group in 0 .. (count + lanes - 1) / lanes - 1 do
+            let first = group * lanes
+            let n = min lanes (count - first)
+            LaneBatch.ToLanes(ReadOnlySpan(frames, first * size, n * size), n, size, Span target)
+            forward net parameters stream -1
+            LaneBatch.FromLanes(ReadOnlySpan last.Lane.Out, outputs, n, Span stream.Outputs)
+            for b in 0 .. n - 1 do
+                output.Invoke(k, first + b, stream.Outputs, b * outputs, stream.Scratch)
+
     let private runStream net parameters trainer (s: int) masks dropLayer count loss teachers (firstGroup: int) (endGroup: int) =
         for group in firstGroup .. endGroup - 1 do
             runGroup net parameters trainer trainer.Streams.[s] masks dropLayer count loss teachers group
