@@ -168,6 +168,28 @@ let tests =
             Expect.isGreaterThan (gap withoutTeacher accumulated / scale) 1e-2 "and the teacher changes the step"
         }
 
+        test "a network text too large to train or load is refused in one line, before anything is sized by it" {
+            let text (spec: NetSpec) = NetworkText.write { NetworkText.NetworkValue.Spec = spec; Hidden = Relu; Output = Identity }
+            let withLayer (i: int) (layer: LayerSpec) = { smallSpec 10 with Layers = (smallSpec 10).Layers |> List.mapi (fun j l -> if j = i then layer else l) }
+            let hostile =
+                [ "huge H3", withLayer 2 (Dense { Name = "H3"; Units = 2_000_000_000 }), "units"
+                  "parameters", withLayer 2 (Dense { Name = "H3"; Units = 1_000_000 }), "parameters"
+                  "padding", withLayer 0 (local "H1" 4 (ConnectionTable.full 1 4) |> function Local l -> Local { l with Padding = 100_000; Stride = 100_000 } | l -> l), "padded input"
+                  // 6.3 million parameters (H2 500 planes reading 500), but 100 million connections.
+                  "connections", { smallSpec 10 with Layers = [ local "H1" 500 (ConnectionTable.full 1 500); local "H2" 500 (ConnectionTable.full 500 500)
+                                                                Dense { Name = "H3"; Units = 8 }; Dense { Name = "out"; Units = 10 } ] }, "connections"
+                  "input", { smallSpec 10 with Input = { Planes = 1; Height = 100_000; Width = 100_000 } }, "input" ]
+            for name, spec, fragment in hostile do
+                Expect.isOk (Spec.validate spec) $"{name}: a valid spec, only too large"
+                expectOneLine (NetworkText.read (text spec)) fragment
+            // A model file whose header records such a network is refused before its weights are read.
+            withTempDir (fun dir ->
+                let path = Path.Combine(dir, "huge.safetensors")
+                let spec = withLayer 2 (Dense { Name = "H3"; Units = 2_000_000_000 })
+                Checkpoint.save path Layout.lecun1989 (weights Layout.lecun1989 1) (Map.ofList [ "network", text spec ])
+                expectOneLine (ModelFile.loadAny path) "units")
+        }
+
         test "a saved teacher that does not fit the student is refused in one line" {
             let student = Network.create Layout.lecun1989 Relu Identity
             expectOneLine (Distill.checkTeacher student (teacherOf (smallSpec 12) Identity 1)) "12 outputs"
