@@ -310,7 +310,7 @@ module Recipe =
             // The refinements.
             let f = r.Refine
             do! check (f.AverageLast >= 0 && f.AverageLast <= r.Passes) $"--average-last must be between 0 and the passes ({r.Passes}), got {f.AverageLast}"
-            do! check (not (Refinements.softTargets f) || r.Loss = SoftmaxCrossEntropy) "--label-smoothing and --distill need softmax cross-entropy (--loss softmax-ce)"
+            do! check (not (Refinements.softTargets f) || r.Loss = SoftmaxCrossEntropy) "--label-smoothing, --distill and --teacher need softmax cross-entropy (--loss softmax-ce)"
             do! check (f.Schedule = Linear || (match r.Optimizer with AdamW _ -> true | _ -> false)) "--schedule applies to the adamw optimizer only"
             do! check (f.Distortion.ElasticAlpha = 0.0f || f.Distortion.ElasticSigma > 0.0f) "--elastic-sigma must be positive"
             do! check (f.Sam >= 0.0f && Single.IsFinite f.Sam) $"recipe {r.Name}: SAM's radius must be a non-negative number, got {show32 f.Sam}"

@@ -207,6 +207,7 @@ let tests =
         test "the recipe's options: --teacher with --distill, a temperature without teachers, and networks a run cannot train are refused" {
             expectOneLine (Recipe.apply [ RecipeOverride.Distill 2; RecipeOverride.SavedTeachers 1 ] Recipe.refined) "do not combine"
             expectOneLine (Recipe.apply [ RecipeOverride.Temperature 4.0 ] Recipe.refined) "--teacher"
+            expectOneLine (Recipe.apply [ RecipeOverride.SavedTeachers 1 ] Recipe.lecun1989) "--teacher need softmax cross-entropy"
             match Recipe.apply [ RecipeOverride.SavedTeachers 2; RecipeOverride.Temperature 4.0; RecipeOverride.DistillWeight 0.5 ] Recipe.refined with
             | Ok r -> Expect.equal r.Refine.Distill (Some { Teachers = 2; Temperature = 4.0f; Weight = 0.5f; Saved = true }) "two saved teachers at T 4, half soft"
             | Error e -> failtest e
