@@ -40,7 +40,11 @@ let toTable (layout: NetLayout) =
     line [ "total"; ""; thousands layout.Units; thousands layout.Connections; thousands layout.ParamCount; thousands layout.Macs ]
     sb.ToString()
 
-let run (json: bool) =
-    let layout = ModelFile.layout
+/// The table of the 1989 network, or of the network a file holds (`--network`).
+let run (json: bool) (networkFile: string option) =
+    let layout =
+        match networkFile with
+        | Some file -> NetworkText.readFile file |> Result.map (fun n -> Layout.create n.Spec) |> orFail
+        | None -> ModelFile.layout
     if json then printfn "%s" (toJson layout) else printf "%s" (toTable layout)
     0

@@ -183,7 +183,7 @@ let run (args: ParseResults<LadderArgs>) =
         for s in runnable do
             let ensembles = Array.zip jobs results |> Array.filter (fun ((st, _), _) -> st.Label = s.Label) |> Array.choose (fun (_, r) -> r.Ensemble)
             match s.Recipe.Refine.Distill with
-            | Some d when ensembles.Length > 0 -> printfn "step %se %s" s.Label (TrainCommand.ensembleLine "test" d.Teachers ensembles)
+            | Some d when ensembles.Length > 0 -> printfn "step %se %s" s.Label (TrainCommand.ensembleLine "test" d ensembles)
             | _ -> ()
         printfn "ladder: %d runs in %.1f s wall" jobs.Length seconds
         for r in stepResults do printfn "  step %-2s %s" r.Step.Label r.Step.Command

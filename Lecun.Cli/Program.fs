@@ -6,11 +6,13 @@ open Lecun.Cli.Output
 
 type CountParamsArgs =
     | Json
+    | Network of file: string
 
     interface IArgParserTemplate with
         member a.Usage =
             match a with
             | Json -> "print the table as JSON."
+            | Network _ -> "count this network (a JSON network text, as train --network reads it) instead of the 1989 one."
 
 [<HelpFlags("--help", "-h")>]
 type CliArgs =
@@ -45,7 +47,7 @@ let private dispatch (args: ParseResults<CliArgs>) =
     | Eval a -> EvalCommand.runEval a
     | Predict a -> EvalCommand.runPredict a
     | Ladder a -> LadderCommand.run a
-    | Count_Params a -> CountParams.run (a.Contains CountParamsArgs.Json)
+    | Count_Params a -> CountParams.run (a.Contains CountParamsArgs.Json) (a.TryGetResult CountParamsArgs.Network)
     | Data a -> DataCommand.run a
     | Bench a -> BenchCommand.run a
     | Show a -> ShowCommand.run a

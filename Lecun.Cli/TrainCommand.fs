@@ -46,6 +46,8 @@ type TrainArgs =
     | Distill_Weight of weight: float
     | Sam of rho: float
     | Tangent_Prop of weight: float
+    | Network of file: string
+    | Teacher of model: string
 
     interface IArgParserTemplate with
         member a.Usage =
@@ -83,6 +85,8 @@ type TrainArgs =
             | Temperature _ -> "distillation: softmax temperature of the teachers' and the student's soft outputs (default 2)."
             | Distill_Weight _ -> "distillation: weight of the teachers' term; the labels' term gets the rest (default 1)."
             | Tangent_Prop _ -> "adamw, with distortions: tangent propagation (Simard et al. 1992, finite-difference form), the outputs held still along a random mix of the presented digit's translation, rotation, scaling and thickening tangents, with this weight (twice the training cost; 0 = none)."
+            | Network _ -> "train this network (a JSON network text, as model files record it: layers and squashing, which must be the recipe's; examples/networks/) instead of the 1989 one; the model file records it. Only train --teacher reads such a model file."
+            | Teacher _ -> "distil from this saved model (repeat for an ensemble; any network with the same input, 10 linear outputs and a first layer that reads its input as the student's), run on each presentation's frame; trained on the same data set, and with --holdout without those digits. Not with --distill."
             | Sam _ -> "adamw: sharpness-aware minimization, each example's gradient taken at the weights moved this distance rho up its own gradient (twice the training cost; 0 = none)."
 
 /// One pass's report; `testName` is the second split's name ("test", or "held-out" with --holdout).
@@ -115,15 +119,20 @@ let overridesFrom (args: ParseResults<TrainArgs>) : RecipeOverride list =
           args.TryGetResult Label_Smoothing |> Option.map RecipeOverride.LabelSmoothing
           args.TryGetResult Schedule |> named LrSchedule.parse RecipeOverride.Schedule
           args.TryGetResult Distill |> Option.map RecipeOverride.Distill
+          (match args.GetResults Teacher with [] -> None | files -> Some(RecipeOverride.SavedTeachers files.Length))
           args.TryGetResult Temperature |> Option.map RecipeOverride.Temperature
           args.TryGetResult Distill_Weight |> Option.map RecipeOverride.DistillWeight
           args.TryGetResult Sam |> Option.map RecipeOverride.Sam
           args.TryGetResult Tangent_Prop |> Option.map RecipeOverride.TangentProp ]
 
-/// The recipe `--recipe` names (lecun1989 by default) with the other options' overrides.
+/// The recipe `--recipe` names (lecun1989 by default) with the other options' overrides, training the
+/// network `--network` names.
 let recipeFrom (args: ParseResults<TrainArgs>) =
     let named = args.TryGetResult Recipe |> Option.defaultValue Recipe.lecun1989.Name |> Recipe.tryFind |> orFail
-    Recipe.apply (overridesFrom args) named |> orFail
+    let recipe = Recipe.apply (overridesFrom args) named |> orFail
+    match args.TryGetResult Network with
+    | Some file -> NetworkText.readFile file |> Result.bind (fun network -> NetworkText.trainedBy network recipe) |> orFail
+    | None -> recipe
 
 /// Hears the runs of a training run: one progress bar per run on a terminal, plain lines otherwise.
 let private watchWithProgress (start: RunStart) (run: RunWatch -> unit) =
@@ -175,11 +184,14 @@ let private pictures (outDir: string) (run: RunContext) (result: TrainResult) =
         AtomicFile.writeBytes (Path.Combine(outDir, "distortions.png")) picture
         [ "curves.png"; "errors.png"; "distortions.png" ]
 
-/// The line on the teachers' ensemble of a distilled run (or runs).
-let ensembleLine (testName: string) (teachers: int) (ensembles: SplitMetrics array) =
+/// The line on the teachers' ensemble of a distilled run (or runs); saved teachers' networks have
+/// inference costs of their own (count-params --network).
+let ensembleLine (testName: string) (distill: DistillSettings) (ensembles: SplitMetrics array) =
     let s = Runs.summarize (ensembles |> Array.map (fun m -> m.Error))
     let spread = if ensembles.Length > 1 then $" ± {s.Sd:F2}" else ""
-    $"side row: the {teachers} teachers' ensemble ({teachers} x the inference cost): {testName} error {s.Mean:F2}{spread}%% misses {ensembles |> Array.averageBy (fun m -> float m.Misses):F1}"
+    let teachers = distill.Teachers
+    let what = if distill.Saved then $"the {teachers} saved teachers' ensemble" else $"the {teachers} teachers' ensemble ({teachers} x the inference cost)"
+    $"side row: {what}: {testName} error {s.Mean:F2}{spread}%% misses {ensembles |> Array.averageBy (fun m -> float m.Misses):F1}"
 
 /// Carries out a training run (TrainRun.train) with the command's report: the header, each pass, the
 /// final table (or the seeds' table) and the files written. `warmUp` is waited for before the tables.
@@ -203,7 +215,7 @@ let trainAndReport (verbose: bool) (request: RunRequest) (warmUp: Threading.Task
     | None ->
         let run = written.Runs.[0]
         printfn "%s" (finalTable dataSet testName run.Passes)
-        run.Ensemble |> Option.iter (fun e -> printfn "%s" (ensembleLine testName recipe.Refine.Distill.Value.Teachers [| e |]))
+        run.Ensemble |> Option.iter (fun e -> printfn "%s" (ensembleLine testName recipe.Refine.Distill.Value [| e |]))
         printfn "%d passes in %.2f s (%.0f presentations/s including evaluation)" recipe.Passes run.Seconds
             (float (recipe.Passes * written.Data.Train.Count) / run.Seconds)
         printfn "wrote %s: %s" written.Folder (String.concat " " written.Files)
@@ -217,7 +229,7 @@ let trainAndReport (verbose: bool) (request: RunRequest) (warmUp: Threading.Task
         if testName = "test" then
             printfn "%s %8.2f%% %7d | %8.2f%% %7d" "paper " Paper.trainError Paper.trainMisses Paper.testError Paper.testMisses
         let ensembles = written.Runs |> Array.choose (fun r -> r.Ensemble)
-        if ensembles.Length > 0 then printfn "%s" (ensembleLine testName recipe.Refine.Distill.Value.Teachers ensembles)
+        if ensembles.Length > 0 then printfn "%s" (ensembleLine testName recipe.Refine.Distill.Value ensembles)
         printfn "%d runs in %.1f s wall" written.Runs.Length written.Seconds
         printfn "wrote %s: seeds.json and one folder per seed" written.Folder
     written
@@ -239,11 +251,16 @@ let run (verbose: bool) (args: ParseResults<TrainArgs>) =
     let warming = warmUp evaluator recipe
     let data = Data.load dataSet (args.TryGetResult Data) |> orFail
     let initial = args.TryGetResult Init |> Option.map (fun file -> (ModelFile.load file |> orFail).Parameters)
+    let teachers =
+        args.GetResults Teacher
+        |> List.map (fun file -> ModelFile.loadAny file |> Result.bind (ModelFile.teacherFor dataSet (args.TryGetResult Holdout)) |> orFail)
+        |> Array.ofList
     trainAndReport verbose
         { TrainRun.request recipe dataSet data evaluator with
             Seeds = args.GetResult(Seeds, 1)
             HeldOut = args.TryGetResult Holdout
             Initial = initial
+            Teachers = teachers
             Jobs = args.GetResult(Jobs, Environment.ProcessorCount)
             Out = args.TryGetResult Out
             Force = args.Contains Force }

@@ -263,6 +263,39 @@ module Checkpoint =
         | :? IOException
         | :? UnauthorizedAccessException as e -> Error $"cannot read the file ({e.Message})"
 
+    /// The metadata of a checkpoint of any layout, from its header alone (no more than the length
+    /// prefix and maxHeaderBytes are read): what a reader needs to choose the layout `load` then checks
+    /// the whole file against. Every refusal is one line naming the file.
+    let metadata (path: string) : Result<Map<string, string>, string> =
+        let readUpTo (stream: Stream) (count: int) =
+            let buffer = Array.zeroCreate<byte> count
+            let mutable filled = 0
+            let mutable ended = false
+            while not ended && filled < count do
+                let n = stream.Read(buffer, filled, count - filled)
+                if n = 0 then ended <- true else filled <- filled + n
+            Array.sub buffer 0 filled
+        result {
+            let! stream = RawFile.openRead 4096 path
+            use stream = stream
+            let! prefix = try Ok(readUpTo stream 8) with :? IOException as e -> Error $"cannot read the file ({e.Message})"
+            do! check (prefix.Length = 8) $"file is {prefix.Length} bytes, too short for the 8-byte header length (truncated?)"
+            let n = BinaryPrimitives.ReadUInt64LittleEndian(ReadOnlySpan prefix)
+            do! check (n <= uint64 maxHeaderBytes) $"header length {n} is implausible (over {maxHeaderBytes} bytes, more than a model file's header needs); not a safetensors file?"
+            let! bytes = try Ok(readUpTo stream (int n)) with :? IOException as e -> Error $"cannot read the file ({e.Message})"
+            do! check (bytes.Length = int n) $"header length {n} goes beyond the end of the file (truncated?)"
+            let! json =
+                try Ok(UTF8Encoding(false, true).GetString bytes)
+                with :? DecoderFallbackException -> Error "header is not valid UTF-8"
+            use! doc = try Ok(JsonDocument.Parse json) with :? JsonException as e -> Error $"header is not valid JSON ({e.Message})"
+            let root = doc.RootElement
+            do! check (root.ValueKind = JsonValueKind.Object) "header is not a JSON object"
+            match root.TryGetProperty metadataKey with
+            | true, element -> return! parseMetadata element
+            | _ -> return Map.empty
+        }
+        |> Result.mapError (fun e -> $"checkpoint {path}: {e}")
+
     /// Reads a checkpoint made for this layout. Every refusal is one line naming the file; no more than
     /// the longest valid file is ever read, and the header is bounded before it is parsed.
     let load (path: string) (layout: NetLayout) : Result<float32 array * Map<string, string>, string> =

@@ -12,12 +12,25 @@ type DistillSettings =
       /// Softmax temperature of the teachers' and the student's soft outputs.
       Temperature: float32
       /// Weight of the soft (teacher) term; the hard-label term gets 1 - Weight.
-      Weight: float32 }
+      Weight: float32
+      /// The teachers are saved models handed to the run (`train --teacher`), not trained in it.
+      Saved: bool }
+
+/// A saved teacher: a trained network of any architecture that reads the same digits and has the
+/// same outputs as the student (Distill.checkTeacher), with its weights; `Name` says where it came from.
+type SavedTeacher = { Name: string; Network: Network; Parameters: float32 array }
 
 /// The teachers of one run, with their buffers: everything a presentation needs, allocated once.
 type TeacherSet =
     { Settings: DistillSettings
       Parameters: float32 array array
+      /// Each teacher's network: the student's for teachers trained in the run, its own for a saved one.
+      Networks: Network array
+      /// Whether the teachers run in the student's lanes beside it (teachers of the student's network);
+      /// saved teachers run on the same frames in lane buffers of their own network (LaneTrainers).
+      InLanes: bool
+      /// Saved teachers' lane buffers (LaneTraining.teacherOutputs), made when a batched pass first runs on the lanes.
+      LaneTrainers: Lazy<LaneTrainer> array
       Workspaces: Workspace array
       /// The teachers' averaged probabilities at the temperature, for the current digit.
       Probabilities: float32 array
@@ -82,13 +95,15 @@ module Distill =
         (1.0 - float weight) * hard + float weight * soft
 
     /// The teachers' averaged probabilities at the temperature for one digit, read by each teacher's
-    /// first layer through `firstUnfold` from x[xOffset ..] (a distorted frame, a shifted or a plain digit).
-    let teach (backend: IBackend) (net: Network) (teachers: TeacherSet) (firstUnfold: Im2ColPlan voption) (x: float32 array) (xOffset: int) =
-        let outputs = net.Layout.OutputSize
+    /// first layer through `firstUnfold` from x[xOffset ..] (a distorted frame, a shifted or a plain digit;
+    /// checkTeacher makes the student's plan one each teacher's first layer can read through).
+    let teach (backend: IBackend) (student: Network) (teachers: TeacherSet) (firstUnfold: Im2ColPlan voption) (x: float32 array) (xOffset: int) =
+        let outputs = student.Layout.OutputSize
         let p = teachers.Probabilities
         Array.Clear(p, 0, outputs)
         for t in 0 .. teachers.Parameters.Length - 1 do
             let ws = teachers.Workspaces.[t]
+            let net = teachers.Networks.[t]
             match firstUnfold with
             | ValueSome u -> Forward.runShifted backend net teachers.Parameters.[t] ws u x xOffset -1
             | ValueNone -> Forward.runWith backend net teachers.Parameters.[t] ws x xOffset 1 -1
@@ -101,18 +116,58 @@ module Distill =
     /// The seed of teacher k (0-based) of a run with seed `seed`: apart from every other run's seeds.
     let teacherSeed (seed: int) (k: int) = seed * 1000 + 101 + k
 
+    /// Teachers trained in the run: copies of the student's network, run in its lanes.
     let create (net: Network) (settings: DistillSettings) (parameters: float32 array array) =
         { Settings = settings
           Parameters = parameters
+          Networks = parameters |> Array.map (fun _ -> net)
+          InLanes = true
+          LaneTrainers = Array.empty
           Workspaces = parameters |> Array.map (fun _ -> Workspace.create net 1)
           Probabilities = Array.zeroCreate net.Layout.OutputSize
           Scratch = Array.zeroCreate net.Layout.OutputSize }
 
+    /// Saved teachers (checked with checkTeacher), each with a workspace of its own network.
+    let createSaved (student: Network) (settings: DistillSettings) (saved: SavedTeacher array) =
+        { Settings = settings
+          Parameters = saved |> Array.map (fun t -> t.Parameters)
+          Networks = saved |> Array.map (fun t -> t.Network)
+          InLanes = false
+          LaneTrainers = saved |> Array.map (fun t -> lazy (LaneTraining.create t.Network 0))
+          Workspaces = saved |> Array.map (fun t -> Workspace.create t.Network 1)
+          Probabilities = Array.zeroCreate student.Layout.OutputSize
+          Scratch = Array.zeroCreate student.Layout.OutputSize }
+
+    /// The first layer as it reads its input (kernel, stride, padding and its value), whatever its
+    /// planes and table: two first layers with the same reading take the same unfold plans.
+    let private firstReading (net: Network) =
+        let g = net.Plans.[0].Geometry
+        match g.Spec with
+        | Local l -> Some({ l with Name = ""; Planes = 0; Table = [] }, g.InShape)
+        | Dense _ -> None
+
+    /// A saved teacher the student can learn from: it reads the same digits and has as many outputs,
+    /// and its first layer reads its input as the student's does (each presentation's shifted or
+    /// distorted frame is read by both through the student's plan); the teacher's name heads the error.
+    let checkTeacher (student: Network) (teacher: SavedTeacher) : Result<SavedTeacher, string> =
+        let s, t = student.Layout, teacher.Network.Layout
+        if t.Spec.Input <> s.Spec.Input then
+            Error $"{teacher.Name}: the teacher reads {t.Spec.Input.Planes}x{t.Spec.Input.Height}x{t.Spec.Input.Width} inputs, the student {s.Spec.Input.Planes}x{s.Spec.Input.Height}x{s.Spec.Input.Width}"
+        elif t.OutputSize <> s.OutputSize then
+            Error $"{teacher.Name}: the teacher has {t.OutputSize} outputs, the student {s.OutputSize}"
+        elif (Array.last teacher.Network.Plans).Activation <> Identity then
+            Error $"{teacher.Name}: the teacher's outputs must be linear (logits, as softmax-ce trains them): its soft outputs are a softmax of them"
+        elif teacher.Parameters.Length <> t.ParamCount then
+            Error $"{teacher.Name}: the teacher's weights hold {teacher.Parameters.Length} values; its network has {t.ParamCount}"
+        elif firstReading teacher.Network <> firstReading student then
+            Error $"{teacher.Name}: the teacher's first layer must read its input as the student's does (a locally-connected layer of the same kernel, stride, padding and pad value)"
+        else Ok teacher
+
     /// The ensemble's prediction on a data set: the class of the largest averaged probability (T = 1),
-    /// with the error and the averaged probabilities' cross-entropy.
-    let evaluateEnsemble (backend: IBackend) (net: Network) (parameters: float32 array array) (data: Dataset) =
-        let outputs = net.Layout.OutputSize
-        let ws = Workspace.create net 1
+    /// with the error and the averaged probabilities' cross-entropy; each teacher runs in its own network.
+    let evaluateEnsembleOf (backend: IBackend) (teachers: (Network * float32 array) array) (data: Dataset) =
+        let outputs = (fst teachers.[0]).Layout.OutputSize
+        let workspaces = teachers |> Array.map (fun (net, _) -> Workspace.create net 1)
         let p = Array.zeroCreate outputs
         let sum = Array.zeroCreate outputs
         let predictions = Array.zeroCreate data.Count
@@ -120,14 +175,20 @@ module Distill =
         let mutable loss = 0.0
         for i in 0 .. data.Count - 1 do
             Array.Clear sum
-            for w in parameters do
+            for t in 0 .. teachers.Length - 1 do
+                let net, w = teachers.[t]
+                let ws = workspaces.[t]
                 Forward.runWith backend net w ws data.Images (i * Dataset.Pixels) 1 -1
                 softmaxAt (Forward.outputs net ws) 0 outputs 1.0f p
                 for k in 0 .. outputs - 1 do
-                    sum.[k] <- sum.[k] + p.[k] / float32 parameters.Length
+                    sum.[k] <- sum.[k] + p.[k] / float32 teachers.Length
             let predicted = Loss.argmax sum 0 outputs
             predictions.[i] <- predicted
             loss <- loss - log (max 1e-30 (float sum.[data.Labels.[i]]))
             if predicted <> data.Labels.[i] then misses <- misses + 1
         let n = max data.Count 1
         { Loss = loss / float n; Error = 100.0 * float misses / float n; Misses = misses; Count = data.Count }, predictions
+
+    /// evaluateEnsembleOf for teachers of one network.
+    let evaluateEnsemble (backend: IBackend) (net: Network) (parameters: float32 array array) (data: Dataset) =
+        evaluateEnsembleOf backend (parameters |> Array.map (fun w -> net, w)) data

@@ -169,7 +169,7 @@ type TrainedModel internal (model: ModelFile, evaluator: Evaluator) =
 
     /// <summary>Writes the model file (safetensors with its metadata), atomically: a failed write
     /// leaves any file already at <paramref name="path"/> as it was.</summary>
-    member _.Save(path: string) : unit = Checkpoint.save path ModelFile.layout model.Parameters model.Metadata
+    member _.Save(path: string) : unit = Checkpoint.save path model.Network.Layout model.Parameters model.Metadata
 
 /// <summary>What a training run gave: the model and its per-pass figures.</summary>
 type TrainingRun =
@@ -233,7 +233,7 @@ type Trainer =
     /// <exception cref="T:Lecun.Model.TrainingDiverged">The loss or a weight stopped being finite.</exception>
     static member Train(recipe: Recipe, data: TrainTest, [<Optional; DefaultParameterValue(null: TrainOptions)>] options: TrainOptions) : TrainingRun =
         let recipe, dataSet, backend, onProgress, onPass = Trainer.Settings(recipe, data, options)
-        let result = Train.run backend recipe data (Init.create recipe.WeightInit ModelFile.layout recipe.Seed) onProgress onPass
+        let result = Train.run backend recipe data (Init.create recipe.WeightInit (Recipe.layout recipe) recipe.Seed) onProgress onPass
         let model =
             { Path = $"{recipe.Name} (trained in memory)"
               Parameters = result.Parameters

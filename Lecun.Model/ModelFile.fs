@@ -56,21 +56,37 @@ module ModelFile =
               "hidden", Activation.name recipe.Hidden
               "output", Activation.name recipe.Output
               "loss", Loss.name recipe.Loss
-              "spec", specName
-              "network", NetworkText.write { NetworkText.Spec = layout.Spec; Hidden = recipe.Hidden; Output = recipe.Output }
+              // The name of the 1989 network, which every file before `network` had; another network has none.
+              if recipe.Network = layout.Spec then "spec", specName
+              "network", NetworkText.write { NetworkText.Spec = recipe.Network; Hidden = recipe.Hidden; Output = recipe.Output }
               "recipe_details", Recipe.describe recipe ]
 
-    /// Writes the weights a recipe trained on a data set, atomically.
+    /// Writes the weights a recipe trained on a data set (in the recipe's network), atomically.
     let save (path: string) (recipe: Recipe) (dataSet: DataSetName) (heldOut: int option) (parameters: float32 array) =
-        Checkpoint.save path layout parameters (metadata recipe dataSet heldOut)
+        Checkpoint.save path (Recipe.layout recipe) parameters (metadata recipe dataSet heldOut)
 
-    /// Reads a model file: the weights (checked against the layout), the network its metadata records
-    /// (`network`, read back as data; in a file without it, the `spec` name and the `hidden` and `output`
-    /// squashing, tanh everywhere and MSE when a file, say one written in Python, does not say), which
-    /// must be the one this program builds.
-    let load (path: string) : Result<ModelFile, string> =
+    /// The network a file's metadata records in `network`, or None (files from before it, or from
+    /// other writers: the 1989 network); a `network` that is not a valid network text is one error.
+    let private recordedNetwork (path: string) (metadata: Map<string, string>) =
+        match metadata |> Map.tryFind "network" with
+        | None -> Ok None
+        | Some text -> NetworkText.read text |> Result.map Some |> Result.mapError (fun e -> $"{path}: metadata 'network': {e}")
+
+    /// Reads a model file of any network: the network its metadata records (`network`, read back as
+    /// data; in a file without it, the 1989 network by the `spec` name, with the `hidden` and `output`
+    /// squashing, tanh everywhere and MSE when a file, say one written in Python, does not say), and
+    /// the weights, checked against that network's layout.
+    let loadAny (path: string) : Result<ModelFile, string> =
         result {
-            let! parameters, metadata = Checkpoint.load path layout
+            // A header that cannot be read alone is refused as the whole file's check of the 1989 network
+            // words it (a device, a truncated or foreign file: the messages files have always had).
+            let! header = Checkpoint.metadata path |> Result.orElseWith (fun _ -> Checkpoint.load path layout |> Result.map snd)
+            let! recorded = recordedNetwork path header
+            let another = recorded |> Option.exists (fun n -> n.Spec <> layout.Spec)
+            let layout = match recorded with Some n when another -> Layout.create n.Spec | _ -> layout
+            let! parameters, metadata =
+                Checkpoint.load path layout
+                |> Result.mapError (fun e -> if another then $"{e} (checked against the network its metadata 'network' records)" else e)
             let read key fallback parse =
                 parse (metadata |> Map.tryFind key |> Option.defaultValue fallback)
                 |> Result.mapError (fun e -> $"{path}: metadata '{key}': {e}")
@@ -84,7 +100,7 @@ module ModelFile =
                     match NetworkText.read text with
                     | Error e -> Error $"{path}: metadata 'network': {e}"
                     | Ok network when network.Spec <> layout.Spec ->
-                        Error $"{path}: metadata 'network' records another network than the {specName} network this program builds"
+                        Error $"{path}: the file changed while it was read (its 'network' is not the one first read)"
                     | Ok network ->
                         // Where a file also has the older keys, they must say the same.
                         let agrees key (a: Activation) = metadata |> Map.tryFind key |> Option.forall (fun v -> v = Activation.name a)
@@ -93,9 +109,19 @@ module ModelFile =
             match metadata |> Map.tryFind "spec" with
             | Some spec when spec <> specName ->
                 return! Error $"{path}: metadata 'spec' is '{spec}', but this program builds the {specName} network"
+            | Some _ when layout.Spec <> Spec.lecun1989 ->
+                return! Error $"{path}: metadata 'spec' names the {specName} network, but 'network' records another"
             | _ ->
                 return { Path = path; Parameters = parameters; Network = Network.create layout hidden output; Loss = loss; Metadata = metadata }
         }
+
+    /// Reads a model file of the 1989 network (loadAny); a file of another network is refused in one
+    /// line: only `train --teacher` reads those.
+    let load (path: string) : Result<ModelFile, string> =
+        loadAny path
+        |> Result.bind (fun model ->
+            if model.Network.Layout.Spec = layout.Spec then Ok model
+            else Error $"{path}: the file holds another network than the {specName} network ({model.Network.Layout.ParamCount} parameters); only train --teacher reads such files")
 
     /// What the model's metadata says about how it was made. A file written before `held_out` had
     /// a key of its own named the held-out digits in `data_set` after a comma
@@ -145,3 +171,17 @@ module ModelFile =
         Forward.run backend model.Network model.Parameters ws image 0 1
         let y = (Forward.outputs model.Network ws).[0 .. model.Network.Layout.OutputSize - 1]
         if Array.forall Single.IsFinite y then Ok y else Error(overflow model what)
+
+    /// A model file as a saved teacher of a run on `dataSet` that holds out its last `heldOut` training
+    /// digits: the teacher must have been trained on the same data set, and, when the run holds digits
+    /// out, without them (held out itself at least as many), or the held-out figure would not be one.
+    let teacherFor (dataSet: DataSetName) (heldOut: int option) (model: ModelFile) : Result<SavedTeacher, string> =
+        let i = info model
+        let teacher = { Name = model.Path; Network = model.Network; Parameters = model.Parameters }
+        if i.DataSet <> DataSetName.name dataSet then
+            Error $"{model.Path}: the teacher was trained on {i.DataSet}, the run trains on {DataSetName.name dataSet}"
+        else
+            match heldOut, i.HeldOut with
+            | Some n, held when held |> Option.forall (fun m -> m < n) ->
+                Error $"{model.Path}: the teacher was trained on training digits this run holds out (train it with --holdout {n})"
+            | _ -> Ok teacher

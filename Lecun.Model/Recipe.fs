@@ -50,7 +50,9 @@ type Recipe =
       Shift: int
       /// The refinements beyond the ladder (distortions, averaging, soft targets, schedule).
       Refine: Refinements
-      Seed: int }
+      Seed: int
+      /// The network trained: the 1989 network for every named recipe (`train --network` changes it).
+      Network: NetSpec }
 
 /// One change to a recipe, as `train`'s options and the ladder's steps state it. Numbers are kept as
 /// given (float64, as typed) and checked after their conversion to the float32 that training uses.
@@ -85,6 +87,9 @@ type RecipeOverride =
     | Distill of int
     | Temperature of float
     | DistillWeight of float
+    /// Distillation from this many saved teachers (`train --teacher`, model files handed to the run);
+    /// 0 = none. It does not combine with --distill's teachers trained in the run.
+    | SavedTeachers of int
     /// Sharpness-aware minimization's radius (0 = none); the optimizer must be AdamW.
     | Sam of float
     /// Tangent propagation's weight (0 = none); needs distortions (it perturbs the distorted frame) and AdamW.
@@ -95,7 +100,7 @@ module Recipe =
     let lecun1989 =
         { Name = "lecun1989"; Passes = 23; LearningRate = 0.03f; BatchSize = 1; Hidden = Tanh; Output = Tanh
           WeightInit = SqrtFanIn; Loss = Mse; Optimizer = Sgd; Dropout = 0.0f; Shift = 0
-          Refine = Refinements.none; Seed = 1337 }
+          Refine = Refinements.none; Seed = 1337; Network = Spec.lecun1989 }
 
     /// The paper's own optimizer, with the squashing function and initialization its authors state
     /// (LeCun et al. 1998, Appendix A: 1.7159 tanh(2a/3), which puts the ±1 targets inside the
@@ -152,7 +157,10 @@ module Recipe =
         | Some r -> Ok r
         | None -> Error $"""unknown recipe '{name}' (known: {all |> List.map (fun r -> r.Name) |> String.concat ", "})"""
 
-    let network (r: Recipe) = Network.create Layout.lecun1989 r.Hidden r.Output
+    /// The layout of the recipe's network (the 1989 network's own value when it is that one).
+    let layout (r: Recipe) = if r.Network = Spec.lecun1989 then Layout.lecun1989 else Layout.create r.Network
+
+    let network (r: Recipe) = Network.create (layout r) r.Hidden r.Output
 
     /// The learning rate (or Newton eps) of a pass, 1-based.
     let rateAt (r: Recipe) (pass: int) =
@@ -220,11 +228,13 @@ module Recipe =
               if f.LabelSmoothing > 0.0f then $"label smoothing {f.LabelSmoothing}"
               if f.AverageLast > 0 then $"weights averaged over the last {f.AverageLast} passes"
               match f.Distill with
+              | Some t when t.Saved -> $"distilled from {t.Teachers} saved teachers at T {t.Temperature} weight {t.Weight}"
               | Some t -> $"distilled from {t.Teachers} teachers at T {t.Temperature} weight {t.Weight}"
               | None -> ()
               if f.Sam > 0.0f then $"sharpness-aware rho {f.Sam}"
               if f.TangentProp > 0.0f then $"tangent propagation weight {f.TangentProp}" ]
-        String.concat ", " ([ $"{Activation.name r.Hidden}/{Activation.name r.Output}"; $"init {WeightInit.name r.WeightInit}"; Loss.name r.Loss; optimizer; $"batch {r.BatchSize}"; $"{r.Passes} passes" ] @ extras)
+        let network = if r.Network = Spec.lecun1989 then [] else [ $"network of {(layout r).ParamCount} parameters" ]
+        String.concat ", " (network @ [ $"{Activation.name r.Hidden}/{Activation.name r.Output}"; $"init {WeightInit.name r.WeightInit}"; Loss.name r.Loss; optimizer; $"batch {r.BatchSize}"; $"{r.Passes} passes" ] @ extras)
 
     let private check condition (message: string) = if condition then Ok() else Error message
 
@@ -283,6 +293,14 @@ module Recipe =
             do! check (r.Hidden <> Identity) $"recipe {r.Name}: identity hidden units would make the network linear"
             do! check (r.Dropout >= 0.0f && r.Dropout < 1.0f) $"recipe {r.Name}: the dropout rate must be in [0, 1), got {show32 r.Dropout}"
             do! checkShift r.Shift |> Result.ignore
+            let! net = Layout.tryCreate r.Network |> Result.mapError (fun e -> $"recipe {r.Name}: the network: {e}")
+            let input = r.Network.Input
+            do! check (input.Planes = 1 && input.Height = 16 && input.Width = 16 && net.OutputSize = 10)
+                    $"recipe {r.Name}: the network must read one 16x16 plane (a digit) and have 10 outputs (one per class), got {input.Planes}x{input.Height}x{input.Width} and {net.OutputSize}"
+            // Shifts and distortions move the digit inside the first layer's padding (InputShifts, Distortion).
+            let first = List.head net.Layers
+            do! check ((r.Shift = 0 && DistortionSettings.isNone r.Refine.Distortion) || (first.Spec.Kind.Frame first.InShape).IsSome)
+                    $"recipe {r.Name}: shifts and distortions need a network whose first layer pads its input (a locally-connected one)"
             match r.Optimizer with
             | Sgd -> ()
             | Newton n ->
@@ -299,7 +317,7 @@ module Recipe =
             // The refinements.
             let f = r.Refine
             do! check (f.AverageLast >= 0 && f.AverageLast <= r.Passes) $"--average-last must be between 0 and the passes ({r.Passes}), got {f.AverageLast}"
-            do! check (not (Refinements.softTargets f) || r.Loss = SoftmaxCrossEntropy) "--label-smoothing and --distill need softmax cross-entropy (--loss softmax-ce)"
+            do! check (not (Refinements.softTargets f) || r.Loss = SoftmaxCrossEntropy) "--label-smoothing, --distill and --teacher need softmax cross-entropy (--loss softmax-ce)"
             do! check (f.Schedule = Linear || (match r.Optimizer with AdamW _ -> true | _ -> false)) "--schedule applies to the adamw optimizer only"
             do! check (f.Distortion.ElasticAlpha = 0.0f || f.Distortion.ElasticSigma > 0.0f) "--elastic-sigma must be positive"
             do! check (f.Sam >= 0.0f && Single.IsFinite f.Sam) $"recipe {r.Name}: SAM's radius must be a non-negative number, got {show32 f.Sam}"
@@ -338,21 +356,22 @@ module Recipe =
         | RecipeOverride.Schedule _ -> 17
         | RecipeOverride.AverageLast _ -> 18
         | RecipeOverride.Distill _ -> 19
-        | RecipeOverride.Temperature _ -> 20
-        | RecipeOverride.DistillWeight _ -> 21
-        | RecipeOverride.Sam _ -> 22
-        | RecipeOverride.TangentProp _ -> 23
+        | RecipeOverride.SavedTeachers _ -> 20
+        | RecipeOverride.Temperature _ -> 21
+        | RecipeOverride.DistillWeight _ -> 22
+        | RecipeOverride.Sam _ -> 23
+        | RecipeOverride.TangentProp _ -> 24
 
     // Helpers of the refinements' overrides.
     let private inRange (flag: string) (lo: float) (hi: float) (x: float) : Result<float32, string> =
         if x >= lo && x <= hi then Ok(float32 x) else Error $"{flag} must be between {lo} and {hi}, got {x}"
     let private distort (r: Recipe) (g: DistortionSettings -> DistortionSettings) = { r with Refine = { r.Refine with Distortion = g r.Refine.Distortion } }
     /// Distillation's settings when --distill gives only the teachers.
-    let defaultDistill = { Teachers = 0; Temperature = 2.0f; Weight = 1.0f }
+    let defaultDistill = { Teachers = 0; Temperature = 2.0f; Weight = 1.0f; Saved = false }
     let private teachers (r: Recipe) (flag: string) (g: DistillSettings -> DistillSettings) =
         match r.Refine.Distill with
         | Some d -> Ok { r with Refine = { r.Refine with Distill = Some(g d) } }
-        | None -> Error $"{flag} needs --distill K (K teachers)"
+        | None -> Error $"{flag} needs --distill K (K teachers) or --teacher MODEL"
 
     let private applyOne (r: Recipe) (o: RecipeOverride) : Result<Recipe, string> =
         match o with
@@ -384,7 +403,15 @@ module Recipe =
         | RecipeOverride.Distill n when n < 0 || n > 20 -> Error $"--distill must be between 0 and 20 teachers, got {n}"
         | RecipeOverride.Distill n ->
             let d = r.Refine.Distill |> Option.defaultValue defaultDistill
-            Ok { r with Refine = { r.Refine with Distill = Some { d with Teachers = n } } }
+            Ok { r with Refine = { r.Refine with Distill = Some { d with Teachers = n; Saved = false } } }
+        | RecipeOverride.SavedTeachers 0 -> Ok r
+        | RecipeOverride.SavedTeachers n when n < 0 || n > 20 -> Error $"--teacher may be given 1 to 20 times, got {n}"
+        | RecipeOverride.SavedTeachers n ->
+            match r.Refine.Distill with
+            | Some d when not d.Saved && d.Teachers > 0 -> Error "--teacher and --distill do not combine: distil from saved teachers or from teachers trained in the run"
+            | d ->
+                let d = d |> Option.defaultValue defaultDistill
+                Ok { r with Refine = { r.Refine with Distill = Some { d with Teachers = n; Saved = true } } }
         | RecipeOverride.Temperature x -> inRange "--temperature" 0.1 20.0 x |> Result.bind (fun v -> teachers r "--temperature" (fun d -> { d with Temperature = v }))
         | RecipeOverride.DistillWeight x -> inRange "--distill-weight" 0.0 1.0 x |> Result.bind (fun v -> teachers r "--distill-weight" (fun d -> { d with Weight = v }))
         | RecipeOverride.Sam x -> inRange "--sam" 0.0 1.0 x |> Result.map (fun v -> { r with Refine = { r.Refine with Sam = v } })
@@ -441,6 +468,7 @@ module Recipe =
         | RecipeOverride.Distill n -> "--distill", string n
         | RecipeOverride.Temperature x -> "--temperature", inv x
         | RecipeOverride.DistillWeight x -> "--distill-weight", inv x
+        | RecipeOverride.SavedTeachers n -> "--teacher", $"<{n} model files>"
         | RecipeOverride.Sam x -> "--sam", inv x
         | RecipeOverride.TangentProp x -> "--tangent-prop", inv x
 

@@ -259,7 +259,8 @@ module Train =
         // Examples first .. first + count - 1 on the 16-lane path, through every refinement: each
         // example's shift, distortion and dropout mask drawn in example order (the same draws, in the
         // same order, as presentOne) and its frame laid in; then the chunk's groups, each running its
-        // teachers (distillation) on the same frames before the network itself.
+        // teachers (distillation) on the same frames before the network itself (saved teachers, of
+        // other networks, run over the chunk's frames first, in lane buffers of their own).
         let masks = if drop >= 0 then ws.DropMask.[drop] else Array.empty
         let soft = Refinements.softTargets refine
         let presentLanes (first: int) (count: int) =
@@ -297,7 +298,12 @@ module Train =
                             if k = last then
                                 for j in 0 .. outputs - 1 do
                                     row.[j] <- row.[j] * scale)
-                    ValueSome(struct (t.Parameters, output))
+                    if t.InLanes then ValueSome(struct (t.Parameters, output))
+                    else
+                        // Saved teachers (other networks) on the same frames, in lane buffers of their own.
+                        for k in 0 .. t.Parameters.Length - 1 do
+                            LaneTraining.teacherOutputs t.Networks.[k] t.Parameters.[k] t.LaneTrainers.[k].Value trainer.Frames count k output
+                        ValueNone
                 | None -> ValueNone
             LaneTraining.runChunk net parameters trainer masks drop count state.LaneThreads laneLoss teachers
 
@@ -379,10 +385,15 @@ module Train =
         { Parameters = final; Passes = List.ofSeq passes; Seconds = clock.Elapsed.TotalSeconds; TestPredictions = testPredictions; Ensemble = ensemble }
 
     /// Distillation's teachers for a recipe that distills: each the same recipe less distillation,
-    /// from its own seed (Distill.teacherSeed), trained here, and their ensemble's test metrics.
-    let trainTeachers (backend: IBackend) (recipe: Recipe) (data: TrainTest) =
+    /// from its own seed (Distill.teacherSeed), trained here, or the saved teachers handed to the run;
+    /// and their ensemble's test metrics.
+    let trainTeachers (backend: IBackend) (recipe: Recipe) (saved: SavedTeacher array) (data: TrainTest) =
         match recipe.Refine.Distill with
         | None -> None, None
+        | Some d when d.Saved ->
+            let teachers = Distill.createSaved (Recipe.network recipe) d saved
+            let ensemble = Distill.evaluateEnsembleOf backend (saved |> Array.map (fun t -> t.Network, t.Parameters)) data.Test
+            Some teachers, Some(fst ensemble)
         | Some d ->
             let net = Recipe.network recipe
             let teacherWeights =
@@ -391,16 +402,32 @@ module Train =
                     (trainWith backend r data (Init.create r.WeightInit net.Layout r.Seed) None None (Stopwatch.StartNew()) (fun _ _ -> ()) ignore).Parameters)
             Some(Distill.create net d teacherWeights), Some(fst (Distill.evaluateEnsemble backend net teacherWeights data.Test))
 
+    /// The saved teachers a recipe distils from, checked against its network (Distill.checkTeacher):
+    /// as many as the recipe names, none when it names none.
+    let checkSavedTeachers (recipe: Recipe) (saved: SavedTeacher array) : Result<SavedTeacher array, string> =
+        let named = match recipe.Refine.Distill with Some d when d.Saved -> d.Teachers | _ -> 0
+        if saved.Length <> named then
+            Error $"recipe {recipe.Name} distils from {named} saved teachers, but {saved.Length} were given"
+        else
+            let student = Recipe.network recipe
+            saved |> Array.fold (fun acc t -> acc |> Result.bind (fun ok -> Distill.checkTeacher student t |> Result.map (fun _ -> ok))) (Ok saved)
+
     /// Trains from `initial` for recipe.Passes passes, evaluating both splits after each pass; a
-    /// distilling recipe first trains its teachers (trainTeachers).
+    /// distilling recipe first trains its teachers (trainTeachers), or distils from the saved
+    /// teachers given (`saved`, as many as the recipe names; none otherwise).
     /// `onProgress pass presentations` reports within a pass; `onPass` after each pass's evaluation.
     /// Each pass is evaluated on a snapshot of the weights on another core while the next pass trains,
     /// so evaluation costs no training time; both callbacks run on the calling thread.
-    let run (backend: IBackend) (recipe: Recipe) (data: TrainTest) (initial: float32 array)
-            (onProgress: int -> int -> unit) (onPass: PassMetrics -> unit) =
-        match Recipe.validate recipe |> Result.bind (Recipe.fitsTrainingSet data.Train.Count) with
+    let runWithTeachers (backend: IBackend) (saved: SavedTeacher array) (recipe: Recipe) (data: TrainTest) (initial: float32 array)
+                        (onProgress: int -> int -> unit) (onPass: PassMetrics -> unit) =
+        match Recipe.validate recipe |> Result.bind (Recipe.fitsTrainingSet data.Train.Count) |> Result.bind (fun r -> checkSavedTeachers r saved) with
         | Error problem -> invalidArg (nameof recipe) problem
         | Ok _ -> ()
         let clock = Stopwatch.StartNew()
-        let teachers, ensemble = trainTeachers backend recipe data
+        let teachers, ensemble = trainTeachers backend recipe saved data
         trainWith backend recipe data initial teachers ensemble clock onProgress onPass
+
+    /// runWithTeachers without saved teachers.
+    let run (backend: IBackend) (recipe: Recipe) (data: TrainTest) (initial: float32 array)
+            (onProgress: int -> int -> unit) (onPass: PassMetrics -> unit) =
+        runWithTeachers backend [||] recipe data initial onProgress onPass

@@ -65,6 +65,8 @@ type RunRequest =
       HeldOut: int option
       /// The starting weights of every seed (a checkpoint's), or None for the recipe's initialization.
       Initial: float32 array option
+      /// The saved teachers a distilling recipe learns from (`train --teacher`; the recipe names as many).
+      Teachers: SavedTeacher array
       /// What trains: the engine on a provider, or the float64 reference (per-example SGD only).
       Backend: Evaluator
       /// Runs at a time (at most the cores).
@@ -120,7 +122,7 @@ module TrainRun =
     /// A request with the defaults of `lecun train`: one seed, the recipe's initialization, one run per
     /// core, a new folder under runs/, no callbacks and no files besides the model's.
     let request (recipe: Recipe) (dataSet: DataSetName) (data: TrainTest) (backend: Evaluator) : RunRequest =
-        { Recipe = recipe; Seeds = 1; DataSet = dataSet; Data = data; HeldOut = None; Initial = None; Backend = backend
+        { Recipe = recipe; Seeds = 1; DataSet = dataSet; Data = data; HeldOut = None; Initial = None; Teachers = [||]; Backend = backend
           Jobs = Environment.ProcessorCount; Out = None; Force = false
           Watch = (fun _ run -> run { Progress = (fun _ _ _ -> ()); Pass = (fun _ _ -> ()) })
           ExtraFiles = fun _ _ _ -> [] }
@@ -201,7 +203,9 @@ module TrainRun =
             do! match request.Backend, ReferenceTraining.unsupported recipe with
                 | Evaluator.Reference, Some why -> Error why
                 | _ -> Ok()
-            let parameters = ModelFile.layout.ParamCount
+            let! teachers = Train.checkSavedTeachers recipe request.Teachers
+            let layout = Recipe.layout recipe
+            let parameters = layout.ParamCount
             do! match request.Initial with
                 | Some weights when isNull weights || weights.Length <> parameters ->
                     Error $"the starting weights hold {(if isNull weights then 0 else weights.Length)} values; the network has {parameters}"
@@ -210,7 +214,7 @@ module TrainRun =
             let initial seed =
                 match request.Initial with
                 | Some weights -> weights
-                | None -> Init.create recipe.WeightInit ModelFile.layout seed
+                | None -> Init.create recipe.WeightInit layout seed
             let jobs = [| for seed in seeds -> { Recipe = { recipe with Seed = seed }; Data = data; Initial = fun () -> initial seed } |]
             let context (r: Recipe) : RunContext =
                 { Recipe = r; DataSet = request.DataSet; HeldOut = request.HeldOut; TestName = testName; Backend = Evaluator.name request.Backend; Data = data }
@@ -232,7 +236,7 @@ module TrainRun =
                         if written.IsSome then invalidOp "a run request's Watch called its run twice"
                         let train =
                             match request.Backend with
-                            | Evaluator.Engine backend -> Train.run backend
+                            | Evaluator.Engine backend -> Train.runWithTeachers backend teachers
                             | Evaluator.Reference -> ReferenceTraining.run
                         written <- Some(Runs.runEachWith train parallelism jobs watch.Progress watch.Pass finish))
                     let runs = match written with Some runs -> runs | None -> invalidOp "a run request's Watch did not call its run"

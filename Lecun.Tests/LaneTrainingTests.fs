@@ -292,7 +292,7 @@ let tests =
             test "refined with distillation's teachers at batch 20" {
                 needLanes ()
                 let recipe = { Recipe.refined with BatchSize = 20 }
-                let settings = recipe.Refine.Distill |> Option.defaultValue { Teachers = 2; Temperature = 2.0f; Weight = 0.5f }
+                let settings = recipe.Refine.Distill |> Option.defaultValue { Teachers = 2; Temperature = 2.0f; Weight = 0.5f; Saved = false }
                 let recipe = { recipe with Refine = { recipe.Refine with Distill = Some settings; LabelSmoothing = 0.1f } }
                 let net = Recipe.network recipe
                 let teachers () = Some(Distill.create net settings (Array.init settings.Teachers (fun k -> Init.create recipe.WeightInit net.Layout (40 + k))))

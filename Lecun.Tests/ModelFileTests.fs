@@ -72,7 +72,7 @@ let tests =
                 let otherNetwork = NetworkText.write { NetworkText.Spec = other; Hidden = Tanh; Output = Tanh }
                 let reluNetwork = NetworkText.write { NetworkText.Spec = Spec.lecun1989; Hidden = Relu; Output = Tanh }
                 for name, metadata, fragment in
-                    [ "other", base' |> Map.add "network" otherNetwork, "records another network"
+                    [ "other", base' |> Map.add "network" otherNetwork, "the network its metadata 'network' records"
                       "squashing", base' |> Map.add "network" reluNetwork, "disagrees with the squashing"
                       "garbled", base' |> Map.add "network" "{\"input\":", "metadata 'network': not JSON" ] do
                     let path = Path.Combine(dir, $"{name}.safetensors")

@@ -147,7 +147,7 @@ let tests =
         test "training with distortions, soft targets and a teacher allocates nothing per digit" {
             let data = TestSetup.synthetic ()
             let distortion = { DistortionSettings.none with Rotation = 10.0f; Scaling = 0.1f; Shear = 0.1f; ElasticAlpha = 3.0f }
-            let teacher = { Teachers = 1; Temperature = 2.0f; Weight = 0.5f }
+            let teacher = { Teachers = 1; Temperature = 2.0f; Weight = 0.5f; Saved = false }
             // No dropout: Train.dropLayer's option costs 24 bytes once per pass, not per digit.
             let recipe = { Recipe.modern with Dropout = 0.0f; Refine = { Recipe.modern.Refine with Distortion = distortion; LabelSmoothing = 0.1f; Distill = Some teacher } }
             let net = Recipe.network recipe
@@ -342,7 +342,7 @@ let tests =
         test "refined runs end to end on a small subset, with distillation, and twice the same" {
             let data = TestSetup.small ()
             let data = { data with Train = data.Train.Take 300; Test = data.Test.Take 200 }
-            let refine = { Recipe.refined.Refine with Distill = Some { Teachers = 2; Temperature = 2.0f; Weight = 0.7f }; AverageLast = 1 }
+            let refine = { Recipe.refined.Refine with Distill = Some { Teachers = 2; Temperature = 2.0f; Weight = 0.7f; Saved = false }; AverageLast = 1 }
             let recipe = { Recipe.refined with Passes = 2; Refine = refine }
             let once () = Train.run Backend.Managed recipe data (Init.create recipe.WeightInit Layout.lecun1989 recipe.Seed) (fun _ _ -> ()) ignore
             let a = once ()

@@ -146,6 +146,21 @@ module LaneTraining =
             (LayerKinds.ofPlan plan).LaneBackward(plan, layer, parameters, input, (i > 0))
             dY <- layer.DeltaIn
 
+    /// Lays examples first .. first + n - 1 of `frames` ([chunk, size]) into the stream's lanes.
+    let private layGroup (stream: LaneStream) (frames: float32 array) (size: int) (first: int) (n: int) =
+        let layer0 = stream.Layers.[0]
+        let target = if layer0.Lane.Padded.Length > 0 then layer0.Lane.Padded else stream.Input
+        LaneBatch.ToLanes(ReadOnlySpan(frames, first * size, n * size), n, size, Span target)
+
+    /// Teacher k (`net` with `parameters`) forward on the group laid in the stream, without dropout:
+    /// each of its n examples' outputs to `output`.
+    let private teacherForward (net: Network) (parameters: float32 array) (stream: LaneStream) (first: int) (n: int) (k: int) (output: LaneTeacherOutput) =
+        let outputs = net.Layout.OutputSize
+        forward net parameters stream -1
+        LaneBatch.FromLanes(ReadOnlySpan stream.Layers.[net.Plans.Length - 1].Lane.Out, outputs, n, Span stream.Outputs)
+        for b in 0 .. n - 1 do
+            output.Invoke(k, first + b, stream.Outputs, b * outputs, stream.Scratch)
+
     /// Group `group` of the chunk (examples 16 group .. , `count` in the chunk): laid into the lanes with
     /// its dropout masks (rows of `masks`, [chunk, units of dropLayer]), forward, the loss gradients per
     /// example, backward; its gradients added to the stream's sums. Missing lanes hold zeros and add nothing.
@@ -155,10 +170,7 @@ module LaneTraining =
         let first = group * lanes
         let n = min lanes (count - first)
         let outputs = net.Layout.OutputSize
-        let size = trainer.FrameSize
-        let layer0 = stream.Layers.[0]
-        let target = if layer0.Lane.Padded.Length > 0 then layer0.Lane.Padded else stream.Input
-        LaneBatch.ToLanes(ReadOnlySpan(trainer.Frames, first * size, n * size), n, size, Span target)
+        layGroup stream trainer.Frames trainer.FrameSize first n
         if dropLayer >= 0 then
             let units = net.Plans.[dropLayer].Geometry.Units
             LaneBatch.ToLanes(ReadOnlySpan(masks, first * units, n * units), n, units, Span stream.Layers.[dropLayer].Mask)
@@ -168,10 +180,7 @@ module LaneTraining =
         match teachers with
         | ValueSome(struct (teacherParameters, output)) ->
             for k in 0 .. teacherParameters.Length - 1 do
-                forward net teacherParameters.[k] stream -1
-                LaneBatch.FromLanes(ReadOnlySpan last.Lane.Out, outputs, n, Span stream.Outputs)
-                for b in 0 .. n - 1 do
-                    output.Invoke(k, first + b, stream.Outputs, b * outputs, stream.Scratch)
+                teacherForward net teacherParameters.[k] stream first n k output
         | ValueNone -> ()
         forward net parameters stream dropLayer
         LaneBatch.FromLanes(ReadOnlySpan last.Lane.Out, outputs, n, Span stream.Outputs)
@@ -181,6 +190,19 @@ module LaneTraining =
         LaneBatch.ToLanes(ReadOnlySpan(stream.DOut, 0, n * outputs), n, outputs, Span stream.DOutLanes)
         backward net parameters stream dropLayer
         stream.Used <- true
+
+    /// The outputs of another network than the chunk's (a saved teacher of distillation, whose first
+    /// layer reads its input as the student's: the same frames) for the chunk's `count` examples, read
+    /// from `frames` (the student trainer's, as layFrame/setFrame laid them) 16 at a time in stream 0
+    /// of `trainer` (made for `net`); output.Invoke(k, example, y, offset, scratch) for each example.
+    let teacherOutputs (net: Network) (parameters: float32 array) (trainer: LaneTrainer) (frames: float32 array)
+                       (count: int) (k: int) (output: LaneTeacherOutput) =
+        let stream = trainer.Streams.[0]
+        for group in 0 .. (count + lanes - 1) / lanes - 1 do
+            let first = group * lanes
+            let n = min lanes (count - first)
+            layGroup stream frames trainer.FrameSize first n
+            teacherForward net parameters stream first n k output
 
     let private runStream net parameters trainer (s: int) masks dropLayer count loss teachers (firstGroup: int) (endGroup: int) =
         for group in firstGroup .. endGroup - 1 do
