@@ -94,24 +94,32 @@ module Distill =
                                     if q > 0.0 then q * (log q - logSoftmax temperature k) ]
         (1.0 - float weight) * hard + float weight * soft
 
+    /// Teacher k (of `count`)'s probabilities at the temperature, from its logits y[offset ..], added into
+    /// `mean` (the teachers' average: cleared by the first teacher, divided by `count` after the last);
+    /// `scratch` takes the softmax. Distill.teach and the lane path both average their teachers with it.
+    let addToMean (count: int) (k: int) (y: float32 array) (offset: int) (outputs: int) (temperature: float32)
+                  (scratch: float32 array) (mean: float32 array) =
+        if k = 0 then Array.Clear(mean, 0, outputs)
+        softmaxAt y offset outputs temperature scratch
+        Elementwise.Add(ReadOnlySpan(mean, 0, outputs), ReadOnlySpan(scratch, 0, outputs), Span(mean, 0, outputs))
+        if k = count - 1 then
+            let scale = 1.0f / float32 count
+            for j in 0 .. outputs - 1 do
+                mean.[j] <- mean.[j] * scale
+
     /// The teachers' averaged probabilities at the temperature for one digit, read by each teacher's
     /// first layer through `firstUnfold` from x[xOffset ..] (a distorted frame, a shifted or a plain digit;
     /// checkTeacher makes the student's plan one each teacher's first layer can read through).
     let teach (backend: IBackend) (student: Network) (teachers: TeacherSet) (firstUnfold: Im2ColPlan voption) (x: float32 array) (xOffset: int) =
         let outputs = student.Layout.OutputSize
-        let p = teachers.Probabilities
-        Array.Clear(p, 0, outputs)
-        for t in 0 .. teachers.Parameters.Length - 1 do
+        let count = teachers.Parameters.Length
+        for t in 0 .. count - 1 do
             let ws = teachers.Workspaces.[t]
             let net = teachers.Networks.[t]
             match firstUnfold with
             | ValueSome u -> Forward.runShifted backend net teachers.Parameters.[t] ws u x xOffset -1
             | ValueNone -> Forward.runWith backend net teachers.Parameters.[t] ws x xOffset 1 -1
-            softmaxAt (Forward.outputs net ws) 0 outputs teachers.Settings.Temperature teachers.Scratch
-            Elementwise.Add(ReadOnlySpan(p, 0, outputs), ReadOnlySpan(teachers.Scratch, 0, outputs), Span(p, 0, outputs))
-        let scale = 1.0f / float32 teachers.Parameters.Length
-        for k in 0 .. outputs - 1 do
-            p.[k] <- p.[k] * scale
+            addToMean count t (Forward.outputs net ws) 0 outputs teachers.Settings.Temperature teachers.Scratch teachers.Probabilities
 
     /// The seed of teacher k (0-based) of a run with seed `seed`: apart from every other run's seeds.
     let teacherSeed (seed: int) (k: int) = seed * 1000 + 101 + k
@@ -142,9 +150,9 @@ module Distill =
     /// planes and table: two first layers with the same reading take the same unfold plans.
     let private firstReading (net: Network) =
         let g = net.Plans.[0].Geometry
-        match g.Spec with
-        | Local l -> Some({ l with Name = ""; Planes = 0; Table = [] }, g.InShape)
-        | Dense _ -> None
+        // As its kind says it pads and reads its input (ILayerSpecKind.Frame), not by matching on the kind.
+        g.Spec.Kind.Frame g.InShape
+        |> Option.map (fun f -> f.Pad, f.PadValue, f.FrameUnfold.Kernel, f.FrameUnfold.Stride, g.InShape)
 
     /// A saved teacher the student can learn from: it reads the same digits and has as many outputs,
     /// and its first layer reads its input as the student's does (each presentation's shifted or

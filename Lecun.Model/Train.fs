@@ -287,17 +287,10 @@ module Train =
             let teachers =
                 match state.Teachers with
                 | Some t ->
-                    let last = t.Parameters.Length - 1
-                    let scale = 1.0f / float32 t.Parameters.Length
+                    let teacherCount = t.Parameters.Length
                     let output =
                         LaneTeacherOutput(fun k b y offset scratch ->
-                            let row = trainer.Teachers.[b]
-                            if k = 0 then Array.Clear(row, 0, outputs)
-                            Distill.softmaxAt y offset outputs temperature scratch
-                            Elementwise.Add(ReadOnlySpan(row, 0, outputs), ReadOnlySpan(scratch, 0, outputs), Span(row, 0, outputs))
-                            if k = last then
-                                for j in 0 .. outputs - 1 do
-                                    row.[j] <- row.[j] * scale)
+                            Distill.addToMean teacherCount k y offset outputs temperature scratch trainer.Teachers.[b])
                     if t.InLanes then ValueSome(struct (t.Parameters, output))
                     else
                         // Saved teachers (other networks) on the same frames, in lane buffers of their own.
@@ -410,7 +403,7 @@ module Train =
             Error $"recipe {recipe.Name} distils from {named} saved teachers, but {saved.Length} were given"
         else
             let student = Recipe.network recipe
-            saved |> Array.fold (fun acc t -> acc |> Result.bind (fun ok -> Distill.checkTeacher student t |> Result.map (fun _ -> ok))) (Ok saved)
+            saved |> Results.traverse (Distill.checkTeacher student) |> Result.map (fun _ -> saved)
 
     /// Trains from `initial` for recipe.Passes passes, evaluating both splits after each pass; a
     /// distilling recipe first trains its teachers (trainTeachers), or distils from the saved
