@@ -240,6 +240,26 @@ module Checkpoint =
                 Ok())
         |> Result.map (fun _ -> parameters)
 
+    /// Reads from `stream` into buffer[0 ..] until `count` bytes are in or the stream ends; the bytes read.
+    let private fill (stream: Stream) (buffer: byte array) (count: int) =
+        let mutable filled = 0
+        let mutable ended = false
+        while not ended && filled < count do
+            let n = stream.Read(buffer, filled, count - filled)
+            if n = 0 then ended <- true else filled <- filled + n
+        filled
+
+    /// The header's length from the 8-byte little-endian prefix at the start of `bytes`, bounded by maxHeaderBytes.
+    let private headerLength (bytes: byte array) : Result<int, string> =
+        let n = BinaryPrimitives.ReadUInt64LittleEndian(ReadOnlySpan(bytes, 0, 8))
+        if n <= uint64 maxHeaderBytes then Ok(int n)
+        else Error $"header length {n} is implausible (over {maxHeaderBytes} bytes, more than a model file's header needs); not a safetensors file?"
+
+    /// The header's text, bytes[offset .. offset + n - 1], as strict UTF-8.
+    let private headerText (bytes: byte array) (offset: int) (n: int) : Result<string, string> =
+        try Ok(UTF8Encoding(false, true).GetString(bytes, offset, n))
+        with :? DecoderFallbackException -> Error "header is not valid UTF-8"
+
     /// The file's bytes, read without trusting its size: at most `limit` bytes are kept, and a file (or
     /// device, or pipe) that goes on past them is refused as soon as that is seen.
     let private readBounded (path: string) (limit: int64) : Result<byte array, string> =
@@ -253,11 +273,7 @@ module Checkpoint =
                 if stream.CanSeek && stream.Length > limit then Error $"file is {stream.Length} bytes, longer than any model file of this network ({limit} bytes at most)"
                 else
                     let buffer = Array.zeroCreate<byte> (int limit + 1)
-                    let mutable filled = 0
-                    let mutable ended = false
-                    while not ended && filled < buffer.Length do
-                        let n = stream.Read(buffer, filled, buffer.Length - filled)
-                        if n = 0 then ended <- true else filled <- filled + n
+                    let filled = fill stream buffer buffer.Length
                     if filled > int limit then Error tooLong else Ok(Array.sub buffer 0 filled)
         with
         | :? IOException
@@ -267,26 +283,18 @@ module Checkpoint =
     /// prefix and maxHeaderBytes are read): what a reader needs to choose the layout `load` then checks
     /// the whole file against. Every refusal is one line naming the file.
     let metadata (path: string) : Result<Map<string, string>, string> =
-        let readUpTo (stream: Stream) (count: int) =
+        let read (stream: Stream) (count: int) =
             let buffer = Array.zeroCreate<byte> count
-            let mutable filled = 0
-            let mutable ended = false
-            while not ended && filled < count do
-                let n = stream.Read(buffer, filled, count - filled)
-                if n = 0 then ended <- true else filled <- filled + n
-            Array.sub buffer 0 filled
+            try Ok(buffer, fill stream buffer count) with :? IOException as e -> Error $"cannot read the file ({e.Message})"
         result {
             let! stream = RawFile.openRead 4096 path
             use stream = stream
-            let! prefix = try Ok(readUpTo stream 8) with :? IOException as e -> Error $"cannot read the file ({e.Message})"
-            do! check (prefix.Length = 8) $"file is {prefix.Length} bytes, too short for the 8-byte header length (truncated?)"
-            let n = BinaryPrimitives.ReadUInt64LittleEndian(ReadOnlySpan prefix)
-            do! check (n <= uint64 maxHeaderBytes) $"header length {n} is implausible (over {maxHeaderBytes} bytes, more than a model file's header needs); not a safetensors file?"
-            let! bytes = try Ok(readUpTo stream (int n)) with :? IOException as e -> Error $"cannot read the file ({e.Message})"
-            do! check (bytes.Length = int n) $"header length {n} goes beyond the end of the file (truncated?)"
-            let! json =
-                try Ok(UTF8Encoding(false, true).GetString bytes)
-                with :? DecoderFallbackException -> Error "header is not valid UTF-8"
+            let! prefix, filled = read stream 8
+            do! check (filled = 8) $"file is {filled} bytes, too short for the 8-byte header length (truncated?)"
+            let! n = headerLength prefix
+            let! bytes, filled = read stream n
+            do! check (filled = n) $"header length {n} goes beyond the end of the file (truncated?)"
+            let! json = headerText bytes 0 n
             use! doc = try Ok(JsonDocument.Parse json) with :? JsonException as e -> Error $"header is not valid JSON ({e.Message})"
             let root = doc.RootElement
             do! check (root.ValueKind = JsonValueKind.Object) "header is not a JSON object"
@@ -303,13 +311,9 @@ module Checkpoint =
             let! bytes = readBounded path (maxFileBytes layout)
             let fileLength = int64 bytes.Length
             do! check (fileLength >= 8L) $"file is {fileLength} bytes, too short for the 8-byte header length (truncated?)"
-            let n = BinaryPrimitives.ReadUInt64LittleEndian(ReadOnlySpan(bytes, 0, 8))
-            do! check (n <= uint64 maxHeaderBytes) $"header length {n} is implausible (over {maxHeaderBytes} bytes, more than a model file's header needs); not a safetensors file?"
-            let n = int n
+            let! n = headerLength bytes
             do! check (8L + int64 n <= fileLength) $"header length {n} goes beyond the end of the {fileLength}-byte file (truncated?)"
-            let! json =
-                try Ok(UTF8Encoding(false, true).GetString(bytes, 8, n))
-                with :? DecoderFallbackException -> Error "header is not valid UTF-8"
+            let! json = headerText bytes 8 n
             let! metadata, entries = parseHeader layout json
             let data = ReadOnlyMemory(bytes, 8 + n, bytes.Length - 8 - n)
             do! checkEntries layout (int64 data.Length) entries
