@@ -316,16 +316,17 @@ module Recipe =
                 do! normal "AdamW's epsilon" a.Epsilon
             // The refinements.
             let f = r.Refine
+            let usesAdamW = match r.Optimizer with AdamW _ -> true | Sgd | Newton _ -> false
             do! check (f.AverageLast >= 0 && f.AverageLast <= r.Passes) $"--average-last must be between 0 and the passes ({r.Passes}), got {f.AverageLast}"
             do! check (not (Refinements.softTargets f) || r.Loss = SoftmaxCrossEntropy) "--label-smoothing, --distill and --teacher need softmax cross-entropy (--loss softmax-ce)"
-            do! check (f.Schedule = Linear || (match r.Optimizer with AdamW _ -> true | _ -> false)) "--schedule applies to the adamw optimizer only"
+            do! check (f.Schedule = Linear || usesAdamW) "--schedule applies to the adamw optimizer only"
             do! check (f.Distortion.ElasticAlpha = 0.0f || f.Distortion.ElasticSigma > 0.0f) "--elastic-sigma must be positive"
             do! check (f.Sam >= 0.0f && Single.IsFinite f.Sam) $"recipe {r.Name}: SAM's radius must be a non-negative number, got {show32 f.Sam}"
             // SAM puts the weights back after its perturbed gradient, before the step: a fused step would update them before that.
-            do! check (f.Sam = 0.0f || (match r.Optimizer with AdamW _ -> true | _ -> false)) "--sam applies to the adamw optimizer only"
+            do! check (f.Sam = 0.0f || usesAdamW) "--sam applies to the adamw optimizer only"
             do! check (f.TangentProp >= 0.0f && Single.IsFinite f.TangentProp) $"recipe {r.Name}: tangent propagation's weight must be a non-negative number, got {show32 f.TangentProp}"
             // Its second pass adds a gradient after the first: a fused step would have moved the weights between them.
-            do! check (f.TangentProp = 0.0f || (match r.Optimizer with AdamW _ -> true | _ -> false)) "--tangent-prop applies to the adamw optimizer only"
+            do! check (f.TangentProp = 0.0f || usesAdamW) "--tangent-prop applies to the adamw optimizer only"
             do! check (f.TangentProp = 0.0f || not (DistortionSettings.isNone f.Distortion)) "--tangent-prop needs distortions (--rotation, --scaling, --shear or --elastic): it perturbs the distorted frame"
             return r
         }

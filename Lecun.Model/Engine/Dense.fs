@@ -83,8 +83,7 @@ module DenseLayer =
             for u in 0 .. units - 1 do
                 dT.[l * columns + u] <- layer.DeltaPre.[u * lanes + l]
         LaneGradients.DenseWeightGradient(Span.op_Implicit xT, fanIn, Span.op_Implicit dT, units, rw layer.WeightLanes 0 (fanIn * columns))
-        let n = units * lanes
-        Elementwise.Add(ro layer.BiasLanes 0 n, ro layer.DeltaPre 0 n, rw layer.BiasLanes 0 n)
+        Layers.addLaneBiases layer
 
     /// The end of a batch (see ILayerKind.LaneGradientSum): the weight sums (already over the lanes)
     /// of both streams added and copied out of their padded rows; the biases summed over the lanes.

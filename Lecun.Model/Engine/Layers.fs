@@ -67,6 +67,12 @@ module Layers =
             Elementwise.Add(ro sum 0 units, ro dPre (b * units) units, rw sum 0 units)
         biasGradient sink g.Bias.Offset sum units
 
+    /// Lane training: one group's bias gradients (its pre-activation gradients, per lane) added to the
+    /// batch's per-lane bias sums.
+    let internal addLaneBiases (layer: LaneTrainingLayer) =
+        let n = layer.BiasLanes.Length
+        Elementwise.Add(ro layer.BiasLanes 0 n, ro layer.DeltaPre 0 n, rw layer.BiasLanes 0 n)
+
     /// Lane training, the end of a batch: per-lane sums of the first stream (plus the second's, lane by
     /// lane, when it ran) summed over the lanes into grad, the biases and, when `weights`, the weights
     /// too (LaneGradients.SumLanes: one fixed order).

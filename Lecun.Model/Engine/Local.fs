@@ -196,8 +196,7 @@ module LocalLayer =
             LaneGradients.LocalWeightGradient(ReadOnlySpan lane.Padded, ReadOnlySpan lane.Origins, ReadOnlySpan taps,
                                               ro layer.DeltaPre (first * positions * lanes) (planes * positions * lanes), planes,
                                               Span(layer.WeightLanes, first * fanIn * lanes, planes * fanIn * lanes))
-        let n = g.Units * lanes
-        Elementwise.Add(ReadOnlySpan(layer.BiasLanes, 0, n), ReadOnlySpan(layer.DeltaPre, 0, n), Span(layer.BiasLanes, 0, n))
+        Layers.addLaneBiases layer
 
     let kind =
         { new ILayerKind with
